@@ -1,0 +1,1 @@
+"""The SAP AI Core AI API client (httpx, async). Knows nothing of Kubernetes or kopf."""

@@ -1,0 +1,61 @@
+"""The interface the engine needs from an AI API client.
+
+The engine is written against this protocol, not against :class:`~bulkterm.aiapi.client.AiApiClient`,
+so that unit tests can drive it with an in-memory fake and so that a shared, coalescing executor
+(many BulkTerminations, one endpoint) can be slotted in later without touching the engine.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+from bulkterm.aiapi.models import (
+    BulkItemResult,
+    Capabilities,
+    ItemState,
+    Kind,
+    Status,
+    TargetStatus,
+)
+
+
+class AiApi(Protocol):
+    """Calls of the AI API for one endpoint and one resource group."""
+
+    #: Calls made so far, keyed ``"<method> <kind>"`` e.g. ``"bulk_patch deployments"``,
+    #: ``"list deployments"``, ``"get executions"``, ``"token"``, ``"meta"``.
+    calls: Counter[str]
+
+    async def meta(self) -> Capabilities:
+        """``GET /v2/lm/meta``."""
+        ...
+
+    async def list_states(
+        self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
+    ) -> list[ItemState]:
+        """Every item of ``kind`` (``$select=status``, explicit ``$top``/``$skip`` paging)."""
+        ...
+
+    async def get_state(self, kind: Kind, item_id: str) -> ItemState:
+        """One item (``$select=status``); raises ``NotFoundError`` on 404."""
+        ...
+
+    async def count(self, kind: Kind, *, status: Status | None = None) -> int:
+        """``GET /v2/lm/{collection}/$count``."""
+        ...
+
+    async def bulk_patch(
+        self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
+    ) -> list[BulkItemResult]:
+        """One bulk PATCH; raises ``InvalidBatchError`` before sending >100 items or a duplicate id."""
+        ...
+
+    async def stop(self, kind: Kind, item_id: str) -> None:
+        """Single ``PATCH /{id}`` with ``{"targetStatus": "STOPPED"}``."""
+        ...
+
+    async def delete(self, kind: Kind, item_id: str) -> None:
+        """Single ``DELETE /{id}``."""
+        ...

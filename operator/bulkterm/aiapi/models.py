@@ -1,0 +1,109 @@
+"""Wire-level vocabulary of the AI API, shared by the client, the engine and the simulator.
+
+The enums mirror ``AI_CORE_API.yaml`` (v2.42.0). Only the fields the product reads are modelled
+strictly; everything else the server sends is ignored, so a newer server never breaks us.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The id pattern of deployments and executions (``AiDeployment.id`` in the spec).
+ID_PATTERN = r"^[\w.-]{4,64}$"
+#: The resource-group id pattern (``AI-Resource-Group`` header in the spec).
+RESOURCE_GROUP_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9.-]{1,251}[a-zA-Z0-9]$"
+#: The AI API refuses bulk requests above this size (``maxItems: 100``).
+MAX_BULK_ITEMS = 100
+
+
+class Kind(StrEnum):
+    """The two kinds of AI API items the product terminates."""
+
+    DEPLOYMENT = "Deployment"
+    EXECUTION = "Execution"
+
+    @property
+    def collection(self) -> str:
+        """Path segment and JSON key of the collection: ``deployments`` / ``executions``."""
+        return "deployments" if self is Kind.DEPLOYMENT else "executions"
+
+
+class Status(StrEnum):
+    """``status`` of a deployment or execution (the same seven values for both kinds)."""
+
+    UNKNOWN = "UNKNOWN"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    DEAD = "DEAD"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+
+
+class TargetStatus(StrEnum):
+    """What a bulk PATCH item may ask for; also what a ``BulkTermination`` target must reach."""
+
+    STOPPED = "STOPPED"
+    DELETED = "DELETED"
+
+
+class ItemState(BaseModel):
+    """One observation of an item: what a list (``$select=status``) or a GET returned.
+
+    ``target_status`` is ``None`` when the server left it out (``$select=status`` may);
+    ``DELETED`` there means deletion is in progress.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    id: str
+    status: Status
+    target_status: str | None = Field(default=None, alias="targetStatus")
+    status_message: str | None = Field(default=None, alias="statusMessage")
+
+
+class ApiErrorBody(BaseModel):
+    """The AI API error object (``AiApiError``): ``code`` is the API's own code, not HTTP."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    code: str
+    message: str
+    request_id: str | None = Field(default=None, alias="requestId")
+    target: str | None = None
+
+
+class BulkItemResult(BaseModel):
+    """One item of a 202 bulk PATCH answer: either scheduled (``message``) or refused (``error``)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    id: str
+    message: str | None = None
+    error: ApiErrorBody | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+class BulkUpdates(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    deployments: bool = False
+    executions: bool = False
+
+    def supports(self, kind: Kind) -> bool:
+        return self.deployments if kind is Kind.DEPLOYMENT else self.executions
+
+
+class Capabilities(BaseModel):
+    """What ``GET /v2/lm/meta`` tells the engine. Absent ``bulkUpdates`` means no bulk PATCH."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    runtime_identifier: str | None = Field(default=None, alias="runtimeIdentifier")
+    api_version: str | None = None
+    bulk_updates: BulkUpdates = Field(default_factory=BulkUpdates)

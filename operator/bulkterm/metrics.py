@@ -1,0 +1,53 @@
+"""Prometheus metrics of the operator (and of ``bulkterm apply`` when asked to expose them).
+
+One registry for the process; the operator serves it on ``--metrics-port``. Label values are
+bounded (endpoints and outcomes are fixed vocabularies, never ids), so cardinality stays flat
+however many targets a run has.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+AIAPI_CALLS = Counter(
+    "bulkterm_aiapi_calls_total",
+    "AI API calls by endpoint and outcome (ok, transient, auth, not_found, rejected, error).",
+    ["endpoint", "outcome"],
+    registry=REGISTRY,
+)
+AIAPI_LATENCY = Histogram(
+    "bulkterm_aiapi_call_duration_seconds",
+    "AI API call latency by endpoint (one observation per HTTP attempt).",
+    ["endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+TOKEN_REFRESHES = Counter(
+    "bulkterm_token_refreshes_total",
+    "OAuth token requests made to the token endpoint.",
+    registry=REGISTRY,
+)
+TARGETS = Counter(
+    "bulkterm_targets_total",
+    "Targets that reached an end, by outcome (succeeded, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ACTIVE_RUNS = Gauge(
+    "bulkterm_active_bulkterminations",
+    "BulkTerminations currently being reconciled by this process.",
+    registry=REGISTRY,
+)
+RECONCILE_ROUNDS = Counter(
+    "bulkterm_reconcile_rounds_total",
+    "Engine rounds (observe, decide, send) across all BulkTerminations.",
+    registry=REGISTRY,
+)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:
+    """Expose ``/metrics`` on ``port`` in a background thread (no-op when ``port`` is 0)."""
+    if port:
+        start_http_server(port, addr=addr, registry=REGISTRY)
