@@ -1,0 +1,258 @@
+"""``bulkterm apply``: the engine without Kubernetes, for pipelines, laptops and demos.
+
+Exit codes are part of the interface: 0 every target reached its target status, 1 some target
+(or the run) failed, 2 the input or the credentials are invalid (nothing was sent), 130
+interrupted (the partial status is still printed, so a rerun can be judged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import yaml
+
+from bulkterm.aiapi.client import AiApiClient, ClientSettings
+from bulkterm.aiapi.credentials import ServiceKey
+from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
+from bulkterm.aiapi.models import Kind, Status, TargetStatus
+from bulkterm.display import ProgressView
+from bulkterm.engine import Engine, EngineSettings, Progress
+from bulkterm.manifest import API_VERSION_FULL, Manifest, ManifestError, load_manifests
+from bulkterm.spec import KIND, Target
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    files: Sequence[str]
+    service_key: str | None = None
+    simulator: bool = False
+    resource_group: str | None = None
+    dry_run: bool = False
+    output: str = "yaml"
+    force_terminal: bool | None = None
+
+
+def run_apply(options: ApplyOptions, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        manifests = _read(options.files)
+    except ManifestError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=err)
+        return EXIT_INVALID
+    if options.dry_run:
+        manifests = [
+            Manifest(m.name, m.namespace, m.spec.model_copy(update={"dry_run": True}), m.document)
+            for m in manifests
+        ]
+    try:
+        return asyncio.run(_apply(manifests, options, out, err))
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return EXIT_INTERRUPTED
+
+
+def _read(files: Sequence[str]) -> list[Manifest]:
+    manifests: list[Manifest] = []
+    problems: list[str] = []
+    for name in files:
+        try:
+            text = sys.stdin.read() if name == "-" else _read_file(name)
+            manifests.extend(load_manifests(text, source="stdin" if name == "-" else name))
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ManifestError(problems)
+    seen: dict[tuple[str | None, str], int] = {}
+    for m in manifests:
+        key = (m.namespace, m.name)
+        if key in seen:
+            problems.append(f"document {m.document} ({m.name}): the name {m.name!r} is used twice")
+        seen[key] = m.document
+    if problems:
+        raise ManifestError(problems)
+    return manifests
+
+
+def _read_file(name: str) -> str:
+    try:
+        with open(name, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ManifestError([f"{name}: cannot read ({exc.strerror})"]) from None
+    except UnicodeDecodeError:
+        raise ManifestError([f"{name}: not UTF-8 text"]) from None
+
+
+async def _apply(manifests: list[Manifest], options: ApplyOptions, out: IO[str], err: IO[str]) -> int:
+    async with _credentials(manifests, options, err) as key:
+        if key is None:
+            return EXIT_INVALID
+        view = ProgressView(err, force_terminal=options.force_terminal)
+        results: list[tuple[Manifest, Progress | None, str | None]] = []
+        interrupted = False
+        try:
+            for manifest in manifests:
+                try:
+                    record = await _run_one(manifest, key, options, view)
+                    results.append((manifest, record, None))
+                except AuthError as exc:
+                    results.append((manifest, None, f"credentials rejected: {exc.message}"))
+                except AiApiError as exc:
+                    results.append((manifest, None, f"AI API error: {exc.message}"))
+        except asyncio.CancelledError:
+            interrupted = True
+        finally:
+            view.close()
+        _print_results(results, options.output, out)
+        for manifest, _, problem in results:
+            if problem:
+                print(f"error: {manifest.name}: {problem}", file=err)
+        if interrupted:
+            return EXIT_INTERRUPTED
+        ok = all(record is not None and _succeeded(record) for _, record, _ in results)
+        return EXIT_OK if ok else EXIT_FAILED
+
+
+async def _run_one(manifest: Manifest, key: ServiceKey, options: ApplyOptions, view: ProgressView) -> Progress:
+    group = _resource_group(manifest, key, options)
+    async with AiApiClient(key, group, ClientSettings()) as api:
+        engine = Engine(manifest.spec, api, settings=EngineSettings())
+
+        async def on_progress(record: Progress) -> None:
+            view.update(manifest.name, record)
+
+        return await engine.run(on_progress)
+
+
+def _resource_group(manifest: Manifest, key: ServiceKey, options: ApplyOptions) -> str:
+    """Flag, then the manifest (if it says so explicitly), then the key/environment, then default."""
+    if options.resource_group:
+        return options.resource_group
+    connection = manifest.spec.connection
+    if "resource_group" in connection.model_fields_set:
+        return connection.resource_group
+    return key.resource_group or connection.resource_group
+
+
+def _succeeded(record: Progress) -> bool:
+    return record.failed == 0 and record.pending == 0 and record.active == 0
+
+
+def _print_results(
+    results: list[tuple[Manifest, Progress | None, str | None]], output: str, out: IO[str]
+) -> None:
+    objects: list[dict[str, Any]] = []
+    for manifest, record, problem in results:
+        metadata: dict[str, Any] = {"name": manifest.name}
+        if manifest.namespace:
+            metadata["namespace"] = manifest.namespace
+        obj: dict[str, Any] = {"apiVersion": API_VERSION_FULL, "kind": KIND, "metadata": metadata}
+        if record is not None:
+            obj["status"] = record.model_dump(by_alias=True, exclude_none=True, mode="json")
+        elif problem:
+            obj["error"] = problem
+        objects.append(obj)
+    if output == "json":
+        payload: Any = objects[0] if len(objects) == 1 else {"items": objects}
+        print(json.dumps(payload, indent=2), file=out)
+    else:
+        print(yaml.safe_dump_all(objects, sort_keys=False), end="", file=out)
+
+
+@contextlib.asynccontextmanager
+async def _credentials(
+    manifests: list[Manifest], options: ApplyOptions, err: IO[str]
+) -> AsyncIterator[ServiceKey | None]:
+    if options.simulator:
+        async with _embedded_simulator(manifests, options, err) as key:
+            yield key
+        return
+    try:
+        if options.service_key:
+            key = ServiceKey.from_file(options.service_key)
+        else:
+            key = ServiceKey.from_env(os.environ)
+    except CredentialsError as exc:
+        print(f"error: {exc}", file=err)
+        yield None
+        return
+    yield key
+
+
+@contextlib.asynccontextmanager
+async def _embedded_simulator(
+    manifests: list[Manifest], options: ApplyOptions, err: IO[str]
+) -> AsyncIterator[ServiceKey]:
+    from bulkterm.simulator import Simulator, SimulatorConfig
+
+    sim = Simulator(SimulatorConfig(host="127.0.0.1", port=0, timings=demo_timings()))
+    for manifest in manifests:
+        group = options.resource_group or manifest.spec.connection.resource_group
+        seed_targets(sim, manifest.spec.targets, resource_group=group)
+    url = await sim.start()
+    print(f"embedded AI API simulator at {url}", file=err)
+    try:
+        yield ServiceKey.from_dict(sim.service_key())
+    finally:
+        await sim.stop()
+
+
+def demo_timings() -> Any:
+    from bulkterm.simulator import Timings
+
+    return Timings()
+
+
+#: The mix the embedded simulator gives a manifest's targets: mostly running, some already
+#: stopped, dead or finished, some still starting, a few already gone (for DELETED targets).
+_MIX: tuple[tuple[str, int], ...] = (
+    ("RUNNING", 40),
+    ("PENDING", 10),
+    ("UNKNOWN", 8),
+    ("STOPPING", 5),
+    ("STOPPED", 15),
+    ("DEAD", 7),
+    ("COMPLETED", 10),
+    ("GONE", 5),
+)
+
+
+def simulated_status(target: Target) -> Status | None:
+    """A deterministic, realistic status for ``target`` (``None`` = does not exist).
+
+    Deterministic (a hash of the id) so a demo prints the same thing every time. Targets that
+    must be STOPPED are never missing, and deployments are never COMPLETED.
+    """
+    digest = int.from_bytes(hashlib.sha256(f"{target.kind}/{target.id}".encode()).digest()[:4])
+    point = digest % sum(weight for _, weight in _MIX)
+    for name, weight in _MIX:
+        if point < weight:
+            break
+        point -= weight
+    if name == "GONE":
+        return None if target.target_status is TargetStatus.DELETED else Status.RUNNING
+    if name == "COMPLETED" and target.kind is Kind.DEPLOYMENT:
+        return Status.STOPPED
+    return Status(name)
+
+
+def seed_targets(sim: Any, targets: Sequence[Target], *, resource_group: str) -> None:
+    for target in targets:
+        status = simulated_status(target)
+        if status is not None:
+            sim.add_item(target.kind, target.id, status, resource_group=resource_group)

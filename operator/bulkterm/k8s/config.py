@@ -1,0 +1,30 @@
+"""Operator settings, from flags or ``BULKTERM_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorConfig(BaseSettings):
+    """Everything ``bulkterm operator`` can be told; flags override the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="BULKTERM_", frozen=True, extra="ignore")
+
+    #: Namespaces to watch; empty means all namespaces (cluster-wide).
+    namespaces: list[str] = Field(default_factory=list)
+    #: kopf peering name; None runs standalone (one replica, no peering objects needed).
+    peering: str | None = None
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["plain", "full", "json"] = "full"
+    #: At most one status write per CR per this many seconds (plus phase changes, final).
+    status_interval: float = Field(default=2.0, ge=0.0, le=600.0)
+    api_rate_limit: float | None = Field(default=None, gt=0)
+    api_concurrency: int = Field(default=16, ge=1, le=256)
+    default_ttl_seconds: int | None = Field(default=None, ge=0)
+    #: Delay before retrying a CR whose credentials are missing or rejected.
+    stalled_retry_seconds: float = Field(default=30.0, gt=0)

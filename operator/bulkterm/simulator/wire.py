@@ -1,0 +1,125 @@
+"""What goes on the wire: item JSON, error envelopes and timestamps, shaped by the spec.
+
+Optional fields are left out rather than sent as ``null``: the spec's types are not nullable,
+and SAP's Python SDK passes every key it receives to a constructor, so the set of keys matters
+as much as their values (contract §14).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bulkterm.aiapi.models import Kind
+from bulkterm.simulator.lifecycle import ItemRecord
+
+JSON = dict[str, Any]
+
+
+def timestamp(epoch: float) -> str:
+    """RFC 3339 UTC with whole seconds: the format SAP's SDK parses first (``...Z``)."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deployment_url(base_url: str, item_id: str) -> str:
+    return f"{base_url}/v2/inference/deployments/{item_id}"
+
+
+def full_item(record: ItemRecord, base_url: str) -> JSON:
+    """An ``AiDeployment``/``AiExecution`` (also valid as the ``...ResponseWithDetails``)."""
+    body: JSON = {"id": record.id}
+    if record.kind is Kind.DEPLOYMENT:
+        body["deploymentUrl"] = deployment_url(base_url, record.id)
+    body.update(
+        configurationId=record.configuration_id,
+        configurationName=record.configuration_name,
+        executableId=record.executable_id,
+        scenarioId=record.scenario_id,
+        status=str(record.status),
+        targetStatus=str(record.target_status),
+    )
+    if record.status_message is not None:
+        body["statusMessage"] = record.status_message
+    if record.kind is Kind.DEPLOYMENT:
+        body["lastOperation"] = record.last_operation
+        if record.latest_running_configuration_id is not None:
+            body["latestRunningConfigurationId"] = record.latest_running_configuration_id
+        if record.ttl is not None:
+            body["ttl"] = record.ttl
+        body["details"] = {
+            "scaling": {"backendDetails": {}},
+            "resources": {"backendDetails": {}},
+        }
+    else:
+        body["outputArtifacts"] = []
+        if record.execution_schedule_id is not None:
+            body["executionScheduleId"] = record.execution_schedule_id
+    body["createdAt"] = timestamp(record.created_at)
+    body["modifiedAt"] = timestamp(record.modified_at)
+    for key, value in (
+        ("submissionTime", record.submission_time),
+        ("startTime", record.start_time),
+        ("completionTime", record.completion_time),
+    ):
+        if value is not None:
+            body[key] = timestamp(value)
+    return body
+
+
+def status_item(record: ItemRecord, *, include_target_status: bool) -> JSON:
+    """The ``$select=status`` form: exactly what SAP's SDK's ``*GetStatusResponse`` accepts."""
+    body: JSON = {
+        "id": record.id,
+        "configurationId": record.configuration_id,
+        "status": str(record.status),
+    }
+    if include_target_status:
+        body["targetStatus"] = str(record.target_status)
+    body["createdAt"] = timestamp(record.created_at)
+    body["modifiedAt"] = timestamp(record.modified_at)
+    return body
+
+
+def api_error(code: str, message: str, request_id: str, target: str, details: JSON | None = None) -> JSON:
+    """An ``AiApiError``; SAP's SDK needs ``requestId`` and ``target`` too (contract §14)."""
+    error: JSON = {"code": code, "message": message, "requestId": request_id, "target": target}
+    if details is not None:
+        error["details"] = details
+    return error
+
+
+@dataclass(frozen=True)
+class ViolationSpec:
+    """What a refused request did wrong, before it is stamped with route, group and time."""
+
+    code: str
+    what: str
+    kind: Kind | None = None
+    item_id: str | None = None
+
+
+class ApiFailure(Exception):
+    """A request-level refusal: answered as ``{"error": {...}}`` with ``status``.
+
+    ``violation`` is set when the client asked for something the API does not allow (recorded
+    for tests to assert on); it is ``None`` for injected faults and for expired tokens.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        violation: ViolationSpec | None = None,
+        headers: dict[str, str] | None = None,
+        details: JSON | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.violation = violation
+        self.headers = headers or {}
+        self.details = details

@@ -1,0 +1,92 @@
+"""Status writes: de-duplicated, at most one per interval, phase changes and the end at once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bulkterm.k8s.throttle import StatusThrottle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def status(done: int, reason: str = "Running") -> dict[str, Any]:
+    return {
+        "succeeded": done,
+        "conditions": [{"type": "Ready", "status": "False", "reason": reason}],
+    }
+
+
+async def make(interval: float = 2.0) -> tuple[StatusThrottle, list[dict[str, Any]], Clock]:
+    written: list[dict[str, Any]] = []
+
+    async def write(s: dict[str, Any]) -> None:
+        written.append(s)
+
+    clock = Clock()
+    return StatusThrottle(write, interval, clock=clock), written, clock
+
+
+async def test_first_status_is_written_at_once() -> None:
+    throttle, written, _ = await make()
+    await throttle.offer(status(0))
+    assert written == [status(0)]
+
+
+async def test_an_unchanged_status_is_never_written_again() -> None:
+    throttle, written, clock = await make()
+    await throttle.offer(status(0))
+    clock.now += 10
+    await throttle.offer(status(0))
+    assert len(written) == 1 and throttle.skipped == 1
+
+
+async def test_counter_changes_within_the_interval_are_held_back() -> None:
+    throttle, written, clock = await make()
+    await throttle.offer(status(0))
+    clock.now += 0.5
+    await throttle.offer(status(1))
+    await throttle.offer(status(2))
+    assert written == [status(0)]
+    await throttle.close()
+    assert written == [status(0), status(2)]
+
+
+async def test_a_change_after_the_interval_is_written() -> None:
+    throttle, written, clock = await make()
+    await throttle.offer(status(0))
+    clock.now += 2.0
+    await throttle.offer(status(1))
+    assert written[-1] == status(1)
+
+
+async def test_a_phase_change_is_written_immediately() -> None:
+    throttle, written, clock = await make()
+    await throttle.offer(status(0))
+    clock.now += 0.1
+    await throttle.offer(status(0, reason="Complete"))
+    assert written[-1] == status(0, reason="Complete")
+
+
+async def test_forced_write_ignores_the_interval() -> None:
+    throttle, written, clock = await make()
+    await throttle.offer(status(0))
+    clock.now += 0.1
+    await throttle.offer(status(5), force=True)
+    assert written[-1] == status(5)
+
+
+async def test_held_back_change_is_flushed_when_its_slot_comes() -> None:
+    throttle, written, _ = await make(interval=0.05)
+    await throttle.offer(status(0))
+    await throttle.offer(status(1))
+    await asyncio.sleep(0.2)
+    assert written[-1] == status(1)
+    await throttle.close()
+    assert len(written) == 2
