@@ -213,9 +213,16 @@ async def _embedded_simulator(
 
 
 def demo_timings() -> Any:
+    """Lifecycle durations of the embedded simulator: quick, but slow enough to watch."""
     from bulkterm.simulator import Timings
 
-    return Timings()
+    return Timings(
+        unknown_seconds=1.0,
+        pending_seconds=1.5,
+        stop_delay_seconds=0.3,
+        stopping_seconds=1.5,
+        deletion_seconds=2.0,
+    )
 
 
 #: The mix the embedded simulator gives a manifest's targets: mostly running, some already

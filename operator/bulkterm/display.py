@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import IO, Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 class Counts(Protocol):
@@ -28,7 +35,7 @@ class ProgressView:
         self._stream = stream
         self._last: dict[str, tuple[int, int, int, int, int]] = {}
         self._bar: Progress | None = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         if self._console.is_terminal:
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"),

@@ -67,7 +67,8 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
     where = f"{source}: document {position}"
     if not isinstance(raw, dict):
         raise ManifestError([f"{where}: expected a mapping, got {type(raw).__name__}"])
-    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    metadata_raw = raw.get("metadata")
+    metadata: dict[str, Any] = metadata_raw if isinstance(metadata_raw, dict) else {}
     name = metadata.get("name")
     if isinstance(name, str) and name:
         where += f" ({name})"

@@ -38,6 +38,9 @@ class SecretRef(_Model):
 
     name: Annotated[str, Field(min_length=1, max_length=253)]
     key: Annotated[str, Field(min_length=1, max_length=253)] = "serviceKey"
+    #: Accepted only so that a cross-namespace reference is refused with a clear reason
+    #: instead of being silently pruned; it must equal the BulkTermination's own namespace.
+    namespace: Annotated[str, Field(min_length=1, max_length=63)] | None = None
 
 
 class Connection(_Model):

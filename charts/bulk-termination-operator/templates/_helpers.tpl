@@ -75,6 +75,14 @@ Image reference: repository@digest when a digest is given, else repository:tag
 {{- end -}}
 
 {{/*
+A number as a flag value. Helm reads values as float64, which Go prints in exponent form
+from 1e6 on (2592000 -> "2.592e+06"); print whole numbers as integers.
+*/}}
+{{- define "bulkterm.number" -}}
+{{- if eq (float64 .) (float64 (int64 .)) -}}{{ int64 . }}{{- else -}}{{ . }}{{- end -}}
+{{- end -}}
+
+{{/*
 True ("true") when kopf peering is on: more than one replica.
 */}}
 {{- define "bulkterm.peeringEnabled" -}}

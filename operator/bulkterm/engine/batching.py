@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bulkterm.aiapi.models import MAX_BULK_ITEMS, Kind
-
 from bulkterm.engine.decisions import Action
 
 
@@ -64,4 +63,3 @@ def make_batches(intents: Iterable[Intent], batch_size: int = MAX_BULK_ITEMS) ->
                 first_open += 1
         requests.extend(Request(kind, tuple(items)) for items, _ in open_batches)
     return requests
-

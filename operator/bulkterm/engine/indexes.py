@@ -55,4 +55,3 @@ def expand(text: str | None) -> list[int]:
             raise ValueError(f"descending index range {part!r} in {text!r}")
         result.update(range(first, last + 1))
     return sorted(result)
-

@@ -109,8 +109,8 @@ def operator_command(
         peering=peering or None,
         liveness_endpoint=liveness_endpoint or None,
         metrics_port=metrics_port,
-        log_level=log_level.upper(),  # type: ignore[arg-type]
-        log_format=log_format,  # type: ignore[arg-type]
+        log_level=log_level.upper(),
+        log_format=log_format,
         status_interval=status_interval,
         api_rate_limit=api_rate_limit,
         api_concurrency=api_concurrency,

@@ -50,7 +50,7 @@ class Timings:
     #: STOPPING → STOPPED.
     stopping_seconds: float = 3.0
     #: An accepted delete: item still listed with ``targetStatus: DELETED`` → gone (404).
-    #: SAP: "around 5–10 seconds, sometimes more".
+    #: SAP: "around 5-10 seconds, sometimes more".
     deletion_seconds: float = 8.0
 
     def __post_init__(self) -> None:

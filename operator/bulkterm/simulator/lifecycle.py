@@ -110,7 +110,9 @@ def enter(record: ItemRecord, status: Status, at: float, wall: Callable[[float],
         record.completion_time = stamp
 
 
-def settle(record: ItemRecord, now: float, timings: Timings, wall: Callable[[float], float]) -> bool:
+def settle(
+    record: ItemRecord, now: float, timings: Timings, wall: Callable[[float], float]
+) -> bool:
     """Apply every transition due by ``now``; ``False`` means the item is gone (deleted)."""
     while True:
         if record.deleting_since is not None:

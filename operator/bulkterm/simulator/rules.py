@@ -63,6 +63,7 @@ class RefusalReason(StrEnum):
     BEING_DELETED = "BeingDeleted"
     CANNOT_STOP = "IllegalStop"
     CANNOT_DELETE = "IllegalDelete"
+    CANNOT_RECONFIGURE = "IllegalReconfiguration"
 
 
 @dataclass(frozen=True)
@@ -127,5 +128,26 @@ def check_change(
         CODE_CANNOT_DELETE,
         f"Invalid Request, {kind} in status {status} cannot be deleted; "
         "only STOPPED, DEAD or UNKNOWN items can be deleted.",
+        STATUS_REFUSED,
+    )
+
+
+#: A configuration change of a deployment refused for its status (simulator's code).
+CODE_CANNOT_RECONFIGURE = "01010079"
+
+
+def check_reconfiguration(
+    kind: Kind, item_id: str, status: Status, target_status: str
+) -> Refusal | None:
+    """A deployment may switch configuration only while RUNNING or PENDING (spec)."""
+    if target_status == TargetStatus.DELETED:
+        return check_change(kind, item_id, status, target_status, TargetStatus.STOPPED, bulk=False)
+    if status in STOPPABLE and target_status != TargetStatus.STOPPED:
+        return None
+    return Refusal(
+        RefusalReason.CANNOT_RECONFIGURE,
+        CODE_CANNOT_RECONFIGURE,
+        f"Invalid Request, the configuration of a {kind} in status {status} cannot be changed; "
+        "only RUNNING and PENDING deployments can.",
         STATUS_REFUSED,
     )

@@ -81,7 +81,9 @@ def status_item(record: ItemRecord, *, include_target_status: bool) -> JSON:
     return body
 
 
-def api_error(code: str, message: str, request_id: str, target: str, details: JSON | None = None) -> JSON:
+def api_error(
+    code: str, message: str, request_id: str, target: str, details: JSON | None = None
+) -> JSON:
     """An ``AiApiError``; SAP's SDK needs ``requestId`` and ``target`` too (contract §14)."""
     error: JSON = {"code": code, "message": message, "requestId": request_id, "target": target}
     if details is not None:

@@ -1,0 +1,467 @@
+"""The engine's loop: observe → decide → send → record → report → sleep, until done.
+
+One :class:`Engine` drives one BulkTermination (or one ``bulkterm apply``). It owns no
+policy: the decision table lives in :mod:`~bulkterm.engine.decisions`, request shapes in
+:mod:`~bulkterm.engine.batching`, HTTP in :mod:`~bulkterm.engine.executor`, the record in
+:mod:`~bulkterm.engine.ledger`. What is left here is sequencing, time, and error policy.
+
+Time is injected (``clock``, ``sleep``) so tests run hours of polling in milliseconds and
+a simulator can share the same fake clock. Cancellation is always safe: state changes
+happen synchronously between awaits, and every send is recorded before it is made, so the
+record read after a cancel (or the last one reported) never claims less than was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from bulkterm.aiapi.base import AiApi
+from bulkterm.aiapi.errors import AuthError, NotFoundError, PermanentError, TransientError
+from bulkterm.aiapi.models import Kind
+from bulkterm.engine import indexes
+from bulkterm.engine.batching import Intent, make_batches
+from bulkterm.engine.decisions import (
+    Action,
+    Decision,
+    Limits,
+    Observation,
+    Verdict,
+    decide,
+    remember_accepted,
+    remember_not_found,
+    remember_observation,
+    remember_refused,
+    remember_sent,
+    remember_transient,
+)
+from bulkterm.engine.executor import Executor, ObservationReport, Outcome, SendReport
+from bulkterm.engine.ledger import Ledger
+from bulkterm.engine.observation import ObservationMethod, choose_observation
+from bulkterm.engine.progress import Phase, Plan, PlanAction, PlanEntry, Progress, Situation
+from bulkterm.engine.settings import EngineSettings
+from bulkterm.engine.timing import backoff_delay, next_poll_interval
+from bulkterm.spec import BulkTerminationSpec
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+#: How many times a dry run retries observations that failed transiently.
+DRY_RUN_OBSERVATION_ATTEMPTS = 5
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Runs one set of targets to completion against one AI API endpoint and resource group."""
+
+    def __init__(
+        self,
+        spec: BulkTerminationSpec,
+        api: AiApi,
+        record: Progress | None = None,
+        *,
+        settings: EngineSettings | None = None,
+        clock: Clock = utcnow,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings or EngineSettings()
+        self.executor = Executor(
+            api,
+            single_call_concurrency=self.settings.single_call_concurrency,
+            bulk_concurrency=self.settings.bulk_concurrency,
+            list_page_size=self.settings.list_page_size,
+        )
+        self.ledger = Ledger.from_record(spec.targets, self.settings, record)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._limits = Limits(
+            resend_timeout=timedelta(seconds=self.settings.resend_timeout_seconds),
+            unknown_grace=timedelta(seconds=spec.unknown_grace_period_seconds),
+            backoff_limit=spec.backoff_limit_per_target,
+        )
+        self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
+        self._capabilities_read = False
+        self._bulk: dict[Kind, bool] = {}
+        self._known_items: dict[Kind, int | None] = {}
+        self._list_usable: dict[Kind, bool] = {kind: True for kind in Kind}
+        self._count_usable: dict[Kind, bool] = {kind: True for kind in Kind}
+        self._interval = self.settings.min_poll_seconds
+        self._transient_streak = 0
+        self._on_progress: ProgressCallback | None = None
+        self._last_emitted: dict[str, object] | None = None
+
+    # --- public ---
+
+    @property
+    def progress(self) -> Progress:
+        """The record as of now; valid at any time, including after a cancellation."""
+        if self.ledger.loaded_terminal is not None:
+            return self.ledger.loaded_terminal
+        return self.ledger.to_progress(self._situation, self._clock())
+
+    async def run(self, on_progress: ProgressCallback | None = None) -> Progress:
+        """Drive every target to its target status, a failure, or the deadline.
+
+        Raises :class:`AuthError` after recording ``Stalled=True Unauthorized``: only a
+        human can fix credentials, so the caller decides when to try again (the operator
+        retries later with the saved record, the CLI exits).
+        """
+        if self.ledger.loaded_terminal is not None:
+            return self.ledger.loaded_terminal  # Complete/Failed never flip back
+        self._on_progress = on_progress
+        if self.ledger.start_time is None:
+            self.ledger.start_time = self._clock()
+        self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
+        await self._emit()  # Reconciling=True before any external call (kstatus race)
+        try:
+            if self.spec.dry_run:
+                await self._dry_run()
+            else:
+                await self._loop()
+        except AuthError as e:
+            self._situation = Situation(
+                Phase.STALLED,
+                "Unauthorized",
+                f"the AI API refused the credentials ({e.message}); fix the service key or "
+                f"resource group; {self.ledger.summary()}",
+            )
+            await self._emit()
+            raise
+        await self._emit()
+        return self.progress
+
+    # --- the loop ---
+
+    @property
+    def _deadline(self) -> datetime | None:
+        seconds = self.spec.active_deadline_seconds
+        if seconds is None or self.ledger.start_time is None:
+            return None
+        return self.ledger.start_time + timedelta(seconds=seconds)
+
+    async def _loop(self) -> None:
+        while True:
+            deadline = self._deadline
+            if deadline is not None and self._clock() >= deadline:
+                self._expire()
+                return
+            delay = await self._round()
+            if self.ledger.all_finished:
+                self._finish()
+                return
+            await self._emit()
+            if deadline is not None:
+                delay = min(delay, max(0.0, (deadline - self._clock()).total_seconds()))
+            await self._sleep(delay)
+
+    async def _round(self) -> float:
+        """One observe → decide → send pass; returns how long to sleep before the next."""
+        transient: list[TransientError] = []
+        if not await self._ensure_capabilities(transient):
+            return self._after_round(transient, moving=False, wake=None)
+        observations, moving = await self._observe_open(transient)
+        now = self._clock()
+        ledger, mem = self.ledger, self.ledger.memory
+        intents: list[Intent] = []
+        wake: datetime | None = None
+        for i in ledger.open_indexes():
+            target = ledger.targets[i]
+            decision = decide(target, observations.get(i), mem[i], now=now, limits=self._limits)
+            if decision.verdict is Verdict.DONE:
+                ledger.succeed(i, decision.reason)
+                moving = True
+            elif decision.verdict is Verdict.FAIL:
+                ledger.fail(i, decision, now)
+                moving = True
+            elif decision.verdict is Verdict.SEND:
+                assert decision.action is not None
+                mem[i] = remember_sent(mem[i], decision, now)
+                intents.append(Intent(i, target.kind, target.id, decision.action))
+            elif decision.wake_at is not None:
+                wake = decision.wake_at if wake is None else min(wake, decision.wake_at)
+        if intents:
+            moving = True
+            await self._send(intents, transient)
+        return self._after_round(transient, moving=moving, wake=wake)
+
+    async def _send(self, intents: list[Intent], transient: list[TransientError]) -> None:
+        mem = self.ledger.memory
+        before = {intent.index: mem[intent.index] for intent in intents}
+        self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
+        await self._emit()  # recorded as in flight before sending (Job's two-phase accounting)
+        try:
+            report = await self.executor.send(
+                make_batches(intents, self.spec.batch_size), self._bulk
+            )
+        except AuthError:
+            for index, old in before.items():  # nothing reached the API: not in flight
+                mem[index] = old
+            raise
+        self._apply(report)
+        transient.extend(report.transient)
+
+    def _apply(self, report: SendReport) -> None:
+        mem = self.ledger.memory
+        for kind in report.bulk_unsupported:
+            self._bulk[kind] = False
+            self.ledger.set_capabilities(
+                deployments=self._bulk.get(Kind.DEPLOYMENT, False),
+                executions=self._bulk.get(Kind.EXECUTION, False),
+            )
+        per_retry = self.settings.transient_errors_per_retry
+        for result in report.results:
+            i = result.intent.index
+            if result.outcome is Outcome.ACCEPTED:
+                mem[i] = remember_accepted(mem[i], result.intent.action)
+            elif result.outcome is Outcome.NOT_FOUND:
+                mem[i] = remember_not_found(mem[i])
+            elif result.outcome is Outcome.REFUSED:
+                assert result.fault is not None
+                mem[i] = remember_refused(mem[i], result.fault)
+            else:
+                assert result.fault is not None
+                mem[i] = remember_transient(mem[i], result.fault, per_retry=per_retry)
+
+    def _after_round(
+        self, transient: list[TransientError], *, moving: bool, wake: datetime | None
+    ) -> float:
+        self._interval = next_poll_interval(
+            self._interval,
+            moving=moving,
+            settings=self.settings,
+            ceiling=float(self.spec.poll_interval_seconds),
+        )
+        delay = self._interval
+        if wake is not None:
+            delay = min(delay, max(0.0, (wake - self._clock()).total_seconds()))
+        if not transient:
+            self._transient_streak = 0
+            self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
+            return delay
+        self._transient_streak += 1
+        retry_after = max((e.retry_after or 0.0 for e in transient), default=0.0) or None
+        backoff = backoff_delay(self._transient_streak, retry_after, self.settings, self._rng)
+        worst = transient[-1]
+        http = f"HTTP {worst.status_code}: " if worst.status_code else ""
+        self._situation = Situation(
+            Phase.RETRYING,
+            "Retrying",
+            f"{len(transient)} transient AI API error(s), last {http}{worst.message}; "
+            f"retrying in {backoff:.1f}s; {self.ledger.summary()}",
+        )
+        return max(delay, backoff)
+
+    async def _ensure_capabilities(self, transient: list[TransientError]) -> bool:
+        """Read ``/meta`` once per run; bulk PATCH is used only where it says so."""
+        if self._capabilities_read:
+            return True
+        try:
+            caps = await self.executor.capabilities()
+        except TransientError as e:
+            transient.append(e)
+            return False
+        self._bulk = {kind: caps.bulk_updates.supports(kind) for kind in Kind}
+        self.ledger.set_capabilities(
+            deployments=self._bulk[Kind.DEPLOYMENT], executions=self._bulk[Kind.EXECUTION]
+        )
+        self._capabilities_read = True
+        return True
+
+    async def _observe_open(
+        self, transient: list[TransientError], only: list[int] | None = None
+    ) -> tuple[dict[int, Observation], bool]:
+        """Observe the open targets, fold the observations into memory; report if any moved."""
+        ledger = self.ledger
+        open_idx = ledger.open_indexes() if only is None else only
+        by_kind: dict[Kind, list[int]] = defaultdict(list)
+        for i in open_idx:
+            by_kind[ledger.targets[i].kind].append(i)
+        observations: dict[int, Observation] = {}
+        for kind in Kind:
+            idx = by_kind.get(kind)
+            if not idx:
+                continue
+            report = await self._observe_kind(kind, [ledger.targets[i].id for i in idx])
+            transient.extend(report.transient)
+            position = {ledger.targets[i].id: i for i in idx}
+            for item_id, obs in report.observations.items():
+                observations[position[item_id]] = obs
+        now = self._clock()
+        moving = False
+        mem = ledger.memory
+        for i, obs in observations.items():
+            old = mem[i]
+            mem[i] = remember_observation(old, obs, now)
+            if (obs.gone and old.gone_streak == 0) or (
+                not obs.gone and old.last_status is not None and old.last_status != obs.status
+            ):
+                moving = True
+        return observations, moving
+
+    async def _observe_kind(self, kind: Kind, ids: list[str]) -> ObservationReport:
+        page = self.settings.list_page_size
+        method = choose_observation(
+            len(ids), self._known_items.get(kind), page, list_usable=self._list_usable[kind]
+        )
+        if method is ObservationMethod.COUNT:
+            if not self._count_usable[kind]:
+                method = ObservationMethod.LIST
+            else:
+                try:
+                    self._known_items[kind] = await self.executor.count(kind)
+                except TransientError as e:
+                    return ObservationReport(kind, method, transient=[e])
+                except (NotFoundError, PermanentError):
+                    self._count_usable[kind] = False
+                    method = ObservationMethod.LIST
+                else:
+                    method = choose_observation(len(ids), self._known_items[kind], page)
+        report = await self.executor.observe(kind, ids, method)
+        if report.list_size is not None:
+            self._known_items[kind] = report.list_size
+        if report.list_refused:
+            self._list_usable[kind] = False
+        return report
+
+    def _expire(self) -> None:
+        now = self._clock()
+        seconds = self.spec.active_deadline_seconds
+        for i in self.ledger.open_indexes():
+            last = self.ledger.memory[i].last_status
+            self.ledger.fail(
+                i,
+                Decision(
+                    Verdict.FAIL,
+                    "DeadlineExceeded",
+                    f"not finished within activeDeadlineSeconds={seconds}; last seen "
+                    f"{last.value if last is not None else 'never'}",
+                ),
+                now,
+            )
+        self._situation = Situation(
+            Phase.FAILED,
+            "DeadlineExceeded",
+            f"activeDeadlineSeconds={seconds} passed; {self.ledger.summary()}",
+        )
+
+    def _finish(self) -> None:
+        ledger = self.ledger
+        if ledger.failed == 0:
+            ledger.completion_time = self._clock()
+            outcomes = ", ".join(f"{n} {reason}" for reason, n in sorted(ledger.outcomes.items()))
+            self._situation = Situation(
+                Phase.COMPLETE,
+                "AllTargetsTerminated",
+                f"all {ledger.total} targets reached their target status ({outcomes})",
+            )
+        else:
+            self._situation = Situation(
+                Phase.FAILED,
+                "FailedTargets",
+                f"{ledger.failed} of {ledger.total} targets failed, {ledger.succeeded} "
+                "succeeded (see failures)",
+            )
+
+    # --- dry run ---
+
+    async def _dry_run(self) -> None:
+        """Observe once and write down what a real run would do; send nothing."""
+        observations: dict[int, Observation] = {}
+        for attempt in range(1, DRY_RUN_OBSERVATION_ATTEMPTS + 1):
+            transient: list[TransientError] = []
+            if await self._ensure_capabilities(transient):
+                missing = [i for i in self.ledger.open_indexes() if i not in observations]
+                seen, _ = await self._observe_open(transient, only=missing)
+                observations.update(seen)
+            if not transient or attempt == DRY_RUN_OBSERVATION_ATTEMPTS:
+                break
+            self._transient_streak += 1
+            retry_after = max((e.retry_after or 0.0 for e in transient), default=0.0) or None
+            await self._sleep(
+                backoff_delay(self._transient_streak, retry_after, self.settings, self._rng)
+            )
+        self.ledger.plan = self._plan(observations)
+        plan = self.ledger.plan
+        self.ledger.completion_time = self._clock()
+        self._situation = Situation(
+            Phase.COMPLETE,
+            "DryRun",
+            f"dry run, nothing was sent: would stop {plan.stop}, delete {plan.delete}, wait on "
+            f"{plan.wait}; {plan.skip} already at target status; {plan.fail} would fail",
+        )
+
+    def _plan(self, observations: dict[int, Observation]) -> Plan:
+        now = self._clock()
+        ledger = self.ledger
+        buckets: dict[PlanAction, list[int]] = {a: [] for a in PlanAction}
+        reasons: dict[str, int] = defaultdict(int)
+        entries: list[PlanEntry] = []
+        for i in ledger.open_indexes():
+            target = ledger.targets[i]
+            obs = observations.get(i)
+            d = decide(target, obs, ledger.memory[i], now=now, limits=self._limits)
+            action = _PLAN_ACTION[d.verdict]
+            if d.verdict is Verdict.SEND:
+                action = PlanAction.STOP if d.action is Action.STOP else PlanAction.DELETE
+            buckets[action].append(i)
+            reasons[d.reason] += 1
+            if len(entries) < self.settings.max_plan_entries:
+                entries.append(
+                    PlanEntry(
+                        index=i,
+                        kind=target.kind,
+                        id=target.id,
+                        observed=obs.describe() if obs is not None else "not observed",
+                        action=action,
+                        reason=d.reason,
+                        message=d.message,
+                    )
+                )
+        open_count = sum(len(v) for v in buckets.values())
+        return Plan(
+            stop=len(buckets[PlanAction.STOP]),
+            delete=len(buckets[PlanAction.DELETE]),
+            wait=len(buckets[PlanAction.WAIT]),
+            skip=len(buckets[PlanAction.SKIP]),
+            fail=len(buckets[PlanAction.FAIL]),
+            stop_indexes=indexes.compress(buckets[PlanAction.STOP]),
+            delete_indexes=indexes.compress(buckets[PlanAction.DELETE]),
+            wait_indexes=indexes.compress(buckets[PlanAction.WAIT]),
+            skip_indexes=indexes.compress(buckets[PlanAction.SKIP]),
+            fail_indexes=indexes.compress(buckets[PlanAction.FAIL]),
+            reasons=dict(sorted(reasons.items())),
+            entries=entries,
+            entries_omitted=open_count - len(entries),
+        )
+
+    # --- reporting ---
+
+    async def _emit(self) -> None:
+        """Hand the record to the caller when it changed (status writes are not free)."""
+        if self._on_progress is None:
+            self.ledger.update_conditions(self._situation, self._clock())
+            return
+        record = self.ledger.to_progress(self._situation, self._clock())
+        dumped = record.to_status()
+        if dumped == self._last_emitted:
+            return
+        self._last_emitted = dumped
+        await self._on_progress(record)
+
+
+_PLAN_ACTION = {
+    Verdict.SEND: PlanAction.STOP,
+    Verdict.WAIT: PlanAction.WAIT,
+    Verdict.DONE: PlanAction.SKIP,
+    Verdict.FAIL: PlanAction.FAIL,
+}

@@ -1,0 +1,247 @@
+"""The only part of the engine that talks to the AI API.
+
+It turns observation choices and batches into calls and calls into per-target facts
+(observed, accepted, refused, not found, transient) without judging them: judgement stays
+in the pure planner. That split is what lets a later shared executor serve many runs
+against one (endpoint, resource group): it would merge their requests here and hand each
+run back only its own results.
+
+Error policy: Auth errors propagate (a human must act, the caller decides); Transient
+errors become per-target facts so that one failed batch never discards the results of the
+others; Permanent errors become refusals recorded against the targets they concern.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from bulkterm.aiapi.base import AiApi
+from bulkterm.aiapi.errors import (
+    AiApiError,
+    AuthError,
+    BulkUnsupportedError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from bulkterm.aiapi.models import BulkItemResult, Capabilities, Kind
+from bulkterm.engine.batching import Intent, Request
+from bulkterm.engine.decisions import Action, Fault, Observation, Source
+from bulkterm.engine.observation import ObservationMethod
+
+T = TypeVar("T")
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "Accepted"
+    REFUSED = "Refused"
+    NOT_FOUND = "NotFound"
+    TRANSIENT = "Transient"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    intent: Intent
+    outcome: Outcome
+    fault: Fault | None = None
+
+
+@dataclass(slots=True)
+class SendReport:
+    results: list[SendResult] = field(default_factory=list)
+    transient: list[TransientError] = field(default_factory=list)
+    #: Kinds whose bulk PATCH the server refused as unsupported: use single calls from now on.
+    bulk_unsupported: set[Kind] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ObservationReport:
+    kind: Kind
+    method: ObservationMethod
+    #: Only the ids that were observed; a missing id is "not observed this round".
+    observations: dict[str, Observation] = field(default_factory=dict)
+    #: Items in the collection, when a full (unfiltered, every page) list was read.
+    list_size: int | None = None
+    #: The server refused the list itself (e.g. 400/413): do not choose a list again.
+    list_refused: bool = False
+    transient: list[TransientError] = field(default_factory=list)
+
+
+def fault_of(error: AiApiError) -> Fault:
+    """Keep the API's own code; the message is built by the client and holds no secrets."""
+    return Fault(error.code, error.message)
+
+
+class Executor:
+    """Runs the engine's reads and writes against one :class:`AiApi` with bounded concurrency."""
+
+    def __init__(
+        self,
+        api: AiApi,
+        *,
+        single_call_concurrency: int = 10,
+        bulk_concurrency: int = 4,
+        list_page_size: int = 1000,
+    ) -> None:
+        self.api = api
+        self._single = asyncio.Semaphore(single_call_concurrency)
+        self._bulk = asyncio.Semaphore(bulk_concurrency)
+        self._page_size = list_page_size
+
+    async def capabilities(self) -> Capabilities:
+        """``GET /meta``; a server without the endpoint (404/4xx) supports no bulk PATCH."""
+        try:
+            return await self.api.meta()
+        except (NotFoundError, PermanentError):
+            return Capabilities()
+
+    async def count(self, kind: Kind) -> int:
+        return await self.api.count(kind)
+
+    async def observe(
+        self, kind: Kind, ids: Sequence[str], method: ObservationMethod
+    ) -> ObservationReport:
+        if method is ObservationMethod.LIST:
+            report = ObservationReport(kind, method)
+            try:
+                # Unfiltered and every page (the client pages until exhausted or raises):
+                # only such a list proves that a missing id is gone.
+                states = await self.api.list_states(kind, page_size=self._page_size)
+            except TransientError as e:
+                report.transient.append(e)
+                return report
+            except PermanentError:
+                fallback = await self._get_each(kind, ids)
+                fallback.list_refused = True
+                return fallback
+            by_id = {s.id: s for s in states}
+            for item_id in ids:
+                state = by_id.get(item_id)
+                report.observations[item_id] = (
+                    Observation.of(state, Source.LIST)
+                    if state is not None
+                    else Observation.not_found(Source.LIST)
+                )
+            report.list_size = len(states)
+            return report
+        return await self._get_each(kind, ids)
+
+    async def _get_each(self, kind: Kind, ids: Sequence[str]) -> ObservationReport:
+        report = ObservationReport(kind, ObservationMethod.GET)
+
+        async def one(item_id: str) -> tuple[str, Observation | TransientError | None]:
+            try:
+                return item_id, Observation.of(await self.api.get_state(kind, item_id), Source.GET)
+            except NotFoundError:
+                return item_id, Observation.not_found(Source.GET)
+            except TransientError as e:
+                return item_id, e
+            except PermanentError:
+                return item_id, None  # unreadable this round; the deadline bounds the wait
+
+        for item_id, result in await _gather(self._single, [one(i) for i in ids]):
+            if isinstance(result, Observation):
+                report.observations[item_id] = result
+            elif isinstance(result, TransientError):
+                report.transient.append(result)
+        return report
+
+    async def send(self, requests: Sequence[Request], bulk: Mapping[Kind, bool]) -> SendReport:
+        """Send every request; bulk where the kind supports it, otherwise one call per item."""
+        report = SendReport()
+        bulk_requests = [r for r in requests if bulk.get(r.kind, False)]
+        single_items = [i for r in requests if not bulk.get(r.kind, False) for i in r.items]
+        outcomes = await _gather(self._bulk, [self._send_bulk(r, report) for r in bulk_requests])
+        fallback = [i for leftovers in outcomes for i in leftovers]
+        await self._send_singles([*single_items, *fallback], report)
+        return report
+
+    async def _send_bulk(self, request: Request, report: SendReport) -> list[Intent]:
+        """One bulk PATCH; returns the intents to retry as single calls (bulk unsupported)."""
+        try:
+            answer = await self.api.bulk_patch(
+                request.kind, [(i.id, i.action.target_status) for i in request.items]
+            )
+        except BulkUnsupportedError:
+            report.bulk_unsupported.add(request.kind)
+            return list(request.items)
+        except TransientError as e:
+            report.transient.append(e)
+            report.results.extend(
+                SendResult(i, Outcome.TRANSIENT, fault_of(e)) for i in request.items
+            )
+            return []
+        except (NotFoundError, PermanentError) as e:
+            report.results.extend(
+                SendResult(i, Outcome.REFUSED, fault_of(e)) for i in request.items
+            )
+            return []
+        by_id: dict[str, BulkItemResult] = {}
+        for item in answer:
+            by_id.setdefault(item.id, item)
+        for intent in request.items:
+            result = by_id.get(intent.id)
+            if result is None:
+                fault = Fault(None, "the 202 response had no result for this item")
+                report.results.append(SendResult(intent, Outcome.REFUSED, fault))
+            elif result.error is not None:
+                fault = Fault(result.error.code, result.error.message)
+                report.results.append(SendResult(intent, Outcome.REFUSED, fault))
+            else:
+                report.results.append(SendResult(intent, Outcome.ACCEPTED))
+        return []
+
+    async def _send_singles(self, intents: Sequence[Intent], report: SendReport) -> None:
+        async def one(intent: Intent) -> SendResult:
+            try:
+                if intent.action is Action.STOP:
+                    await self.api.stop(intent.kind, intent.id)
+                else:
+                    await self.api.delete(intent.kind, intent.id)
+            except NotFoundError as e:
+                return SendResult(intent, Outcome.NOT_FOUND, fault_of(e))
+            except TransientError as e:
+                report.transient.append(e)
+                return SendResult(intent, Outcome.TRANSIENT, fault_of(e))
+            except PermanentError as e:
+                return SendResult(intent, Outcome.REFUSED, fault_of(e))
+            return SendResult(intent, Outcome.ACCEPTED)
+
+        report.results.extend(await _gather(self._single, [one(i) for i in intents]))
+
+
+async def _gather(semaphore: asyncio.Semaphore, coros: Sequence[Awaitable[T]]) -> list[T]:
+    """Run ``coros`` with at most the semaphore's width at once, keeping order.
+
+    On an escaping error (Auth, or a bug) the siblings are cancelled and the error itself
+    is raised, not an ExceptionGroup, so callers can ``except AuthError`` as usual.
+    """
+    if not coros:
+        return []
+
+    async def bounded(coro: Awaitable[T]) -> T:
+        async with semaphore:
+            return await coro
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(bounded(c)) for c in coros]
+    except BaseExceptionGroup as eg:
+        leaves = _leaves(eg)
+        auth = next((e for e in leaves if isinstance(e, AuthError)), None)
+        raise (auth or leaves[0]) from None
+    return [t.result() for t in tasks]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            out.extend(_leaves(e))
+        else:
+            out.append(e)
+    return out

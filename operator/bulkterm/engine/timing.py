@@ -1,0 +1,43 @@
+"""How long to wait: after transient errors, and between polls.
+
+Kept apart from the loop so both curves can be tested as plain functions with a seeded
+random source, and so a shared executor can later apply one backoff per endpoint.
+"""
+
+from __future__ import annotations
+
+import random
+
+from bulkterm.engine.settings import EngineSettings
+
+
+def backoff_delay(
+    streak: int, retry_after: float | None, settings: EngineSettings, rng: random.Random
+) -> float:
+    """Delay after the ``streak``-th transient failure in a row.
+
+    Exponential with "equal jitter" (half fixed, half random) so that many runs hit by the
+    same outage do not come back in lockstep; a server's ``Retry-After`` is a floor, since
+    coming back earlier would only earn another 429.
+    """
+    ceiling = min(
+        settings.backoff_max_seconds, settings.backoff_base_seconds * 2.0 ** max(0, streak - 1)
+    )
+    delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, min(retry_after, settings.max_retry_after_seconds))
+    return delay
+
+
+def next_poll_interval(
+    current: float, *, moving: bool, settings: EngineSettings, ceiling: float
+) -> float:
+    """Poll fast while things move (something sent or changed), doubling towards ``ceiling``.
+
+    Status transitions after a stop usually land within seconds; polling a stuck item every
+    half second would only burn rate limit.
+    """
+    top = max(settings.min_poll_seconds, min(ceiling, settings.max_poll_seconds))
+    if moving:
+        return settings.min_poll_seconds
+    return min(current * 2, top)

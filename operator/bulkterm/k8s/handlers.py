@@ -1,0 +1,150 @@
+"""kopf handlers: the only module that imports kopf. Each handler adapts; none decides.
+
+* ``reconcile`` — a daemon per unfinished BulkTermination (``when`` not terminal). kopf starts
+  it for new CRs and again for every unfinished CR when the operator restarts (resume), and
+  stops it when the CR is deleted; the :class:`Reconciler` does the work.
+* ``expire`` — a daemon per finished CR with a TTL: sleeps until the TTL is due, then deletes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from bulkterm.k8s.config import OperatorConfig
+from bulkterm.k8s.kubeapi import KubeApi
+from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
+from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
+
+registry = kopf.OperatorRegistry()
+#: Set by ``bulkterm operator`` before kopf starts.
+CONFIG = OperatorConfig()
+_kube: KubeApi | None = None
+
+
+def kube() -> KubeApi:
+    global _kube
+    if _kube is None:
+        _kube = KubeApi()
+    return _kube
+
+
+class KopfEvents:
+    """Kubernetes Events on the CR, posted through kopf (never with secret content)."""
+
+    def __init__(self, body: kopf.Body) -> None:
+        self._body = body
+
+    def normal(self, reason: str, message: str) -> None:
+        kopf.event(self._body, type="Normal", reason=reason, message=message[:1024])
+
+    def warning(self, reason: str, message: str) -> None:
+        kopf.event(self._body, type="Warning", reason=reason, message=message[:1024])
+
+
+@kopf.on.startup(registry=registry)
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Our own prefix for kopf's bookkeeping, so `status` belongs entirely to the API.
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    # Events come from explicit calls only; log lines never become Events.
+    settings.posting.level = logging.CRITICAL
+    settings.watching.server_timeout = 300
+    settings.networking.error_backoffs = [1, 2, 5, 10, 30]
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return not is_terminal(dict(status))
+
+
+def _ttl(spec: kopf.Spec | dict[str, Any]) -> int | None:
+    value = spec.get("ttlSecondsAfterFinished")
+    if isinstance(value, int) and value >= 0:
+        return value
+    return CONFIG.default_ttl_seconds
+
+
+def _finished_with_ttl(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return is_terminal(dict(status)) and _ttl(spec) is not None
+
+
+@kopf.daemon(
+    API_GROUP,
+    API_VERSION,
+    PLURAL,
+    id="reconcile",
+    when=_unfinished,
+    cancellation_timeout=30.0,
+    registry=registry,
+)
+async def reconcile(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    name: str,
+    namespace: str | None,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
+) -> None:
+    assert namespace is not None, "BulkTermination is a namespaced resource"
+    stop = asyncio.Event()
+
+    async def bridge() -> None:
+        await stopped.wait()
+        stop.set()
+
+    bridge_task = asyncio.create_task(bridge())
+    try:
+        reconciler = Reconciler(
+            CrRef(namespace=namespace, name=name, generation=int(meta.get("generation") or 1)),
+            dict(spec),
+            dict(status),
+            kube=kube(),
+            events=KopfEvents(body),
+            config=CONFIG,
+        )
+        await reconciler.run(stop)
+    finally:
+        bridge_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bridge_task
+
+
+@kopf.daemon(
+    API_GROUP,
+    API_VERSION,
+    PLURAL,
+    id="expire",
+    when=_finished_with_ttl,
+    cancellation_timeout=5.0,
+    registry=registry,
+)
+async def expire(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    name: str,
+    namespace: str | None,
+    logger: kopf.Logger,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
+) -> None:
+    ttl = _ttl(spec)
+    ended = finished_at(dict(status))
+    if ttl is None or ended is None:
+        return
+    remaining = ttl - (datetime.now(UTC) - ended).total_seconds()
+    if remaining > 0:
+        await stopped.wait(remaining)
+    if stopped or namespace is None:
+        return
+    logger.info("ttlSecondsAfterFinished (%ss) has passed: deleting", ttl)
+    await kube().delete(namespace, name)

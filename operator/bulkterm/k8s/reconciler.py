@@ -1,0 +1,340 @@
+"""One BulkTermination, reconciled: credentials → engine → throttled status and events.
+
+No kopf here: the handlers hand in the CR's identity, its spec and status, an event sink and a
+stop signal, so this whole flow is testable without a Kubernetes API. The order of writes is
+the contract with kstatus, Flux and Argo CD: the first write (``observedGeneration``,
+``Reconciling=True``) lands before any AI API call, the terminal write is forced, and terminal
+conditions never flip back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from bulkterm import metrics
+from bulkterm.aiapi.client import AiApiClient, ClientSettings
+from bulkterm.aiapi.credentials import ServiceKey
+from bulkterm.aiapi.errors import AuthError, CredentialsError
+from bulkterm.engine import (
+    ConditionType,
+    Engine,
+    EngineSettings,
+    Phase,
+    Progress,
+    Situation,
+    build_conditions,
+    utcnow,
+    with_observed_generation,
+)
+from bulkterm.k8s.config import OperatorConfig
+from bulkterm.k8s.kubeapi import SecretProblem
+from bulkterm.k8s.throttle import StatusThrottle
+from bulkterm.manifest import describe_errors
+from bulkterm.spec import BulkTerminationSpec
+
+log = logging.getLogger(__name__)
+
+#: Seconds between aggregated BatchSubmitted events of one CR.
+EVENT_INTERVAL = 10.0
+_WRITE_CALLS = ("bulk_patch", "stop", "delete")
+
+
+class Kube(Protocol):
+    async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes: ...
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+
+
+class Events(Protocol):
+    def normal(self, reason: str, message: str) -> None: ...
+    def warning(self, reason: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CrRef:
+    namespace: str
+    name: str
+    generation: int
+
+
+def is_terminal(status: dict[str, Any] | None) -> bool:
+    """Complete or Failed is True (the daemon's ``when`` filter and the TTL's trigger)."""
+    for condition in (status or {}).get("conditions") or []:
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") in (ConditionType.COMPLETE, ConditionType.FAILED)
+            and condition.get("status") == "True"
+        ):
+            return True
+    return False
+
+
+def finished_at(status: dict[str, Any] | None) -> datetime | None:
+    """When the run became terminal: the terminal condition's ``lastTransitionTime``."""
+    for condition in (status or {}).get("conditions") or []:
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") in (ConditionType.COMPLETE, ConditionType.FAILED)
+            and condition.get("status") == "True"
+        ):
+            with contextlib.suppress(TypeError, ValueError):
+                return datetime.fromisoformat(str(condition["lastTransitionTime"]))
+    return None
+
+
+class Reconciler:
+    """Runs one CR until it is terminal or the stop event is set."""
+
+    def __init__(
+        self,
+        ref: CrRef,
+        spec: dict[str, Any],
+        status: dict[str, Any] | None,
+        *,
+        kube: Kube,
+        events: Events,
+        config: OperatorConfig,
+        engine_settings: EngineSettings | None = None,
+        client_settings: ClientSettings | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.ref = ref
+        self._spec_raw = spec
+        self._status_raw = dict(status or {})
+        self._kube = kube
+        self._events = events
+        self._config = config
+        self._engine_settings = engine_settings or EngineSettings()
+        self._client_settings = client_settings or ClientSettings(
+            concurrency=config.api_concurrency, rate_limit_per_second=config.api_rate_limit
+        )
+        self._clock = clock
+        self._written_keys: set[str] = set(self._status_raw)
+        self._throttle = StatusThrottle(self._write, config.status_interval)
+        self._record: Progress | None = None
+        self._stall_reason: str | None = None
+        self._reported_failures: set[int] = set()
+        self._calls_reported = 0
+        self._last_event_at = float("-inf")
+
+    # -- the flow --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> Progress | None:
+        try:
+            spec = BulkTerminationSpec.model_validate(self._spec_raw)
+        except ValidationError as exc:
+            await self._invalid_spec("; ".join(describe_errors(exc, self._spec_raw)))
+            return None
+        self._record = self._restore(spec)
+        if self._record.terminal:
+            return self._record
+        await self._first_visit(spec)
+        metrics.ACTIVE_RUNS.inc()
+        try:
+            while not stop.is_set():
+                key = await self._credentials(spec)
+                if key is None:
+                    await _wait(stop, self._config.stalled_retry_seconds)
+                    continue
+                outcome = await self._run_engine(spec, key, stop)
+                if outcome is not None:
+                    return outcome
+                if not stop.is_set():
+                    await _wait(stop, self._config.stalled_retry_seconds)
+            return self._record
+        finally:
+            metrics.ACTIVE_RUNS.dec()
+            await self._throttle.close()
+
+    def _restore(self, spec: BulkTerminationSpec) -> Progress:
+        """The saved record (resume after a restart), or a fresh one."""
+        if self._status_raw.get("conditions"):
+            try:
+                record = Progress.model_validate(self._status_raw)
+                if record.total == len(spec.targets):
+                    return record
+            except ValidationError:
+                log.warning("%s/%s: status unreadable; starting from fresh observations",
+                            self.ref.namespace, self.ref.name)
+        total = len(spec.targets)
+        return Progress(total=total, pending=total, progress=f"0/{total}")
+
+    async def _first_visit(self, spec: BulkTerminationSpec) -> None:
+        """Before any AI API call: ``observedGeneration`` and ``Reconciling=True``."""
+        assert self._record is not None
+        record = self._record
+        if record.observed_generation == self.ref.generation and record.conditions:
+            return
+        fresh = not record.conditions
+        record = record.model_copy(
+            update={
+                "conditions": build_conditions(
+                    record.conditions,
+                    Situation(Phase.RUNNING, "Running", _accepted_message(spec)),
+                    now=self._clock(),
+                    observed_generation=self.ref.generation,
+                )
+            }
+        )
+        self._record = record
+        await self._throttle.offer(self._status(record), force=True)
+        if fresh:
+            self._events.normal("Started", _accepted_message(spec))
+
+    async def _credentials(self, spec: BulkTerminationSpec) -> ServiceKey | None:
+        ref = spec.connection.secret_ref
+        if ref is None:
+            await self._stall("SecretRefMissing", "spec.connection.secretRef is required")
+            return None
+        if ref.namespace is not None and ref.namespace != self.ref.namespace:
+            await self._stall(
+                "CrossNamespaceSecretRefused",
+                f"spec.connection.secretRef.namespace {ref.namespace!r}: the Secret must be in "
+                f"the BulkTermination's own namespace {self.ref.namespace!r}",
+            )
+            return None
+        try:
+            raw = await self._kube.read_secret_value(self.ref.namespace, ref.name, ref.key)
+            return ServiceKey.from_json(raw, source=f"Secret {ref.name} key {ref.key!r}")
+        except SecretProblem as exc:
+            await self._stall(exc.reason, exc.message)
+        except CredentialsError as exc:
+            await self._stall("InvalidServiceKey", str(exc))
+        return None
+
+    async def _run_engine(
+        self, spec: BulkTerminationSpec, key: ServiceKey, stop: asyncio.Event
+    ) -> Progress | None:
+        """Run the engine until it ends (returns the record) or stalls on credentials (None)."""
+        group = spec.connection.resource_group
+        async with AiApiClient(key, group, self._client_settings) as api:
+            engine = Engine(spec, api, self._record, settings=self._engine_settings)
+            self._api_calls = api.calls
+
+            async def on_progress(record: Progress) -> None:
+                self._record = record
+                metrics.RECONCILE_ROUNDS.inc()
+                await self._throttle.offer(self._status(record))
+                self._aggregate_events(record)
+
+            task = asyncio.create_task(engine.run(on_progress))
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+            if not task.done():
+                # Deleted mid-run (or the operator is stopping): end cleanly; the status
+                # keeps the last record so a restart resumes without repeating work.
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._record = engine.progress
+                return self._record
+            try:
+                record = task.result()
+            except AuthError as exc:
+                self._record = engine.progress
+                await self._throttle.offer(self._status(self._record), force=True)
+                if self._stall_reason != "Unauthorized":
+                    self._events.warning("CredentialsInvalid", f"AI API refused the credentials: {exc.message}")
+                self._stall_reason = "Unauthorized"
+                return None
+        self._record = record
+        self._stall_reason = None
+        await self._throttle.offer(self._status(record), force=True)
+        self._aggregate_events(record, final=True)
+        self._finish_events(record)
+        return record
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _status(self, record: Progress) -> dict[str, Any]:
+        return with_observed_generation(record, self.ref.generation).to_status()
+
+    async def _write(self, status: dict[str, Any]) -> None:
+        # Merge patch: a key that disappeared must be sent as null, or the old value stays.
+        patch: dict[str, Any] = dict(status)
+        for gone in self._written_keys - status.keys():
+            patch[gone] = None
+        await self._kube.patch_status(self.ref.namespace, self.ref.name, patch)
+        self._written_keys = set(status)
+
+    async def _stall(self, reason: str, message: str) -> None:
+        assert self._record is not None
+        conditions = build_conditions(
+            self._record.conditions,
+            Situation(Phase.STALLED, reason, message),
+            now=self._clock(),
+            observed_generation=self.ref.generation,
+        )
+        self._record = self._record.model_copy(update={"conditions": conditions})
+        await self._throttle.offer(self._status(self._record), force=True)
+        if self._stall_reason != reason:
+            self._events.warning("CredentialsInvalid", message)
+            log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, message)
+        self._stall_reason = reason
+
+    async def _invalid_spec(self, message: str) -> None:
+        record = Progress(
+            conditions=build_conditions(
+                [],
+                Situation(Phase.FAILED, "InvalidSpec", message),
+                now=self._clock(),
+                observed_generation=self.ref.generation,
+            )
+        )
+        self._record = record
+        await self._throttle.offer(self._status(record), force=True)
+        await self._throttle.close()
+        self._events.warning("Failed", message)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _aggregate_events(self, record: Progress, *, final: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if final or now - self._last_event_at >= EVENT_INTERVAL:
+            calls = sum(n for label, n in self._api_calls.items() if label.startswith(_WRITE_CALLS))
+            if calls > self._calls_reported:
+                self._events.normal(
+                    "BatchSubmitted",
+                    f"{calls - self._calls_reported} write request(s) sent to the AI API; "
+                    f"{record.progress} finished, {record.active} in flight",
+                )
+                self._calls_reported = calls
+                self._last_event_at = now
+        new = [f for f in record.failures if f.index not in self._reported_failures]
+        if new:
+            shown = "; ".join(f"{f.kind.value} {f.id}: {f.reason}" for f in new[:5])
+            more = f" (+{len(new) - 5} more)" if len(new) > 5 else ""
+            self._events.warning("TargetFailed", f"{len(new)} target(s) failed: {shown}{more}")
+            self._reported_failures.update(f.index for f in new)
+
+    def _finish_events(self, record: Progress) -> None:
+        metrics.TARGETS.labels("succeeded").inc(record.succeeded)
+        metrics.TARGETS.labels("failed").inc(record.failed)
+        complete = record.condition(ConditionType.COMPLETE)
+        failed = record.condition(ConditionType.FAILED)
+        if complete is not None and complete.status == "True":
+            self._events.normal("Completed", complete.message or f"{record.progress} targets")
+        elif failed is not None and failed.status == "True":
+            self._events.warning("Failed", failed.message or failed.reason)
+
+
+def _accepted_message(spec: BulkTerminationSpec) -> str:
+    n = len(spec.targets)
+    mode = " (dry run)" if spec.dry_run else ""
+    return f"accepted {n} target(s){mode}; waiting for the first AI API observation"
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

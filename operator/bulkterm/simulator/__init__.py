@@ -1,0 +1,26 @@
+"""A local AI API (SAP AI Core) simulator: a sandbox for pipelines, demos, tests and benchmarks.
+
+It answers like the contract (``AI_CORE_API.yaml`` v2.42.0 and SAP's documented behaviour),
+not like any particular client expects: OAuth2 client credentials, resource groups, lazy
+status transitions on an injectable clock, the bulk stop/delete rules, fault injection, and a
+record of every request a client should not have made. See ``docs/simulator.md``.
+"""
+
+from bulkterm.simulator.backend import ItemView
+from bulkterm.simulator.clock import Clock, SimClock
+from bulkterm.simulator.config import Faults, SimulatorConfig, Timings
+from bulkterm.simulator.recording import Violation
+from bulkterm.simulator.server import Simulator, SimulatorControls, SimulatorThread
+
+__all__ = [
+    "Clock",
+    "Faults",
+    "ItemView",
+    "SimClock",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorControls",
+    "SimulatorThread",
+    "Timings",
+    "Violation",
+]

@@ -1,0 +1,320 @@
+"""The HTTP face of the simulator: AI API routes, the token endpoint, auth and fault injection.
+
+Order of events for every AI API request, mirroring a gateway in front of AI Core: count the
+request → injected delay → injected fault (drop, 5xx, 429, 401) → bearer token → handler
+(resource group, body, operation) → maybe lose the response → count the answer. Refusals are
+raised as :class:`ApiFailure` and rendered here as ``{"error": {...}}``; the ones the client
+caused are recorded as violations on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bulkterm.aiapi.models import Kind
+from bulkterm.simulator import validation
+from bulkterm.simulator.auth import TokenCheck, TokenError
+from bulkterm.simulator.backend import Backend, RequestContext
+from bulkterm.simulator.faults import NO_FAULT, Decision, FaultKind, decide
+from bulkterm.simulator.rules import (
+    CODE_BAD_REQUEST,
+    CODE_NOT_FOUND,
+    CODE_SERVER_ERROR,
+    CODE_THROTTLED,
+    CODE_UNAUTHORIZED,
+    CODE_UNSUPPORTED_MEDIA_TYPE,
+)
+from bulkterm.simulator.wire import ApiFailure, ViolationSpec, api_error
+
+BACKEND = web.AppKey("backend", Backend)
+_CONTEXT = "bulkterm.simulator.context"
+
+TOKEN_ROUTE = "POST /oauth/token"
+_JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
+_COLLECTION = "{collection:deployments|executions}"
+_KINDS = {kind.collection: kind for kind in Kind}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def route_key(request: web.Request) -> str | None:
+    """``"PATCH /lm/deployments"``, ``"GET /lm/executions/{id}"``…; ``None`` for ``/_sim``."""
+    path = request.path
+    if path.startswith("/_sim"):
+        return None
+    info = request.match_info
+    if info.http_exception is not None:
+        return f"{request.method} {path}"
+    canonical = info.route.resource.canonical if info.route.resource is not None else path
+    key = canonical.removeprefix("/v2")
+    key = key.replace("{collection}", info.get("collection", "")).replace("{item_id}", "{id}")
+    return f"{request.method} {key}"
+
+
+def context(request: web.Request) -> RequestContext:
+    ctx = request.get(_CONTEXT)
+    assert isinstance(ctx, RequestContext)
+    return ctx
+
+
+def base_url(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _error_response(failure: ApiFailure, ctx: RequestContext) -> web.Response:
+    error = api_error(failure.code, failure.message, ctx.request_id, ctx.path, failure.details)
+    return web.json_response({"error": error}, status=failure.status, headers=failure.headers)
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection without an answer (the client sees a reset / empty reply)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)
+
+
+def _fault_failure(fault: FaultKind, backend: Backend) -> ApiFailure:
+    faults = backend.faults
+    if fault is FaultKind.SERVER_ERROR:
+        return ApiFailure(faults.error_status, CODE_SERVER_ERROR, "Injected server error.")
+    if fault is FaultKind.THROTTLE:
+        return ApiFailure(
+            429,
+            CODE_THROTTLED,
+            "Too many requests.",
+            headers={"Retry-After": str(faults.retry_after)},
+        )
+    return ApiFailure(
+        401,
+        CODE_UNAUTHORIZED,
+        "Invalid or expired token.",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def _authenticate(backend: Backend, request: web.Request) -> None:
+    with backend.lock:
+        check = backend.tokens.check(request.headers.get("Authorization"))
+    if check is TokenCheck.VALID:
+        return
+    header = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    if check is TokenCheck.MISSING:
+        message = "Missing bearer token: send Authorization: Bearer <token>."
+        raise ApiFailure(
+            401,
+            CODE_UNAUTHORIZED,
+            message,
+            violation=ViolationSpec("MissingToken", message),
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    text = "Token expired." if check is TokenCheck.EXPIRED else "Invalid bearer token."
+    raise ApiFailure(401, CODE_UNAUTHORIZED, text, headers=header)
+
+
+def _route_failure(exc: web.HTTPException) -> ApiFailure:
+    message = f"{exc.reason}: no such operation in the AI API."
+    code = CODE_NOT_FOUND if exc.status == 404 else CODE_BAD_REQUEST
+    name = "UnknownRoute" if exc.status == 404 else "MethodNotAllowed"
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return ApiFailure(
+        exc.status, code, message, violation=ViolationSpec(name, message), headers=headers
+    )
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = route_key(request)
+    if route is None:
+        return await handler(request)
+    backend = request.app[BACKEND]
+    ctx = RequestContext(route=route, path=request.path, request_id=backend.request_id())
+    request[_CONTEXT] = ctx
+    with backend.lock:
+        backend.recorder.requests[route] += 1
+        spared = route == TOKEN_ROUTE and not backend.faults.include_token_endpoint
+        decision: Decision = (
+            NO_FAULT if spared else decide(backend.faults, backend.fault_rng, request.method)
+        )
+    if decision.delay_seconds > 0:
+        await asyncio.sleep(decision.delay_seconds)
+    if decision.fault is FaultKind.DROP:
+        return _finish(backend, route, _drop(request), dropped=True)
+    try:
+        if decision.fault is not None:
+            raise _fault_failure(decision.fault, backend)
+        if route != TOKEN_ROUTE:
+            _authenticate(backend, request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            raise _route_failure(exc) from None
+    except ApiFailure as failure:
+        if failure.violation is not None:
+            backend.record(ctx, failure.violation, failure.status)
+        response = _error_response(failure, ctx)
+    if decision.lose_response:
+        return _finish(backend, route, _drop(request), dropped=True)
+    return _finish(backend, route, response)
+
+
+def _finish(
+    backend: Backend, route: str, response: web.StreamResponse, *, dropped: bool = False
+) -> web.StreamResponse:
+    outcome = "dropped" if dropped else str(response.status)
+    with backend.lock:
+        backend.recorder.responses[f"{route} {outcome}"] += 1
+    return response
+
+
+# -- helpers shared by handlers ------------------------------------------------------------
+
+
+def _kind(request: web.Request) -> Kind:
+    return _KINDS[request.match_info["collection"]]
+
+
+def _resource_group(request: web.Request) -> str:
+    backend = request.app[BACKEND]
+    group = validation.resource_group(
+        request.headers.get("AI-Resource-Group"), backend.config.resource_groups
+    )
+    context(request).resource_group = group
+    return group
+
+
+def _query(request: web.Request) -> dict[str, list[str]]:
+    return {key: request.query.getall(key) for key in set(request.query.keys())}
+
+
+async def _json_body(request: web.Request) -> object:
+    """The JSON body; 415 for a non-JSON content type, 400 for JSON that does not parse."""
+    declared = "Content-Type" in request.headers
+    if declared and request.content_type not in _JSON_TYPES:
+        message = f"Unsupported Content-Type {request.content_type}: send application/json."
+        raise ApiFailure(
+            415,
+            CODE_UNSUPPORTED_MEDIA_TYPE,
+            message,
+            violation=ViolationSpec("UnsupportedMediaType", message),
+        )
+    raw = await request.read()
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        raise validation.bad_request("Body is not valid JSON.", "MalformedRequest") from None
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+async def token(request: web.Request) -> web.Response:
+    """``POST /oauth/token``: client credentials in the form body or as HTTP Basic."""
+    backend = request.app[BACKEND]
+    form = await request.post()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    issuer = f"{base_url(request)}/oauth/token"
+    try:
+        with backend.lock:
+            grant = backend.tokens.grant(fields, request.headers.get("Authorization"), issuer)
+    except TokenError as error:
+        name = "InvalidClient" if error.error == "invalid_client" else "UnsupportedGrantType"
+        backend.record(
+            context(request),
+            ViolationSpec(name, f"token request refused: {error.description}"),
+            error.status,
+        )
+        return web.json_response(
+            {"error": error.error, "error_description": error.description}, status=error.status
+        )
+    return web.json_response(
+        {
+            "access_token": grant.access_token,
+            "token_type": "bearer",
+            "expires_in": grant.expires_in,
+            "scope": "uaa.resource",
+            "jti": grant.access_token[-32:],
+        }
+    )
+
+
+async def meta(request: web.Request) -> web.Response:
+    return web.json_response(request.app[BACKEND].meta())
+
+
+async def list_items(request: web.Request) -> web.Response:
+    backend, kind = request.app[BACKEND], _kind(request)
+    group = _resource_group(request)
+    query = validation.list_query(
+        kind, _query(request), accept_plain_top_skip=backend.config.accept_plain_top_skip
+    )
+    return web.json_response(backend.list_items(kind, group, query, base_url(request)))
+
+
+async def count(request: web.Request) -> web.Response:
+    backend, kind = request.app[BACKEND], _kind(request)
+    group = _resource_group(request)
+    filters = validation.filters(kind, _query(request))
+    return web.Response(text=str(backend.count(kind, group, filters)), content_type="text/plain")
+
+
+async def create(request: web.Request) -> web.Response:
+    backend, kind = request.app[BACKEND], _kind(request)
+    group = _resource_group(request)
+    creation = validation.creation(kind, await _json_body(request))
+    body = backend.create(kind, group, creation, base_url(request))
+    location = f"{base_url(request)}/v2/lm/{kind.collection}/{body['id']}"
+    return web.json_response(body, status=202, headers={"Location": location})
+
+
+async def bulk_modify(request: web.Request) -> web.Response:
+    backend, kind = request.app[BACKEND], _kind(request)
+    group = _resource_group(request)
+    refusal = backend.bulk_refusal(kind)
+    if refusal is not None:
+        raise refusal
+    items = validation.bulk_items(kind, await _json_body(request))
+    return web.json_response(backend.bulk_modify(kind, group, items, context(request)), status=202)
+
+
+async def get_item(request: web.Request) -> web.Response:
+    backend, kind = request.app[BACKEND], _kind(request)
+    group = _resource_group(request)
+    item = validation.item_id(kind, request.match_info["item_id"])
+    select = validation.select_status(_query(request))
+    return web.json_response(backend.get_item(kind, group, item, select, base_url(request)))
+
+
+async def modify(request: web.Request) -> web.Response:
+    backend, kind = request.app[BACKEND], _kind(request)
+    group = _resource_group(request)
+    item = validation.item_id(kind, request.match_info["item_id"])
+    change = validation.modification(kind, item, await _json_body(request))
+    return web.json_response(backend.modify(kind, group, item, change), status=202)
+
+
+async def delete(request: web.Request) -> web.Response:
+    backend, kind = request.app[BACKEND], _kind(request)
+    group = _resource_group(request)
+    item = validation.item_id(kind, request.match_info["item_id"])
+    return web.json_response(backend.delete(kind, group, item), status=202)
+
+
+def add_api_routes(app: web.Application) -> None:
+    """The token endpoint and the AI API operations the product uses (spec v2.42.0)."""
+    router = app.router
+    router.add_post("/oauth/token", token)
+    router.add_get("/v2/lm/meta", meta)
+    # $count before {item_id}: "$count" must not be read as an id.
+    router.add_get(f"/v2/lm/{_COLLECTION}/$count", count)
+    router.add_get(f"/v2/lm/{_COLLECTION}", list_items)
+    router.add_post(f"/v2/lm/{_COLLECTION}", create)
+    router.add_patch(f"/v2/lm/{_COLLECTION}", bulk_modify)
+    router.add_get(f"/v2/lm/{_COLLECTION}/{{item_id}}", get_item)
+    router.add_patch(f"/v2/lm/{_COLLECTION}/{{item_id}}", modify)
+    router.add_delete(f"/v2/lm/{_COLLECTION}/{{item_id}}", delete)

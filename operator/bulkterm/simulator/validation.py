@@ -1,0 +1,340 @@
+"""Reading requests the way the spec defines them; anything else is a 400 (or 403/415).
+
+Pure functions of the parsed request: each returns what the operation needs or raises
+:class:`~bulkterm.simulator.wire.ApiFailure` carrying the violation to record. They are strict
+where the spec or SAP's docs are explicit (≤100 unique ids per bulk request, one ``status``
+filter value, ``$select`` only ``status``) and lenient where servers usually are (unknown query
+parameters and unknown item properties are ignored).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bulkterm.aiapi.models import (
+    ID_PATTERN,
+    MAX_BULK_ITEMS,
+    RESOURCE_GROUP_PATTERN,
+    Kind,
+    Status,
+    TargetStatus,
+)
+from bulkterm.simulator.rules import CODE_BAD_REQUEST, CODE_FORBIDDEN
+from bulkterm.simulator.wire import ApiFailure, ViolationSpec
+
+#: ``$top`` default and maximum (``Aitop`` in the spec).
+TOP_DEFAULT = 10_000
+TOP_MAXIMUM = 100_000
+#: ``executableIds`` may name at most this many ids (``AiexecutableIdsList``).
+MAX_EXECUTABLE_IDS = 1000
+
+_ID = re.compile(ID_PATTERN)
+_RESOURCE_GROUP = re.compile(RESOURCE_GROUP_PATTERN)
+_TTL = re.compile(r"^[0-9]+[mMhHdD]$")
+
+Query = Mapping[str, Sequence[str]]
+
+
+def bad_request(
+    message: str, violation: str, *, kind: Kind | None = None, item_id: str | None = None
+) -> ApiFailure:
+    """A 400 whose violation code names what was wrong (``DuplicateId``, ``TooManyItems``…)."""
+    return ApiFailure(
+        400,
+        CODE_BAD_REQUEST,
+        message,
+        violation=ViolationSpec(violation, message, kind, item_id),
+    )
+
+
+def resource_group(header: str | None, known: tuple[str, ...] | None) -> str:
+    """The ``AI-Resource-Group`` header: required on every deployment/execution operation."""
+    if header is None or header == "":
+        raise bad_request("Missing header AI-Resource-Group.", "MissingResourceGroup")
+    if not _RESOURCE_GROUP.match(header):
+        raise bad_request(
+            f"Invalid AI-Resource-Group {header!r}: must match {RESOURCE_GROUP_PATTERN}.",
+            "InvalidResourceGroup",
+        )
+    if known is not None and header not in known:
+        message = "forbidden: RBAC Access denied"
+        raise ApiFailure(
+            403,
+            CODE_FORBIDDEN,
+            message,
+            violation=ViolationSpec("UnknownResourceGroup", f"{message} (resource group {header})"),
+        )
+    return header
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filters shared by list and ``$count``; ``None`` means "not filtered"."""
+
+    executable_ids: frozenset[str] | None = None
+    configuration_id: str | None = None
+    scenario_id: str | None = None
+    execution_schedule_id: str | None = None
+    status: Status | None = None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filters: Filters
+    top: int = TOP_DEFAULT
+    skip: int = 0
+    select_status: bool = False
+
+
+def _single(query: Query, name: str) -> str | None:
+    values = query.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise bad_request(f"Query parameter {name} takes one value.", "MalformedRequest")
+    return values[0]
+
+
+def _id_param(query: Query, name: str) -> str | None:
+    value = _single(query, name)
+    if value is not None and not _ID.match(value):
+        raise bad_request(f"Invalid {name} {value!r}: must match {ID_PATTERN}.", "MalformedRequest")
+    return value
+
+
+def _int_param(query: Query, name: str, *, maximum: int | None = None) -> int | None:
+    value = _single(query, name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise bad_request(
+            f"Query parameter {name} must be an integer.", "MalformedRequest"
+        ) from None
+    if number < 0 or (maximum is not None and number > maximum):
+        limit = f"0..{maximum}" if maximum is not None else ">= 0"
+        raise bad_request(f"Query parameter {name} must be {limit}.", "MalformedRequest")
+    return number
+
+
+def filters(kind: Kind, query: Query) -> Filters:
+    """``executableIds`` (comma-joined), ``configurationId``, ``scenarioId``, ``status`` and, for
+    executions, ``executionScheduleId``."""
+    executable_ids: frozenset[str] | None = None
+    raw = [part for value in query.get("executableIds", ()) for part in value.split(",") if part]
+    if raw:
+        for executable_id in raw:
+            if not _ID.match(executable_id):
+                raise bad_request(
+                    f"Invalid executableIds item {executable_id!r}: must match {ID_PATTERN}.",
+                    "MalformedRequest",
+                )
+        if len(raw) > MAX_EXECUTABLE_IDS:
+            raise bad_request(
+                f"executableIds takes at most {MAX_EXECUTABLE_IDS} ids.", "MalformedRequest"
+            )
+        executable_ids = frozenset(raw)
+    status_value = _single(query, "status")
+    status: Status | None = None
+    if status_value is not None:
+        try:
+            status = Status(status_value)
+        except ValueError:
+            raise bad_request(
+                f"Invalid status {status_value!r}: one of {', '.join(Status)}.", "MalformedRequest"
+            ) from None
+    return Filters(
+        executable_ids=executable_ids,
+        configuration_id=_id_param(query, "configurationId"),
+        scenario_id=_id_param(query, "scenarioId"),
+        execution_schedule_id=(
+            _id_param(query, "executionScheduleId") if kind is Kind.EXECUTION else None
+        ),
+        status=status,
+    )
+
+
+def list_query(kind: Kind, query: Query, *, accept_plain_top_skip: bool) -> ListQuery:
+    """Filters plus ``$top``/``$skip``/``$select``; ``top``/``skip`` too when accepted.
+
+    ``$top`` wins over ``top`` when both are given. ``$top`` above the spec's maximum
+    (100000) or a negative number is a 400.
+    """
+    top = _int_param(query, "$top", maximum=TOP_MAXIMUM)
+    skip = _int_param(query, "$skip")
+    if accept_plain_top_skip:
+        if top is None:
+            top = _int_param(query, "top", maximum=TOP_MAXIMUM)
+        if skip is None:
+            skip = _int_param(query, "skip")
+    select = _single(query, "$select")
+    if select is not None and select != "status":
+        raise bad_request(
+            f"Invalid $select {select!r}: only 'status' is supported.", "MalformedRequest"
+        )
+    return ListQuery(
+        filters=filters(kind, query),
+        top=TOP_DEFAULT if top is None else top,
+        skip=skip or 0,
+        select_status=select == "status",
+    )
+
+
+def select_status(query: Query) -> bool:
+    """``$select`` of a GET by id."""
+    select = _single(query, "$select")
+    if select is not None and select != "status":
+        raise bad_request(
+            f"Invalid $select {select!r}: only 'status' is supported.", "MalformedRequest"
+        )
+    return select == "status"
+
+
+def item_id(kind: Kind, value: str) -> str:
+    if not _ID.match(value):
+        raise bad_request(
+            f"Invalid {kind.lower()} id {value!r}: must match {ID_PATTERN}.",
+            "InvalidId",
+            kind=kind,
+            item_id=value,
+        )
+    return value
+
+
+def bulk_items(kind: Kind, body: object) -> list[tuple[str, TargetStatus]]:
+    """A bulk PATCH body: ``{"<collection>": [{"id", "targetStatus"}, ...]}``, 1..100 unique ids.
+
+    The collection key must match the path (SAP's own doc once sent ``executions`` to
+    ``/deployments``); any other top-level key is refused for the same reason.
+    """
+    key = kind.collection
+    if not isinstance(body, dict):
+        raise bad_request(
+            f'Body must be a JSON object {{"{key}": [...]}}.', "MalformedRequest", kind=kind
+        )
+    unexpected = sorted(set(body) - {key})
+    if unexpected or key not in body:
+        found = ", ".join(unexpected) if unexpected else "none"
+        raise bad_request(
+            f'A bulk PATCH of {key} takes {{"{key}": [...]}}; unexpected or missing keys: {found}.',
+            "WrongCollectionKey",
+            kind=kind,
+        )
+    items = body[key]
+    if not isinstance(items, list):
+        raise bad_request(f"{key} must be an array.", "MalformedRequest", kind=kind)
+    if not items:
+        raise bad_request(f"{key} must contain at least 1 item.", "EmptyBatch", kind=kind)
+    if len(items) > MAX_BULK_ITEMS:
+        raise bad_request(
+            f"{key} must contain at most {MAX_BULK_ITEMS} items, got {len(items)}.",
+            "TooManyItems",
+            kind=kind,
+        )
+    parsed: list[tuple[str, TargetStatus]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise bad_request(f"{key}[{index}] must be an object.", "MalformedRequest", kind=kind)
+        ident, target = item.get("id"), item.get("targetStatus")
+        if not isinstance(ident, str) or not _ID.match(ident):
+            raise bad_request(
+                f"{key}[{index}].id must be a string matching {ID_PATTERN}.",
+                "InvalidId",
+                kind=kind,
+                item_id=ident if isinstance(ident, str) else None,
+            )
+        try:
+            requested = TargetStatus(target) if isinstance(target, str) else None
+        except ValueError:
+            requested = None
+        if requested is None:
+            raise bad_request(
+                f"{key}[{index}].targetStatus must be STOPPED or DELETED, got {target!r}.",
+                "InvalidTargetStatus",
+                kind=kind,
+                item_id=ident,
+            )
+        if ident in seen:
+            raise bad_request(
+                f"Duplicate id {ident} in {key}: an id may appear only once per request.",
+                "DuplicateId",
+                kind=kind,
+                item_id=ident,
+            )
+        seen.add(ident)
+        parsed.append((ident, requested))
+    return parsed
+
+
+@dataclass(frozen=True)
+class Modification:
+    """A single PATCH: stop, or (deployments only) switch to another configuration."""
+
+    stop: bool
+    configuration_id: str | None = None
+
+
+def modification(kind: Kind, item: str, body: object) -> Modification:
+    """``{"targetStatus": "STOPPED"}`` (only value) or, for deployments, ``{"configurationId"}``."""
+    if not isinstance(body, dict):
+        raise bad_request(
+            "Body must be a JSON object.", "MalformedRequest", kind=kind, item_id=item
+        )
+    target = body.get("targetStatus")
+    configuration = body.get("configurationId") if kind is Kind.DEPLOYMENT else None
+    if target is not None and configuration is not None:
+        raise bad_request(
+            "Give either targetStatus or configurationId, not both.",
+            "MalformedRequest",
+            kind=kind,
+            item_id=item,
+        )
+    if target is not None:
+        if target != TargetStatus.STOPPED:
+            raise bad_request(
+                f"targetStatus must be STOPPED, got {target!r}; delete with DELETE.",
+                "InvalidTargetStatus",
+                kind=kind,
+                item_id=item,
+            )
+        return Modification(stop=True)
+    if configuration is not None:
+        if not isinstance(configuration, str) or not _ID.match(configuration):
+            raise bad_request(
+                f"configurationId must match {ID_PATTERN}.",
+                "MalformedRequest",
+                kind=kind,
+                item_id=item,
+            )
+        return Modification(stop=False, configuration_id=configuration)
+    wanted = "targetStatus or configurationId" if kind is Kind.DEPLOYMENT else "targetStatus"
+    raise bad_request(f"Body must contain {wanted}.", "MalformedRequest", kind=kind, item_id=item)
+
+
+@dataclass(frozen=True)
+class Creation:
+    configuration_id: str
+    ttl: str | None = None
+
+
+def creation(kind: Kind, body: object) -> Creation:
+    """``{"configurationId": ...}`` (+ ``ttl`` for deployments)."""
+    if not isinstance(body, dict):
+        raise bad_request("Body must be a JSON object.", "MalformedRequest", kind=kind)
+    configuration = body.get("configurationId")
+    if not isinstance(configuration, str) or not _ID.match(configuration):
+        raise bad_request(
+            f"configurationId is required and must match {ID_PATTERN}.",
+            "MalformedRequest",
+            kind=kind,
+        )
+    ttl = body.get("ttl") if kind is Kind.DEPLOYMENT else None
+    if ttl is not None and (not isinstance(ttl, str) or not _TTL.match(ttl)):
+        raise bad_request(
+            "ttl must be a number followed by m, h or d (e.g. 24H).", "MalformedRequest", kind=kind
+        )
+    return Creation(configuration_id=configuration, ttl=ttl)

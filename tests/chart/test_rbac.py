@@ -1,0 +1,154 @@
+"""The chart's RBAC is least privilege: exactly the grants the operator needs, nothing more.
+
+Every rendered rule is flattened into (where, apiGroup, resource, verb, resourceNames)
+grants and compared with the complete expected set, so an added verb fails a test as
+surely as a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import NAMESPACE, RELEASE, VARIANTS, Helm, Rendering, rbac_rules
+
+pytestmark = pytest.mark.helm
+
+GROUP = "aiapi.bulkops.dev"
+FULLNAME = f"{RELEASE}-bulk-termination-operator"
+
+Grant = tuple[str, str, str, str, tuple[str, ...]]  # where, group, resource, verb, names
+
+
+def grants(rendering: Rendering) -> set[Grant]:
+    out: set[Grant] = set()
+    for role, rule in rbac_rules(rendering.docs, "ClusterRole", "Role"):
+        where = "cluster" if role["kind"] == "ClusterRole" else role["metadata"]["namespace"]
+        names = tuple(rule.get("resourceNames", ()))
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    out.add((where, group, resource, verb, names))
+    return out
+
+
+def controller_grants(where: str, *, ttl: bool = False, secret_names: tuple[str, ...] = ()) -> set[Grant]:
+    expected: set[Grant] = {
+        (where, GROUP, "bulkterminations", "get", ()),
+        (where, GROUP, "bulkterminations", "list", ()),
+        (where, GROUP, "bulkterminations", "watch", ()),
+        (where, GROUP, "bulkterminations", "patch", ()),
+        (where, GROUP, "bulkterminations/status", "get", ()),
+        (where, GROUP, "bulkterminations/status", "patch", ()),
+        (where, "", "secrets", "get", secret_names),
+        (where, "", "events", "create", ()),
+        (where, "", "events", "patch", ()),
+        (where, "events.k8s.io", "events", "create", ()),
+        (where, "events.k8s.io", "events", "patch", ()),
+    }
+    if ttl:
+        expected.add((where, GROUP, "bulkterminations", "delete", ()))
+    return expected
+
+
+CRD_READ: set[Grant] = {
+    ("cluster", "apiextensions.k8s.io", "customresourcedefinitions", verb, ())
+    for verb in ("get", "list", "watch")
+}
+
+
+def peering_grants(where: str, resource: str) -> set[Grant]:
+    return {
+        (where, "kopf.dev", resource, "list", ()),
+        (where, "kopf.dev", resource, "watch", ()),
+        (where, "kopf.dev", resource, "get", (FULLNAME,)),
+        (where, "kopf.dev", resource, "patch", (FULLNAME,)),
+    }
+
+
+EXPECTED: dict[str, set[Grant]] = {
+    "default": CRD_READ | controller_grants("cluster"),
+    "metrics": CRD_READ | controller_grants("cluster"),
+    "no-metrics": CRD_READ | controller_grants("cluster"),
+    "ttl": CRD_READ | controller_grants("cluster", ttl=True),
+    "namespaced": CRD_READ | controller_grants("team-a") | controller_grants("team-b"),
+    "peering": CRD_READ | controller_grants("cluster") | peering_grants("cluster", "clusterkopfpeerings"),
+    "peering-namespaced": (
+        CRD_READ
+        | controller_grants("team-a") | peering_grants("team-a", "kopfpeerings")
+        | controller_grants("team-b") | peering_grants("team-b", "kopfpeerings")
+    ),
+    "everything": CRD_READ | controller_grants("ml-team", secret_names=("aicore-service-key",)),
+}
+
+
+def test_grants_are_exactly_the_expected_ones(rendered: Rendering, variant: str) -> None:
+    actual = grants(rendered)
+    expected = EXPECTED[variant]
+    assert actual == expected, (
+        f"unexpected: {sorted(actual - expected)}\nmissing: {sorted(expected - actual)}"
+    )
+
+
+def test_no_wildcards(rendered: Rendering) -> None:
+    for role, rule in rbac_rules(rendered.docs, "ClusterRole", "Role"):
+        for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+            for item in rule.get(key, []):
+                assert "*" not in item, f"{role['kind']}/{role['metadata']['name']}: {key} {item}"
+
+
+def test_secrets_are_get_only(rendered: Rendering) -> None:
+    secret_verbs = {
+        verb
+        for _, rule in rbac_rules(rendered.docs, "ClusterRole", "Role")
+        if "secrets" in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert secret_verbs == {"get"}
+
+
+@pytest.mark.parametrize("variant_name", ["default", "namespaced", "peering", "metrics"])
+def test_delete_on_bulkterminations_only_with_ttl(helm: Helm, variant_name: str) -> None:
+    assert not [g for g in grants(helm.render(variant_name)) if g[3] == "delete"]
+    assert [g for g in grants(helm.render("ttl")) if g[3] == "delete"] == [
+        ("cluster", GROUP, "bulkterminations", "delete", ())
+    ]
+
+
+@pytest.mark.parametrize("variant_name", ["namespaced", "peering-namespaced", "everything"])
+def test_namespaced_install_grants_nothing_cluster_wide_but_crd_reads(
+    helm: Helm, variant_name: str
+) -> None:
+    rendering = helm.render(variant_name)
+    cluster = {g for g in grants(rendering) if g[0] == "cluster"}
+    assert cluster == CRD_READ
+    bindings = rendering.of_kind("ClusterRoleBinding")
+    assert len(bindings) == 1 and bindings[0]["roleRef"]["name"].endswith("-framework")
+    assert {r["metadata"]["namespace"] for r in rendering.of_kind("Role")} == set(
+        VARIANTS[variant_name]["watchNamespaces"]
+    )
+
+
+def _subjects_ok(binding: dict[str, Any], sa: str) -> bool:
+    expected = [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
+    return bool(binding["subjects"] == expected)
+
+
+def test_every_role_is_bound_to_the_operator_service_account(rendered: Rendering) -> None:
+    sa_name = rendered.deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
+             for r in rendered.of_kind("ClusterRole") + rendered.of_kind("Role")}
+    bound = set()
+    for binding in rendered.of_kind("ClusterRoleBinding") + rendered.of_kind("RoleBinding"):
+        assert _subjects_ok(binding, sa_name), binding
+        ref = binding["roleRef"]
+        assert ref["apiGroup"] == "rbac.authorization.k8s.io"
+        bound.add((ref["kind"], binding["metadata"].get("namespace"), ref["name"]))
+    assert bound == roles
+
+
+def test_rbac_create_false_renders_no_rbac(helm: Helm) -> None:
+    proc = helm.template_with("no-rbac", {"rbac": {"create": False}})
+    assert proc.returncode == 0, proc.stderr
+    assert "kind: ClusterRole" not in proc.stdout and "kind: Role" not in proc.stdout

@@ -1,0 +1,153 @@
+"""The CRD is well-formed: names, structural schema, descriptions, printer columns, cheap CEL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.kube import schema as s
+
+
+def test_identity(crd: dict[str, Any]) -> None:
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["kind"] == "CustomResourceDefinition"
+    assert crd["metadata"]["name"] == "bulkterminations.aiapi.bulkops.dev"
+    spec = crd["spec"]
+    assert spec["group"] == "aiapi.bulkops.dev"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"] == {
+        "kind": "BulkTermination",
+        "listKind": "BulkTerminationList",
+        "plural": "bulkterminations",
+        "singular": "bulktermination",
+        "shortNames": ["bt", "bterm"],
+        "categories": ["aiapi"],
+    }
+    [version] = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert version["subresources"] == {"status": {}}
+
+
+def test_matches_the_python_constants(crd: dict[str, Any]) -> None:
+    from bulkterm import spec as pyspec
+
+    assert crd["spec"]["group"] == pyspec.API_GROUP
+    assert crd["spec"]["versions"][0]["name"] == pyspec.API_VERSION
+    assert crd["spec"]["names"]["kind"] == pyspec.KIND
+    assert crd["spec"]["names"]["plural"] == pyspec.PLURAL
+
+
+def test_every_field_is_described(openapi: dict[str, Any]) -> None:
+    assert s.missing_descriptions(openapi) == []
+
+
+def test_every_field_is_typed(openapi: dict[str, Any]) -> None:
+    assert s.untyped(openapi) == []
+
+
+def test_structural_rules(openapi: dict[str, Any]) -> None:
+    """The API server's structural-schema rules that matter here."""
+    for path, sub in s.walk_schema(openapi):
+        # No value validation in combinators (not used at all here) and no $ref.
+        for key in ("allOf", "anyOf", "oneOf", "not", "$ref"):
+            assert key not in sub, f"{path}: {key}"
+        # `properties` and `additionalProperties` are mutually exclusive.
+        assert not ("properties" in sub and "additionalProperties" in sub), path
+        if sub.get("type") == "array":
+            assert "items" in sub, f"{path}: arrays need items"
+        if "default" in sub:
+            # A default must itself be valid (the server rejects the CRD otherwise).
+            errors = s.schema_errors(sub, s.apply_defaults(sub, sub["default"]))
+            assert errors == [], f"{path}: {errors}"
+
+
+def test_preserve_unknown_fields_only_on_the_plan(openapi: dict[str, Any]) -> None:
+    preserved = [p for p, sub in s.walk_schema(openapi)
+                 if sub.get("x-kubernetes-preserve-unknown-fields")]
+    assert preserved == [".status.plan"]
+
+
+def test_list_map_keys_are_required_or_defaulted(openapi: dict[str, Any]) -> None:
+    maps = [(p, sub) for p, sub in s.walk_schema(openapi)
+            if sub.get("x-kubernetes-list-type") == "map"]
+    assert {p for p, _ in maps} == {".spec.targets", ".status.conditions"}
+    for path, sub in maps:
+        items = sub["items"]
+        for key in sub["x-kubernetes-list-map-keys"]:
+            assert key in items.get("required", []) or "default" in items["properties"][key], (
+                f"{path}: list-map key {key!r} must be required or defaulted"
+            )
+
+
+def test_targets_shape(openapi: dict[str, Any]) -> None:
+    targets = openapi["properties"]["spec"]["properties"]["targets"]
+    assert (targets["minItems"], targets["maxItems"]) == (1, 10_000)
+    assert targets["x-kubernetes-list-map-keys"] == ["kind", "id"]
+    items = targets["items"]["properties"]
+    assert items["kind"]["enum"] == ["Deployment", "Execution"]
+    assert items["kind"]["default"] == "Deployment"
+    assert items["id"]["pattern"] == r"^[\w.-]{4,64}$"
+    assert items["targetStatus"]["enum"] == ["STOPPED", "DELETED"]
+
+
+def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
+    status = openapi["properties"]["status"]
+    assert set(status["properties"]) == {
+        "observedGeneration", "total", "pending", "active", "succeeded", "failed", "progress",
+        "completedIndexes", "failedIndexes", "startTime", "completionTime", "inFlight",
+        "failures", "outcomes", "capabilities", "plan", "conditions",
+    }
+    assert status["properties"]["inFlight"]["maxItems"] == 50
+    assert status["properties"]["failures"]["maxItems"] == 100
+    action = status["properties"]["inFlight"]["items"]["properties"]["action"]
+    assert action["enum"] == ["STOP", "DELETE"]
+    condition = status["properties"]["conditions"]["items"]["properties"]
+    assert condition["status"]["enum"] == ["True", "False", "Unknown"]
+
+
+def test_printer_columns(crd: dict[str, Any]) -> None:
+    columns = [
+        (c["name"], c["type"], c["jsonPath"], c.get("priority", 0))
+        for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    ]
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    assert columns == [
+        ("Status", "string", f"{ready}.reason", 0),
+        ("Progress", "string", ".status.progress", 0),
+        ("Failed", "integer", ".status.failed", 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0),
+        ("Active", "integer", ".status.active", 1),
+        ("Start", "date", ".status.startTime", 1),
+        ("Completed", "date", ".status.completionTime", 1),
+        ("Message", "string", f"{ready}.message", 1),
+    ]
+    for column in crd["spec"]["versions"][0]["additionalPrinterColumns"]:
+        assert column.get("description"), column["name"]
+
+
+def test_cel_rules_are_cheap(openapi: dict[str, Any]) -> None:
+    """Proxies for the API server's static CEL cost estimate.
+
+    A rule inside a list's items is evaluated once per item, so its estimated cost is
+    multiplied by maxItems (10,000 here): no rule may sit under an array. Within a rule's
+    scope every string has a maxLength and every list a maxItems, so size estimates are finite.
+    """
+    rules = s.cel_rules(openapi)
+    assert {(path, r["rule"]) for path, r in rules} == {
+        (".spec", "self.targets != oldSelf.targets || self == oldSelf"),
+        (".spec.targets", "self == oldSelf"),
+    }
+    for path, rule in rules:
+        assert "[]" not in path, f"{path}: a rule under a list is multiplied by its maxItems"
+        assert rule.get("message"), f"{path}: rules need a clear message"
+        scope = dict(s.walk_schema(openapi))[path]
+        for sub_path, sub in s.walk_schema(scope, path):
+            if sub.get("type") == "string" and "enum" not in sub:
+                assert "maxLength" in sub, f"{sub_path}: unbounded string in CEL scope"
+            if sub.get("type") == "array":
+                assert "maxItems" in sub, f"{sub_path}: unbounded list in CEL scope"
+
+
+def test_crd_yaml_is_one_document() -> None:
+    from tests.crd.samples import CRD_PATH
+
+    assert len(s.load_yaml_docs(CRD_PATH)) == 1

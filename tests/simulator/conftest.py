@@ -1,0 +1,45 @@
+"""Fixtures of the simulator's own tests: a simulator on a hand-moved clock and an HTTP client.
+
+``sim`` runs with the default (slow) timings on a :class:`SimClock`, so nothing changes unless
+a test calls ``clock.advance``: every expectation about statuses is exact. Override its config
+with ``@pytest.mark.simulator(...)``, the marker the shared fixtures read too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bulkterm.simulator import SimClock, Simulator, Timings
+from tests.plugins.simulator import simulator_config
+
+
+@pytest.fixture
+def clock(sim_clock: SimClock) -> SimClock:
+    return sim_clock
+
+
+@pytest.fixture
+async def sim(request: pytest.FixtureRequest, clock: SimClock) -> AsyncIterator[Simulator]:
+    marker = request.node.get_closest_marker("simulator")
+    overrides = dict(marker.kwargs) if marker is not None else {}
+    overrides.setdefault("timings", Timings())
+    async with Simulator(simulator_config(**overrides), clock=clock) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def api(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
+    """A client already holding a token and ``AI-Resource-Group: default``."""
+    headers = {"Authorization": f"Bearer {sim.issue_token()}", "AI-Resource-Group": "default"}
+    async with httpx.AsyncClient(base_url=sim.url, headers=headers, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def raw(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with no headers at all (auth and resource-group tests)."""
+    async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:
+        yield client
