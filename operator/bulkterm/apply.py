@@ -45,7 +45,9 @@ class ApplyOptions:
     force_terminal: bool | None = None
 
 
-def run_apply(options: ApplyOptions, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+def run_apply(
+    options: ApplyOptions, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
@@ -98,7 +100,9 @@ def _read_file(name: str) -> str:
         raise ManifestError([f"{name}: not UTF-8 text"]) from None
 
 
-async def _apply(manifests: list[Manifest], options: ApplyOptions, out: IO[str], err: IO[str]) -> int:
+async def _apply(
+    manifests: list[Manifest], options: ApplyOptions, out: IO[str], err: IO[str]
+) -> int:
     async with _credentials(manifests, options, err) as key:
         if key is None:
             return EXIT_INVALID
@@ -128,7 +132,9 @@ async def _apply(manifests: list[Manifest], options: ApplyOptions, out: IO[str],
         return EXIT_OK if ok else EXIT_FAILED
 
 
-async def _run_one(manifest: Manifest, key: ServiceKey, options: ApplyOptions, view: ProgressView) -> Progress:
+async def _run_one(
+    manifest: Manifest, key: ServiceKey, options: ApplyOptions, view: ProgressView
+) -> Progress:
     group = _resource_group(manifest, key, options)
     async with AiApiClient(key, group, ClientSettings()) as api:
         engine = Engine(manifest.spec, api, settings=EngineSettings())

@@ -63,7 +63,11 @@ class ProgressView:
             self._bar.update(self._tasks[name], completed=done, detail=detail)
         else:
             suffix = f" ({note})" if note else ""
-            print(f"{name}: {done}/{counts.total} done: {detail}{suffix}", file=self._stream, flush=True)
+            print(
+                f"{name}: {done}/{counts.total} done: {detail}{suffix}",
+                file=self._stream,
+                flush=True,
+            )
 
     def message(self, text: str) -> None:
         if self._bar is not None:

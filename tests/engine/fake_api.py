@@ -123,6 +123,10 @@ class FakeAiApi:
     #: When set, every call raises this (e.g. an AuthError for revoked credentials).
     always_fail: Exception | None = None
 
+    #: Highest number of single calls (GET one, stop, delete) in progress at once.
+    max_concurrent_singles: int = 0
+    _concurrent: int = 0
+
     _events: list[tuple[datetime, int, tuple[Kind, str], str, Status | None]] = field(
         default_factory=list
     )
@@ -209,9 +213,18 @@ class FakeAiApi:
         await asyncio.sleep(0)
         return [self._state(i) for i in found]
 
+    async def _single_call_latency(self) -> None:
+        self._concurrent += 1
+        self.max_concurrent_singles = max(self.max_concurrent_singles, self._concurrent)
+        try:
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        finally:
+            self._concurrent -= 1
+
     async def get_state(self, kind: Kind, item_id: str) -> ItemState:
         self._enter("get", kind)
-        await asyncio.sleep(0)
+        await self._single_call_latency()
         item = self.items.get((kind, item_id))
         if item is None:
             raise NotFoundError(f"{kind.value} {item_id} not found", status_code=404)
@@ -256,12 +269,12 @@ class FakeAiApi:
 
     async def stop(self, kind: Kind, item_id: str) -> None:
         self._enter("stop", kind)
-        await asyncio.sleep(0)
+        await self._single_call_latency()
         self._single(kind, item_id, TargetStatus.STOPPED)
 
     async def delete(self, kind: Kind, item_id: str) -> None:
         self._enter("delete", kind)
-        await asyncio.sleep(0)
+        await self._single_call_latency()
         self._single(kind, item_id, TargetStatus.DELETED)
 
     def _single(self, kind: Kind, item_id: str, action: TargetStatus) -> None:

@@ -7,13 +7,26 @@ with ``@pytest.mark.simulator(...)``, the marker the shared fixtures read too.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 from bulkterm.simulator import SimClock, Simulator, Timings
 from tests.plugins.simulator import simulator_config
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Building a default context per client costs ~0.1 s; the simulator is plain HTTP anyway.
+    return ssl.create_default_context()
+
+
+def http_client(base_url: str, **kwargs: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, timeout=10, verify=_tls(), **kwargs)
 
 
 @pytest.fixture
@@ -34,12 +47,12 @@ async def sim(request: pytest.FixtureRequest, clock: SimClock) -> AsyncIterator[
 async def api(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
     """A client already holding a token and ``AI-Resource-Group: default``."""
     headers = {"Authorization": f"Bearer {sim.issue_token()}", "AI-Resource-Group": "default"}
-    async with httpx.AsyncClient(base_url=sim.url, headers=headers, timeout=10) as client:
+    async with http_client(sim.url, headers=headers) as client:
         yield client
 
 
 @pytest.fixture
 async def raw(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
     """A client with no headers at all (auth and resource-group tests)."""
-    async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:
+    async with http_client(sim.url) as client:
         yield client

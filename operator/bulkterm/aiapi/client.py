@@ -246,8 +246,9 @@ class AiApiClient:
                 content_type=MERGE_PATCH,
                 write=True,
             )
-        except PermanentError as exc:
-            if _means_bulk_unsupported(exc):
+        except (PermanentError, NotFoundError) as exc:
+            # 404 on the collection itself, 405/501, or a 4xx saying so: no bulk endpoint here.
+            if isinstance(exc, NotFoundError) or _means_bulk_unsupported(exc):
                 raise BulkUnsupportedError(
                     exc.message, status_code=exc.status_code, code=exc.code
                 ) from None
@@ -428,9 +429,8 @@ def _means_bulk_unsupported(exc: AiApiError) -> bool:
     if exc.status_code in (405, 501):
         return True
     text = f"{exc.code or ''} {exc.message}".lower()
-    return "bulk" in text and (
-        "not supported" in text or "unsupported" in text or "disabled" in text
-    )
+    refusals = ("not supported", "unsupported", "disabled", "not enabled")
+    return "bulk" in text and any(phrase in text for phrase in refusals)
 
 
 def _path_id(item_id: str) -> str:

@@ -99,7 +99,9 @@ def operator_command(
     import os
 
     if not namespaces and os.environ.get(_env("NAMESPACES")):
-        namespaces = tuple(n.strip() for n in os.environ[_env("NAMESPACES")].split(",") if n.strip())
+        namespaces = tuple(
+            n.strip() for n in os.environ[_env("NAMESPACES")].split(",") if n.strip()
+        )
     if all_namespaces and namespaces:
         raise click.UsageError("--all-namespaces and --namespace exclude each other")
     if standalone and peering:
@@ -132,9 +134,7 @@ def run(config: OperatorConfig) -> None:
         "full": kopf.LogFormat.FULL,
         "json": kopf.LogFormat.JSON,
     }
-    kopf.configure(
-        verbose=config.log_level == "DEBUG", log_format=formats[config.log_format]
-    )
+    kopf.configure(verbose=config.log_level == "DEBUG", log_format=formats[config.log_format])
     logging.getLogger().setLevel(config.log_level)
     # The kubernetes client logs request bodies at DEBUG: Secrets must never reach a log.
     logging.getLogger("kubernetes").setLevel(logging.WARNING)

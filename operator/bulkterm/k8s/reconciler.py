@@ -161,8 +161,11 @@ class Reconciler:
                 if record.total == len(spec.targets):
                     return record
             except ValidationError:
-                log.warning("%s/%s: status unreadable; starting from fresh observations",
-                            self.ref.namespace, self.ref.name)
+                log.warning(
+                    "%s/%s: status unreadable; starting from fresh observations",
+                    self.ref.namespace,
+                    self.ref.name,
+                )
         total = len(spec.targets)
         return Progress(total=total, pending=total, progress=f"0/{total}")
 
@@ -244,7 +247,9 @@ class Reconciler:
                 self._record = engine.progress
                 await self._throttle.offer(self._status(self._record), force=True)
                 if self._stall_reason != "Unauthorized":
-                    self._events.warning("CredentialsInvalid", f"AI API refused the credentials: {exc.message}")
+                    self._events.warning(
+                        "CredentialsInvalid", f"AI API refused the credentials: {exc.message}"
+                    )
                 self._stall_reason = "Unauthorized"
                 return None
         self._record = record

@@ -10,6 +10,7 @@ caused are recorded as violations on the way out.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Awaitable, Callable
 
@@ -31,7 +32,8 @@ from bulkterm.simulator.rules import (
 from bulkterm.simulator.wire import ApiFailure, ViolationSpec, api_error
 
 BACKEND = web.AppKey("backend", Backend)
-_CONTEXT = "bulkterm.simulator.context"
+#: The request being served (set by the middleware, read by handlers in the same task).
+_CONTEXT: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("simulator_request")
 
 TOKEN_ROUTE = "POST /oauth/token"
 _JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
@@ -56,9 +58,7 @@ def route_key(request: web.Request) -> str | None:
 
 
 def context(request: web.Request) -> RequestContext:
-    ctx = request.get(_CONTEXT)
-    assert isinstance(ctx, RequestContext)
-    return ctx
+    return _CONTEXT.get()
 
 
 def base_url(request: web.Request) -> str:
@@ -132,7 +132,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     backend = request.app[BACKEND]
     ctx = RequestContext(route=route, path=request.path, request_id=backend.request_id())
-    request[_CONTEXT] = ctx
+    _CONTEXT.set(ctx)
     with backend.lock:
         backend.recorder.requests[route] += 1
         spared = route == TOKEN_ROUTE and not backend.faults.include_token_endpoint
