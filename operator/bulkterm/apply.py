@@ -253,8 +253,10 @@ def simulated_status(target: Target) -> Status | None:
     """
     digest = int.from_bytes(hashlib.sha256(f"{target.kind}/{target.id}".encode()).digest()[:4])
     point = digest % sum(weight for _, weight in _MIX)
-    for name, weight in _MIX:
+    name = _MIX[-1][0]
+    for candidate, weight in _MIX:
         if point < weight:
+            name = candidate
             break
         point -= weight
     if name == "GONE":

@@ -194,6 +194,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
     _watchers: set[asyncio.Event] = attrs.field(factory=set, init=False)
     _crds: dict[tuple[str, str, str], CrdVersion] = attrs.field(factory=dict, init=False)
     _openapi_cache: tuple[int, Any] | None = attrs.field(default=None, init=False)
+    _closing: bool = attrs.field(default=False, init=False)
 
     @override
     def __attrs_post_init__(self) -> None:
@@ -350,15 +351,19 @@ class ApiEmulator(kmock.KubernetesEmulator):
                         self._crds.get((group, version, plural)))
 
     def find(self, name: str) -> Resolved:
-        """A resource by plural, singular, short name, kind, or ``plural.group`` (like kubectl)."""
-        lowered = name.lower()
+        """A resource as kubectl would find it: ``bt``, ``bulkterminations``, ``BulkTermination``,
+        ``bulkterminations.aiapi.bulkops.dev``, ``v1/secrets``, ``events.v1``, …"""
+        spec = kmock.resource(name)
+        alias = (spec.plural or "").lower()
         candidates: list[kmock.resource] = []
         for res in self.resources:
+            if spec.group is not None and res.group != spec.group:
+                continue
+            if spec.version is not None and res.version != spec.version:
+                continue
             info = self.resources[res]
-            qualified = f"{res.plural}.{res.group}" if res.group else res.plural
-            names = {res.plural, info.singular, (info.kind or "").lower(), qualified,
-                     *info.shortnames}
-            if lowered in {n for n in names if n} or name == f"{res.group}/{res.version}/{res.plural}":
+            names = {res.plural, info.singular, (info.kind or "").lower(), *info.shortnames}
+            if alias in {n for n in names if n}:
                 candidates.append(res)
         if not candidates:
             raise KeyError(name)
@@ -568,7 +573,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
         obj = self._admit(request, res, obj, None)
         if (res.group, res.version, res.plural) == CRD_RESOURCE:
             obj = self._accept_crd(obj)
-        if _truthy(str(request.params.get("dryRun") == "All")):
+        if request.params.get("dryRun") == "All":
             return self._respond(request, res, obj, status)
         obj["metadata"] = {**obj["metadata"], "resourceVersion": str(self._next_rv())}
         self._store(res, obj, "ADDED")
@@ -814,7 +819,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
                     "apiVersion": res.api_version, "kind": res.kind, "metadata": {
                         "resourceVersion": str(self._rv),
                         "annotations": {"k8s.io/initial-events-end": "true"}}}})
-            while True:
+            while not self._closing:
                 waiter.clear()
                 if position < self._log_dropped:
                     await self._write_event(response, self._gone_event(since))
@@ -831,6 +836,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
                     await asyncio.wait_for(waiter.wait(), timeout=remaining)
                 except TimeoutError:
                     return response
+            return response
         except (ConnectionError, asyncio.CancelledError):
             return response
         finally:
@@ -840,6 +846,12 @@ class ApiEmulator(kmock.KubernetesEmulator):
                     await response.write_eof()
                 except (ConnectionError, RuntimeError):
                     pass
+
+    def close_watches(self) -> None:
+        """End all watch streams (before the server shuts down)."""
+        self._closing = True
+        for waiter in self._watchers:
+            waiter.set()
 
     @staticmethod
     async def _write_event(response: aiohttp.web.StreamResponse, event: Mapping[str, Any]) -> None:

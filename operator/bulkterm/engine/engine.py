@@ -28,6 +28,7 @@ from bulkterm.engine.decisions import (
     Action,
     Decision,
     Limits,
+    Memory,
     Observation,
     Verdict,
     decide,
@@ -173,6 +174,7 @@ class Engine:
         now = self._clock()
         ledger, mem = self.ledger, self.ledger.memory
         intents: list[Intent] = []
+        before_send: dict[int, Memory] = {}
         wake: datetime | None = None
         for i in ledger.open_indexes():
             target = ledger.targets[i]
@@ -185,18 +187,23 @@ class Engine:
                 moving = True
             elif decision.verdict is Verdict.SEND:
                 assert decision.action is not None
+                before_send[i] = mem[i]
                 mem[i] = remember_sent(mem[i], decision, now)
                 intents.append(Intent(i, target.kind, target.id, decision.action))
             elif decision.wake_at is not None:
                 wake = decision.wake_at if wake is None else min(wake, decision.wake_at)
         if intents:
             moving = True
-            await self._send(intents, transient)
+            await self._send(intents, before_send, transient)
         return self._after_round(transient, moving=moving, wake=wake)
 
-    async def _send(self, intents: list[Intent], transient: list[TransientError]) -> None:
+    async def _send(
+        self,
+        intents: list[Intent],
+        before_send: dict[int, Memory],
+        transient: list[TransientError],
+    ) -> None:
         mem = self.ledger.memory
-        before = {intent.index: mem[intent.index] for intent in intents}
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
         await self._emit()  # recorded as in flight before sending (Job's two-phase accounting)
         try:
@@ -204,7 +211,7 @@ class Engine:
                 make_batches(intents, self.spec.batch_size), self._bulk
             )
         except AuthError:
-            for index, old in before.items():  # nothing reached the API: not in flight
+            for index, old in before_send.items():  # nothing reached the API: not in flight
                 mem[index] = old
             raise
         self._apply(report)

@@ -218,6 +218,14 @@ class Reconciler:
         """Run the engine until it ends (returns the record) or stalls on credentials (None)."""
         group = spec.connection.resource_group
         async with AiApiClient(key, group, self._client_settings) as api:
+            if self._stall_reason is not None:
+                # Probe before resuming, so a still-broken key keeps the CR Stalled instead
+                # of flapping Reconciling on every retry.
+                try:
+                    await api.meta()
+                except AuthError as exc:
+                    await self._stall("Unauthorized", f"AI API refused the credentials: {exc.message}")
+                    return None
             engine = Engine(spec, api, self._record, settings=self._engine_settings)
             self._api_calls = api.calls
 
