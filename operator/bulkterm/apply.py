@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -142,7 +142,17 @@ async def _run_one(
         async def on_progress(record: Progress) -> None:
             view.update(manifest.name, record)
 
-        return await engine.run(on_progress)
+        try:
+            return await engine.run(on_progress)
+        finally:
+            view.message(f"{manifest.name}: AI API calls: {_summarise_calls(api.calls)}")
+
+
+def _summarise_calls(calls: Mapping[str, int]) -> str:
+    """``"12 (bulk_patch deployments 2, list deployments 6, …)"``: what the run cost."""
+    total = sum(calls.values())
+    detail = ", ".join(f"{label} {n}" for label, n in sorted(calls.items()))
+    return f"{total} ({detail})" if calls else "0"
 
 
 def _resource_group(manifest: Manifest, key: ServiceKey, options: ApplyOptions) -> str:

@@ -547,7 +547,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if not name:
             prefix = meta.get("generateName")
             if not prefix:
-                raise self._invalid(res, "", ["metadata.name: Required value: name or "
+                raise self._invalid(res, "", [".metadata.name: Required value: name or "
                                               "generateName is required"])
             for _ in range(100):
                 name = prefix + "".join(random.choice(_NAME_CHARS) for _ in range(5))
@@ -592,7 +592,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if (body.get("metadata") or {}).get("name") not in (None, name):
             raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
         if res.crd is not None and not (body.get("metadata") or {}).get("resourceVersion"):
-            raise self._invalid(res, name, ["metadata.resourceVersion: Invalid value: 0x0: "
+            raise self._invalid(res, name, [".metadata.resourceVersion: Invalid value: 0x0: "
                                              "must be specified for an update"])
         return self._write(request, res, old, body, sub)
 
@@ -665,7 +665,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
                 if added:
                     raise self._invalid(res, old_meta["name"], [
-                        f"metadata.finalizers: Forbidden: no new finalizers can be added if the "
+                        f".metadata.finalizers: Forbidden: no new finalizers can be added if the "
                         f"object is being deleted, found new finalizers {sorted(added)}"])
         obj = self._admit(request, res, obj, old)
         if (res.group, res.version, res.plural) == CRD_RESOURCE:
@@ -693,13 +693,18 @@ class ApiEmulator(kmock.KubernetesEmulator):
         skip = {"metadata", "status"} if res.status_subresource else {"metadata"}
         return {k: v for k, v in obj.items() if k not in skip}
 
-    def _invalid(self, res: Resolved, name: str, causes: list[str]) -> ApiError:
+    def _invalid(self, res: Resolved, name: str, errors: list[str]) -> ApiError:
+        """A 422 ``Invalid`` Status; ``errors`` are ``.field.path: message`` strings."""
+        causes = []
+        for error in errors:
+            path, _, message = error.partition(": ")
+            causes.append({"reason": "FieldValueInvalid", "message": message,
+                           "field": path.lstrip(".") or "<root>"})
+        listed = [f"{c['field']}: {c['message']}" for c in causes]
         return ApiError(
             422, "Invalid", f'{res.kind}.{res.group} "{name}" is invalid: '
-            + ("; ".join(causes) if len(causes) < 2 else "[" + ", ".join(causes) + "]"),
-            {"name": name, "group": res.group, "kind": res.kind,
-             "causes": [{"reason": "FieldValueInvalid", "message": c,
-                         "field": c.split(":", 1)[0].lstrip(".")} for c in causes]})
+            + (listed[0] if len(listed) == 1 else "[" + ", ".join(listed) + "]"),
+            {"name": name, "group": res.group, "kind": res.kind, "causes": causes})
 
     def _admit(self, request: rendering.Request, res: Resolved, obj: dict[str, Any],
                old: dict[str, Any] | None) -> dict[str, Any]:

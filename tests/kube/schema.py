@@ -273,7 +273,10 @@ def schema_errors(schema: Schema, obj: JSON) -> list[str]:
     """OpenAPI validation errors as ``.path: message`` strings (empty when valid)."""
     validator = jsonschema.Draft7Validator(to_json_schema(schema), format_checker=_FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
-    return [f"{_json_path(list(e.absolute_path)) or '.'}: {e.message}" for e in errors]
+    return [
+        f"{_json_path(list(e.absolute_path)) or '.'}: {e.message.replace('(?a)', '')}"
+        for e in errors
+    ]
 
 
 def list_type_errors(schema: Schema, obj: JSON, path: str = "") -> list[str]:

@@ -39,11 +39,15 @@ def bulk_body(kind: Kind, *items: tuple[str, TargetStatus | str]) -> dict[str, A
 
 
 async def bulk(
-    api: httpx.AsyncClient, kind: Kind, *items: tuple[str, TargetStatus | str], **kw: Any
+    api: httpx.AsyncClient,
+    kind: Kind,
+    *items: tuple[str, TargetStatus | str],
+    resource_group: str | None = None,
 ) -> httpx.Response:
-    return await api.patch(
-        f"/v2/lm/{kind.collection}", json=bulk_body(kind, *items), headers=MERGE_PATCH, **kw
-    )
+    headers = dict(MERGE_PATCH)
+    if resource_group is not None:
+        headers["AI-Resource-Group"] = resource_group
+    return await api.patch(f"/v2/lm/{kind.collection}", json=bulk_body(kind, *items), headers=headers)
 
 
 def by_id(response: httpx.Response, kind: Kind) -> dict[str, dict[str, Any]]:

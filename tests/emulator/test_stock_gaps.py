@@ -1,0 +1,160 @@
+"""Each gap of stock kmock 0.8 that ``tests.kube`` works around is still there.
+
+If kmock fixes one, its test here fails: drop the test and the matching workaround in
+``tests/kube/emulator.py``. These use kmock's own pytest fixture ``kmock`` (a stock
+``KubernetesEmulator`` on a free port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import kmock
+import pytest
+
+from tests.kube.emulator import parse_path
+
+RES = "kopf.dev/v1/kexes"
+URL = "/apis/kopf.dev/v1/namespaces/ns1/kexes"
+
+
+def _obj(name: str = "n1", **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "kopf.dev/v1", "kind": "KopfExample",
+            "metadata": {"name": name, "namespace": "ns1", **extra}, "spec": {"x": 1}}
+
+
+@pytest.fixture
+def stock(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
+    assert type(kmock) is kmock.KubernetesEmulator, "expected the stock emulator"
+    kmock.resources[RES] = kmock.ResourceInfo(kind="KopfExample", namespaced=True,
+                                              subresources={"status"})
+    return kmock
+
+
+def test_pinned_version() -> None:
+    assert kmock.__version__ == "0.8"
+
+
+async def test_no_server_side_metadata_and_post_answers_200(stock: Any) -> None:
+    async with stock.post(URL, json=_obj()) as response:
+        assert response.status == 200  # a real server: 201 Created
+        meta = (await response.json())["metadata"]
+    for key in ("resourceVersion", "uid", "creationTimestamp", "generation"):
+        assert key not in meta
+
+
+async def test_no_generate_name(stock: Any) -> None:
+    body = _obj()
+    body["metadata"] = {"generateName": "n-", "namespace": "ns1"}
+    async with stock.post(URL, json=body) as response:
+        assert "name" not in (await response.json())["metadata"]
+
+
+async def test_failed_json_patch_test_is_500_not_422(stock: Any) -> None:
+    await stock.post(URL, json=_obj())
+    ops = [{"op": "test", "path": "/spec/x", "value": 2}, {"op": "replace", "path": "/spec/x",
+                                                            "value": 3}]
+    async with stock.patch(f"{URL}/n1", data=json.dumps(ops),
+                           headers={"Content-Type": "application/json-patch+json"}) as response:
+        assert response.status == 500
+
+
+async def test_listing_namespaces_fails(stock: Any) -> None:
+    async with stock.get("/api/v1/namespaces") as response:
+        assert response.status == 500
+
+
+def test_kmock_path_parser_breaks_on_namespaces() -> None:
+    from kmock._internal import parsing
+
+    with pytest.raises(ValueError):
+        parsing.parse_path("/api/v1/namespaces")
+    assert parse_path("/api/v1/namespaces").plural == "namespaces"  # ours
+
+
+async def test_watch_subscribes_after_the_snapshot(stock: Any) -> None:
+    """While the snapshot is still being streamed, nothing listens to changes yet."""
+    big = _obj(); big["spec"] = {"blob": "x" * 24_000_000}  # noqa: E702  # > socket buffers
+    await stock.post(URL, json=big)
+    bus = stock._buses[kmock.resource(RES)]
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with stock.get(URL, params={"watch": "true"}, timeout=timeout) as stream:
+        await asyncio.sleep(0.2)  # the server is blocked writing the snapshot; we do not read
+        assert bus.consumer_count == 0
+        await stock.patch(f"{URL}/n1", json={"spec": {"blob": "y"}})  # this event is lost
+        lines = []
+        while len(lines) < 2:
+            try:
+                line = await asyncio.wait_for(stream.content.readline(), 1)
+            except TimeoutError:
+                break
+            lines.append(json.loads(line)["type"])
+    assert lines == ["ADDED"]  # no MODIFIED
+
+
+async def test_watch_ignores_timeout_and_streams_octet_stream(stock: Any) -> None:
+    await stock.post(URL, json=_obj())
+    async with stock.get(URL, params={"watch": "true", "timeoutSeconds": "1"}) as stream:
+        assert stream.headers["Content-Type"] == "application/octet-stream"
+        await stream.content.readline()  # the snapshot
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(stream.content.readline(), 1.5)
+
+
+async def test_watch_ignores_resource_version(stock: Any) -> None:
+    await stock.post(URL, json=_obj())
+    async with stock.get(URL, params={"watch": "true", "resourceVersion": "999"}) as stream:
+        first = json.loads(await asyncio.wait_for(stream.content.readline(), 2))
+    assert first["type"] == "ADDED"  # a real server sends nothing older than 999
+
+
+async def test_list_lacks_kind_and_resource_version(stock: Any) -> None:
+    await stock.post(URL, json=_obj())
+    async with stock.get(URL) as response:
+        data = await response.json()
+    assert "kind" not in data and "apiVersion" not in data
+    assert data["metadata"]["resourceVersion"] == "..."
+
+
+async def test_no_put(stock: Any) -> None:
+    await stock.post(URL, json=_obj())
+    async with stock.put(f"{URL}/n1", json=_obj()) as response:
+        assert response.status != 200
+
+
+async def test_no_status_subresource_isolation(stock: Any) -> None:
+    await stock.post(URL, json=_obj())
+    async with stock.patch(f"{URL}/n1/status", json={"spec": {"x": 2}, "status": {"a": 1}}) as r:
+        assert (await r.json())["spec"] == {"x": 2}
+
+
+async def test_selectors_are_ignored(stock: Any) -> None:
+    await stock.post(URL, json=_obj())
+    async with stock.get(URL, params={"labelSelector": "app=nothing"}) as response:
+        assert len((await response.json())["items"]) == 1
+
+
+async def test_created_crd_is_not_discoverable(stock: Any) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "things.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "things", "kind": "Thing"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    await stock.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
+    async with stock.get("/apis/example.com/v1") as response:
+        assert response.status == 404
+
+
+async def test_core_discovery_group_version(stock: Any) -> None:
+    stock.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True)
+    async with stock.get("/api/v1") as response:
+        assert (await response.json())["groupVersion"] == "/v1"
+
+
+@pytest.mark.parametrize("path", ["/openapi/v2", "/openapi/v3"])
+async def test_no_openapi(stock: Any, path: str) -> None:
+    async with stock.get(path) as response:
+        assert response.status == 404
