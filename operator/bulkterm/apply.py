@@ -24,7 +24,7 @@ from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.display import ProgressView
-from bulkterm.engine import Engine, EngineSettings, Progress
+from bulkterm.engine import ConditionType, Engine, EngineSettings, Progress
 from bulkterm.manifest import API_VERSION_FULL, Manifest, ManifestError, load_manifests
 from bulkterm.spec import KIND, Target
 
@@ -166,7 +166,9 @@ def _resource_group(manifest: Manifest, key: ServiceKey, options: ApplyOptions) 
 
 
 def _succeeded(record: Progress) -> bool:
-    return record.failed == 0 and record.pending == 0 and record.active == 0
+    """The run ended Complete (for a dry run: the plan was made), as ``kubectl wait`` sees it."""
+    complete = record.condition(ConditionType.COMPLETE)
+    return complete is not None and complete.status == "True"
 
 
 def _print_results(

@@ -113,3 +113,7 @@ _mount_lazy(
     "operator_command",
     "Run the Kubernetes operator that reconciles BulkTermination resources.",
 )
+
+
+if __name__ == "__main__":
+    main()

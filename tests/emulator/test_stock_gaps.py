@@ -8,10 +8,11 @@ If kmock fixes one, its test here fails: drop the test and the matching workarou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 from typing import Any
 
-import aiohttp
 import kmock
 import pytest
 
@@ -27,11 +28,12 @@ def _obj(name: str = "n1", **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def stock(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
-    assert type(kmock) is kmock.KubernetesEmulator, "expected the stock emulator"
-    kmock.resources[RES] = kmock.ResourceInfo(kind="KopfExample", namespaced=True,
-                                              subresources={"status"})
-    return kmock
+def stock(request: pytest.FixtureRequest) -> Any:
+    server = request.getfixturevalue("kmock")  # kmock's own fixture (its pytest plugin)
+    assert type(server) is kmock.KubernetesEmulator, "expected the stock emulator"
+    server.resources[RES] = kmock.ResourceInfo(kind="KopfExample", namespaced=True,
+                                               subresources={"status"})
+    return server
 
 
 def test_pinned_version() -> None:
@@ -76,23 +78,35 @@ def test_kmock_path_parser_breaks_on_namespaces() -> None:
 
 
 async def test_watch_subscribes_after_the_snapshot(stock: Any) -> None:
-    """While the snapshot is still being streamed, nothing listens to changes yet."""
-    big = _obj(); big["spec"] = {"blob": "x" * 24_000_000}  # noqa: E702  # > socket buffers
+    """While the snapshot is still being streamed, nothing listens to changes: they are lost.
+
+    A client with a tiny receive buffer that does not read keeps the server blocked in the
+    middle of writing a 12 MB snapshot; a change made meanwhile never reaches the stream.
+    """
+    big = _obj()
+    big["spec"] = {"blob": "x" * 12_000_000}  # more than the server's socket send buffer
     await stock.post(URL, json=big)
     bus = stock._buses[kmock.resource(RES)]
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with stock.get(URL, params={"watch": "true"}, timeout=timeout) as stream:
-        await asyncio.sleep(0.2)  # the server is blocked writing the snapshot; we do not read
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", stock.servers[0].port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    try:
+        writer.write(f"GET {URL}?watch=true HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server streams the snapshot and blocks; we do not read
         assert bus.consumer_count == 0
-        await stock.patch(f"{URL}/n1", json={"spec": {"blob": "y"}})  # this event is lost
-        lines = []
-        while len(lines) < 2:
-            try:
-                line = await asyncio.wait_for(stream.content.readline(), 1)
-            except TimeoutError:
-                break
-            lines.append(json.loads(line)["type"])
-    assert lines == ["ADDED"]  # no MODIFIED
+        await stock.patch(f"{URL}/n1", json={"spec": {"blob": "y"}})
+        received = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), 1):
+                received += chunk
+    finally:
+        writer.close()
+    assert b'"type": "ADDED"' in received
+    assert b'"type": "MODIFIED"' not in received
 
 
 async def test_watch_ignores_timeout_and_streams_octet_stream(stock: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.engine import Engine, Progress
 
-from tests.engine.fake_api import FakeAiApi, FakeClock
+from tests.engine.fake_api import FakeAiApi, FakeClock, refusal
 from tests.engine.support import D, DELETED, E, STOPPED, Run, check_counters, spec_of
 
 
@@ -148,20 +148,23 @@ async def test_a_finished_record_is_returned_unchanged_without_calling_the_api(
 
 
 async def test_resume_keeps_the_retry_budget_already_spent(clock: FakeClock):
-    from tests.engine.fake_api import refusal
-
     api = FakeAiApi(clock)
     api.add(D, "dep-0001", Status.RUNNING)
     api.refuse["dep-0001"] = [refusal("0103", "busy")] * 10
     spec = spec_of((D, "dep-0001", STOPPED), backoff_limit_per_target=2)
     first = Run(Engine(spec, api, clock=clock.now, sleep=clock.sleep))
     task = asyncio.create_task(first())
-    while len(api.sent) < 2:
+
+    def retries_recorded() -> int:
+        groups = first.snapshots[-1].attempt_groups if first.snapshots else None
+        return groups[0].retries if groups else 0
+
+    while retries_recorded() < 2:
         await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    record = saved(first.engine.progress)
+    record = saved(first.snapshots[-1])
     assert record.attempt_groups is not None and record.attempt_groups[0].retries == 2
 
     final = await Engine(spec, api, record, clock=clock.now, sleep=clock.sleep).run()

@@ -224,7 +224,9 @@ class Reconciler:
                 try:
                     await api.meta()
                 except AuthError as exc:
-                    await self._stall("Unauthorized", f"AI API refused the credentials: {exc.message}")
+                    await self._stall(
+                        "Unauthorized", f"AI API refused the credentials: {exc.message}"
+                    )
                     return None
             engine = Engine(spec, api, self._record, settings=self._engine_settings)
             self._api_calls = api.calls

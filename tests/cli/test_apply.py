@@ -1,0 +1,139 @@
+"""``bulkterm apply`` as users run it: a subprocess, real files, real HTTP to a simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from bulkterm.aiapi.models import Kind, Status
+from bulkterm.simulator import SimulatorThread
+
+ROOT = Path(__file__).resolve().parents[2]
+BULKTERM = [sys.executable, "-m", "bulkterm.cli"]
+
+
+def bulkterm(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AICORE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*BULKTERM, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+        cwd=ROOT,
+    )
+
+
+def manifest(*targets: tuple[str, str, str], name: str = "job", **spec: object) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "aiapi.bulkops.dev/v1alpha1",
+            "kind": "BulkTermination",
+            "metadata": {"name": name},
+            "spec": {
+                "pollIntervalSeconds": 1,
+                "targets": [{"kind": k, "id": i, "targetStatus": t} for k, i, t in targets],
+                **spec,
+            },
+        }
+    )
+
+
+def test_demo_manifest_on_the_embedded_simulator_succeeds() -> None:
+    result = bulkterm("apply", "-f", "examples/small.yaml", "--simulator", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)["status"]
+    assert (status["succeeded"], status["failed"], status["progress"]) == (3, 0, "3/3")
+    assert "AI API calls:" in result.stderr
+
+
+def test_bad_manifest_exits_2_naming_document_field_and_id(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(manifest(("Deployment", "no way", "STOPPED")))
+    result = bulkterm("apply", "-f", str(bad), "--simulator")
+    assert result.returncode == 2
+    assert f"{bad}: document 1 (job): spec.targets[0].id (id 'no way')" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_manifest_from_stdin() -> None:
+    result = bulkterm(
+        "apply", "-f", "-", "--simulator", stdin=manifest(("Execution", "exe-0001", "DELETED"))
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_missing_credentials_exit_2_and_explain() -> None:
+    result = bulkterm("apply", "-f", "-", stdin=manifest(("Deployment", "dep-0001", "STOPPED")))
+    assert result.returncode == 2
+    assert "AICORE_SERVICE_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_failed_targets_exit_1_and_are_listed(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    simulator_thread.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
+    key = simulator_thread.write_service_key(tmp_path / "key.json")
+    text = manifest(("Deployment", "dep-run1", "STOPPED"), ("Deployment", "dep-miss", "STOPPED"))
+    result = bulkterm("apply", "-f", "-", "--service-key", str(key), stdin=text)
+    assert result.returncode == 1, result.stderr
+    status = yaml.safe_load(result.stdout)["status"]
+    assert status["failed"] == 1 and status["failures"][0]["id"] == "dep-miss"
+    assert simulator_thread.state_of(Kind.DEPLOYMENT, "dep-run1") in (
+        Status.STOPPING,
+        Status.STOPPED,
+    )
+
+
+def test_environment_credentials_are_used(simulator_thread: SimulatorThread) -> None:
+    simulator_thread.add_item(Kind.EXECUTION, "exe-stp1", Status.STOPPED)
+    env = {"AICORE_SERVICE_KEY": json.dumps(simulator_thread.service_key())}
+    result = bulkterm(
+        "apply", "-f", "-", stdin=manifest(("Execution", "exe-stp1", "DELETED")), env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert simulator_thread.config.client_secret not in result.stdout + result.stderr
+
+
+def test_dry_run_sends_no_write_and_reports_the_plan(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    simulator_thread.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
+    simulator_thread.add_item(Kind.DEPLOYMENT, "dep-stp1", Status.STOPPED)
+    key = simulator_thread.write_service_key(tmp_path / "key.json")
+    text = manifest(("Deployment", "dep-run1", "DELETED"), ("Deployment", "dep-stp1", "STOPPED"))
+    result = bulkterm("apply", "-f", "-", "--service-key", str(key), "--dry-run", stdin=text)
+    assert result.returncode == 0, result.stderr
+    plan = yaml.safe_load(result.stdout)["status"]["plan"]
+    assert (plan["stop"], plan["skip"]) == (1, 1)
+    writes = [k for k in simulator_thread.counters if k.startswith(("PATCH", "DELETE"))]
+    assert writes == []
+
+
+def test_rejected_credentials_exit_1_without_leaking_the_secret(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    key = dict(simulator_thread.service_key())
+    key["clientsecret"] = "definitely-wrong-secret"
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(key))
+    result = bulkterm(
+        "apply",
+        "-f",
+        "-",
+        "--service-key",
+        str(path),
+        stdin=manifest(("Deployment", "dep-0001", "STOPPED")),
+    )
+    assert result.returncode == 1
+    assert "credentials rejected" in result.stderr
+    assert "definitely-wrong-secret" not in result.stdout + result.stderr
