@@ -62,8 +62,11 @@ class KubeEmulator:
         validate: bool = True,
         workdir: str | Path | None = None,
         host: str = "127.0.0.1",
+        **options: Any,
     ) -> None:
+        """``options`` go to :class:`ApiEmulator` (``auto_namespaces``, ``event_log_limit``, …)."""
         self._crds = list(crds)
+        self._options = options
         self._validate = validate
         self._host = host
         self._own_workdir = workdir is None
@@ -122,7 +125,7 @@ class KubeEmulator:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        emulator = ApiEmulator(validate=self._validate)
+        emulator = ApiEmulator(validate=self._validate, **self._options)
         async with emulator:
             runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator), shutdown_timeout=1,
                                               handle_signals=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from bulkterm.k8s.config import OperatorConfig
@@ -122,31 +120,6 @@ def operator_command(
 
 
 def run(config: OperatorConfig) -> None:
-    import logging
-
-    import kopf
-
-    from bulkterm import metrics
     from bulkterm.k8s import handlers
 
-    formats: dict[str, Any] = {
-        "plain": kopf.LogFormat.PLAIN,
-        "full": kopf.LogFormat.FULL,
-        "json": kopf.LogFormat.JSON,
-    }
-    kopf.configure(verbose=config.log_level == "DEBUG", log_format=formats[config.log_format])
-    logging.getLogger().setLevel(config.log_level)
-    # The kubernetes client logs request bodies at DEBUG: Secrets must never reach a log.
-    logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    metrics.serve(config.metrics_port)
-    handlers.CONFIG = config
-    kopf.run(
-        registry=handlers.registry,
-        standalone=config.peering is None,
-        peering_name=config.peering,
-        clusterwide=not config.namespaces,
-        namespaces=config.namespaces,
-        liveness_endpoint=config.liveness_endpoint,
-    )
+    handlers.run_operator(config)

@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+from bulkterm import metrics
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KubeApi
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
@@ -148,3 +149,28 @@ async def expire(
         return
     logger.info("ttlSecondsAfterFinished (%ss) has passed: deleting", ttl)
     await kube().delete(namespace, name)
+
+
+def run_operator(config: OperatorConfig) -> None:
+    """Configure logging and metrics, then hand the process to kopf until it is stopped."""
+    global CONFIG
+    formats = {
+        "plain": kopf.LogFormat.PLAIN,
+        "full": kopf.LogFormat.FULL,
+        "json": kopf.LogFormat.JSON,
+    }
+    kopf.configure(verbose=config.log_level == "DEBUG", log_format=formats[config.log_format])
+    logging.getLogger().setLevel(config.log_level)
+    # The kubernetes client logs request bodies at DEBUG: Secrets must never reach a log.
+    for noisy in ("kubernetes", "urllib3", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    metrics.serve(config.metrics_port)
+    CONFIG = config
+    kopf.run(
+        registry=registry,
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        liveness_endpoint=config.liveness_endpoint,
+    )
