@@ -48,6 +48,13 @@ class KopfEvents:
         kopf.event(self._body, type="Warning", reason=reason, message=message[:1024])
 
 
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account or ``KUBECONFIG``, via the kubernetes client (as kopf's
+    default registry would do; our own registry starts without fallbacks)."""
+    return kopf.login_via_client(**kwargs)
+
+
 @kopf.on.startup(registry=registry)
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Our own prefix for kopf's bookkeeping, so `status` belongs entirely to the API.

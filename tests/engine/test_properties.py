@@ -1,0 +1,176 @@
+"""The rules that must never break, over random targets, worlds, faults and restarts.
+
+Each example builds a random AI API (statuses, missing ids, items outside the spec,
+spontaneous transitions, slow or hidden stops, refusals, lost actions, transient errors,
+bulk on or off) and a random spec, runs the engine to the end (maybe killing and resuming
+it once from its saved record), and checks every write the API received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bulkterm.aiapi.errors import TransientError
+from bulkterm.aiapi.models import BulkUpdates, Kind, Status, TargetStatus
+from bulkterm.engine import Engine, Progress
+
+from tests.engine.fake_api import FakeAiApi, FakeClock, refusal
+from tests.engine.support import Run, check_counters, spec_of
+
+STARTING = [Status.RUNNING, Status.PENDING, Status.UNKNOWN, Status.STOPPING]
+SETTLED = [Status.STOPPED, Status.DEAD, Status.COMPLETED]
+
+
+@dataclass
+class World:
+    targets: list[tuple[Kind, str, TargetStatus]]
+    api: FakeAiApi
+    clock: FakeClock
+    spec_kw: dict[str, object]
+    restart_after_sleeps: int | None
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    clock = FakeClock()
+    api = FakeAiApi(
+        clock,
+        bulk_updates=BulkUpdates(deployments=draw(st.booleans()), executions=draw(st.booleans())),
+        stop_lag_seconds=draw(st.sampled_from([0.0, 0.0, 3.0, 20.0])),
+        stop_seconds=draw(st.floats(0.5, 30)),
+        delete_seconds=draw(st.floats(0.5, 30)),
+        report_target_status=draw(st.booleans()),
+    )
+    n = draw(st.integers(1, 40))
+    targets: list[tuple[Kind, str, TargetStatus]] = []
+    for i in range(n):
+        kind = draw(st.sampled_from(list(Kind)))
+        item_id = f"item-{i:03d}"
+        goal = draw(st.sampled_from(list(TargetStatus)))
+        targets.append((kind, item_id, goal))
+        status = draw(st.one_of(st.none(), st.sampled_from(STARTING + SETTLED)))
+        if status is None:
+            continue  # a missing id
+        moving = status is Status.STOPPING or draw(st.integers(0, 9)) == 0
+        api.add(kind, item_id, status, target_status="STOPPED" if moving else None)
+        if status in (Status.RUNNING, Status.PENDING, Status.UNKNOWN) and draw(st.booleans()):
+            change = draw(
+                st.sampled_from([Status.RUNNING, Status.PENDING, Status.DEAD, Status.COMPLETED, None])
+            )
+            api.schedule(kind, item_id, draw(st.floats(0, 90)), change)
+        if draw(st.integers(0, 5)) == 0:
+            api.refuse[item_id] = [refusal("0103", "busy")] * draw(st.integers(1, 4))
+        if draw(st.integers(0, 15)) == 0:
+            api.ineffective.add(item_id)
+    for extra in range(draw(st.integers(0, 5))):  # items the spec does not name
+        api.add(draw(st.sampled_from(list(Kind))), f"other-{extra:03d}", Status.RUNNING)
+    for method in ("list", "get", "bulk_patch", "stop", "delete", "count", "meta"):
+        if draw(st.integers(0, 4)) == 0:
+            api.fail_next[method] = [
+                TransientError("HTTP 503", retry_after=draw(st.sampled_from([None, 1.0, 7.0])))
+                for _ in range(draw(st.integers(1, 3)))
+            ]
+    spec_kw: dict[str, object] = {
+        "batch_size": draw(st.integers(1, 100)),
+        "backoff_limit_per_target": draw(st.integers(0, 3)),
+        "unknown_grace_period_seconds": draw(st.integers(0, 60)),
+        "active_deadline_seconds": draw(st.sampled_from([None, 120, 1800])),
+        "poll_interval_seconds": draw(st.integers(1, 30)),
+    }
+    restart = draw(st.one_of(st.none(), st.integers(1, 12)))
+    return World(targets, api, clock, spec_kw, restart)
+
+
+async def run_world(world: World) -> tuple[Progress, list[Progress]]:
+    api, clock = world.api, world.clock
+    spec = spec_of(*world.targets, **world.spec_kw)
+    parked = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        await clock.sleep(seconds)
+        if world.restart_after_sleeps is not None and len(clock.slept) == world.restart_after_sleeps:
+            parked.set()
+            await asyncio.Event().wait()
+
+    first = Run(Engine(spec, api, clock=clock.now, sleep=sleep, rng=random.Random(0)))
+    task = asyncio.create_task(first())
+    waiter = asyncio.create_task(parked.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED, timeout=30)
+    waiter.cancel()
+    if task.done():
+        return task.result(), first.snapshots
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    record = Progress.model_validate(first.snapshots[-1].to_status())
+    clock.advance(1)
+    second = Run(Engine(spec, api, record, clock=clock.now, sleep=clock.sleep, rng=random.Random(1)))
+    final = await asyncio.wait_for(second(), timeout=30)
+    snapshots = [*first.snapshots, *second.snapshots]
+    return final, snapshots
+
+
+@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_the_engine_never_breaks_the_rules(world: World) -> None:
+    final, snapshots = asyncio.run(run_world(world))
+    api = world.api
+    in_spec = {(k, i): goal for k, i, goal in world.targets}
+
+    # no request above 100 items or with a duplicate id; no forbidden transition
+    assert api.violations == []
+    per_request: dict[int, list[str]] = {}
+    for w in api.sent:
+        per_request.setdefault(w.request, []).append(w.id)
+    for request, ids in per_request.items():
+        assert len(ids) <= min(100, int(world.spec_kw["batch_size"])), request  # type: ignore[call-overload]
+        assert len(set(ids)) == len(ids), request
+
+    for w in api.sent:
+        goal = in_spec.get((w.kind, w.id))
+        # never an id outside the spec
+        assert goal is not None, f"wrote to {w.kind} {w.id}, which the spec does not name"
+        # only STOPPED/DELETED, and only toward the target's own goal
+        assert w.action in (TargetStatus.STOPPED, TargetStatus.DELETED)
+        if goal is TargetStatus.STOPPED:
+            assert w.action is TargetStatus.STOPPED, f"deleted {w.id} whose target is STOPPED"
+        # never act on an item at its target status
+        assert w.status_before is not None, f"wrote to {w.id}, already gone"
+        if goal is TargetStatus.STOPPED:
+            assert w.status_before is not Status.STOPPED
+        # never DELETE an item last seen RUNNING, PENDING or STOPPING
+        if w.action is TargetStatus.DELETED:
+            assert w.status_before not in (Status.RUNNING, Status.PENDING, Status.STOPPING)
+            assert w.delete_accepted_at is None, f"DELETE re-sent to {w.id}, already deleting"
+        else:
+            assert w.stop_accepted_at is None, f"STOP re-sent to {w.id}, already stopping"
+
+    # counters add up and finished work never un-finishes, across the restart too
+    previous = None
+    for p in [*snapshots, final]:
+        check_counters(p, previous)
+        previous = p
+    assert final.terminal
+    assert final.succeeded + final.failed == len(world.targets)
+    assert sum(final.outcomes.values()) == final.succeeded
+
+    # what was reported done is true in the world
+    done = set(_expand(final.completed_indexes))
+    for index, (kind, item_id, goal) in enumerate(world.targets):
+        if index not in done:
+            continue
+        status = api.status_of(kind, item_id)
+        if goal is TargetStatus.DELETED:
+            assert status is None, f"{item_id} reported deleted but is {status}"
+        else:
+            assert status in (*SETTLED, None), f"{item_id} reported stopped but is {status}"
+
+
+def _expand(text: str) -> list[int]:
+    from bulkterm.engine import expand
+
+    return expand(text)
