@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import click
 import httpx
@@ -24,20 +25,41 @@ SECRET = "s3cr3t-never-printed"
 LISTENING = re.compile(r"AI API simulator listening on (http://127\.0\.0\.1:(\d+))")
 
 
-def read_line(process: subprocess.Popen[str], timeout: float = 15.0) -> str:
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.1)
-        if ready:
-            return process.stdout.readline()
-        if process.poll() is not None:
-            break
-    raise AssertionError(f"no output from the simulator (exit code {process.poll()})")
+class Output:
+    """The child's stdout, line by line, read in a thread so a silent child cannot hang a test."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(process.stdout,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put("")
+
+    def line(self, timeout: float = 15.0) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no output from the simulator") from None
+        self.seen.append(line)
+        return line
+
+    def rest(self, timeout: float = 15.0) -> str:
+        self._thread.join(timeout)
+        while not self._lines.empty():
+            self.seen.append(self._lines.get())
+        return "".join(self.seen)
+
+
+Started = tuple[subprocess.Popen[str], Output, str, Path]
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+def started(tmp_path: Path) -> Iterator[Started]:
     key = tmp_path / "key.json"
     env = {**os.environ, "BULKTERM_SIM_CLIENT_SECRET": SECRET}
     command = [
@@ -45,10 +67,11 @@ def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]
         "--executions", "3", "--resource-group", "team-a", "--write-service-key", str(key), "--seed", "3",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    output = Output(process)
     try:
-        match = LISTENING.search(read_line(process))
+        match = LISTENING.search(output.line())
         assert match, "first line must announce the URL"
-        yield process, match.group(1), key
+        yield process, output, match.group(1), key
     finally:
         if process.poll() is None:
             process.kill()
@@ -58,16 +81,14 @@ def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]
                 stream.close()
 
 
-def test_command_serves_on_the_printed_port_with_the_seeded_items(
-    started: tuple[subprocess.Popen[str], str, Path],
-) -> None:
-    _, url, _ = started
+def test_command_serves_on_the_printed_port_with_the_seeded_items(started: Started) -> None:
+    _, _, url, _ = started
     items = httpx.get(f"{url}/_sim/items", params={"resource_group": "team-a"}).json()
     assert len(items) == 7
 
 
-def test_command_writes_a_working_service_key(started: tuple[subprocess.Popen[str], str, Path]) -> None:
-    _, url, key_path = started
+def test_command_writes_a_working_service_key(started: Started) -> None:
+    _, _, url, key_path = started
     key = json.loads(key_path.read_text())
     assert (key["url"], key["serviceurls"]["AI_API_URL"], key["clientsecret"]) == (url, url, SECRET)
     token = httpx.post(
@@ -77,14 +98,13 @@ def test_command_writes_a_working_service_key(started: tuple[subprocess.Popen[st
     assert token.status_code == 200
 
 
-def test_command_stops_on_ctrl_c_and_never_prints_the_secret(
-    started: tuple[subprocess.Popen[str], str, Path],
-) -> None:
-    process, _, key_path = started
-    assert f"service key written to {key_path}" in read_line(process) + read_line(process)
+def test_command_stops_on_ctrl_c_and_never_prints_the_secret(started: Started) -> None:
+    process, output, _, key_path = started
+    assert f"service key written to {key_path}" in output.line() + output.line()
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=15)
-    assert process.returncode == 0
+    assert process.wait(timeout=15) == 0
+    assert process.stderr is not None
+    out, err = output.rest(), process.stderr.read()
     assert "simulator stopped" in out
     assert SECRET not in out + err
 

@@ -23,6 +23,12 @@ def _env(name: str) -> str:
 @click.option("--standalone", is_flag=True, help="Run without peering (the default).")
 @click.option("--peering", envvar=_env("PEERING"), help="kopf peering name (for >1 replica).")
 @click.option(
+    "--peering-priority",
+    envvar=_env("PEERING_PRIORITY"),
+    type=click.IntRange(1, 1_000_000),
+    help="kopf peering priority (default: random per process, so replicas never tie).",
+)
+@click.option(
     "--liveness-endpoint",
     envvar=_env("LIVENESS_ENDPOINT"),
     default="http://0.0.0.0:8080/healthz",
@@ -84,6 +90,7 @@ def operator_command(
     all_namespaces: bool,
     standalone: bool,
     peering: str | None,
+    peering_priority: int | None,
     liveness_endpoint: str,
     metrics_port: int,
     log_level: str,
@@ -107,6 +114,7 @@ def operator_command(
     config = OperatorConfig(
         namespaces=list(namespaces),
         peering=peering or None,
+        peering_priority=peering_priority,
         liveness_endpoint=liveness_endpoint or None,
         metrics_port=metrics_port,
         log_level=log_level.upper(),

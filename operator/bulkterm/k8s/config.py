@@ -17,6 +17,9 @@ class OperatorConfig(BaseSettings):
     namespaces: list[str] = Field(default_factory=list)
     #: kopf peering name; None runs standalone (one replica, no peering objects needed).
     peering: str | None = None
+    #: kopf pauses every operator that sees a peer of the same priority, and all pods of a
+    #: Deployment get the same flags: so, unless given, each process draws its own.
+    peering_priority: int | None = Field(default=None, ge=1, le=1_000_000)
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

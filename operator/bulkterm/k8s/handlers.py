@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from bulkterm import metrics
 from bulkterm.k8s.config import OperatorConfig
@@ -137,6 +139,7 @@ async def reconcile(
     registry=registry,
 )
 async def expire(
+    body: kopf.Body,
     spec: kopf.Spec,
     status: kopf.Status,
     name: str,
@@ -155,7 +158,20 @@ async def expire(
     if stopped or namespace is None:
         return
     logger.info("ttlSecondsAfterFinished (%ss) has passed: deleting", ttl)
-    await kube().delete(namespace, name)
+    try:
+        await kube().delete(namespace, name)
+    except ApiException as exc:
+        if exc.status != 403:
+            raise
+        # RBAC without delete (the chart grants it only with ttl.enabled): say so once,
+        # do not retry forever.
+        kopf.event(
+            body,
+            type="Warning",
+            reason="TTLDeleteForbidden",
+            message="ttlSecondsAfterFinished has passed, but the operator may not delete "
+            "BulkTerminations (enable ttl in the Helm values)",
+        )
 
 
 def run_operator(config: OperatorConfig) -> None:
@@ -173,7 +189,11 @@ def run_operator(config: OperatorConfig) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     metrics.serve(config.metrics_port)
     CONFIG = config
+    priority = config.peering_priority
+    if config.peering is not None and priority is None:
+        priority = secrets.randbelow(32767) + 1
     kopf.run(
+        priority=priority,
         registry=registry,
         standalone=config.peering is None,
         peering_name=config.peering,
