@@ -60,10 +60,11 @@ def test_structural_rules(openapi: dict[str, Any]) -> None:
             assert errors == [], f"{path}: {errors}"
 
 
-def test_preserve_unknown_fields_only_on_the_plan(openapi: dict[str, Any]) -> None:
+def test_no_preserve_unknown_fields(openapi: dict[str, Any]) -> None:
+    """Everything is typed: unknown fields are pruned (or refused with strict validation)."""
     preserved = [p for p, sub in s.walk_schema(openapi)
                  if sub.get("x-kubernetes-preserve-unknown-fields")]
-    assert preserved == [".status.plan"]
+    assert preserved == []
 
 
 def test_list_map_keys_are_required_or_defaulted(openapi: dict[str, Any]) -> None:
@@ -93,8 +94,9 @@ def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
     status = openapi["properties"]["status"]
     assert set(status["properties"]) == {
         "observedGeneration", "total", "pending", "active", "succeeded", "failed", "progress",
-        "completedIndexes", "failedIndexes", "startTime", "completionTime", "inFlight",
-        "failures", "outcomes", "capabilities", "plan", "conditions",
+        "completedIndexes", "failedIndexes", "inFlightGroups", "attemptGroups", "unknownSince",
+        "startTime", "completionTime", "inFlight", "failures", "outcomes", "capabilities", "plan",
+        "conditions",
     }
     assert status["properties"]["inFlight"]["maxItems"] == 50
     assert status["properties"]["failures"]["maxItems"] == 100

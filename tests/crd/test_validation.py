@@ -211,7 +211,13 @@ def test_an_engine_shaped_status_is_valid(openapi: dict[str, Any]) -> None:
                       "message": "AI API error", "code": "03021", "attempts": 1}],
         "outcomes": {"Stopped": 40, "AlreadyTerminated": 5},
         "capabilities": {"bulkUpdates": {"deployments": True, "executions": False}},
-        "plan": {"wouldStop": 3, "items": [{"index": 0, "action": "STOP"}]},
+        "plan": {"stop": 3, "stopIndexes": "0-2", "reasons": {"Running": 3},
+                 "entries": [{"index": 0, "kind": "Deployment", "id": "d001a",
+                              "observed": "RUNNING", "action": "Stop", "reason": "Running",
+                              "message": "would be stopped"}], "entriesOmitted": 2},
+        "inFlightGroups": [{"action": "STOP", "sentAt": t, "indexes": "50-79"}],
+        "attemptGroups": [{"attempts": 1, "retries": 0, "indexes": "50-79"}],
+        "unknownSince": [{"since": t, "indexes": "80"}],
         "conditions": [
             {"type": "Reconciling", "status": "True", "reason": "Running",
              "message": "50/120 terminated, 5 failed", "lastTransitionTime": t,
@@ -268,7 +274,6 @@ def test_metadata_and_status_changes_are_accepted(openapi: dict[str, Any]) -> No
     pytest.param(_set("spec.targets.1", ...), id="removed"),
     pytest.param(lambda b: b["spec"]["targets"].append(_target("new-id", "Deployment")),
                  id="added"),
-    pytest.param(lambda b: b["spec"]["targets"].reverse(), id="reordered"),
 ])
 def test_changing_targets_is_rejected(
     openapi: dict[str, Any], change: Callable[[dict[str, Any]], None]
@@ -276,6 +281,18 @@ def test_changing_targets_is_rejected(
     errors = _update(openapi, change)
     assert len(errors) == 1, errors
     assert errors[0].startswith(".spec.targets: Invalid value: targets are immutable")
+
+
+def test_reordering_targets_passes_cel_as_on_a_real_server(openapi: dict[str, Any]) -> None:
+    """A known hole, kept visible: CEL equality of list-maps ignores order on the API server.
+
+    ``self == oldSelf`` cannot tell a reordered ``spec.targets`` (and no cheap rule can: an
+    ordered comparison needs ``map()`` over up to 10,000 items, a cost risk for the CRD). The
+    object's ``metadata.generation`` moves, though, and with everything else immutable a
+    generation above the one a run started with can only mean this: the operator must not
+    trust stored indexes then (see the report to the lead).
+    """
+    assert _update(openapi, lambda b: b["spec"]["targets"].reverse()) == []
 
 
 @pytest.mark.parametrize("change", [

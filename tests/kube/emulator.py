@@ -9,8 +9,8 @@ API-server-like implementation:
 
 - server-side ``metadata``: monotonic ``resourceVersion``, ``uid``, ``namespace``,
   ``creationTimestamp``, ``generation`` (bumped on spec changes only), ``generateName``;
-- POST answers 201; DELETE answers 202 while finalizers hold the object; 409 on name clashes and
-  stale ``resourceVersion`` preconditions; 422 for failed JSON-patch ``test`` operations;
+- POST answers 201; 409 on name clashes and stale ``resourceVersion`` preconditions; 422 for
+  failed JSON-patch ``test`` operations and invalid objects (with ``details.causes``);
 - merge patch, JSON patch, PUT, server-side apply (approximated as a merge); strategic merge
   patch is 415 for custom resources (as on a real server) and a merge for built-ins;
 - the status subresource is isolated both ways; no-op writes keep the resourceVersion;
@@ -23,9 +23,14 @@ API-server-like implementation:
 - CRDs: creating one makes its resource discoverable (with shortNames, categories,
   subresources); custom resources are defaulted, pruned and validated (OpenAPI, list-map keys,
   CEL via celpy) as on a real server; ``/openapi/v2`` and ``/openapi/v3`` so that plain
-  ``kubectl apply`` and ``kubectl explain`` work; Table output with printer columns.
+  ``kubectl apply`` and ``kubectl explain`` work; Table output with printer columns (also in
+  watches, for ``kubectl get -w``).
 
-It relies on kmock internals, hence the pin ``kmock==0.8``.
+Not emulated: admission webhooks, RBAC/authentication, garbage collection (ownerReferences,
+namespace deletion leaves its objects), graceful pod deletion, field managers and real
+server-side apply/strategic merge, bookmarks other than the initial-events one, CRD version
+conversion, protobuf, HTTPS, aggregated discovery (kubectl falls back), ``dryRun`` beyond
+"do not persist". It relies on kmock internals, hence the pin ``kmock==0.8``.
 """
 
 from __future__ import annotations
@@ -33,10 +38,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import functools
+import gzip
+import importlib.metadata
+import importlib.resources
 import json
 import math
 import random
-import string
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -149,6 +157,7 @@ class Event:
 def parse_path(path: str) -> parsing.ParsedPath:
     """kmock's path parser, plus ``/api/v1/namespaces[/NAME]`` (stock: a ValueError → 500)."""
     parts = [p for p in path.strip("/").split("/") if p]
+    version: str | None
     if len(parts) >= 2 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
     elif len(parts) >= 2 and parts[0] == "apis":
@@ -164,6 +173,21 @@ def parse_path(path: str) -> parsing.ParsedPath:
     name = rest[1] if len(rest) >= 2 else None
     subresource = "/".join(rest[2:]) or None
     return parsing.ParsedPath(group, version, plural, namespace, name, subresource)
+
+
+@functools.cache
+def _bundled_resources() -> str:
+    """kmock's bundled discovery data (``load_bundled()`` without its deprecated API use)."""
+    data = importlib.resources.files("kmock._internal").joinpath("resources.json.gz")
+    return gzip.decompress(data.read_bytes()).decode("utf-8")
+
+
+def _header(request: rendering.Request, name: str) -> str:
+    """A request header, case-insensitively (kmock's ``Request.headers`` is a plain dict)."""
+    if request._raw_request is not None:
+        return str(request._raw_request.headers.get(name, ""))
+    lowered = name.lower()
+    return next((str(v) for k, v in request.headers.items() if k.lower() == lowered), "")
 
 
 def _truthy(value: str | None) -> bool:
@@ -199,7 +223,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
     @override
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self.resources.load_bundled()  # built-in resources of a recent K3s: secrets, events, …
+        self.resources.load_data(_bundled_resources())  # built-ins of a recent K3s: secrets, …
         for name in ("default", "kube-system"):
             self._ensure_namespace(name)
 
@@ -303,7 +327,8 @@ class ApiEmulator(kmock.KubernetesEmulator):
         return {"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.0",
                 "gitCommit": "0" * 40, "gitTreeState": "clean",
                 "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc",
-                "platform": "linux/amd64", "emulator": f"kmock {kmock.__version__}"}
+                "platform": "linux/amd64",
+                "emulator": f"kmock {importlib.metadata.version('kmock')}"}
 
     @override
     async def _serve_api(self, request: rendering.Request) -> rendering.Payload:
@@ -442,7 +467,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
             return await self._watch(request, res, ns)
         if method == "GET" and name is None:
             return self._list(request, res, ns)
-        if method == "GET":
+        if method == "GET" and name is not None:
             obj = self._get_or_404(res, ns, name)
             return self._respond(request, res, obj)
         if method == "POST" and name is None:
@@ -470,7 +495,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
     def _respond(self, request: rendering.Request, res: Resolved, obj: dict[str, Any],
                  status: int = 200) -> aiohttp.web.Response:
-        if "as=Table" in request.headers.get("Accept", ""):
+        if "as=Table" in _header(request, "Accept"):
             columns = res.crd.printer_columns if res.crd else None
             include = request.params.get("includeObject", "Metadata")
             return aiohttp.web.json_response(tables.table(
@@ -512,7 +537,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
             meta["continue"] = base64.b64encode(json.dumps({"start": end}).encode()).decode()
             meta["remainingItemCount"] = len(items) - end
         items = items[start:end]
-        if "as=Table" in request.headers.get("Accept", ""):
+        if "as=Table" in _header(request, "Accept"):
             columns = res.crd.printer_columns if res.crd else None
             include = request.params.get("includeObject", "Metadata")
             return aiohttp.web.json_response(
@@ -543,7 +568,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
             meta.pop("namespace", None)
         for key in _SYSTEM_META:
             meta.pop(key, None)
-        name = meta.get("name")
+        name: str = meta.get("name") or ""
         if not name:
             prefix = meta.get("generateName")
             if not prefix:
@@ -598,7 +623,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
     def _patch(self, request: rendering.Request, res: Resolved, ns: str | None, name: str,
                sub: str | None) -> aiohttp.web.Response:
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        content_type = _header(request, "Content-Type").split(";")[0].strip()
         patch = request.data
         if patch is None:
             raise ApiError(400, "BadRequest", "the patch body is not valid JSON/YAML")
@@ -739,9 +764,12 @@ class ApiEmulator(kmock.KubernetesEmulator):
             isinstance(options, dict) and "All" in (options.get("dryRun") or []))
         if dry_run:
             return 200, obj
+        # Like the API server: 202 only when asked for cascading (orphanDependents=false).
+        accepted = 202 if isinstance(options, dict) and options.get("orphanDependents") is False \
+            else 200
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
-                return 202, obj
+                return accepted, obj
             new_meta = {**meta, "deletionTimestamp": now_rfc3339(),
                         "deletionGracePeriodSeconds": 0}
             if res.tracks_generation:
@@ -749,7 +777,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
             new_meta["resourceVersion"] = str(self._next_rv())
             obj = {**obj, "metadata": new_meta}
             self._store(res, obj, "MODIFIED")
-            return 202, obj
+            return accepted, obj
         obj = {**obj, "metadata": {**meta, "resourceVersion": str(self._next_rv())}}
         self._remove(res, obj)
         self._after_delete(res, obj)
@@ -806,6 +834,24 @@ class ApiEmulator(kmock.KubernetesEmulator):
             gone = start_rv < self._compacted_rv
             position = self._log_dropped + next(
                 (i for i, ev in enumerate(self._log) if ev.rv > start_rv), len(self._log))
+        as_table = "as=Table" in _header(request, "Accept")
+        columns = res.crd.printer_columns if res.crd else None
+        include = params.get("includeObject", "Metadata")
+        headers_sent = False
+
+        def render(event: dict[str, Any]) -> dict[str, Any]:
+            """As Table rows for ``kubectl get -w`` (column definitions only once)."""
+            nonlocal headers_sent
+            if not as_table or event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+                return event
+            obj = event["object"]
+            rendered = tables.table([obj], columns, include_object=include,
+                                    resource_version=obj["metadata"].get("resourceVersion", ""))
+            if headers_sent:
+                rendered["columnDefinitions"] = []
+            headers_sent = True
+            return {"type": event["type"], "object": rendered}
+
         timeout = float(params.get("timeoutSeconds") or 1800)
         deadline = asyncio.get_running_loop().time() + timeout
         resource = (res.group, res.version, res.plural)
@@ -818,7 +864,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 await self._write_event(response, self._gone_event(since))
                 return response
             for event in initial:
-                await self._write_event(response, event)
+                await self._write_event(response, render(event))
             if send_initial and _truthy(params.get("allowWatchBookmarks")):
                 await self._write_event(response, {"type": "BOOKMARK", "object": {
                     "apiVersion": res.api_version, "kind": res.kind, "metadata": {
@@ -833,7 +879,8 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 position += len(batch)
                 for ev in batch:
                     if ev.resource == resource and wanted(ev.obj):
-                        await self._write_event(response, {"type": ev.type, "object": ev.obj})
+                        await self._write_event(response, render({"type": ev.type,
+                                                                  "object": ev.obj}))
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     return response
@@ -982,7 +1029,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
     def _serve_openapi(self, request: rendering.Request) -> aiohttp.web.Response:
         path = request.url.path
         if path == "/openapi/v2":
-            if "protobuf" in request.headers.get("Accept", ""):
+            if "protobuf" in _header(request, "Accept"):
                 # An empty message is a valid (empty) gnostic OpenAPI v2 Document.
                 return aiohttp.web.Response(body=b"", content_type=openapi.OPENAPI_V2_PROTOBUF)
             return aiohttp.web.json_response(openapi.v2_document_json())

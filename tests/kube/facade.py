@@ -15,6 +15,7 @@ A kopf operator connects in-process with ``@kopf.on.login()`` returning
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import os
 import shutil
@@ -351,7 +352,7 @@ class KubeEmulator:
             time.sleep(0.05)
 
     def events(self, *, namespace: str | None = None,
-               involved: str | None = None) -> list[dict[str, Any]]:
+               involved: str | None = None) -> builtins.list[dict[str, Any]]:
         """Core v1 Events, optionally only those about the object named ``involved``."""
         items = self.list("v1/events", namespace=namespace)
         return [e for e in items if involved is None

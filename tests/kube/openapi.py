@@ -128,7 +128,7 @@ def v3_root(resources: Iterable[ApiResource]) -> tuple[dict[str, Any], dict[str,
     for res in resources:
         by_path.setdefault(res.openapi_path, []).append(res)
     docs = {path: v3_group_version(items) for path, items in sorted(by_path.items())}
-    root = {"paths": {}}
+    root: dict[str, Any] = {"paths": {}}
     for path, doc in docs.items():
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
         root["paths"][path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}

@@ -36,29 +36,36 @@ def _split_terms(selector: str) -> list[str]:
     return [t for t in terms if t.strip()]
 
 
+Check = Callable[[Mapping[str, str]], bool]
+
+
+def _label_check(key: str, op: str, values: frozenset[str]) -> Check:
+    def check(labels: Mapping[str, str]) -> bool:
+        if op in ("in", "=", "=="):
+            return labels.get(key) in values
+        if op in ("notin", "!="):
+            return labels.get(key) not in values
+        if op == "exists":
+            return key in labels
+        return key not in labels  # "!"
+
+    return check
+
+
 def label_selector(selector: str | None) -> Predicate:
     """``a=b,c!=d,e in (x,y),f notin (z),g,!h`` → a predicate on an object."""
-    checks: list[Callable[[Mapping[str, str]], bool]] = []
+    checks: list[Check] = []
     for term in _split_terms(selector or ""):
         if m := _SET_TERM.match(term):
             _, key, op, raw = m.groups()
-            values = {v.strip() for v in raw.split(",") if v.strip()}
-            if op == "in":
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            values = frozenset(v.strip() for v in raw.split(",") if v.strip())
+            checks.append(_label_check(key, op, values))
         elif m := _EQ_TERM.match(term):
             key, op, value = m.groups()
-            if op == "!=":
-                checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            checks.append(_label_check(key, op, frozenset({value})))
         elif m := _EXISTS_TERM.match(term):
             negate, key = m.groups()
-            if negate:
-                checks.append(lambda labels, k=key: k not in labels)
-            else:
-                checks.append(lambda labels, k=key: k in labels)
+            checks.append(_label_check(key, "!" if negate else "exists", frozenset()))
         else:
             raise SelectorError(f"unable to parse requirement: {term!r}")
 
@@ -80,16 +87,24 @@ def _field(obj: Mapping[str, Any], path: str) -> str | None:
     return None if node is None else str(node)
 
 
+def _field_check(path: str, negate: bool, value: str) -> Predicate:
+    def check(obj: Mapping[str, Any]) -> bool:
+        return ((_field(obj, path) or "") == value) != negate
+
+    return check
+
+
 def field_selector(selector: str | None) -> Predicate:
     """``metadata.name=x,metadata.namespace!=y`` → a predicate (any dotted path is allowed)."""
-    checks: list[Callable[[Mapping[str, Any]], bool]] = []
+    checks: list[Predicate] = []
     for term in _split_terms(selector or ""):
         m = re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
         if not m:
             raise SelectorError(f"invalid field selector: {term!r}")
         path, op, value = m.groups()
-        if op == "!=":
-            checks.append(lambda obj, p=path, v=value: (_field(obj, p) or "") != v)
-        else:
-            checks.append(lambda obj, p=path, v=value: (_field(obj, p) or "") == v)
-    return lambda obj: all(check(obj) for check in checks)
+        checks.append(_field_check(path, op == "!=", value))
+
+    def predicate(obj: Mapping[str, Any]) -> bool:
+        return all(check(obj) for check in checks)
+
+    return predicate

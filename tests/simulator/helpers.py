@@ -26,7 +26,9 @@ def item_id(kind: Kind, status: Status | str) -> str:
     return f"{kind.collection[:3]}-{str(status).lower()}"
 
 
-def seed_every_status(sim: SimulatorControls, kind: Kind, resource_group: str = "default") -> dict[Status, str]:
+def seed_every_status(
+    sim: SimulatorControls, kind: Kind, resource_group: str = "default"
+) -> dict[Status, str]:
     ids = {}
     for status in STATUSES[kind]:
         ids[status] = item_id(kind, status)
@@ -47,7 +49,9 @@ async def bulk(
     headers = dict(MERGE_PATCH)
     if resource_group is not None:
         headers["AI-Resource-Group"] = resource_group
-    return await api.patch(f"/v2/lm/{kind.collection}", json=bulk_body(kind, *items), headers=headers)
+    return await api.patch(
+        f"/v2/lm/{kind.collection}", json=bulk_body(kind, *items), headers=headers
+    )
 
 
 def by_id(response: httpx.Response, kind: Kind) -> dict[str, dict[str, Any]]:

@@ -34,7 +34,8 @@ def spec_path() -> Path:
 def _load(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(handle, Loader=loader)  # noqa: S506 - safe loader
+        document: dict[str, Any] = yaml.load(handle, Loader=loader)
+        return document
 
 
 def load_spec() -> dict[str, Any]:

@@ -10,11 +10,17 @@ import pytest
 
 from bulkterm.simulator import SimClock, Simulator
 
-FORM = {"grant_type": "client_credentials", "client_id": "sim-client", "client_secret": "sim-secret"}
+FORM = {
+    "grant_type": "client_credentials",
+    "client_id": "sim-client",
+    "client_secret": "sim-secret",
+}
 RG = {"AI-Resource-Group": "default"}
 
 
-async def test_token_for_credentials_in_the_form_body(sim: Simulator, raw: httpx.AsyncClient) -> None:
+async def test_token_for_credentials_in_the_form_body(
+    sim: Simulator, raw: httpx.AsyncClient
+) -> None:
     response = await raw.post("/oauth/token", data=FORM)
     body = response.json()
     assert response.status_code == 200
@@ -67,7 +73,9 @@ async def test_token_is_jwt_shaped_with_its_expiry(raw: httpx.AsyncClient) -> No
     assert claims["client_id"] == "sim-client"
 
 
-async def test_ai_api_call_without_a_token_is_401_and_a_violation(sim: Simulator, raw: httpx.AsyncClient) -> None:
+async def test_ai_api_call_without_a_token_is_401_and_a_violation(
+    sim: Simulator, raw: httpx.AsyncClient
+) -> None:
     response = await raw.get("/v2/lm/deployments", headers=RG)
     assert response.status_code == 401
     assert [v.code for v in sim.violations] == ["MissingToken"]
@@ -78,8 +86,12 @@ async def test_meta_needs_a_token_too(raw: httpx.AsyncClient) -> None:
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("authorization", ["Bearer not-a-token", "Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0", "Bearer"])
-async def test_unknown_tokens_are_refused(sim: Simulator, raw: httpx.AsyncClient, authorization: str) -> None:
+@pytest.mark.parametrize(
+    "authorization", ["Bearer not-a-token", "Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0", "Bearer"]
+)
+async def test_unknown_tokens_are_refused(
+    sim: Simulator, raw: httpx.AsyncClient, authorization: str
+) -> None:
     response = await raw.get("/v2/lm/deployments", headers={**RG, "Authorization": authorization})
     assert response.status_code == 401
     assert sim.violations == []

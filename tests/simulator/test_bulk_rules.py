@@ -50,7 +50,10 @@ async def test_bulk_item_follows_the_status_table(
         expected = CODE_CANNOT_STOP if target is TargetStatus.STOPPED else CODE_CANNOT_DELETE
         assert result["error"]["code"] == expected
         assert [(v.code, v.id) for v in sim.violations] == [
-            ("IllegalStop" if target is TargetStatus.STOPPED else "IllegalDelete", "item-under-test")
+            (
+                "IllegalStop" if target is TargetStatus.STOPPED else "IllegalDelete",
+                "item-under-test",
+            )
         ]
         assert sim.state_of(kind, "item-under-test") is status
 
@@ -82,7 +85,9 @@ async def test_stopping_an_unknown_item_answers_the_documented_error(
     sim.add_item(kind, "unknown-1", Status.UNKNOWN)
     (result,) = (await bulk(api, kind, ("unknown-1", TargetStatus.STOPPED))).json()[kind.collection]
     assert result["error"]["code"] == "01010076"
-    assert result["error"]["message"] == "Invalid Request, Current status UNKNOWN cannot be changed.."
+    assert (
+        result["error"]["message"] == "Invalid Request, Current status UNKNOWN cannot be changed.."
+    )
 
 
 @pytest.mark.parametrize("kind", [Kind.DEPLOYMENT, Kind.EXECUTION])
@@ -90,7 +95,9 @@ async def test_unknown_id_in_bulk_is_a_per_item_not_found(
     sim: Simulator, api: httpx.AsyncClient, kind: Kind
 ) -> None:
     sim.add_item(kind, "running-1", Status.RUNNING)
-    response = await bulk(api, kind, ("running-1", TargetStatus.STOPPED), ("ghost-1", TargetStatus.DELETED))
+    response = await bulk(
+        api, kind, ("running-1", TargetStatus.STOPPED), ("ghost-1", TargetStatus.DELETED)
+    )
     assert response.status_code == 202
     results = by_id(response, kind)
     assert "message" in results["running-1"]
@@ -99,7 +106,9 @@ async def test_unknown_id_in_bulk_is_a_per_item_not_found(
 
 
 @pytest.mark.parametrize("kind", [Kind.DEPLOYMENT, Kind.EXECUTION])
-async def test_unknown_id_in_single_calls_is_a_404(sim: Simulator, api: httpx.AsyncClient, kind: Kind) -> None:
+async def test_unknown_id_in_single_calls_is_a_404(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
     patched = await api.patch(f"/v2/lm/{kind.collection}/ghost-1", json={"targetStatus": "STOPPED"})
     deleted = await api.delete(f"/v2/lm/{kind.collection}/ghost-1")
     assert (patched.status_code, deleted.status_code) == (404, 404)
@@ -175,10 +184,15 @@ async def test_bulk_delete_of_completed_executions_can_be_refused_as_the_bulk_pa
     assert single.status_code == 202
 
 
-async def test_nothing_of_a_malformed_bulk_request_is_applied(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_nothing_of_a_malformed_bulk_request_is_applied(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
     response = await bulk(
-        api, Kind.DEPLOYMENT, ("running-1", TargetStatus.STOPPED), ("running-1", TargetStatus.DELETED)
+        api,
+        Kind.DEPLOYMENT,
+        ("running-1", TargetStatus.STOPPED),
+        ("running-1", TargetStatus.DELETED),
     )
     assert response.status_code == 400
     view = sim.item(Kind.DEPLOYMENT, "running-1")

@@ -66,7 +66,9 @@ def started(tmp_path: Path) -> Iterator[Started]:
         sys.executable, "-m", "bulkterm.simulator", "--port", "0", "--deployments", "4",
         "--executions", "3", "--resource-group", "team-a", "--write-service-key", str(key), "--seed", "3",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     output = Output(process)
     try:
         match = LISTENING.search(output.line())
@@ -93,7 +95,11 @@ def test_command_writes_a_working_service_key(started: Started) -> None:
     assert (key["url"], key["serviceurls"]["AI_API_URL"], key["clientsecret"]) == (url, url, SECRET)
     token = httpx.post(
         f"{url}/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": key["clientid"], "client_secret": SECRET},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": key["clientid"],
+            "client_secret": SECRET,
+        },
     )
     assert token.status_code == 200
 
@@ -122,7 +128,9 @@ def test_help_lists_the_options() -> None:
 
 
 @pytest.mark.parametrize(
-    "arguments", [["--error-rate", "2"], ["--run-seconds", "soon"], ["--resource-group", "-bad-"]], ids=str
+    "arguments",
+    [["--error-rate", "2"], ["--run-seconds", "soon"], ["--resource-group", "-bad-"]],
+    ids=str,
 )
 def test_invalid_options_are_usage_errors(arguments: list[str]) -> None:
     result = CliRunner().invoke(simulator_command, arguments)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -12,11 +13,17 @@ from bulkterm.simulator import Faults, Simulator
 from tests.simulator.conftest import http_client
 from tests.simulator.helpers import bulk
 
-FORM = {"grant_type": "client_credentials", "client_id": "sim-client", "client_secret": "sim-secret"}
+FORM = {
+    "grant_type": "client_credentials",
+    "client_id": "sim-client",
+    "client_secret": "sim-secret",
+}
 
 
 @pytest.mark.simulator(faults=Faults(error_rate=1.0))
-async def test_error_rate_answers_503_with_an_error_envelope(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_error_rate_answers_503_with_an_error_envelope(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     response = await api.get("/v2/lm/deployments")
     assert response.status_code == 503
     assert set(response.json()["error"]) >= {"code", "message", "requestId", "target"}
@@ -35,14 +42,18 @@ async def test_throttle_rate_answers_429_with_retry_after(api: httpx.AsyncClient
 
 
 @pytest.mark.simulator(faults=Faults(drop_rate=1.0))
-async def test_drop_rate_closes_the_connection_without_an_answer(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_drop_rate_closes_the_connection_without_an_answer(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     with pytest.raises(httpx.TransportError):
         await api.get("/v2/lm/deployments")
     assert sim.responses["GET /lm/deployments dropped"] == 1
 
 
 @pytest.mark.simulator(faults=Faults(unauthorized_rate=1.0))
-async def test_unauthorized_rate_answers_401_to_valid_tokens(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_unauthorized_rate_answers_401_to_valid_tokens(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     response = await api.get("/v2/lm/deployments")
     assert response.status_code == 401
     assert sim.violations == []
@@ -60,7 +71,9 @@ async def test_lost_response_applies_the_change_but_the_client_never_hears(
 
 
 @pytest.mark.simulator(faults=Faults(error_rate=1.0, methods=("PATCH",)))
-async def test_faults_can_be_limited_to_some_methods(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_faults_can_be_limited_to_some_methods(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
     listed = await api.get("/v2/lm/deployments")
     patched = await bulk(api, Kind.DEPLOYMENT, ("running-1", TargetStatus.STOPPED))
@@ -86,9 +99,11 @@ async def test_latency_delays_every_answer(api: httpx.AsyncClient) -> None:
     assert time.monotonic() - started >= 0.05
 
 
-async def test_same_seed_gives_the_same_faults(simulator_factory: object) -> None:
+async def test_same_seed_gives_the_same_faults(
+    simulator_factory: Callable[..., Awaitable[Simulator]],
+) -> None:
     async def outcomes() -> list[int]:
-        sim = await simulator_factory(seed=42, faults=Faults(error_rate=0.3, throttle_rate=0.3))  # type: ignore[operator]
+        sim = await simulator_factory(seed=42, faults=Faults(error_rate=0.3, throttle_rate=0.3))
         headers = {"Authorization": f"Bearer {sim.issue_token()}"}
         async with http_client(sim.url, headers=headers) as client:
             return [(await client.get("/v2/lm/meta")).status_code for _ in range(30)]

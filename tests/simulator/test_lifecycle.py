@@ -15,7 +15,9 @@ from tests.simulator.helpers import bulk
 
 
 async def create(api: httpx.AsyncClient, kind: Kind) -> str:
-    response = await api.post(f"/v2/lm/{kind.collection}", json={"configurationId": "sim-config-chat"})
+    response = await api.post(
+        f"/v2/lm/{kind.collection}", json={"configurationId": "sim-config-chat"}
+    )
     item_id: str = response.json()["id"]
     return item_id
 
@@ -42,7 +44,9 @@ async def test_created_deployment_goes_unknown_pending_running_and_stays(
     assert (body["status"], body["targetStatus"]) == ("RUNNING", "RUNNING")
 
 
-async def test_created_execution_runs_to_completed(sim: Simulator, clock: SimClock, api: httpx.AsyncClient) -> None:
+async def test_created_execution_runs_to_completed(
+    sim: Simulator, clock: SimClock, api: httpx.AsyncClient
+) -> None:
     item = await create(api, Kind.EXECUTION)
     first = await get(api, Kind.EXECUTION, item)
     run = sim.timings.execution_run_seconds
@@ -57,7 +61,9 @@ async def test_created_execution_runs_to_completed(sim: Simulator, clock: SimClo
 
 
 @pytest.mark.simulator(timings=Timings(execution_run_seconds=None))
-async def test_executions_can_be_configured_never_to_complete(sim: Simulator, clock: SimClock) -> None:
+async def test_executions_can_be_configured_never_to_complete(
+    sim: Simulator, clock: SimClock
+) -> None:
     sim.add_item(Kind.EXECUTION, "training-1", Status.RUNNING)
     clock.advance(365 * 24 * 3600)
     assert sim.state_of(Kind.EXECUTION, "training-1") is Status.RUNNING
@@ -124,7 +130,9 @@ async def test_items_configured_to_die_go_dead_instead_of_running(
     assert sim.state_of(kind, "doomed-1") is Status.DEAD
 
 
-async def test_running_items_configured_to_die_go_dead_after_a_while(sim: Simulator, clock: SimClock) -> None:
+async def test_running_items_configured_to_die_go_dead_after_a_while(
+    sim: Simulator, clock: SimClock
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "doomed-1", Status.RUNNING, goes_dead=True)
     clock.advance(sim.timings.dead_after_seconds)
     assert sim.state_of(Kind.DEPLOYMENT, "doomed-1") is Status.DEAD
@@ -153,7 +161,9 @@ async def test_one_big_jump_ends_where_many_small_steps_do(sim: Simulator, clock
     assert watched.status is Status.COMPLETED
 
 
-async def test_changed_timings_apply_to_items_already_in_a_phase(sim: Simulator, clock: SimClock) -> None:
+async def test_changed_timings_apply_to_items_already_in_a_phase(
+    sim: Simulator, clock: SimClock
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "pending-1", Status.PENDING)
     clock.advance(1)
     sim.set_timings(Timings(pending_seconds=1.5))

@@ -24,7 +24,9 @@ def test_seed_is_reproducible_with_the_same_seed() -> None:
 
 
 def test_seed_mixes_every_status_of_each_kind() -> None:
-    seeded = Simulator(SimulatorConfig(seed=1)).seed(deployments=10, executions=10, resource_group="team-a")
+    seeded = Simulator(SimulatorConfig(seed=1)).seed(
+        deployments=10, executions=10, resource_group="team-a"
+    )
     deployments = {s for k, _, s in seeded if k is Kind.DEPLOYMENT}
     executions = {s for k, _, s in seeded if k is Kind.EXECUTION}
     assert deployments == set(Status) - {Status.COMPLETED}
@@ -41,7 +43,11 @@ def test_seeded_items_are_created_in_the_past_and_ids_match_the_pattern() -> Non
 
 
 def test_initial_items_come_from_the_config() -> None:
-    sim = Simulator(SimulatorConfig(initial_deployments=4, initial_executions=2, initial_resource_group="team-a"))
+    sim = Simulator(
+        SimulatorConfig(
+            initial_deployments=4, initial_executions=2, initial_resource_group="team-a"
+        )
+    )
     assert len(sim.items(resource_group="team-a")) == 6
 
 
@@ -60,7 +66,9 @@ def test_add_item_replaces_an_item_with_the_same_id() -> None:
 
 def test_add_item_can_back_date_an_item() -> None:
     sim = Simulator()
-    sim.add_item(Kind.DEPLOYMENT, "old-item", Status.RUNNING, created_at=datetime(2024, 1, 2, tzinfo=UTC))
+    sim.add_item(
+        Kind.DEPLOYMENT, "old-item", Status.RUNNING, created_at=datetime(2024, 1, 2, tzinfo=UTC)
+    )
     view = sim.item(Kind.DEPLOYMENT, "old-item")
     assert view is not None and view.created_at == datetime(2024, 1, 2, tzinfo=UTC)
 
@@ -117,13 +125,17 @@ async def test_service_key_points_at_the_simulator(simulator: Simulator) -> None
     }
 
 
-async def test_written_service_key_is_readable_by_the_owner_only(simulator: Simulator, tmp_path: Path) -> None:
+async def test_written_service_key_is_readable_by_the_owner_only(
+    simulator: Simulator, tmp_path: Path
+) -> None:
     path = simulator.write_service_key(tmp_path / "key.json")
     assert json.loads(path.read_text()) == simulator.service_key()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-async def test_a_client_can_get_a_token_from_the_written_key(simulator: Simulator, tmp_path: Path) -> None:
+async def test_a_client_can_get_a_token_from_the_written_key(
+    simulator: Simulator, tmp_path: Path
+) -> None:
     key = json.loads(simulator.write_service_key(tmp_path / "key.json").read_text())
     async with httpx.AsyncClient() as client:
         token = await client.post(
@@ -145,7 +157,12 @@ async def test_simulator_marker_configures_the_shared_fixture(simulator: Simulat
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"port": 70000}, {"token_expires_in": 0}, {"list_count": "all"}, {"initial_resource_group": "-"}],
+    [
+        {"port": 70000},
+        {"token_expires_in": 0},
+        {"list_count": "all"},
+        {"initial_resource_group": "-"},
+    ],
     ids=str,
 )
 def test_invalid_config_is_rejected(overrides: dict[str, object]) -> None:

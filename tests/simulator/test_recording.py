@@ -15,7 +15,12 @@ async def test_a_correct_stop_then_delete_run_records_no_violation(
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
     sim.add_item(Kind.DEPLOYMENT, "unknown-1", Status.UNKNOWN, hold=True)
     await api.get("/v2/lm/meta")
-    await bulk(api, Kind.DEPLOYMENT, ("running-1", TargetStatus.STOPPED), ("unknown-1", TargetStatus.DELETED))
+    await bulk(
+        api,
+        Kind.DEPLOYMENT,
+        ("running-1", TargetStatus.STOPPED),
+        ("unknown-1", TargetStatus.DELETED),
+    )
     clock.advance(sim.timings.stop_delay_seconds + sim.timings.stopping_seconds)
     states = (await api.get("/v2/lm/deployments", params={"$select": "status"})).json()["resources"]
     assert {r["id"]: r["status"] for r in states}["running-1"] == "STOPPED"
@@ -32,7 +37,11 @@ async def test_violation_says_what_which_item_when_and_where(
     clock.advance(12.5)
     await api.delete("/v2/lm/executions/running-1", headers={"AI-Resource-Group": "team-a"})
     (violation,) = sim.violations
-    assert (violation.code, violation.kind, violation.id) == ("IllegalDelete", Kind.EXECUTION, "running-1")
+    assert (violation.code, violation.kind, violation.id) == (
+        "IllegalDelete",
+        Kind.EXECUTION,
+        "running-1",
+    )
     assert (violation.route, violation.resource_group, violation.http_status) == (
         "DELETE /lm/executions/{id}",
         "team-a",
@@ -42,12 +51,24 @@ async def test_violation_says_what_which_item_when_and_where(
     assert "RUNNING" in violation.what
 
 
-async def test_each_illegal_request_is_recorded_once(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_each_illegal_request_is_recorded_once(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "stopped-1", Status.STOPPED)
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
-    await bulk(api, Kind.DEPLOYMENT, ("stopped-1", TargetStatus.STOPPED), ("running-1", TargetStatus.DELETED))
+    await bulk(
+        api,
+        Kind.DEPLOYMENT,
+        ("stopped-1", TargetStatus.STOPPED),
+        ("running-1", TargetStatus.DELETED),
+    )
     await bulk(api, Kind.DEPLOYMENT, *[(f"item-{n:03d}", TargetStatus.STOPPED) for n in range(101)])
-    await bulk(api, Kind.DEPLOYMENT, ("stopped-1", TargetStatus.DELETED), ("stopped-1", TargetStatus.DELETED))
+    await bulk(
+        api,
+        Kind.DEPLOYMENT,
+        ("stopped-1", TargetStatus.DELETED),
+        ("stopped-1", TargetStatus.DELETED),
+    )
     await api.get("/v2/lm/deployments", headers={"AI-Resource-Group": ""})
     await api.patch("/v2/lm/deployments/ghost-1", json={"targetStatus": "STOPPED"})
     assert [v.code for v in sim.violations] == [
@@ -70,9 +91,13 @@ async def test_polling_a_deleted_item_is_not_a_violation(
     assert sim.violations == []
 
 
-async def test_requests_are_counted_per_method_and_route(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_requests_are_counted_per_method_and_route(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
-    await api.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=("sim-client", "sim-secret"))
+    await api.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=("sim-client", "sim-secret")
+    )
     await api.get("/v2/lm/meta")
     await api.get("/v2/lm/deployments")
     await api.get("/v2/lm/deployments")
@@ -91,7 +116,9 @@ async def test_requests_are_counted_per_method_and_route(sim: Simulator, api: ht
     assert sim.responses["PATCH /lm/deployments 400"] == 1
 
 
-async def test_counters_and_violations_reset_separately(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_counters_and_violations_reset_separately(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     await api.patch("/v2/lm/deployments/ghost-1", json={"targetStatus": "STOPPED"})
     sim.reset_counters()
     assert (sim.counters, len(sim.violations)) == ({}, 1)

@@ -23,7 +23,9 @@ def violation_codes(sim: Simulator) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
-async def test_bulk_of_more_than_100_items_is_refused(sim: Simulator, api: httpx.AsyncClient, kind: Kind) -> None:
+async def test_bulk_of_more_than_100_items_is_refused(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
     for item in ids(101):
         sim.add_item(kind, item, Status.RUNNING)
     response = await bulk(api, kind, *[(i, TargetStatus.STOPPED) for i in ids(101)])
@@ -33,7 +35,9 @@ async def test_bulk_of_more_than_100_items_is_refused(sim: Simulator, api: httpx
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
-async def test_bulk_of_exactly_100_items_is_accepted(sim: Simulator, api: httpx.AsyncClient, kind: Kind) -> None:
+async def test_bulk_of_exactly_100_items_is_accepted(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
     for item in ids(100):
         sim.add_item(kind, item, Status.RUNNING)
     response = await bulk(api, kind, *[(i, TargetStatus.STOPPED) for i in ids(100)])
@@ -43,9 +47,13 @@ async def test_bulk_of_exactly_100_items_is_accepted(sim: Simulator, api: httpx.
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
-async def test_bulk_naming_an_id_twice_is_refused(sim: Simulator, api: httpx.AsyncClient, kind: Kind) -> None:
+async def test_bulk_naming_an_id_twice_is_refused(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
     sim.add_item(kind, "stopped-1", Status.STOPPED)
-    response = await bulk(api, kind, ("stopped-1", TargetStatus.DELETED), ("stopped-1", TargetStatus.DELETED))
+    response = await bulk(
+        api, kind, ("stopped-1", TargetStatus.DELETED), ("stopped-1", TargetStatus.DELETED)
+    )
     assert response.status_code == 400
     assert [(v.code, v.id) for v in sim.violations] == [("DuplicateId", "stopped-1")]
 
@@ -61,7 +69,9 @@ async def test_bulk_with_a_target_status_other_than_stopped_or_deleted_is_refuse
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
-async def test_bulk_with_an_empty_list_is_refused(sim: Simulator, api: httpx.AsyncClient, kind: Kind) -> None:
+async def test_bulk_with_an_empty_list_is_refused(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
     response = await patch_json(api, kind, {kind.collection: []})
     assert response.status_code == 400
     assert violation_codes(sim) == ["EmptyBatch"]
@@ -78,8 +88,12 @@ async def test_bulk_under_the_other_collection_key_is_refused(
     assert violation_codes(sim) == ["WrongCollectionKey"]
 
 
-@pytest.mark.parametrize("body", [{}, [], "deployments", {"deployments": {"id": "abcd"}}, {"deployments": ["abcd"]}])
-async def test_bulk_body_of_the_wrong_form_is_refused(sim: Simulator, api: httpx.AsyncClient, body: object) -> None:
+@pytest.mark.parametrize(
+    "body", [{}, [], "deployments", {"deployments": {"id": "abcd"}}, {"deployments": ["abcd"]}]
+)
+async def test_bulk_body_of_the_wrong_form_is_refused(
+    sim: Simulator, api: httpx.AsyncClient, body: object
+) -> None:
     response = await patch_json(api, Kind.DEPLOYMENT, body)
     assert response.status_code == 400
     assert len(sim.violations) == 1
@@ -100,7 +114,9 @@ async def test_body_that_is_not_json_is_refused(sim: Simulator, api: httpx.Async
     assert violation_codes(sim) == ["MalformedRequest"]
 
 
-async def test_body_of_a_non_json_media_type_is_refused(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_body_of_a_non_json_media_type_is_refused(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     response = await api.patch(
         "/v2/lm/deployments", content=b"deployments=abcd", headers={"Content-Type": "text/plain"}
     )
@@ -108,7 +124,9 @@ async def test_body_of_a_non_json_media_type_is_refused(sim: Simulator, api: htt
     assert violation_codes(sim) == ["UnsupportedMediaType"]
 
 
-async def test_bulk_is_accepted_as_application_json_too(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_bulk_is_accepted_as_application_json_too(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
     body = bulk_body(Kind.DEPLOYMENT, ("running-1", TargetStatus.STOPPED))
     response = await api.patch("/v2/lm/deployments", json=body)
@@ -116,15 +134,21 @@ async def test_bulk_is_accepted_as_application_json_too(sim: Simulator, api: htt
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
-async def test_single_patch_accepts_only_stopped(sim: Simulator, api: httpx.AsyncClient, kind: Kind) -> None:
+async def test_single_patch_accepts_only_stopped(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
     sim.add_item(kind, "stopped-1", Status.STOPPED)
-    response = await api.patch(f"/v2/lm/{kind.collection}/stopped-1", json={"targetStatus": "DELETED"})
+    response = await api.patch(
+        f"/v2/lm/{kind.collection}/stopped-1", json={"targetStatus": "DELETED"}
+    )
     assert response.status_code == 400
     assert violation_codes(sim) == ["InvalidTargetStatus"]
     assert sim.item(kind, "stopped-1") is not None
 
 
-@pytest.mark.parametrize("body", [{}, None, {"targetStatus": "STOPPED", "configurationId": "conf-1"}])
+@pytest.mark.parametrize(
+    "body", [{}, None, {"targetStatus": "STOPPED", "configurationId": "conf-1"}]
+)
 async def test_single_patch_without_exactly_one_change_is_refused(
     sim: Simulator, api: httpx.AsyncClient, body: object
 ) -> None:
@@ -140,10 +164,15 @@ async def test_single_patch_may_switch_a_running_deployment_to_another_configura
     response = await api.patch("/v2/lm/deployments/running-1", json={"configurationId": "conf-new"})
     assert response.status_code == 202
     body = (await api.get("/v2/lm/deployments/running-1")).json()
-    assert (body["configurationId"], body["latestRunningConfigurationId"]) == ("conf-new", "sim-config-chat")
+    assert (body["configurationId"], body["latestRunningConfigurationId"]) == (
+        "conf-new",
+        "sim-config-chat",
+    )
 
 
-async def test_configuration_switch_of_a_stopped_deployment_is_refused(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_configuration_switch_of_a_stopped_deployment_is_refused(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "stopped-1", Status.STOPPED)
     response = await api.patch("/v2/lm/deployments/stopped-1", json={"configurationId": "conf-new"})
     assert response.status_code == 412
@@ -159,7 +188,9 @@ async def test_get_of_an_unknown_id_is_404_and_not_a_violation(
     assert sim.violations == []
 
 
-async def test_id_outside_the_pattern_in_a_path_is_refused(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_id_outside_the_pattern_in_a_path_is_refused(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     response = await api.get("/v2/lm/deployments/abc")
     assert response.status_code == 400
     assert violation_codes(sim) == ["InvalidId"]
@@ -175,14 +206,18 @@ async def test_create_without_a_valid_configuration_is_refused(
     assert response.status_code == 400
 
 
-async def test_unknown_operation_is_an_enveloped_404(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_unknown_operation_is_an_enveloped_404(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     response = await api.get("/v2/lm/scenarios")
     assert response.status_code == 404
     assert "error" in response.json()
     assert violation_codes(sim) == ["UnknownRoute"]
 
 
-async def test_method_the_api_lacks_is_an_enveloped_405(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_method_the_api_lacks_is_an_enveloped_405(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     response = await api.put("/v2/lm/deployments", json={})
     assert response.status_code == 405
     assert "error" in response.json()

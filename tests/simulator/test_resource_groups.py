@@ -20,7 +20,9 @@ OPERATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), OPERATIONS, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("method", "path", "body"), OPERATIONS, ids=lambda v: v if isinstance(v, str) else ""
+)
 async def test_every_deployment_and_execution_operation_needs_the_header(
     sim: Simulator, raw: httpx.AsyncClient, method: str, path: str, body: object
 ) -> None:
@@ -33,19 +35,25 @@ async def test_every_deployment_and_execution_operation_needs_the_header(
 
 
 @pytest.mark.parametrize("group", ["a", "-starts-with-dash", "has space", "under_score"])
-async def test_group_id_outside_the_pattern_is_refused(sim: Simulator, api: httpx.AsyncClient, group: str) -> None:
+async def test_group_id_outside_the_pattern_is_refused(
+    sim: Simulator, api: httpx.AsyncClient, group: str
+) -> None:
     response = await api.get("/v2/lm/deployments", headers={"AI-Resource-Group": group})
     assert response.status_code == 400
     assert [v.code for v in sim.violations] == ["InvalidResourceGroup"]
 
 
 async def test_meta_needs_no_resource_group(sim: Simulator, raw: httpx.AsyncClient) -> None:
-    response = await raw.get("/v2/lm/meta", headers={"Authorization": f"Bearer {sim.issue_token()}"})
+    response = await raw.get(
+        "/v2/lm/meta", headers={"Authorization": f"Bearer {sim.issue_token()}"}
+    )
     assert response.status_code == 200
     assert sim.violations == []
 
 
-async def test_items_of_one_group_are_invisible_to_another(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_items_of_one_group_are_invisible_to_another(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "team-a-item", Status.RUNNING, resource_group="team-a")
     other = {"AI-Resource-Group": "team-b"}
     listed = await api.get("/v2/lm/deployments", headers=other)
@@ -56,7 +64,9 @@ async def test_items_of_one_group_are_invisible_to_another(sim: Simulator, api: 
     assert counted.text == "0"
 
 
-async def test_changes_in_one_group_do_not_touch_another(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_changes_in_one_group_do_not_touch_another(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.DEPLOYMENT, "shared-id", Status.RUNNING, resource_group="team-a")
     sim.add_item(Kind.DEPLOYMENT, "shared-id", Status.STOPPED, resource_group="team-b")
     response = await bulk(
@@ -67,7 +77,9 @@ async def test_changes_in_one_group_do_not_touch_another(sim: Simulator, api: ht
     assert team_a is not None and team_a.target_status == "RUNNING"
 
 
-async def test_bulk_in_the_wrong_group_reports_the_items_not_found(sim: Simulator, api: httpx.AsyncClient) -> None:
+async def test_bulk_in_the_wrong_group_reports_the_items_not_found(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
     sim.add_item(Kind.EXECUTION, "team-a-item", Status.RUNNING, resource_group="team-a")
     response = await bulk(
         api, Kind.EXECUTION, ("team-a-item", TargetStatus.STOPPED), resource_group="team-b"

@@ -10,7 +10,10 @@ from bulkterm.simulator import Faults, Simulator
 from tests.simulator.helpers import KIND_PARAMS, MERGE_PATCH, bulk, seed_every_status
 from tests.simulator.spec import Spec, load_spec
 
-ITEM_PATH = {Kind.DEPLOYMENT: "/lm/deployments/{deploymentId}", Kind.EXECUTION: "/lm/executions/{executionId}"}
+ITEM_PATH = {
+    Kind.DEPLOYMENT: "/lm/deployments/{deploymentId}",
+    Kind.EXECUTION: "/lm/executions/{executionId}",
+}
 
 #: Fields SAP's Python SDK passes to required constructor arguments (contract §14).
 SDK_REQUIRED = {
@@ -94,11 +97,15 @@ async def test_count_is_a_plain_text_integer(
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
-async def test_create_answer_matches_the_spec(spec: Spec, api: httpx.AsyncClient, kind: Kind) -> None:
+async def test_create_answer_matches_the_spec(
+    spec: Spec, api: httpx.AsyncClient, kind: Kind
+) -> None:
     response = await api.post(f"/v2/lm/{kind.collection}", json={"configurationId": "sim-config-x"})
     assert response.status_code == 202
     spec.validate_response(collection(kind), "post", 202, response.json())
-    assert response.headers["Location"].endswith(f"/v2/lm/{kind.collection}/{response.json()['id']}")
+    assert response.headers["Location"].endswith(
+        f"/v2/lm/{kind.collection}/{response.json()['id']}"
+    )
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
@@ -149,7 +156,9 @@ async def test_declared_errors_match_the_spec(
     sim.add_item(kind, "stopped-1", Status.STOPPED)
     bad = await api.patch(f"/v2/lm/{kind.collection}", json={}, headers=MERGE_PATCH)
     missing = await api.get(f"/v2/lm/{kind.collection}/no-such-item")
-    refused = await api.patch(f"/v2/lm/{kind.collection}/stopped-1", json={"targetStatus": "STOPPED"})
+    refused = await api.patch(
+        f"/v2/lm/{kind.collection}/stopped-1", json={"targetStatus": "STOPPED"}
+    )
     bad_query = await api.get(f"/v2/lm/{kind.collection}", params={"status": "SLEEPING"})
     assert (bad.status_code, missing.status_code, refused.status_code) == (400, 404, 412)
     spec.validate_response(collection(kind), "patch", 400, bad.json())
@@ -166,7 +175,9 @@ async def test_errors_the_spec_does_not_declare_use_the_same_envelope(
     unauthorized = await raw.get("/v2/lm/deployments", headers={"AI-Resource-Group": "default"})
     forbidden = await api.get("/v2/lm/deployments", headers={"AI-Resource-Group": "other-team"})
     too_large = await api.get("/v2/lm/deployments")
-    media = await api.patch("/v2/lm/deployments", content=b"x", headers={"Content-Type": "text/plain"})
+    media = await api.patch(
+        "/v2/lm/deployments", content=b"x", headers={"Content-Type": "text/plain"}
+    )
     sim.set_faults(Faults(throttle_rate=1.0))
     throttled = await api.get("/v2/lm/deployments")
     sim.set_faults(Faults(error_rate=1.0))

@@ -44,9 +44,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def route_key(request: web.Request) -> str | None:
-    """``"PATCH /lm/deployments"``, ``"GET /lm/executions/{id}"``…; ``None`` for ``/_sim``."""
+    """``"PATCH /lm/deployments"``, ``"GET /lm/executions/{id}"``…
+
+    ``None`` outside the AI API and the token endpoint (``/_sim``, a browser asking for ``/``):
+    those are not counted, faulted or authenticated.
+    """
     path = request.path
-    if path.startswith("/_sim"):
+    if not path.startswith(("/v2/", "/oauth/")):
         return None
     info = request.match_info
     if info.http_exception is not None:
@@ -57,7 +61,8 @@ def route_key(request: web.Request) -> str | None:
     return f"{request.method} {key}"
 
 
-def context(request: web.Request) -> RequestContext:
+def current_context() -> RequestContext:
+    """The context the middleware set for the request this task is serving."""
     return _CONTEXT.get()
 
 
@@ -184,7 +189,7 @@ def _resource_group(request: web.Request) -> str:
     group = validation.resource_group(
         request.headers.get("AI-Resource-Group"), backend.config.resource_groups
     )
-    context(request).resource_group = group
+    current_context().resource_group = group
     return group
 
 
@@ -225,7 +230,7 @@ async def token(request: web.Request) -> web.Response:
     except TokenError as error:
         name = "InvalidClient" if error.error == "invalid_client" else "UnsupportedGrantType"
         backend.record(
-            context(request),
+            current_context(),
             ViolationSpec(name, f"token request refused: {error.description}"),
             error.status,
         )
@@ -279,7 +284,7 @@ async def bulk_modify(request: web.Request) -> web.Response:
     if refusal is not None:
         raise refusal
     items = validation.bulk_items(kind, await _json_body(request))
-    return web.json_response(backend.bulk_modify(kind, group, items, context(request)), status=202)
+    return web.json_response(backend.bulk_modify(kind, group, items, current_context()), status=202)
 
 
 async def get_item(request: web.Request) -> web.Response:

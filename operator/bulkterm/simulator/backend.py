@@ -152,11 +152,11 @@ class Backend:
     def _live(self, resource_group: str, kind: Kind, item_id: str) -> ItemRecord | None:
         bucket = self._items.get((resource_group, kind))
         record = None if bucket is None else bucket.get(item_id)
-        if record is None:
+        if bucket is None or record is None:
             return None
         if settle(record, self.now(), self.timings, self.wall):
             return record
-        del bucket[item_id]  # type: ignore[union-attr]
+        del bucket[item_id]
         return None
 
     def _live_all(self, resource_group: str, kind: Kind) -> list[ItemRecord]:
@@ -493,9 +493,10 @@ class Backend:
                         refusal.code, refusal.message, context.request_id, context.path
                     )
                     results.append({"id": item_id, "error": error})
+                    action = "stop" if requested is TargetStatus.STOPPED else "delete"
                     spec = ViolationSpec(
                         str(refusal.reason),
-                        f"{requested} requested: {refusal.message}",
+                        f"bulk {action} of {kind} {item_id} refused: {refusal.message}",
                         kind,
                         item_id,
                     )

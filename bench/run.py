@@ -1,0 +1,580 @@
+"""Benchmark: bulkterm's engine against a careful script on SAP's official Python client.
+
+One run seeds fresh, identically configured simulators with the same targets in the same
+statuses and drives each to completion with:
+
+  (a) the engine, bulk updates on;
+  (b) the engine against a simulator whose ``/meta`` says ``bulkUpdates: false`` (single calls);
+  (c) ``sdk_baseline.cleanup``: ``ai-api-client-sdk`` 2.6.1, as a careful user would write it;
+  (d) a scale run: the engine alone with ``--scale-targets`` (10,000) targets, in a child
+      process so that its peak RSS and ``tracemalloc`` peak are the engine's, not the simulator's.
+
+It reports what the simulator saw (requests by route, token requests, bulk PATCHes, single
+calls, polling), wall time, protocol violations and whether every target ended at its target
+status. Counts are the metric; wall time is secondary. See ``bench/README.md``.
+
+    .venv/bin/python bench/run.py                     # the default run (~1-2 min)
+    .venv/bin/python bench/run.py --targets 50 --quick --json   # smoke (<15 s), JSON on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ai_api_client_sdk.models.target_status import TargetStatus as SdkTargetStatus
+from rich.console import Console
+from rich.table import Table
+
+from bulkterm.aiapi.models import Kind, Status, TargetStatus
+from bulkterm.apply import simulated_status
+from bulkterm.simulator import Faults, SimulatorConfig, SimulatorThread, Timings
+from bulkterm.spec import BulkTerminationSpec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sdk_baseline  # beside this file: ``bench/`` is not a package
+from targets import DEADLINE_SECONDS, RESOURCE_GROUP, compact_json, engine_run, make_spec
+
+TOKEN_ROUTE = "POST /oauth/token"
+NOT_RUNNING = frozenset({Status.STOPPED, Status.DEAD, Status.COMPLETED})
+
+
+def bench_timings(scale: float = 1.0) -> Timings:
+    """Fast lifecycles that still leave every status observable.
+
+    UNKNOWN resolves after 1 s (a target that must be STOPPED waits for it, then is stopped);
+    executions never complete on their own (long training runs), so the seeded mix is what
+    every client sees, however slow it is. Stop and deletion take well under a second.
+    """
+    return Timings(
+        unknown_seconds=1.0 * scale,
+        pending_seconds=2.0 * scale,
+        execution_run_seconds=None,
+        stop_delay_seconds=0.05 * scale,
+        stopping_seconds=0.3 * scale,
+        deletion_seconds=0.5 * scale,
+    )
+
+
+# --- targets and seeding ---------------------------------------------------------------
+
+
+def bystander_ids(n: int, seed: int) -> list[str]:
+    return [f"other-{seed}-{i:06d}" for i in range(n)]
+
+
+def seed_simulator(
+    sim: SimulatorThread, spec: BulkTerminationSpec, bystanders: Sequence[str]
+) -> Counter[str]:
+    """Seed every target in its :func:`simulated_status` (``None``: missing id), plus bystanders.
+
+    UNKNOWN items that must be DELETED are held in UNKNOWN (stuck in sync: the reason one
+    deletes them), so that every client sees them UNKNOWN however long its first sweep takes.
+    Bystanders are RUNNING deployments in the same resource group that nobody may touch.
+    """
+    mix: Counter[str] = Counter()
+    for target in spec.targets:
+        status = simulated_status(target)
+        mix[f"{target.kind.value}/{status.value if status else 'missing'}"] += 1
+        if status is None:
+            continue
+        hold = status is Status.UNKNOWN and target.target_status is TargetStatus.DELETED
+        sim.add_item(target.kind, target.id, status, resource_group=RESOURCE_GROUP, hold=hold)
+    for item_id in bystanders:
+        sim.add_item(Kind.DEPLOYMENT, item_id, Status.RUNNING, resource_group=RESOURCE_GROUP)
+    return mix
+
+
+# --- results -----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    label: str
+    targets: int
+    requests: dict[str, int]
+    wall_seconds: float
+    violations: list[dict[str, Any]]
+    #: Targets whose final state (read from the simulator) is their target status.
+    correct: int
+    #: ``"Deployment/dep-1-000007: want DELETED, is STOPPED"`` for every other target.
+    wrong: list[str]
+    #: Bystanders that were touched (stopped, deleted) although not in the spec.
+    bystanders_touched: list[str]
+    #: What the client itself says failed (engine: ``Progress.failed``; script: its failures).
+    self_reported_failed: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def api_calls(self) -> int:
+        return self.total_requests - self.requests.get(TOKEN_ROUTE, 0)
+
+    @property
+    def ok(self) -> bool:
+        return not self.wrong and not self.bystanders_touched
+
+    def categories(self) -> dict[str, int]:
+        return categorize(self.requests)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_requests"] = self.total_requests
+        data["api_calls"] = self.api_calls
+        data["categories"] = self.categories()
+        data["ok"] = self.ok
+        return data
+
+
+def categorize(requests: dict[str, int]) -> dict[str, int]:
+    """Route counters (``"PATCH /lm/deployments"``) folded into what they mean for a client."""
+    out = Counter(
+        {
+            "token": 0,
+            "meta": 0,
+            "list": 0,
+            "count": 0,
+            "get_one": 0,
+            "bulk_patch": 0,
+            "single_patch": 0,
+            "single_delete": 0,
+            "other": 0,
+        }
+    )
+    for route, n in requests.items():
+        method, _, path = route.partition(" ")
+        if route == TOKEN_ROUTE:
+            out["token"] += n
+        elif path == "/lm/meta":
+            out["meta"] += n
+        elif path.endswith("/$count"):
+            out["count"] += n
+        elif path in ("/lm/deployments", "/lm/executions"):
+            out["list" if method == "GET" else "bulk_patch" if method == "PATCH" else "other"] += n
+        elif path.endswith("/{id}"):
+            key = {"GET": "get_one", "PATCH": "single_patch", "DELETE": "single_delete"}
+            out[key.get(method, "other")] += n
+        else:
+            out["other"] += n
+    return dict(out)
+
+
+def verify(
+    sim: SimulatorThread, spec: BulkTerminationSpec, bystanders: Sequence[str]
+) -> tuple[int, list[str], list[str]]:
+    """Read the truth from the simulator: which targets reached their target status.
+
+    DELETED: the item is gone. STOPPED: it is not running (STOPPED, or DEAD/COMPLETED, which
+    cannot be stopped and are the engine's ``AlreadyStopped``) and not being deleted.
+    """
+    correct, wrong = 0, []
+    for target in spec.targets:
+        view = sim.item(target.kind, target.id, RESOURCE_GROUP)
+        if target.target_status is TargetStatus.DELETED:
+            ok = view is None
+        else:
+            ok = view is not None and view.status in NOT_RUNNING and not view.deleting
+        if ok:
+            correct += 1
+            continue
+        seen = (
+            "gone" if view is None else view.status.value + (" (deleting)" if view.deleting else "")
+        )
+        wrong.append(
+            f"{target.kind.value}/{target.id}: want {target.target_status.value}, is {seen}"
+        )
+    touched = []
+    for item_id in bystanders:
+        view = sim.item(Kind.DEPLOYMENT, item_id, RESOURCE_GROUP)
+        if view is None or view.status is not Status.RUNNING or view.target_status != "RUNNING":
+            touched.append(f"Deployment/{item_id}")
+    return correct, wrong, touched
+
+
+def _violations(sim: SimulatorThread) -> list[dict[str, Any]]:
+    return [v.as_dict() for v in sim.violations]
+
+
+# --- the variants --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    targets: int
+    executions_share: float
+    bystanders: int
+    seed: int
+    config: SimulatorConfig
+
+
+def _simulator(setup: Setup, *, bulk: bool) -> SimulatorThread:
+    return SimulatorThread(replace(setup.config, bulk_updates=bulk))
+
+
+def run_engine(setup: Setup, *, bulk: bool) -> Result:
+    spec = make_spec(setup.targets, setup.executions_share, setup.seed)
+    others = bystander_ids(setup.bystanders, setup.seed)
+    with _simulator(setup, bulk=bulk) as sim:
+        mix = seed_simulator(sim, spec, others)
+        started = time.perf_counter()
+        progress, calls = asyncio.run(engine_run(spec, sim.service_key()))
+        wall = time.perf_counter() - started
+        correct, wrong, touched = verify(sim, spec, others)
+        status = progress.to_status()
+        return Result(
+            name="engine_bulk" if bulk else "engine_single",
+            label="engine, bulk on" if bulk else "engine, bulk off",
+            targets=len(spec.targets),
+            requests=dict(sim.counters),
+            wall_seconds=wall,
+            violations=_violations(sim),
+            correct=correct,
+            wrong=wrong,
+            bystanders_touched=touched,
+            self_reported_failed=progress.failed,
+            extra={
+                "seeded_mix": dict(sorted(mix.items())),
+                "client_calls": dict(sorted(calls.items())),
+                "outcomes": progress.outcomes,
+                "failures": [f.model_dump(mode="json", by_alias=True) for f in progress.failures],
+                "status_json_bytes": len(compact_json(status)),
+            },
+        )
+
+
+def run_sdk(setup: Setup) -> Result:
+    spec = make_spec(setup.targets, setup.executions_share, setup.seed)
+    others = bystander_ids(setup.bystanders, setup.seed)
+    jobs = [
+        sdk_baseline.Job(
+            kind="execution" if t.kind is Kind.EXECUTION else "deployment",
+            id=t.id,
+            target=SdkTargetStatus(t.target_status.value),
+        )
+        for t in spec.targets
+    ]
+    with _simulator(setup, bulk=True) as sim:
+        seed_simulator(sim, spec, others)
+        started = time.perf_counter()
+        outcome = sdk_baseline.cleanup(
+            sim.service_key(), jobs, RESOURCE_GROUP, deadline_s=DEADLINE_SECONDS
+        )
+        wall = time.perf_counter() - started
+        correct, wrong, touched = verify(sim, spec, others)
+        return Result(
+            name="sdk",
+            label="SDK script (bulk on)",
+            targets=len(spec.targets),
+            requests=dict(sim.counters),
+            wall_seconds=wall,
+            violations=_violations(sim),
+            correct=correct,
+            wrong=wrong,
+            bystanders_touched=touched,
+            self_reported_failed=len(outcome.failed),
+            extra={
+                "rounds": outcome.rounds,
+                "failures": [f"{j.kind}/{j.id}: {why}" for j, why in outcome.failed.items()],
+            },
+        )
+
+
+def run_scale(setup: Setup, *, tracemalloc_on: bool) -> Result:
+    """The engine with many targets, in a child process; the simulator stays here."""
+    spec = make_spec(setup.targets, setup.executions_share, setup.seed)
+    others = bystander_ids(setup.bystanders, setup.seed)
+    worker = Path(__file__).resolve().parent / "scale_worker.py"
+    with _simulator(setup, bulk=True) as sim:
+        order = {
+            "key": sim.service_key(),
+            "targets": setup.targets,
+            "executions_share": setup.executions_share,
+            "seed": setup.seed,
+            "tracemalloc": tracemalloc_on,
+        }
+        with subprocess.Popen(
+            [sys.executable, str(worker)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as child:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(json.dumps(order) + "\n")
+            child.stdin.flush()
+            if child.stdout.readline().strip() == "ready":
+                seed_simulator(sim, spec, others)
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            out, err = child.communicate(timeout=DEADLINE_SECONDS + 60)
+        if child.returncode != 0:
+            raise RuntimeError(f"scale worker failed ({child.returncode}):\n{err}")
+        report = json.loads(out)
+        correct, wrong, touched = verify(sim, spec, others)
+        return Result(
+            name="engine_scale",
+            label=f"engine, {setup.targets:,} targets",
+            targets=len(spec.targets),
+            requests=dict(sim.counters),
+            wall_seconds=report["wall_seconds"],
+            violations=_violations(sim),
+            correct=correct,
+            wrong=wrong,
+            bystanders_touched=touched,
+            self_reported_failed=report["failed"],
+            extra={k: v for k, v in report.items() if k not in ("wall_seconds", "failed")},
+        )
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _ratio(baseline: float, value: float, better: str) -> str:
+    if value <= 0 or baseline <= 0:
+        return "—"
+    r = baseline / value
+    return f"{r:.1f}x {better}" if r >= 1 else f"{1 / r:.1f}x more"
+
+
+def _violation_cell(result: Result) -> str:
+    if not result.violations:
+        return "0"
+    codes = Counter(v["code"] for v in result.violations)
+    return f"{len(result.violations)} ({', '.join(f'{c} {n}' for c, n in codes.most_common())})"
+
+
+def _correct_cell(result: Result) -> str:
+    text = f"{result.correct}/{result.targets}"
+    if result.ok:
+        return f"[green]{text} ✓[/green]"
+    names = (result.wrong + result.bystanders_touched)[:3]
+    more = len(result.wrong) + len(result.bystanders_touched) - len(names)
+    suffix = f" (+{more} more)" if more > 0 else ""
+    return f"[red]{text} ✗[/red]\n" + "\n".join(names) + suffix
+
+
+def render(results: list[Result], setup_info: dict[str, Any], console: Console) -> None:
+    baseline = next((r for r in results if r.name == "sdk"), None)
+    table = Table(
+        title="bulk termination: bulkterm engine vs SAP ai-api-client-sdk (same simulator, same seed)",
+        caption=_caption(setup_info),
+        show_lines=False,
+    )
+    table.add_column("metric", style="bold")
+    for r in results:
+        table.add_column(r.label, justify="right")
+    cats = [r.categories() for r in results]
+
+    def row(name: str, cell: Callable[[int, Result], str], *, end: bool = False) -> None:
+        table.add_row(name, *(cell(i, r) for i, r in enumerate(results)), end_section=end)
+
+    row("targets", lambda i, r: f"{r.targets:,}", end=True)
+    row("HTTP requests (all)", lambda i, r: f"[bold]{r.total_requests:,}[/bold]")
+    row("  token (POST /oauth/token)", lambda i, r: f"{cats[i]['token']:,}")
+    row("  AI API calls (no token)", lambda i, r: f"{r.api_calls:,}")
+    row("  meta", lambda i, r: f"{cats[i]['meta']:,}")
+    row("  list pages (GET collection)", lambda i, r: f"{cats[i]['list']:,}")
+    row("  $count", lambda i, r: f"{cats[i]['count']:,}")
+    row("  GET one (polling)", lambda i, r: f"{cats[i]['get_one']:,}")
+    row("  bulk PATCH", lambda i, r: f"{cats[i]['bulk_patch']:,}")
+    row("  single PATCH (stop)", lambda i, r: f"{cats[i]['single_patch']:,}")
+    row("  single DELETE", lambda i, r: f"{cats[i]['single_delete']:,}", end=True)
+    row("requests per target", lambda i, r: f"{r.total_requests / max(1, r.targets):.2f}")
+    row("wall time", lambda i, r: f"{r.wall_seconds:.1f} s", end=True)
+    row("protocol violations", lambda i, r: _violation_cell(r))
+    row("at target status", lambda i, r: _correct_cell(r))
+    row("failed (self-reported)", lambda i, r: str(r.self_reported_failed), end=True)
+    if baseline is not None:
+
+        def vs(value: Callable[[Result], float], better: str) -> Callable[[int, Result], str]:
+            def cell(i: int, r: Result) -> str:
+                if r is baseline:
+                    return "baseline"
+                if r.targets != baseline.targets:
+                    return "—"
+                return _ratio(value(baseline), value(r), better)
+
+            return cell
+
+        row("requests vs SDK", vs(lambda r: r.total_requests, "fewer"))
+        row("AI API calls vs SDK", vs(lambda r: r.api_calls, "fewer"))
+        row("wall time vs SDK", vs(lambda r: r.wall_seconds, "faster"), end=True)
+    scale = [r for r in results if r.name == "engine_scale"]
+    if scale:
+
+        def extra(key: str, fmt: str) -> Callable[[int, Result], str]:
+            def cell(i: int, r: Result) -> str:
+                value = r.extra.get(key)
+                return "—" if value is None else fmt.format(value)
+
+            return cell
+
+        def rss(i: int, r: Result) -> str:
+            peak, before = r.extra.get("peak_rss_mib"), r.extra.get("rss_before_run_mib")
+            if peak is None:
+                return "—"
+            return f"{peak:.0f} MiB" + ("" if before is None else f" ({before:.0f} before run)")
+
+        row("peak RSS (engine process)", rss)
+        row("tracemalloc peak (engine)", extra("tracemalloc_peak_mib", "{:.1f} MiB"))
+        row("final status JSON", extra("status_json_bytes", "{:,} B"))
+    console.print(table)
+
+
+def _caption(info: dict[str, Any]) -> str:
+    faults = info["faults"] or "none"
+    return (
+        f"seed {info['seed']}, executions {info['executions_share']:.0%}, "
+        f"{info['bystanders']} bystander deployments, latency {info['latency_ms']} ms/request, "
+        f"token expires_in {info['token_expires_in']} s, faults: {faults}"
+    )
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def parse_faults(text: str | None, latency_ms: float) -> Faults:
+    """``"429=0.05,503=0.02,retry_after=1"`` → :class:`Faults` (plus the fixed latency)."""
+    settings: dict[str, Any] = {"latency_ms": latency_ms}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, _, value = part.partition("=")
+        if not value:
+            raise argparse.ArgumentTypeError(f"--faults: {part!r} is not NAME=VALUE")
+        if name == "429":
+            settings["throttle_rate"] = float(value)
+        elif name.isdigit() and 500 <= int(name) <= 599:
+            settings["error_rate"] = float(value)
+            settings["error_status"] = int(name)
+        elif name == "drop":
+            settings["drop_rate"] = float(value)
+        elif name == "retry_after":
+            settings["retry_after"] = int(value)
+        else:
+            raise argparse.ArgumentTypeError(f"--faults: unknown fault {name!r}")
+    errors = any(k in settings for k in ("throttle_rate", "error_rate", "drop_rate"))
+    # Latency on the token endpoint too (XSUAA is a network hop), unless error faults are on:
+    # those stay off the token endpoint, since SAP's SDK 2.6.1 cannot retry a token request.
+    settings["include_token_endpoint"] = not errors
+    return Faults(**settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--targets", type=int, default=1000, help="targets per variant (default 1000)")
+    p.add_argument("--executions-share", type=float, default=0.3, help="share of executions (0.3)")
+    p.add_argument(
+        "--bystanders",
+        type=float,
+        default=0.2,
+        help="untouchable RUNNING deployments in the group, as a share of targets (0.2)",
+    )
+    p.add_argument(
+        "--token-expires-in",
+        type=int,
+        default=1800,
+        help="expires_in of tokens (1800: the SDK refetches on every call; 43199: it caches)",
+    )
+    p.add_argument("--latency-ms", type=float, default=5.0, help="added to every request (5)")
+    p.add_argument("--faults", help='e.g. "429=0.05,503=0.02,retry_after=1" (default: none)')
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--scale-targets", type=int, default=10_000, help="0 skips the scale run")
+    p.add_argument("--no-tracemalloc", action="store_true", help="scale run without tracemalloc")
+    p.add_argument("--skip", action="append", default=[], choices=["bulk", "single", "sdk"])
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 500-target scale run, lifecycles twice as fast",
+    )
+    p.add_argument("--json", action="store_true", help="JSON on stdout (the table goes to stderr)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 1 <= args.targets <= 10_000 or not 0 <= args.scale_targets <= 10_000:
+        raise SystemExit("--targets must be in 1..10000 and --scale-targets in 0..10000")
+    if args.quick:
+        args.scale_targets = min(args.scale_targets, 500)
+    faults = parse_faults(args.faults, args.latency_ms)
+    config = SimulatorConfig(
+        host="127.0.0.1",
+        port=0,
+        seed=args.seed,
+        timings=bench_timings(0.5 if args.quick else 1.0),
+        faults=faults,
+        token_expires_in=args.token_expires_in,
+    )
+    setup = Setup(
+        args.targets,
+        args.executions_share,
+        round(args.targets * args.bystanders),
+        args.seed,
+        config,
+    )
+    info = {
+        "seed": args.seed,
+        "targets": args.targets,
+        "executions_share": args.executions_share,
+        "bystanders": setup.bystanders,
+        "latency_ms": args.latency_ms,
+        "token_expires_in": args.token_expires_in,
+        "faults": args.faults,
+        "timings": asdict(config.timings),
+        "python": sys.version.split()[0],
+    }
+    log = Console(stderr=True)
+    table_console = log if args.json else Console()
+    if not table_console.is_terminal:
+        table_console.width = max(table_console.width, 132)  # piped to a file: do not wrap
+    steps: list[tuple[str, Callable[[], Result]]] = []
+    if "bulk" not in args.skip:
+        steps.append(("engine, bulk on", lambda: run_engine(setup, bulk=True)))
+    if "single" not in args.skip:
+        steps.append(("engine, bulk off", lambda: run_engine(setup, bulk=False)))
+    if "sdk" not in args.skip:
+        steps.append(("SDK script", lambda: run_sdk(setup)))
+    if args.scale_targets:
+        scale_setup = replace(
+            setup,
+            targets=args.scale_targets,
+            bystanders=round(args.scale_targets * args.bystanders),
+        )
+        steps.append(
+            (
+                f"engine, {args.scale_targets:,} targets (child process)",
+                lambda: run_scale(scale_setup, tracemalloc_on=not args.no_tracemalloc),
+            )
+        )
+    results: list[Result] = []
+    for title, step in steps:
+        log.print(f"[dim]running {title} …[/dim]")
+        result = step()
+        log.print(
+            f"[dim]  {result.total_requests:,} requests, {result.wall_seconds:.1f} s, "
+            f"{result.correct}/{result.targets} at target status[/dim]"
+        )
+        results.append(result)
+    render(results, info, table_console)
+    if args.json:
+        print(json.dumps({"setup": info, "results": [r.as_dict() for r in results]}, indent=2))
+    engine_violations = any(r.violations for r in results if r.name.startswith("engine"))
+    return 0 if all(r.ok for r in results) and not engine_violations else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
