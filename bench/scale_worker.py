@@ -21,6 +21,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from targets import compact_json, engine_run, make_spec
 
 
+def _current_rss_mib() -> float | None:
+    """Resident set size now (Linux ``/proc``); ``ru_maxrss`` only gives the high-water mark."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def main() -> None:
     order = json.loads(sys.stdin.readline())
     spec = make_spec(order["targets"], order["executions_share"], order["seed"])
@@ -28,7 +40,7 @@ def main() -> None:
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         raise SystemExit("scale worker: expected 'go'")
-    rss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before_mib = _current_rss_mib()
     if order["tracemalloc"]:
         tracemalloc.start()
     started = time.perf_counter()
@@ -44,7 +56,7 @@ def main() -> None:
         "outcomes": progress.outcomes,
         "client_calls": dict(sorted(calls.items())),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_before_run_mib": rss_before_kib / 1024,
+        "rss_before_run_mib": rss_before_mib,
         "tracemalloc_peak_mib": None if peak is None else peak / 2**20,
         "status_json_bytes": len(compact_json(status)),
         "status_keys": sorted(status),

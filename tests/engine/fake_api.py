@@ -142,6 +142,12 @@ class FakeAiApi:
             target_status = "RUNNING" if kind is Kind.DEPLOYMENT else "COMPLETED"
         self.items[(kind, item_id)] = Item(kind, item_id, status, target_status)
 
+    def add_stopping(self, kind: Kind, item_id: str, after: float) -> None:
+        """An item someone else is already stopping; it reaches STOPPED ``after`` seconds on."""
+        self.add(kind, item_id, Status.STOPPING, target_status="STOPPED")
+        self.items[(kind, item_id)].stop_accepted_at = self.clock.now()
+        self._push(self.clock.now() + timedelta(seconds=after), (kind, item_id), "stopped", None)
+
     def schedule(self, kind: Kind, item_id: str, after: float, status: Status | None) -> None:
         """A change that happens on its own (``None`` = the item vanishes, e.g. TTL)."""
         self._push(self.clock.now() + timedelta(seconds=after), (kind, item_id), "set", status)

@@ -56,8 +56,10 @@ def worlds(draw: st.DrawFn) -> World:
         status = draw(st.one_of(st.none(), st.sampled_from(STARTING + SETTLED)))
         if status is None:
             continue  # a missing id
-        moving = status is Status.STOPPING or draw(st.integers(0, 9)) == 0
-        api.add(kind, item_id, status, target_status="STOPPED" if moving else None)
+        if status is Status.STOPPING:
+            api.add_stopping(kind, item_id, after=draw(st.floats(0, 60)))
+            continue
+        api.add(kind, item_id, status)
         if status in (Status.RUNNING, Status.PENDING, Status.UNKNOWN) and draw(st.booleans()):
             change = draw(
                 st.sampled_from([Status.RUNNING, Status.PENDING, Status.DEAD, Status.COMPLETED, None])
@@ -79,7 +81,8 @@ def worlds(draw: st.DrawFn) -> World:
         "batch_size": draw(st.integers(1, 100)),
         "backoff_limit_per_target": draw(st.integers(0, 3)),
         "unknown_grace_period_seconds": draw(st.integers(0, 60)),
-        "active_deadline_seconds": draw(st.sampled_from([None, 120, 1800])),
+        # always a deadline: a world may hold an item that never settles
+        "active_deadline_seconds": draw(st.sampled_from([120, 1800])),
         "poll_interval_seconds": draw(st.integers(1, 30)),
     }
     restart = draw(st.one_of(st.none(), st.integers(1, 12)))
@@ -100,8 +103,11 @@ async def run_world(world: World) -> tuple[Progress, list[Progress]]:
     first = Run(Engine(spec, api, clock=clock.now, sleep=sleep, rng=random.Random(0)))
     task = asyncio.create_task(first())
     waiter = asyncio.create_task(parked.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED, timeout=30)
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED, timeout=10)
     waiter.cancel()
+    if not task.done() and not parked.is_set():
+        task.cancel()
+        raise AssertionError("the run neither finished nor reached its deadline")
     if task.done():
         return task.result(), first.snapshots
     task.cancel()
@@ -109,7 +115,7 @@ async def run_world(world: World) -> tuple[Progress, list[Progress]]:
     record = Progress.model_validate(first.snapshots[-1].to_status())
     clock.advance(1)
     second = Run(Engine(spec, api, record, clock=clock.now, sleep=clock.sleep, rng=random.Random(1)))
-    final = await asyncio.wait_for(second(), timeout=30)
+    final = await asyncio.wait_for(second(), timeout=10)
     snapshots = [*first.snapshots, *second.snapshots]
     return final, snapshots
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class OperatorConfig(BaseSettings):
@@ -14,7 +14,7 @@ class OperatorConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BULKTERM_", frozen=True, extra="ignore")
 
     #: Namespaces to watch; empty means all namespaces (cluster-wide).
-    namespaces: list[str] = Field(default_factory=list)
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: kopf peering name; None runs standalone (one replica, no peering objects needed).
     peering: str | None = None
     #: kopf pauses every operator that sees a peer of the same priority, and all pods of a
@@ -31,3 +31,11 @@ class OperatorConfig(BaseSettings):
     default_ttl_seconds: int | None = Field(default=None, ge=0)
     #: Delay before retrying a CR whose credentials are missing or rejected.
     stalled_retry_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: Any) -> Any:
+        """``BULKTERM_NAMESPACES=a,b`` (comma-separated, as the chart and shells write it)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

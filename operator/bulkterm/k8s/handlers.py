@@ -199,5 +199,5 @@ def run_operator(config: OperatorConfig) -> None:
         peering_name=config.peering,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
-        liveness_endpoint=config.liveness_endpoint,
+        liveness_endpoint=config.liveness_endpoint or None,
     )

@@ -1,0 +1,277 @@
+"""The operator as users run it: ``kubectl apply`` a BulkTermination, watch its status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from bulkterm.aiapi.models import Kind, Status
+from bulkterm.apply import seed_targets
+from bulkterm.simulator import SimulatorThread
+from bulkterm.spec import BulkTerminationSpec
+from tests.e2e.conftest import (
+    NS,
+    ROOT,
+    OperatorProcess,
+    bulk_termination,
+    has_condition,
+    secret,
+)
+from tests.kube import KubeEmulator, condition
+
+pytestmark = pytest.mark.e2e
+BT = "bulkterminations"
+D, E = Kind.DEPLOYMENT, Kind.EXECUTION
+
+
+def seed(sim: SimulatorThread, *items: tuple[Kind, str, Status]) -> None:
+    for kind, item_id, status in items:
+        sim.add_item(kind, item_id, status)
+
+
+def reasons(kube: KubeEmulator, name: str) -> list[str]:
+    return [e.get("reason", "") for e in kube.events(namespace=NS, involved=name)]
+
+
+def test_mixed_resource_runs_to_complete(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    seed(
+        sim,
+        (D, "dep-run1", Status.RUNNING),
+        (D, "dep-unk1", Status.UNKNOWN),
+        (D, "dep-stp1", Status.STOPPED),
+        (E, "exe-done", Status.COMPLETED),
+        (E, "exe-pend", Status.PENDING),
+    )
+    kube.create(secret(sim.service_key()))
+    kube.create(
+        bulk_termination(
+            "mixed",
+            ("Deployment", "dep-run1", "DELETED"),
+            ("Deployment", "dep-unk1", "DELETED"),
+            ("Deployment", "dep-stp1", "STOPPED"),
+            ("Execution", "exe-done", "DELETED"),
+            ("Execution", "exe-pend", "STOPPED"),
+        )
+    )
+    obj = kube.wait_for(BT, "mixed", has_condition("Complete"), namespace=NS, timeout=60)
+    status = obj["status"]
+    assert (status["succeeded"], status["failed"], status["progress"]) == (5, 0, "5/5")
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert condition(obj, "Ready")["status"] == "True"  # type: ignore[index]
+    assert sim.state_of(E, "exe-pend") == Status.STOPPED
+    assert sim.violations == []
+    kube.wait_for(
+        BT, "mixed", lambda _: "Completed" in reasons(kube, "mixed"), namespace=NS, timeout=10
+    )
+    assert {"Started", "BatchSubmitted", "Completed"} <= set(reasons(kube, "mixed"))
+
+
+def test_kubectl_apply_of_the_examples_and_kubectl_wait(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    for name in ("small.yaml", "bulktermination.yaml"):
+        doc = yaml.safe_load((ROOT / "examples" / name).read_text())
+        seed_targets(
+            sim, BulkTerminationSpec.model_validate(doc["spec"]).targets, resource_group="default"
+        )
+    kube.create(secret(sim.service_key()))
+    applied = kube.kubectl(
+        "apply",
+        "-f",
+        str(ROOT / "examples" / "small.yaml"),
+        "-f",
+        str(ROOT / "examples" / "bulktermination.yaml"),
+    )
+    assert applied.returncode == 0, applied.stderr
+    waited = kube.kubectl(
+        "wait",
+        "-n",
+        NS,
+        "--for=condition=Complete",
+        "--timeout=90s",
+        "bt/stop-two-deployments",
+        "bt/retire-q3-workloads",
+        timeout=120,
+    )
+    assert waited.returncode == 0, waited.stderr + operator.log()[-3000:]
+    assert waited.stdout.count("condition met") == 2
+    got = kube.kubectl("get", "bt", "-n", NS, "-o", "yaml")
+    items = yaml.safe_load(got.stdout)["items"]
+    assert {i["status"]["progress"] for i in items} == {"3/3", "120/120"}
+    assert sim.violations == []
+
+
+def test_failures_end_failed_and_are_listed(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    seed(sim, (D, "dep-run1", Status.RUNNING))
+    kube.create(secret(sim.service_key()))
+    kube.create(
+        bulk_termination(
+            "broken", ("Deployment", "dep-run1", "STOPPED"), ("Deployment", "dep-gone", "STOPPED")
+        )
+    )
+    obj = kube.wait_for(BT, "broken", has_condition("Failed"), namespace=NS, timeout=60)
+    assert condition(obj, "Failed")["reason"] == "FailedTargets"  # type: ignore[index]
+    assert condition(obj, "Stalled")["status"] == "True"  # type: ignore[index]
+    assert [(f["id"], f["reason"]) for f in obj["status"]["failures"]] == [("dep-gone", "NotFound")]
+    assert obj["status"]["failedIndexes"] == "1"
+    kube.wait_for(
+        BT, "broken", lambda _: "TargetFailed" in reasons(kube, "broken"), namespace=NS, timeout=10
+    )
+
+
+def test_missing_secret_stalls_then_recovers(
+    kube: KubeEmulator, sim: SimulatorThread, make_operator: Callable[..., OperatorProcess]
+) -> None:
+    seed(sim, (D, "dep-run1", Status.RUNNING))
+    kube.create(bulk_termination("waiting", ("Deployment", "dep-run1", "STOPPED")))
+    make_operator(env={"BULKTERM_STALLED_RETRY_SECONDS": "0.5"}).start()
+    obj = kube.wait_for(BT, "waiting", has_condition("Stalled"), namespace=NS, timeout=30)
+    assert condition(obj, "Stalled")["reason"] == "SecretNotFound"  # type: ignore[index]
+    assert condition(obj, "Reconciling")["status"] == "False"  # type: ignore[index]
+    kube.create(secret(sim.service_key()))
+    kube.wait_for(BT, "waiting", has_condition("Complete"), namespace=NS, timeout=60)
+    assert "CredentialsInvalid" in reasons(kube, "waiting")
+
+
+def test_bad_credentials_stall_as_unauthorized(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    key = dict(sim.service_key())
+    key["clientsecret"] = "wrong-secret-123"
+    kube.create(secret(key))
+    kube.create(bulk_termination("denied", ("Deployment", "dep-run1", "STOPPED")))
+    obj = kube.wait_for(BT, "denied", has_condition("Stalled"), namespace=NS, timeout=30)
+    assert condition(obj, "Stalled")["reason"] == "Unauthorized"  # type: ignore[index]
+    everything = str(obj) + str(kube.events(namespace=NS)) + operator.log()
+    assert "wrong-secret-123" not in everything
+
+
+def test_operator_restart_mid_run_resumes_and_finishes(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    from bulkterm.simulator import Timings
+
+    sim.set_timings(
+        Timings(
+            unknown_seconds=0.2,
+            pending_seconds=0.2,
+            stop_delay_seconds=0.1,
+            stopping_seconds=3.0,
+            deletion_seconds=1.0,
+            execution_run_seconds=None,
+        )
+    )
+    targets = [("Deployment", f"dep-{i:04d}", "DELETED") for i in range(40)]
+    seed(sim, *[(D, i, Status.RUNNING) for _, i, _ in targets])
+    kube.create(secret(sim.service_key()))
+    kube.create(bulk_termination("restart", *targets))
+    deadline = time.monotonic() + 30
+    while sim.counters["PATCH /lm/deployments"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kube.wait_for(
+        BT, "restart", lambda o: o.get("status", {}).get("active", 0) > 0, namespace=NS, timeout=10
+    )
+    operator.kill()
+    operator.start()
+    obj = kube.wait_for(BT, "restart", has_condition("Complete"), namespace=NS, timeout=60)
+    assert obj["status"]["succeeded"] == 40
+    assert sim.violations == []
+    # One bulk STOP before the kill, one bulk DELETE after it: nothing accepted was re-sent.
+    assert sim.counters["PATCH /lm/deployments"] == 2
+
+
+def test_deleting_the_resource_mid_run_stops_its_work(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    from bulkterm.simulator import Timings
+
+    sim.set_timings(
+        Timings(
+            unknown_seconds=0.2,
+            pending_seconds=0.2,
+            stop_delay_seconds=0.1,
+            stopping_seconds=30.0,
+            deletion_seconds=1.0,
+            execution_run_seconds=None,
+        )
+    )
+    seed(sim, (D, "dep-slow", Status.RUNNING))
+    kube.create(secret(sim.service_key()))
+    kube.create(bulk_termination("doomed", ("Deployment", "dep-slow", "DELETED")))
+    deadline = time.monotonic() + 30
+    while sim.counters["PATCH /lm/deployments"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kube.delete(BT, "doomed", namespace=NS)
+    kube.wait_gone(BT, "doomed", namespace=NS, timeout=30)
+    calls = sum(sim.counters.values())
+    time.sleep(2.0)
+    assert sum(sim.counters.values()) == calls  # no polling after the resource is gone
+
+
+def test_ttl_deletes_the_resource_after_it_finished(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    seed(sim, (D, "dep-stp1", Status.STOPPED))
+    kube.create(secret(sim.service_key()))
+    kube.create(
+        bulk_termination(
+            "ephemeral", ("Deployment", "dep-stp1", "STOPPED"), ttlSecondsAfterFinished=1
+        )
+    )
+    kube.wait_for(BT, "ephemeral", has_condition("Complete"), namespace=NS, timeout=30)
+    kube.wait_gone(BT, "ephemeral", namespace=NS, timeout=30)
+
+
+def test_three_resources_at_once(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    kube.create(secret(sim.service_key()))
+    for n in range(3):
+        ids = [f"dep-{n}-{i:03d}" for i in range(20)]
+        seed(sim, *[(D, i, Status.RUNNING) for i in ids])
+        kube.create(bulk_termination(f"run-{n}", *[("Deployment", i, "DELETED") for i in ids]))
+    for n in range(3):
+        obj = kube.wait_for(BT, f"run-{n}", has_condition("Complete"), namespace=NS, timeout=60)
+        assert obj["status"]["progress"] == "20/20"
+    assert sim.violations == []
+
+
+def test_status_writes_are_throttled(
+    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    from bulkterm.simulator import Timings
+
+    sim.set_timings(
+        Timings(
+            unknown_seconds=0.2,
+            pending_seconds=0.2,
+            stop_delay_seconds=0.1,
+            stopping_seconds=2.0,
+            deletion_seconds=1.0,
+            execution_run_seconds=None,
+        )
+    )
+    ids = [f"dep-{i:03d}" for i in range(30)]
+    seed(sim, *[(D, i, Status.RUNNING) for i in ids])
+    kube.create(secret(sim.service_key()))
+    started = time.monotonic()
+    kube.create(bulk_termination("throttled", *[("Deployment", i, "DELETED") for i in ids]))
+    kube.wait_for(BT, "throttled", has_condition("Complete"), namespace=NS, timeout=60)
+    elapsed = time.monotonic() - started
+    writes = kube.run(
+        lambda e: sum(
+            1
+            for r in e._requests
+            if r.method == "PATCH"
+            and str(r.url.path).endswith("/bulkterminations/throttled/status")
+        )
+    )
+    # --status-interval 0.5: at most one write per 0.5 s, plus phase changes and the final one.
+    assert 2 <= writes <= elapsed / 0.5 + 4, writes
