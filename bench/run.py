@@ -246,6 +246,7 @@ def run_engine(setup: Setup, *, bulk: bool) -> Result:
             bystanders_touched=touched,
             self_reported_failed=progress.failed,
             extra={
+                "responses": dict(sorted(sim.responses.items())),
                 "seeded_mix": dict(sorted(mix.items())),
                 "client_calls": dict(sorted(calls.items())),
                 "outcomes": progress.outcomes,
@@ -286,6 +287,7 @@ def run_sdk(setup: Setup) -> Result:
             bystanders_touched=touched,
             self_reported_failed=len(outcome.failed),
             extra={
+                "responses": dict(sorted(sim.responses.items())),
                 "rounds": outcome.rounds,
                 "failures": [f"{j.kind}/{j.id}: {why}" for j, why in outcome.failed.items()],
             },
@@ -335,7 +337,10 @@ def run_scale(setup: Setup, *, tracemalloc_on: bool) -> Result:
             wrong=wrong,
             bystanders_touched=touched,
             self_reported_failed=report["failed"],
-            extra={k: v for k, v in report.items() if k not in ("wall_seconds", "failed")},
+            extra={
+                "responses": dict(sorted(sim.responses.items())),
+                **{k: v for k, v in report.items() if k not in ("wall_seconds", "failed")},
+            },
         )
 
 

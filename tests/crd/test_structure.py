@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
+from tests.crd.samples import CRD_PATH
 from tests.kube import schema as s
 
 
@@ -150,6 +154,13 @@ def test_cel_rules_are_cheap(openapi: dict[str, Any]) -> None:
 
 
 def test_crd_yaml_is_one_document() -> None:
-    from tests.crd.samples import CRD_PATH
-
     assert len(s.load_yaml_docs(CRD_PATH)) == 1
+
+
+def test_yamllint_clean() -> None:
+    config = {"extends": "default",
+              "rules": {"document-start": "disable", "line-length": {"max": 100}}}
+    proc = subprocess.run([sys.executable, "-m", "yamllint", "--strict", "-d",
+                           json.dumps(config), str(CRD_PATH)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

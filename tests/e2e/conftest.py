@@ -46,6 +46,7 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         self.starts += 1
+        self.watch_mark = int(self.kube.run(lambda e: len(e._requests)))
         port = free_port()
         self.health = f"http://127.0.0.1:{port}/healthz"
         self.log_path = self.log_dir / f"operator-{self.starts}.log"
@@ -79,12 +80,26 @@ class OperatorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"operator exited early:\n{self.log()}")
             try:
-                if httpx.get(self.health, timeout=1).status_code == 200:
-                    return self
+                healthy = httpx.get(self.health, timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
+                healthy = False
+            # Healthy is not enough: objects created before kopf's watch is up would only be
+            # seen after its next re-list. Wait for the watch request itself.
+            if healthy and self.watching():
+                return self
             time.sleep(0.1)
         raise TimeoutError(f"operator not healthy in 30 s:\n{self.log()}")
+
+    def watching(self) -> bool:
+        since = self.watch_mark
+
+        def seen(emulator: Any) -> bool:
+            return any(
+                "bulkterminations" in str(r.url.path) and r.url.query.get("watch") in ("true", "1")
+                for r in list(emulator._requests)[since:]
+            )
+
+        return bool(self.kube.run(seen))
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, like a node failure or OOM kill."""
@@ -118,6 +133,13 @@ def sim() -> Iterator[SimulatorThread]:
     )
     with SimulatorThread(simulator_config(timings=timings)) as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def namespace(kube: KubeEmulator) -> str:
+    """The namespace exists before the operator starts, as in a cluster."""
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    return NS
 
 
 @pytest.fixture

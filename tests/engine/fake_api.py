@@ -210,6 +210,7 @@ class FakeAiApi:
     async def list_states(
         self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
     ) -> list[ItemState]:
+        self._advance()  # the page count below must see the world as of now
         found = [
             i
             for i in self.items.values()
@@ -331,7 +332,9 @@ class FakeAiApi:
             item.target_status = "STOPPED"
             start = now + timedelta(seconds=self.stop_lag_seconds)
             self._push(start, (kind, item_id), "stopping", None)
-            self._push(start + timedelta(seconds=self.stop_seconds), (kind, item_id), "stopped", None)
+            self._push(
+                start + timedelta(seconds=self.stop_seconds), (kind, item_id), "stopped", None
+            )
             if self.stop_lag_seconds == 0:
                 item.status = Status.STOPPING
             return None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bulkterm.aiapi.models import Kind, TargetStatus
 from bulkterm.engine import Engine, EngineSettings, Progress
 from bulkterm.spec import BulkTerminationSpec, Target
-
 from tests.engine.fake_api import FakeAiApi, FakeClock
 
 D, E = Kind.DEPLOYMENT, Kind.EXECUTION
@@ -80,3 +81,12 @@ async def run_to_end(
 def reasons(p: Progress) -> dict[str, str]:
     """Failure reason by target id (the capped list is complete in these small tests)."""
     return {f.id: f.reason for f in p.failures}
+
+
+async def wait_until(predicate: Callable[[], bool], *, turns: int = 100_000) -> None:
+    """Let other tasks run until ``predicate`` holds (bounded, so a bug fails instead of hanging)."""
+    for _ in range(turns):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the awaited condition never became true")

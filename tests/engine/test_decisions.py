@@ -27,7 +27,6 @@ from bulkterm.engine.decisions import (
     remember_transient,
 )
 from bulkterm.spec import Target
-
 from tests.engine.fake_api import START as T0
 
 LIMITS = Limits(
@@ -282,14 +281,18 @@ def test_target_is_retried_up_to_its_budget_then_fails_with_the_last_api_error()
         assert decide_for(Kind.EXECUTION, STOPPED, seen(Status.RUNNING), mem).verdict is (
             Verdict.SEND
         )
-    mem = remember_observation(remember_refused(mem, Fault("0102", "busy")), seen(Status.RUNNING), T0)
+    mem = remember_observation(
+        remember_refused(mem, Fault("0102", "busy")), seen(Status.RUNNING), T0
+    )
     d = decide_for(Kind.EXECUTION, STOPPED, seen(Status.RUNNING), mem)
     assert (d.verdict, d.reason, d.code) == (Verdict.FAIL, "RetriesExhausted", "0102")
 
 
 def test_zero_backoff_limit_makes_the_first_refusal_final():
     limits = Limits(resend_timeout=timedelta(60), unknown_grace=timedelta(0), backoff_limit=0)
-    mem = remember_observation(remember_refused(Memory(), Fault("x", "no")), seen(Status.RUNNING), T0)
+    mem = remember_observation(
+        remember_refused(Memory(), Fault("x", "no")), seen(Status.RUNNING), T0
+    )
     d = decide(target(Kind.DEPLOYMENT, STOPPED), seen(Status.RUNNING), mem, now=T0, limits=limits)
     assert d.reason == "RetriesExhausted"
 
@@ -303,7 +306,9 @@ def test_transient_failures_spend_a_retry_only_every_few_times():
 
 
 def test_refusal_does_not_prevent_success_when_the_item_reached_its_target_anyway():
-    mem = remember_observation(remember_refused(Memory(retries=9), Fault("x", "no")), seen(Status.STOPPED), T0)
+    mem = remember_observation(
+        remember_refused(Memory(retries=9), Fault("x", "no")), seen(Status.STOPPED), T0
+    )
     d = decide_for(Kind.DEPLOYMENT, STOPPED, seen(Status.STOPPED), mem)
     assert d.verdict is Verdict.DONE
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from bulkterm.aiapi.errors import TransientError
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.engine import EngineSettings, PlanAction
-
 from tests.engine.fake_api import FakeAiApi, FakeClock
-from tests.engine.support import D, DELETED, E, STOPPED, run_to_end, spec_of
+from tests.engine.support import DELETED, STOPPED, D, E, run_to_end, spec_of
 
 WRITES = ("bulk_patch", "stop", "delete")
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from bulkterm.aiapi.errors import NotFoundError
 from bulkterm.aiapi.models import BulkUpdates, Kind, Status
 from bulkterm.engine import EngineSettings
-
 from tests.engine.fake_api import FakeAiApi, FakeClock, refusal
-from tests.engine.support import D, DELETED, E, STOPPED, reasons, run_to_end, spec_of
+from tests.engine.support import DELETED, STOPPED, D, E, reasons, run_to_end, spec_of
 
 
 def no_bulk(clock: FakeClock) -> FakeAiApi:
@@ -25,7 +24,9 @@ async def test_without_bulk_updates_items_are_stopped_and_deleted_one_call_each(
     api = no_bulk(clock)
     api.add(D, "dep-0001", Status.RUNNING)
     api.add(E, "exe-0001", Status.STOPPED)
-    final = await run_to_end(spec_of((D, "dep-0001", DELETED), (E, "exe-0001", DELETED)), api, clock)
+    final = await run_to_end(
+        spec_of((D, "dep-0001", DELETED), (E, "exe-0001", DELETED)), api, clock
+    )
     assert final.succeeded == 2
     assert (api.calls["stop deployments"], api.calls["delete deployments"]) == (1, 1)
     assert api.calls["delete executions"] == 1
@@ -37,7 +38,9 @@ async def test_bulk_updates_are_judged_per_kind(clock: FakeClock):
     api = FakeAiApi(clock, bulk_updates=BulkUpdates(deployments=True, executions=False))
     api.add(D, "dep-0001", Status.RUNNING)
     api.add(E, "exe-0001", Status.RUNNING)
-    final = await run_to_end(spec_of((D, "dep-0001", STOPPED), (E, "exe-0001", STOPPED)), api, clock)
+    final = await run_to_end(
+        spec_of((D, "dep-0001", STOPPED), (E, "exe-0001", STOPPED)), api, clock
+    )
     assert (api.calls["bulk_patch deployments"], api.calls["stop executions"]) == (1, 1)
     assert final.capabilities is not None
     assert final.capabilities.bulk_updates.deployments is True

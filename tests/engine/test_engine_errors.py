@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bulkterm.aiapi.errors import AuthError, TransientError
 from bulkterm.aiapi.models import Status
 from bulkterm.engine import EngineSettings
-
 from tests.engine.fake_api import FakeAiApi, FakeClock, auth_error, refusal
-from tests.engine.support import D, DELETED, E, STOPPED, make_run, reasons, run_to_end, spec_of
+from tests.engine.support import DELETED, STOPPED, D, E, make_run, reasons, run_to_end, spec_of
 
 
 def http_503(retry_after: float | None = None) -> TransientError:
     return TransientError("HTTP 503 from the AI API", retry_after=retry_after, status_code=503)
 
 
-async def test_transient_error_backs_off_for_at_least_retry_after(
-    api: FakeAiApi, clock: FakeClock
-):
+async def test_transient_error_backs_off_for_at_least_retry_after(api: FakeAiApi, clock: FakeClock):
     api.add(D, "dep-0001", Status.RUNNING)
     api.fail_next["bulk_patch"] = [http_503(retry_after=30)]
     run = make_run(spec_of((D, "dep-0001", STOPPED)), api, clock)
@@ -94,7 +93,7 @@ async def test_accepted_stop_without_effect_is_resent_only_after_the_resend_time
     final = await run_to_end(spec, api, clock, settings=settings)
     times = [w.at for w in api.writes_to("dep-lost")]
     assert len(times) == 3
-    assert all((b - a).total_seconds() >= 10 for a, b in zip(times, times[1:], strict=False))
+    assert all((b - a).total_seconds() >= 10 for a, b in itertools.pairwise(times))
     assert reasons(final) == {"dep-lost": "RetriesExhausted"}
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bulkterm.aiapi.models import Status, TargetStatus
 from bulkterm.engine import EngineSettings
-
 from tests.engine.fake_api import FakeAiApi, FakeClock, refusal
-from tests.engine.support import D, DELETED, E, STOPPED, reasons, run_to_end, spec_of
+from tests.engine.support import DELETED, STOPPED, D, E, reasons, run_to_end, spec_of
 
 
 async def test_running_deployment_is_stopped(api: FakeAiApi, clock: FakeClock):
@@ -177,5 +176,7 @@ async def test_spec_batch_size_caps_every_request(api: FakeAiApi, clock: FakeClo
 
 async def test_settings_are_optional_and_defaults_finish_a_run(api: FakeAiApi, clock: FakeClock):
     api.add(D, "dep-0001", Status.RUNNING)
-    final = await run_to_end(spec_of((D, "dep-0001", STOPPED)), api, clock, settings=EngineSettings())
+    final = await run_to_end(
+        spec_of((D, "dep-0001", STOPPED)), api, clock, settings=EngineSettings()
+    )
     assert final.succeeded == 1

@@ -9,9 +9,8 @@ import pytest
 from bulkterm.aiapi.models import Status
 from bulkterm.engine import EngineSettings, ObservationMethod, choose_observation, list_cost
 from bulkterm.engine.timing import backoff_delay, next_poll_interval
-
 from tests.engine.fake_api import FakeAiApi, FakeClock
-from tests.engine.support import D, DELETED, E, STOPPED, run_to_end, spec_of
+from tests.engine.support import DELETED, STOPPED, D, E, run_to_end, spec_of
 
 LIST, GET, COUNT = ObservationMethod.LIST, ObservationMethod.GET, ObservationMethod.COUNT
 

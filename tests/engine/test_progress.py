@@ -15,9 +15,8 @@ from bulkterm.engine import (
     build_conditions,
     with_observed_generation,
 )
-
 from tests.engine.fake_api import START, FakeAiApi, FakeClock
-from tests.engine.support import D, STOPPED, make_run, run_to_end, spec_of
+from tests.engine.support import STOPPED, D, make_run, run_to_end, spec_of, wait_until
 
 LATER = START + timedelta(minutes=5)
 RUNNING = Situation(Phase.RUNNING, "Running", "0/3 finished")
@@ -147,8 +146,7 @@ async def test_in_flight_sample_is_bounded_while_the_groups_cover_every_target(c
     spec = spec_of(*[(D, f"dep-{n:04d}", STOPPED) for n in range(200)])
     run = make_run(spec, api, clock, settings=EngineSettings(max_in_flight_entries=50))
     task = asyncio.create_task(run())
-    while not any(s.active == 200 for s in run.snapshots):
-        await asyncio.sleep(0)
+    await wait_until(lambda: any(s.active == 200 for s in run.snapshots))
     task.cancel()
     mid = next(s for s in run.snapshots if s.active == 200)
     assert len(mid.in_flight) == 50
@@ -167,7 +165,9 @@ async def test_failures_list_is_capped_while_the_failed_counter_counts_all(
 
 async def test_progress_reads_finished_over_total(api: FakeAiApi, clock: FakeClock):
     api.add(D, "dep-0001", Status.RUNNING)
-    final = await run_to_end(spec_of((D, "dep-0001", STOPPED), (D, "dep-miss", STOPPED)), api, clock)
+    final = await run_to_end(
+        spec_of((D, "dep-0001", STOPPED), (D, "dep-miss", STOPPED)), api, clock
+    )
     assert final.progress == "2/2"
 
 

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from bulkterm.aiapi.errors import TransientError
 from bulkterm.aiapi.models import BulkUpdates, Kind, Status, TargetStatus
-from bulkterm.engine import Engine, Progress
-
+from bulkterm.engine import Engine, Progress, expand
 from tests.engine.fake_api import FakeAiApi, FakeClock, refusal
 from tests.engine.support import Run, check_counters, spec_of
 
@@ -62,7 +61,9 @@ def worlds(draw: st.DrawFn) -> World:
         api.add(kind, item_id, status)
         if status in (Status.RUNNING, Status.PENDING, Status.UNKNOWN) and draw(st.booleans()):
             change = draw(
-                st.sampled_from([Status.RUNNING, Status.PENDING, Status.DEAD, Status.COMPLETED, None])
+                st.sampled_from(
+                    [Status.RUNNING, Status.PENDING, Status.DEAD, Status.COMPLETED, None]
+                )
             )
             api.schedule(kind, item_id, draw(st.floats(0, 90)), change)
         if draw(st.integers(0, 5)) == 0:
@@ -96,7 +97,10 @@ async def run_world(world: World) -> tuple[Progress, list[Progress]]:
 
     async def sleep(seconds: float) -> None:
         await clock.sleep(seconds)
-        if world.restart_after_sleeps is not None and len(clock.slept) == world.restart_after_sleeps:
+        if (
+            world.restart_after_sleeps is not None
+            and len(clock.slept) == world.restart_after_sleeps
+        ):
             parked.set()
             await asyncio.Event().wait()
 
@@ -114,69 +118,69 @@ async def run_world(world: World) -> tuple[Progress, list[Progress]]:
     await asyncio.gather(task, return_exceptions=True)
     record = Progress.model_validate(first.snapshots[-1].to_status())
     clock.advance(1)
-    second = Run(Engine(spec, api, record, clock=clock.now, sleep=clock.sleep, rng=random.Random(1)))
+    second = Run(
+        Engine(spec, api, record, clock=clock.now, sleep=clock.sleep, rng=random.Random(1))
+    )
     final = await asyncio.wait_for(second(), timeout=10)
     snapshots = [*first.snapshots, *second.snapshots]
     return final, snapshots
 
 
-@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=45, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
 @given(worlds())
-def test_the_engine_never_breaks_the_rules(world: World) -> None:
-    final, snapshots = asyncio.run(run_world(world))
+def test_every_write_obeys_the_api_rules_and_stays_inside_the_spec(world: World) -> None:
+    asyncio.run(run_world(world))
     api = world.api
     in_spec = {(k, i): goal for k, i, goal in world.targets}
 
-    # no request above 100 items or with a duplicate id; no forbidden transition
-    assert api.violations == []
+    assert api.violations == [], "the API saw a forbidden request"
     per_request: dict[int, list[str]] = {}
     for w in api.sent:
         per_request.setdefault(w.request, []).append(w.id)
+    batch_size = world.spec_kw["batch_size"]
+    assert isinstance(batch_size, int)
     for request, ids in per_request.items():
-        assert len(ids) <= min(100, int(world.spec_kw["batch_size"])), request  # type: ignore[call-overload]
-        assert len(set(ids)) == len(ids), request
+        assert len(ids) <= min(100, batch_size), f"request {request} is too big"
+        assert len(set(ids)) == len(ids), f"request {request} names an id twice"
 
     for w in api.sent:
         goal = in_spec.get((w.kind, w.id))
-        # never an id outside the spec
         assert goal is not None, f"wrote to {w.kind} {w.id}, which the spec does not name"
-        # only STOPPED/DELETED, and only toward the target's own goal
         assert w.action in (TargetStatus.STOPPED, TargetStatus.DELETED)
+        assert w.status_before is not None, f"wrote to {w.id}, which was already gone"
         if goal is TargetStatus.STOPPED:
-            assert w.action is TargetStatus.STOPPED, f"deleted {w.id} whose target is STOPPED"
-        # never act on an item at its target status
-        assert w.status_before is not None, f"wrote to {w.id}, already gone"
-        if goal is TargetStatus.STOPPED:
-            assert w.status_before is not Status.STOPPED
-        # never DELETE an item last seen RUNNING, PENDING or STOPPING
+            assert w.action is TargetStatus.STOPPED, f"deleted {w.id}, whose target is STOPPED"
+            assert w.status_before is not Status.STOPPED, f"stopped {w.id}, already STOPPED"
         if w.action is TargetStatus.DELETED:
-            assert w.status_before not in (Status.RUNNING, Status.PENDING, Status.STOPPING)
+            assert w.status_before not in (Status.RUNNING, Status.PENDING, Status.STOPPING), (
+                f"deleted {w.id} while {w.status_before}"
+            )
             assert w.delete_accepted_at is None, f"DELETE re-sent to {w.id}, already deleting"
         else:
             assert w.stop_accepted_at is None, f"STOP re-sent to {w.id}, already stopping"
 
-    # counters add up and finished work never un-finishes, across the restart too
+
+@PROPERTY
+@given(worlds())
+def test_the_record_adds_up_never_unfinishes_and_tells_the_truth(world: World) -> None:
+    final, snapshots = asyncio.run(run_world(world))
     previous = None
-    for p in [*snapshots, final]:
+    for p in [*snapshots, final]:  # across the restart too
         check_counters(p, previous)
         previous = p
     assert final.terminal
     assert final.succeeded + final.failed == len(world.targets)
     assert sum(final.outcomes.values()) == final.succeeded
 
-    # what was reported done is true in the world
-    done = set(_expand(final.completed_indexes))
+    done = set(expand(final.completed_indexes))
     for index, (kind, item_id, goal) in enumerate(world.targets):
         if index not in done:
             continue
-        status = api.status_of(kind, item_id)
+        status = world.api.status_of(kind, item_id)
         if goal is TargetStatus.DELETED:
             assert status is None, f"{item_id} reported deleted but is {status}"
         else:
             assert status in (*SETTLED, None), f"{item_id} reported stopped but is {status}"
-
-
-def _expand(text: str) -> list[int]:
-    from bulkterm.engine import expand
-
-    return expand(text)

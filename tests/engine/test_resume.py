@@ -9,9 +9,8 @@ import pytest
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.engine import Engine, Progress
-
 from tests.engine.fake_api import FakeAiApi, FakeClock, refusal
-from tests.engine.support import D, DELETED, E, STOPPED, Run, check_counters, spec_of
+from tests.engine.support import DELETED, STOPPED, D, E, Run, check_counters, spec_of, wait_until
 
 
 def resent_to_moving(api: FakeAiApi) -> list[str]:
@@ -40,9 +39,7 @@ async def run_until_first_send_then_cancel(
             parked.set()
             await asyncio.Event().wait()  # never returns: the process "hangs" until killed
 
-    engine = Engine(
-        spec_of(*spec_targets), api, clock=clock.now, sleep=sleep, rng=random.Random(0)
-    )
+    engine = Engine(spec_of(*spec_targets), api, clock=clock.now, sleep=sleep, rng=random.Random(0))
     run = Run(engine)
     task = asyncio.create_task(run())
     await asyncio.wait_for(parked.wait(), timeout=5)
@@ -68,9 +65,7 @@ async def test_resumed_run_does_not_resend_actions_already_accepted(clock: FakeC
     assert record.active == 40
 
     clock.advance(5)  # the new process starts a little later
-    resumed = Run(
-        Engine(spec_of(*targets), api, record, clock=clock.now, sleep=clock.sleep)
-    )
+    resumed = Run(Engine(spec_of(*targets), api, record, clock=clock.now, sleep=clock.sleep))
     final = await resumed()
     assert final.outcomes == {"Deleted": 10, "Stopped": 30}
     assert resent_to_moving(api) == []
@@ -159,8 +154,7 @@ async def test_resume_keeps_the_retry_budget_already_spent(clock: FakeClock):
         groups = first.snapshots[-1].attempt_groups if first.snapshots else None
         return groups[0].retries if groups else 0
 
-    while retries_recorded() < 2:
-        await asyncio.sleep(0)
+    await wait_until(lambda: retries_recorded() >= 2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -178,8 +172,7 @@ async def test_unknown_grace_period_survives_a_restart(clock: FakeClock):
     spec = spec_of((D, "dep-unkn", STOPPED), unknown_grace_period_seconds=100)
     first = Run(Engine(spec, api, clock=clock.now, sleep=clock.sleep))
     task = asyncio.create_task(first())
-    while sum(clock.slept) < 60:
-        await asyncio.sleep(0)
+    await wait_until(lambda: sum(clock.slept) >= 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

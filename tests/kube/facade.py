@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import concurrent.futures
+import json
 import os
 import shutil
 import subprocess
@@ -223,8 +224,10 @@ class KubeEmulator:
                 content_type: str = "application/json") -> Any:
         """One API call; returns parsed JSON or raises :class:`KubeApiError`."""
         assert self._client is not None, "not started"
-        content = None if body is None else yaml.safe_dump(body) if content_type.endswith(
-            "yaml") else httpx_json(body)
+        content: bytes | None = None
+        if body is not None:
+            text = yaml.safe_dump(body) if content_type.endswith("yaml") else json.dumps(body)
+            content = text.encode()
         response = self._client.request(method, path, content=content, params=params,
                                         headers={"Content-Type": content_type})
         try:
@@ -365,12 +368,6 @@ def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
         if cond.get("type") == type_:
             return dict(cond)
     return None
-
-
-def httpx_json(body: Any) -> bytes:
-    import json
-
-    return json.dumps(body).encode()
 
 
 def _load_crd(crd: str | Path | Mapping[str, Any]) -> dict[str, Any]:

@@ -73,6 +73,20 @@ def test_add_item_can_back_date_an_item() -> None:
     assert view is not None and view.created_at == datetime(2024, 1, 2, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"item_id": "abc"},
+        {"item_id": "ok-id-1", "resource_group": "-bad-"},
+        {"item_id": "ok-id-1", "target_status": "COMPLETED"},
+    ],
+    ids=str,
+)
+def test_add_item_refuses_what_the_api_could_never_show(arguments: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        Simulator().add_item(Kind.DEPLOYMENT, status=Status.RUNNING, **arguments)  # type: ignore[arg-type]
+
+
 def test_url_before_start_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="start"):
         _ = Simulator().url

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bulkterm.aiapi.models import Kind, Status, TargetStatus
+from bulkterm.aiapi.models import ID_PATTERN, RESOURCE_GROUP_PATTERN, Kind, Status, TargetStatus
 from bulkterm.simulator.auth import TokenIssuer
 from bulkterm.simulator.clock import Clock
 from bulkterm.simulator.config import Faults, SimulatorConfig, Timings
@@ -51,6 +52,11 @@ _MODIFIED_MESSAGE = {
 #: Live create messages differ from the spec examples (contract §6.2, §12).
 _CREATED_MESSAGE = {Kind.DEPLOYMENT: "Deployment scheduled.", Kind.EXECUTION: "Execution scheduled"}
 _DELETED_MESSAGE = "Deletion scheduled"
+#: ``targetStatus`` values an item can show (the spec's read enums).
+_TARGETS = {
+    Kind.DEPLOYMENT: frozenset({"RUNNING", "STOPPED", "DELETED"}),
+    Kind.EXECUTION: frozenset({"COMPLETED", "RUNNING", "STOPPED", "DELETED"}),
+}
 
 
 @dataclass
@@ -217,6 +223,12 @@ class Backend:
         whose deletion is in progress.
         """
         kind, status = Kind(kind), Status(status)
+        if not re.match(ID_PATTERN, item_id):
+            raise ValueError(f"item id {item_id!r} does not match {ID_PATTERN}")
+        if not re.match(RESOURCE_GROUP_PATTERN, resource_group):
+            raise ValueError(f"resource group {resource_group!r} does not match the spec's pattern")
+        if target_status is not None and target_status not in _TARGETS[kind]:
+            raise ValueError(f"target_status of a {kind} is one of {sorted(_TARGETS[kind])}")
         with self.lock:
             now = self.now()
             wall_now = self.wall(now)
