@@ -279,7 +279,13 @@ def simulated_status(target: Target) -> Status | None:
 
 
 def seed_targets(sim: Any, targets: Sequence[Target], *, resource_group: str) -> None:
+    """Seed the simulator with ``targets`` in their :func:`simulated_status`.
+
+    UNKNOWN items to be deleted stay UNKNOWN (stuck, the case SAP's docs say to delete);
+    UNKNOWN items to be stopped resolve to PENDING, so they can be stopped.
+    """
     for target in targets:
         status = simulated_status(target)
         if status is not None:
-            sim.add_item(target.kind, target.id, status, resource_group=resource_group)
+            stuck = status is Status.UNKNOWN and target.target_status is TargetStatus.DELETED
+            sim.add_item(target.kind, target.id, status, resource_group=resource_group, hold=stuck)

@@ -7,6 +7,7 @@ why. Nothing is sent to the AI API until every document in the input is valid.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,8 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
         problems.append(f"{where}: spec is required and must be a mapping")
     else:
         try:
-            spec = BulkTerminationSpec.model_validate(spec_raw)
+            # Strict JSON mode: the API server would refuse batchSize: "5" too.
+            spec = BulkTerminationSpec.model_validate_json(json.dumps(spec_raw), strict=True)
         except ValidationError as exc:
             problems.extend(f"{where}: {line}" for line in describe_errors(exc, spec_raw))
     if problems or spec is None:

@@ -93,3 +93,13 @@ def test_invalid_yaml_gives_line_and_column() -> None:
 
 def test_empty_input_is_an_error() -> None:
     assert problems_of("") == ["m.yaml: no BulkTermination documents found"]
+
+
+def test_numbers_given_as_strings_are_refused_as_the_api_server_would() -> None:
+    (problem,) = problems_of(HEADER + "spec:\n  batchSize: '5'\n  targets: [{id: abcd, targetStatus: STOPPED}]\n")
+    assert "spec.batchSize" in problem
+
+
+def test_non_ascii_ids_are_refused_as_the_api_server_would() -> None:
+    (problem,) = problems_of(HEADER + "spec:\n  targets: [{id: déployé, targetStatus: STOPPED}]\n")
+    assert "spec.targets[0].id" in problem

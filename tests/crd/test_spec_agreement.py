@@ -44,7 +44,7 @@ def _implied(crd_node: dict[str, Any], key: str) -> bool:
     if key in ("minLength", "maxLength"):
         if "enum" in crd_node:
             return True
-        if key == "minLength" and crd_node.get("pattern") == r"^[\w.-]{4,64}$":
+        if key == "minLength" and crd_node.get("pattern") == r"^[A-Za-z0-9_.-]{4,64}$":
             return crd_node[key] == 4
         if key == "maxLength" and crd_node.get("pattern", "").endswith(("{4,64}$",)):
             return crd_node[key] == 64
@@ -182,10 +182,6 @@ def test_same_verdict_and_defaults(openapi: dict[str, Any], overrides: dict[str,
     assert crd == py
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spec.py's ID_PATTERN \\w is Unicode in pydantic (Rust regex) but ASCII on the API server "
-    "(Go RE2): pydantic accepts ids the API server rejects. Fix in spec.py/models.py, e.g. "
-    "[A-Za-z0-9_.-], then drop this xfail."))
 def test_same_verdict_on_non_ascii_ids(openapi: dict[str, Any]) -> None:
     spec = _spec_of({"targets": _targets("déployé")})
     assert (_crd_verdict(openapi, spec) is None) == (_pydantic_verdict(spec) is None)

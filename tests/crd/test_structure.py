@@ -90,7 +90,7 @@ def test_targets_shape(openapi: dict[str, Any]) -> None:
     items = targets["items"]["properties"]
     assert items["kind"]["enum"] == ["Deployment", "Execution"]
     assert items["kind"]["default"] == "Deployment"
-    assert items["id"]["pattern"] == r"^[\w.-]{4,64}$"
+    assert items["id"]["pattern"] == r"^[A-Za-z0-9_.-]{4,64}$"
     assert items["targetStatus"]["enum"] == ["STOPPED", "DELETED"]
 
 

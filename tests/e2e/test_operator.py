@@ -39,10 +39,10 @@ def reasons(kube: KubeEmulator, name: str) -> list[str]:
 def test_mixed_resource_runs_to_complete(
     kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
+    sim.add_item(D, "dep-unk1", Status.UNKNOWN, hold=True)  # no race with PENDING
     seed(
         sim,
         (D, "dep-run1", Status.RUNNING),
-        (D, "dep-unk1", Status.UNKNOWN),
         (D, "dep-stp1", Status.STOPPED),
         (E, "exe-done", Status.COMPLETED),
         (E, "exe-pend", Status.PENDING),

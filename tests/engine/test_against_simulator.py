@@ -31,14 +31,20 @@ from bulkterm.aiapi.models import (
 from bulkterm.engine import Engine, Progress, expand
 from bulkterm.simulator import ItemView, SimClock, Simulator, Timings
 from bulkterm.spec import BulkTerminationSpec
-
 from tests.engine.support import DELETED, STOPPED, D, E, Run, spec_of
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 MakeSimulator = Callable[..., Awaitable[Simulator]]
 
 STATUSES = {
-    D: [Status.UNKNOWN, Status.PENDING, Status.RUNNING, Status.STOPPING, Status.STOPPED, Status.DEAD],
+    D: [
+        Status.UNKNOWN,
+        Status.PENDING,
+        Status.RUNNING,
+        Status.STOPPING,
+        Status.STOPPED,
+        Status.DEAD,
+    ],
     E: [
         Status.UNKNOWN,
         Status.PENDING,
@@ -82,7 +88,7 @@ class Case:
 
 
 def mixed_cases(n: int) -> list[Case]:
-    """``n`` targets cycling through every kind × status × goal, plus missing and stuck items."""
+    """``n`` targets cycling through every kind, status and goal, plus missing and stuck items."""
     shapes: list[tuple[Kind, Status | None, bool]] = []
     for kind, statuses in STATUSES.items():
         shapes += [(kind, s, False) for s in statuses]

@@ -258,6 +258,21 @@ def test_accepted_stop_without_effect_is_resent_after_the_timeout_and_spends_a_r
     assert remember_sent(mem, d, T0).retries == 1
 
 
+def test_accepted_delete_is_given_longer_to_show_than_a_stop():
+    limits = Limits(
+        resend_timeout=timedelta(seconds=60),
+        unknown_grace=timedelta(0),
+        backoff_limit=3,
+        delete_resend_timeout=timedelta(seconds=600),
+    )
+    mem = Memory(in_flight=InFlight(Action.DELETE, T0), delete_accepted=True, attempts=1)
+    later = T0 + timedelta(seconds=300)
+    d = decide(
+        target(Kind.DEPLOYMENT, DELETED), seen(Status.STOPPED), mem, now=later, limits=limits
+    )
+    assert (d.verdict, d.reason) == (Verdict.WAIT, "AwaitingEffect")
+
+
 def test_lost_actions_exhaust_the_budget_like_refusals():
     mem = Memory(in_flight=InFlight(Action.STOP, T0), attempts=4, retries=3)
     d = decide_for(Kind.DEPLOYMENT, STOPPED, seen(Status.RUNNING), mem, after=60)

@@ -120,7 +120,7 @@ MIXED = (
 def seed_mixed(sim: Simulator) -> None:
     sim.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
     sim.add_item(Kind.DEPLOYMENT, "dep-run2", Status.RUNNING)
-    sim.add_item(Kind.DEPLOYMENT, "dep-unk1", Status.UNKNOWN)
+    sim.add_item(Kind.DEPLOYMENT, "dep-unk1", Status.UNKNOWN, hold=True)  # no race with PENDING
     sim.add_item(Kind.EXECUTION, "exe-done", Status.COMPLETED)
     sim.add_item(Kind.EXECUTION, "exe-dead", Status.DEAD)
 
@@ -327,3 +327,36 @@ async def test_invalid_spec_fails_permanently(
 def test_secret_bytes_are_decoded_once() -> None:
     # Guard for the fake: Secrets hold base64 in the API, bytes after KubeApi decodes them.
     assert base64.b64decode(base64.b64encode(b"{}")) == b"{}"
+
+
+async def test_reordered_targets_after_the_start_fail_instead_of_mixing_indexes(
+    simulator: Simulator, kube: FakeKube, events: FakeEvents
+) -> None:
+    from dataclasses import replace
+
+    simulator.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
+    simulator.add_item(Kind.DEPLOYMENT, "dep-run2", Status.RUNNING)
+    body = spec(("Deployment", "dep-run1", "STOPPED"), ("Deployment", "dep-run2", "STOPPED"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(reconciler(kube, events, body).run(stop))
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if kube.writes and kube.status.get("startTime"):
+            break
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    calls = sum(simulator.counters.values())
+    reordered = {**body, "targets": list(reversed(body["targets"]))}
+    rec = Reconciler(
+        replace(REF, generation=REF.generation + 1),
+        reordered,
+        kube.status,
+        kube=kube,
+        events=events,
+        config=OperatorConfig(status_interval=0.2),
+        engine_settings=FAST,
+    )
+    await rec.run(asyncio.Event())
+    failed = condition(kube.status, "Failed")
+    assert (failed["status"], failed["reason"]) == ("True", "SpecChanged")
+    assert sum(simulator.counters.values()) == calls

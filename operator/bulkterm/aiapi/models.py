@@ -10,8 +10,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: The id pattern of deployments and executions (``AiDeployment.id`` in the spec).
-ID_PATTERN = r"^[\w.-]{4,64}$"
+#: The id pattern of deployments and executions: ``^[\w.-]{4,64}$`` in the spec, where ``\w``
+#: is ASCII (as in Go's RE2, which the API server uses for the CRD). Spelled out here because
+#: pydantic's regex engine reads ``\w`` as Unicode and would accept ids the server rejects.
+ID_PATTERN = r"^[A-Za-z0-9_.-]{4,64}$"
 #: The resource-group id pattern (``AI-Resource-Group`` header in the spec).
 RESOURCE_GROUP_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9.-]{1,251}[a-zA-Z0-9]$"
 #: The AI API refuses bulk requests above this size (``maxItems: 100``).

@@ -123,6 +123,13 @@ class Limits:
     resend_timeout: timedelta
     unknown_grace: timedelta
     backoff_limit: int
+    #: Resend timeout of an accepted DELETE (``None``: same as ``resend_timeout``).
+    delete_resend_timeout: timedelta | None = None
+
+    def resend_timeout_for(self, action: Action) -> timedelta:
+        if action is Action.DELETE and self.delete_resend_timeout is not None:
+            return self.delete_resend_timeout
+        return self.resend_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +262,7 @@ def _gate(base: Decision, mem: Memory, now: datetime, limits: Limits) -> Decisio
     assert base.action is not None
     in_flight = mem.in_flight
     if in_flight is not None and in_flight.action is base.action:
-        expires = in_flight.sent_at + limits.resend_timeout
+        expires = in_flight.sent_at + limits.resend_timeout_for(base.action)
         if now < expires:
             return _wait(
                 "AwaitingEffect",

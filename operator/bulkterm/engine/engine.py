@@ -89,6 +89,7 @@ class Engine:
             resend_timeout=timedelta(seconds=self.settings.resend_timeout_seconds),
             unknown_grace=timedelta(seconds=spec.unknown_grace_period_seconds),
             backoff_limit=spec.backoff_limit_per_target,
+            delete_resend_timeout=timedelta(seconds=self.settings.delete_resend_timeout_seconds),
         )
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
         self._capabilities_read = False

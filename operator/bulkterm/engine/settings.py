@@ -25,8 +25,12 @@ class EngineSettings(BaseModel):
     single_call_concurrency: Annotated[int, Field(ge=1, le=256)] = 10
     #: Parallel bulk PATCH requests.
     bulk_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
-    #: How long an accepted action may show no effect before it is considered lost and resent.
+    #: How long an accepted STOP may show no effect before it is considered lost and resent.
     resend_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    #: The same for an accepted DELETE. Longer, because an item being deleted may look
+    #: untouched for a while when ``$select=status`` hides ``targetStatus`` (SAP: "5-10 s,
+    #: sometimes more"), and a DELETE resent to it is refused, which would spend its budget.
+    delete_resend_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
     #: ``$top`` of list pages; SAP has answered 413 above 1000 rows on other lm endpoints.
     list_page_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
     #: Exponential backoff after transient errors: base, cap, and a bound on honoured Retry-After.

@@ -135,6 +135,8 @@ class Reconciler:
         self._record = self._restore(spec)
         if self._record.terminal:
             return self._record
+        if self._spec_changed_after_start():
+            return await self._refuse_changed_spec()
         await self._first_visit(spec)
         metrics.ACTIVE_RUNS.inc()
         try:
@@ -168,6 +170,39 @@ class Reconciler:
                 )
         total = len(spec.targets)
         return Progress(total=total, pending=total, progress=f"0/{total}")
+
+    def _spec_changed_after_start(self) -> bool:
+        """The CRD makes the spec immutable, except that CEL cannot see a reordering of the
+        targets list-map; a new generation after the start can only be that, and the indexes
+        in the status would then point at other targets."""
+        assert self._record is not None
+        seen = self._record.observed_generation
+        return (
+            self._record.start_time is not None and seen is not None and seen != self.ref.generation
+        )
+
+    async def _refuse_changed_spec(self) -> Progress:
+        assert self._record is not None
+        message = (
+            f"spec changed after the run started (generation {self._record.observed_generation}"
+            f" → {self.ref.generation}; targets reordered?): progress indexes would point at "
+            "other targets, so the run stops here; create a new BulkTermination for the rest"
+        )
+        record = self._record.model_copy(
+            update={
+                "conditions": build_conditions(
+                    self._record.conditions,
+                    Situation(Phase.FAILED, "SpecChanged", message),
+                    now=self._clock(),
+                    observed_generation=self.ref.generation,
+                )
+            }
+        )
+        self._record = record
+        await self._throttle.offer(self._status(record), force=True)
+        await self._throttle.close()
+        self._events.warning("Failed", message)
+        return record
 
     async def _first_visit(self, spec: BulkTerminationSpec) -> None:
         """Before any AI API call: ``observedGeneration`` and ``Reconciling=True``."""
