@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer
 from pydantic.alias_generators import to_camel
 
 from bulkterm.aiapi.models import Kind
@@ -26,6 +26,13 @@ class _Record(BaseModel):
     # extra="ignore": the operator may add fields (observedGeneration) or a newer version may
     # have written some; a record must still load so the run can resume.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    @field_serializer("*", mode="wrap", when_used="json")
+    def _whole_seconds(self, value: Any, handler: SerializerFunctionWrapHandler) -> Any:
+        # Kubernetes timestamps (metav1.Time) have second precision; so does every time here.
+        if isinstance(value, datetime):
+            value = value.replace(microsecond=0)
+        return handler(value)
 
 
 class ConditionType(StrEnum):
@@ -186,8 +193,10 @@ class Progress(_Record):
         )
 
     def to_status(self) -> dict[str, object]:
-        """The JSON the CR status holds and the CLI prints."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        """The JSON the CR status holds and the CLI prints; empty lists and strings are left
+        out (they read as noise in ``kubectl describe``, and load back as their defaults)."""
+        dumped = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return {k: v for k, v in dumped.items() if v != "" and v != []}
 
 
 class Phase(StrEnum):
