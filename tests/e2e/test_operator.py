@@ -275,3 +275,26 @@ def test_status_writes_are_throttled(
     )
     # --status-interval 0.5: at most one write per 0.5 s, plus phase changes and the final one.
     assert 2 <= writes <= elapsed / 0.5 + 4, writes
+
+
+def test_metrics_are_served_and_count_the_run(
+    kube: KubeEmulator, sim: SimulatorThread, make_operator: Callable[..., OperatorProcess]
+) -> None:
+    import httpx
+
+    from tests.e2e.conftest import free_port
+
+    port = free_port()
+    op = make_operator()
+    op.extra = ("--metrics-port", str(port))
+    op.start()
+    seed(sim, (D, "dep-run1", Status.RUNNING))
+    kube.create(secret(sim.service_key()))
+    kube.create(bulk_termination("measured", ("Deployment", "dep-run1", "STOPPED")))
+    kube.wait_for(BT, "measured", has_condition("Complete"), namespace=NS, timeout=60)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'bulkterm_targets_total{outcome="succeeded"} 1.0' in text
+    assert 'bulkterm_aiapi_calls_total{endpoint="bulk_patch deployments",outcome="ok"} 1.0' in text
+    assert "bulkterm_token_refreshes_total 1.0" in text
+    assert "bulkterm_active_bulkterminations 0.0" in text
+    assert "bulkterm_reconcile_rounds_total" in text
