@@ -66,7 +66,7 @@ def test_mixed_resource_runs_to_complete(
     assert sim.state_of(E, "exe-pend") == Status.STOPPED
     assert sim.violations == []
     kube.wait_for(
-        BT, "mixed", lambda _: "Completed" in reasons(kube, "mixed"), namespace=NS, timeout=10
+        BT, "mixed", lambda _: "Completed" in reasons(kube, "mixed"), namespace=NS, timeout=30
     )
     assert {"Started", "BatchSubmitted", "Completed"} <= set(reasons(kube, "mixed"))
 
@@ -122,7 +122,7 @@ def test_failures_end_failed_and_are_listed(
     assert [(f["id"], f["reason"]) for f in obj["status"]["failures"]] == [("dep-gone", "NotFound")]
     assert obj["status"]["failedIndexes"] == "1"
     kube.wait_for(
-        BT, "broken", lambda _: "TargetFailed" in reasons(kube, "broken"), namespace=NS, timeout=10
+        BT, "broken", lambda _: "TargetFailed" in reasons(kube, "broken"), namespace=NS, timeout=30
     )
 
 
