@@ -108,24 +108,31 @@ class Executor:
         if method is ObservationMethod.LIST:
             report = ObservationReport(kind, method)
             try:
-                # Unfiltered and every page (the client pages until exhausted or raises):
-                # only such a list proves that a missing id is gone.
+                # Unfiltered and every page (the client pages until exhausted or raises).
                 states = await self.api.list_states(kind, page_size=self._page_size)
             except TransientError as e:
                 report.transient.append(e)
                 return report
-            except PermanentError:
+            except (PermanentError, NotFoundError):
                 fallback = await self._get_each(kind, ids)
                 fallback.list_refused = True
                 return fallback
             by_id = {s.id: s for s in states}
+            missing = [item_id for item_id in ids if item_id not in by_id]
             for item_id in ids:
                 state = by_id.get(item_id)
-                report.observations[item_id] = (
-                    Observation.of(state, Source.LIST)
-                    if state is not None
-                    else Observation.not_found(Source.LIST)
-                )
+                if state is not None:
+                    report.observations[item_id] = Observation.of(state, Source.LIST)
+            if missing and len(states) >= self._page_size:
+                # Several pages are not one snapshot: an item deleted between two page reads
+                # shifts the rest forward and `$skip` jumps over one. Absence from such a
+                # list proves nothing, so each missing id is confirmed with its own GET.
+                confirmed = await self._get_each(kind, missing)
+                report.observations.update(confirmed.observations)
+                report.transient.extend(confirmed.transient)
+            else:
+                for item_id in missing:
+                    report.observations[item_id] = Observation.not_found(Source.LIST)
             report.list_size = len(states)
             return report
         return await self._get_each(kind, ids)
