@@ -229,13 +229,16 @@ class FakeAiApi:
         finally:
             self._concurrent -= 1
 
-    async def get_state(self, kind: Kind, item_id: str) -> ItemState:
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
         self._enter("get", kind)
         await self._single_call_latency()
         item = self.items.get((kind, item_id))
         if item is None:
             raise NotFoundError(f"{kind.value} {item_id} not found", status_code=404)
-        return self._state(item)
+        state = self._state(item)
+        if full:  # the whole item always carries targetStatus
+            state = state.model_copy(update={"target_status": item.target_status})
+        return state
 
     async def count(self, kind: Kind, *, status: Status | None = None) -> int:
         self._enter("count", kind)

@@ -143,8 +143,8 @@ class Watched:
     ) -> list[ItemState]:
         return await self.api.list_states(kind, status=status, page_size=page_size)
 
-    async def get_state(self, kind: Kind, item_id: str) -> ItemState:
-        return await self.api.get_state(kind, item_id)
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
+        return await self.api.get_state(kind, item_id, full=full)
 
     async def count(self, kind: Kind, *, status: Status | None = None) -> int:
         return await self.api.count(kind, status=status)

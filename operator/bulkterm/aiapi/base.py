@@ -38,8 +38,12 @@ class AiApi(Protocol):
         """Every item of ``kind`` (``$select=status``, explicit ``$top``/``$skip`` paging)."""
         ...
 
-    async def get_state(self, kind: Kind, item_id: str) -> ItemState:
-        """One item (``$select=status``); raises ``NotFoundError`` on 404."""
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
+        """One item; raises ``NotFoundError`` on 404.
+
+        ``$select=status`` by default, which leaves ``targetStatus`` out; ``full=True`` reads
+        the whole item, the only way to see that a stop or a deletion is already under way.
+        """
         ...
 
     async def count(self, kind: Kind, *, status: Status | None = None) -> int:

@@ -5,7 +5,7 @@ Retries are where bulk tools go wrong, so the rules are explicit:
 * Reads (GET) are retried on 429, 5xx, timeouts and connection failures, with exponential
   backoff and full jitter, honouring ``Retry-After``.
 * Writes (PATCH, DELETE) are retried only when the server certainly did not act on them:
-  429, 502/503/504 and failures to connect. After a 500, a read timeout or a dropped
+  429, 503 and failures to connect. After a 500, a read timeout or a dropped
   connection the outcome is unknown; the error goes up to the engine, which re-observes the
   items before it sends anything again. A blind resend could ask to stop an item that is
   already stopping, which the AI API refuses.
@@ -63,7 +63,8 @@ from bulkterm.aiapi.ratelimit import RateLimiter
 MERGE_PATCH = "application/merge-patch+json"
 CLIENT_TYPE = "bulk-termination-operator"
 #: Status codes after which a write certainly was not executed, so it is safe to resend.
-_WRITE_SAFE_RETRY = frozenset({429, 502, 503, 504})
+#: (502/504 are not: a gateway may have forwarded the request before it gave up.)
+_WRITE_SAFE_RETRY = frozenset({429, 503})
 _MAX_MESSAGE = 256
 
 
@@ -210,12 +211,12 @@ class AiApiClient:
                 return list(seen.values())
             skip += size
 
-    async def get_state(self, kind: Kind, item_id: str) -> ItemState:
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
         response = await self._call(
             f"get {kind.collection}",
             "GET",
             f"/lm/{kind.collection}/{_path_id(item_id)}",
-            params={"$select": "status"},
+            params=None if full else {"$select": "status"},
         )
         return _item_state(_json_object(response), kind)
 

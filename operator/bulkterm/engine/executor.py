@@ -28,7 +28,7 @@ from bulkterm.aiapi.errors import (
     PermanentError,
     TransientError,
 )
-from bulkterm.aiapi.models import BulkItemResult, Capabilities, Kind
+from bulkterm.aiapi.models import BulkItemResult, Capabilities, ItemState, Kind, Status
 from bulkterm.engine.batching import Intent, Request
 from bulkterm.engine.decisions import Action, Fault, Observation, Source
 from bulkterm.engine.observation import ObservationMethod
@@ -165,7 +165,28 @@ class Executor:
         outcomes = await _gather(self._bulk, [self._send_bulk(r, report) for r in bulk_requests])
         fallback = [i for leftovers in outcomes for i in leftovers]
         await self._send_singles([*single_items, *fallback], report)
+        await self._recheck_refusals(report)
         return report
+
+    async def _recheck_refusals(self, report: SendReport) -> None:
+        """A refusal may only mean the action is already under way: an earlier send whose
+        answer was lost, or one sent before a restart. ``$select=status`` cannot show that
+        (it leaves ``targetStatus`` out), so each refused item is read whole; if its stop or
+        deletion is already in progress the action counts as accepted, not as a refusal
+        that would burn the target's retries."""
+        refused = [i for i, r in enumerate(report.results) if r.outcome is Outcome.REFUSED]
+
+        async def moving(index: int) -> tuple[int, bool]:
+            intent = report.results[index].intent
+            try:
+                state = await self.api.get_state(intent.kind, intent.id, full=True)
+            except (NotFoundError, PermanentError, TransientError):
+                return index, False
+            return index, _already_under_way(intent.action, state)
+
+        for index, under_way in await _gather(self._single, [moving(i) for i in refused]):
+            if under_way:
+                report.results[index] = SendResult(report.results[index].intent, Outcome.ACCEPTED)
 
     async def _send_bulk(self, request: Request, report: SendReport) -> list[Intent]:
         """One bulk PATCH; returns the intents to retry as single calls (bulk unsupported)."""
@@ -219,6 +240,14 @@ class Executor:
             return SendResult(intent, Outcome.ACCEPTED)
 
         report.results.extend(await _gather(self._single, [one(i) for i in intents]))
+
+
+def _already_under_way(action: Action, state: ItemState) -> bool:
+    if state.target_status == "DELETED":
+        return True  # deletion in progress answers a STOP as well as a DELETE
+    if action is Action.STOP:
+        return state.target_status == "STOPPED" or state.status in (Status.STOPPING, Status.STOPPED)
+    return False
 
 
 async def _gather(semaphore: asyncio.Semaphore, coros: Sequence[Awaitable[T]]) -> list[T]:
