@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_benchmark_runs_every_variant_correctly() -> None:
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--targets", "50", "--quick", "--json"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)

@@ -41,9 +41,18 @@ def test_default_flags(helm: Helm) -> None:
 
 def test_every_flag_is_one_the_operator_cli_declares(rendered: Rendering) -> None:
     known = {
-        "--namespace", "--all-namespaces", "--standalone", "--peering", "--liveness-endpoint",
-        "--metrics-port", "--log-level", "--log-format", "--status-interval",
-        "--api-rate-limit", "--api-concurrency", "--default-ttl-seconds",
+        "--namespace",
+        "--all-namespaces",
+        "--standalone",
+        "--peering",
+        "--liveness-endpoint",
+        "--metrics-port",
+        "--log-level",
+        "--log-format",
+        "--status-interval",
+        "--api-rate-limit",
+        "--api-concurrency",
+        "--default-ttl-seconds",
     }
     for arg in args_of(rendered):
         assert arg.split("=", 1)[0] in known, arg
@@ -116,7 +125,8 @@ def test_peering_namespaced_has_one_peering_object_per_namespace(helm: Helm) -> 
     assert flag_values(args_of(r), "--peering") == [FULLNAME]
     objs = r.of_kind("KopfPeering")
     assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs) == [
-        ("team-a", FULLNAME), ("team-b", FULLNAME)
+        ("team-a", FULLNAME),
+        ("team-b", FULLNAME),
     ]
     assert not r.of_kind("ClusterKopfPeering")
 
@@ -128,8 +138,10 @@ def test_peering_name_override(helm: Helm) -> None:
 
 
 def test_peering_crds_ship_in_crds_dir(helm: Helm) -> None:
-    crds = {d["metadata"]["name"]: d for d in helm.render("peering", include_crds=True).of_kind(
-        "CustomResourceDefinition")}
+    crds = {
+        d["metadata"]["name"]: d
+        for d in helm.render("peering", include_crds=True).of_kind("CustomResourceDefinition")
+    }
     assert crds["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
     assert crds["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
 
@@ -137,8 +149,14 @@ def test_peering_crds_ship_in_crds_dir(helm: Helm) -> None:
 # --- pod security (Pod Security Standards, "restricted", Kubernetes 1.32) ---------------
 
 RESTRICTED_VOLUME_TYPES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-    "projected", "secret",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 }
 
 
@@ -210,9 +228,16 @@ def test_tmp_is_a_writable_empty_dir(rendered: Rendering) -> None:
 
 
 def test_the_checker_catches_violations() -> None:
-    pod = {"hostNetwork": True, "containers": [{"name": "c", "securityContext": {
-        "privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}],
-        "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+    pod = {
+        "hostNetwork": True,
+        "containers": [
+            {
+                "name": "c",
+                "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}},
+            }
+        ],
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+    }
     assert len(restricted_violations(pod)) >= 6
 
 
@@ -310,20 +335,28 @@ def test_scheduling_and_pod_metadata_pass_through(helm: Helm) -> None:
     assert r.container["resources"] == values["resources"]
 
 
-@pytest.mark.parametrize("key", ["nodeSelector", "tolerations", "affinity", "priorityClassName",
-                                 "imagePullSecrets"])
+@pytest.mark.parametrize(
+    "key", ["nodeSelector", "tolerations", "affinity", "priorityClassName", "imagePullSecrets"]
+)
 def test_empty_scheduling_values_are_omitted(helm: Helm, key: str) -> None:
     assert key not in helm.render("default").deployment["spec"]["template"]["spec"]
 
 
 def test_large_and_fractional_numbers_render_as_plain_numbers(helm: Helm) -> None:
     """Helm holds numbers as float64; 2592000 must not become "2.592e+06"."""
-    proc = helm.template_with("numbers", {
-        "ttl": {"enabled": True, "defaultSecondsAfterFinished": 2592000},
-        "aiApi": {"rateLimitPerSecond": 1000000, "concurrency": 16},
-        "statusWriteIntervalSeconds": 0.5,
-    })
+    proc = helm.template_with(
+        "numbers",
+        {
+            "ttl": {"enabled": True, "defaultSecondsAfterFinished": 2592000},
+            "aiApi": {"rateLimitPerSecond": 1000000, "concurrency": 16},
+            "statusWriteIntervalSeconds": 0.5,
+        },
+    )
     assert proc.returncode == 0, proc.stderr
-    for flag in ("--default-ttl-seconds=2592000", "--api-rate-limit=1000000",
-                 "--api-concurrency=16", "--status-interval=0.5"):
+    for flag in (
+        "--default-ttl-seconds=2592000",
+        "--api-rate-limit=1000000",
+        "--api-concurrency=16",
+        "--status-interval=0.5",
+    ):
         assert f"- {flag}\n" in proc.stdout, flag

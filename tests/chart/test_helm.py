@@ -28,8 +28,17 @@ VARIANTS_WATCHED = {name: set(v.get("watchNamespaces", [])) for name, v in VARIA
 
 def test_helm_lint_strict(helm: Helm, variant: str) -> None:
     values = helm.values_file(variant, VARIANTS[variant])
-    proc = helm.run("lint", "--strict", str(CHART), "--namespace", NAMESPACE,
-                    "--kube-version", KUBE_VERSION, "--values", str(values))
+    proc = helm.run(
+        "lint",
+        "--strict",
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        "--values",
+        str(values),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 chart(s) failed" in proc.stdout
 
@@ -42,15 +51,21 @@ def test_rendered_builtin_kinds_are_valid(rendered: Rendering) -> None:
         try:
             kubernetes_validate.validate(doc, K8S_VALIDATE_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at "
-                        f"{'/'.join(map(str, exc.path))}")
+            pytest.fail(
+                f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at "
+                f"{'/'.join(map(str, exc.path))}"
+            )
         checked += 1
     assert checked >= 4
 
 
 def test_rendered_objects_are_namespaced_to_the_release(rendered: Rendering) -> None:
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering",
-                      "CustomResourceDefinition"}
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterKopfPeering",
+        "CustomResourceDefinition",
+    }
     watched = VARIANTS_WATCHED.get(rendered.path.stem.removeprefix("rendered-"), set())
     for doc in rendered.docs:
         ns = doc["metadata"].get("namespace")
@@ -83,8 +98,9 @@ BAD_VALUES = [
     pytest.param({"replicaCunt": 2}, "replicaCunt", id="typo-top-level"),
     pytest.param({"image": {"tga": "1.0"}}, "tga", id="typo-nested"),
     pytest.param({"metrics": {"serviceMonitor": {"enable": True}}}, "enable", id="typo-deep"),
-    pytest.param({"securityContext": {"runAsNonroot": True}}, "runAsNonroot",
-                 id="typo-security-context"),
+    pytest.param(
+        {"securityContext": {"runAsNonroot": True}}, "runAsNonroot", id="typo-security-context"
+    ),
     pytest.param({"replicaCount": -1}, "replicaCount", id="negative-replicas"),
     pytest.param({"replicaCount": "two"}, "replicaCount", id="replicas-wrong-type"),
     pytest.param({"watchNamespaces": "team-a"}, "watchNamespaces", id="namespaces-not-a-list"),
@@ -94,8 +110,9 @@ BAD_VALUES = [
     pytest.param({"metrics": {"port": 70000}}, "port", id="port-range"),
     pytest.param({"ttl": {"enabled": "yes"}}, "enabled", id="bool-wrong-type"),
     pytest.param({"aiApi": {"concurrency": 0}}, "concurrency", id="concurrency-zero"),
-    pytest.param({"statusWriteIntervalSeconds": 0}, "statusWriteIntervalSeconds",
-                 id="status-interval-zero"),
+    pytest.param(
+        {"statusWriteIntervalSeconds": 0}, "statusWriteIntervalSeconds", id="status-interval-zero"
+    ),
     pytest.param({"image": {"digest": "latest"}}, "digest", id="digest-format"),
 ]
 
@@ -132,9 +149,13 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 # here by kubernetes-validate on the rendered Deployment).
 PASSTHROUGH = {
     "/global",
-    "/affinity/nodeAffinity", "/affinity/podAffinity", "/affinity/podAntiAffinity",
-    "/extraEnv/items/valueFrom/configMapKeyRef", "/extraEnv/items/valueFrom/fieldRef",
-    "/extraEnv/items/valueFrom/fileKeyRef", "/extraEnv/items/valueFrom/resourceFieldRef",
+    "/affinity/nodeAffinity",
+    "/affinity/podAffinity",
+    "/affinity/podAntiAffinity",
+    "/extraEnv/items/valueFrom/configMapKeyRef",
+    "/extraEnv/items/valueFrom/fieldRef",
+    "/extraEnv/items/valueFrom/fileKeyRef",
+    "/extraEnv/items/valueFrom/resourceFieldRef",
     "/extraEnv/items/valueFrom/secretKeyRef",
 }
 
@@ -155,7 +176,8 @@ def _object_schemas(node: dict[str, Any], path: str = "") -> list[tuple[str, dic
 
 def test_schema_closes_every_object() -> None:
     open_objects = [
-        path for path, node in _object_schemas(SCHEMA)
+        path
+        for path, node in _object_schemas(SCHEMA)
         if path not in PASSTHROUGH
         and node.get("additionalProperties") is not False
         and not isinstance(node.get("additionalProperties"), dict)
@@ -185,17 +207,29 @@ def render_notes(helm: Helm, values: dict[str, Any]) -> str:
             'notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
         )
     values_file = helm.values_file("notes", values)
-    proc = helm.run("template", RELEASE, str(chart), "--namespace", NAMESPACE,
-                    "--kube-version", KUBE_VERSION, "--values", str(values_file),
-                    "--show-only", "templates/zz-notes.yaml")
+    proc = helm.run(
+        "template",
+        RELEASE,
+        str(chart),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        "--values",
+        str(values_file),
+        "--show-only",
+        "templates/zz-notes.yaml",
+    )
     assert proc.returncode == 0, proc.stderr
     return str(yaml.safe_load(proc.stdout)["notes"])
 
 
 def test_notes_explain_secret_cr_and_wait(helm: Helm) -> None:
     notes = render_notes(helm, {"watchNamespaces": ["ml-team"]})
-    assert ("kubectl create secret generic aicore-service-key "
-            "--from-file=serviceKey=key.json -n ml-team") in notes
+    assert (
+        "kubectl create secret generic aicore-service-key "
+        "--from-file=serviceKey=key.json -n ml-team"
+    ) in notes
     assert "kubectl wait --for=condition=Complete bt/cleanup -n ml-team" in notes
     # The BulkTermination shown in the notes must be a valid object for the CRD.
     example = notes.split("cat <<EOF | kubectl apply -n ml-team -f -", 1)[1].split("  EOF", 1)[0]
@@ -216,8 +250,10 @@ def _closed(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {k: _closed(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
-    if out.get("type") == "object" and "properties" in out and not schema.get(
-        "x-kubernetes-preserve-unknown-fields"
+    if (
+        out.get("type") == "object"
+        and "properties" in out
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
     ):
         out.setdefault("additionalProperties", False)
     return out
@@ -225,28 +261,43 @@ def _closed(schema: Any) -> Any:
 
 # --- yamllint ---------------------------------------------------------------------------
 
+
 def yamllint_config(max_line: int | None) -> str:
-    return json.dumps({
-        "extends": "default",
-        "rules": {
-            "document-start": "disable",
-            "line-length": {"max": max_line} if max_line else "disable",
-            # toYaml emits sequences unindented, hand-written templates indent them.
-            "indentation": {"spaces": 2, "indent-sequences": "whatever"},
-        },
-    })
+    return json.dumps(
+        {
+            "extends": "default",
+            "rules": {
+                "document-start": "disable",
+                "line-length": {"max": max_line} if max_line else "disable",
+                # toYaml emits sequences unindented, hand-written templates indent them.
+                "indentation": {"spaces": 2, "indent-sequences": "whatever"},
+            },
+        }
+    )
 
 
 def yamllint(*paths: Path, max_line: int | None = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "yamllint", "--strict", "-d", yamllint_config(max_line),
-         *map(str, paths)],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "yamllint",
+            "--strict",
+            "-d",
+            yamllint_config(max_line),
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
 
 
 def test_yamllint_chart_sources() -> None:
-    proc = yamllint(CHART / "values.yaml", CHART / "Chart.yaml", CHART / "crds" / "kopf-peering.yaml")
+    proc = yamllint(
+        CHART / "values.yaml", CHART / "Chart.yaml", CHART / "crds" / "kopf-peering.yaml"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

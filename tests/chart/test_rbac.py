@@ -33,7 +33,9 @@ def grants(rendering: Rendering) -> set[Grant]:
     return out
 
 
-def controller_grants(where: str, *, ttl: bool = False, secret_names: tuple[str, ...] = ()) -> set[Grant]:
+def controller_grants(
+    where: str, *, ttl: bool = False, secret_names: tuple[str, ...] = ()
+) -> set[Grant]:
     expected: set[Grant] = {
         (where, GROUP, "bulkterminations", "get", ()),
         (where, GROUP, "bulkterminations", "list", ()),
@@ -73,11 +75,15 @@ EXPECTED: dict[str, set[Grant]] = {
     "no-metrics": CRD_READ | controller_grants("cluster"),
     "ttl": CRD_READ | controller_grants("cluster", ttl=True),
     "namespaced": CRD_READ | controller_grants("team-a") | controller_grants("team-b"),
-    "peering": CRD_READ | controller_grants("cluster") | peering_grants("cluster", "clusterkopfpeerings"),
+    "peering": CRD_READ
+    | controller_grants("cluster")
+    | peering_grants("cluster", "clusterkopfpeerings"),
     "peering-namespaced": (
         CRD_READ
-        | controller_grants("team-a") | peering_grants("team-a", "kopfpeerings")
-        | controller_grants("team-b") | peering_grants("team-b", "kopfpeerings")
+        | controller_grants("team-a")
+        | peering_grants("team-a", "kopfpeerings")
+        | controller_grants("team-b")
+        | peering_grants("team-b", "kopfpeerings")
     ),
     "everything": CRD_READ | controller_grants("ml-team", secret_names=("aicore-service-key",)),
 }
@@ -137,8 +143,10 @@ def _subjects_ok(binding: dict[str, Any], sa: str) -> bool:
 
 def test_every_role_is_bound_to_the_operator_service_account(rendered: Rendering) -> None:
     sa_name = rendered.deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
-             for r in rendered.of_kind("ClusterRole") + rendered.of_kind("Role")}
+    roles = {
+        (r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
+        for r in rendered.of_kind("ClusterRole") + rendered.of_kind("Role")
+    }
     bound = set()
     for binding in rendered.of_kind("ClusterRoleBinding") + rendered.of_kind("RoleBinding"):
         assert _subjects_ok(binding, sa_name), binding

@@ -96,7 +96,9 @@ def test_empty_input_is_an_error() -> None:
 
 
 def test_numbers_given_as_strings_are_refused_as_the_api_server_would() -> None:
-    (problem,) = problems_of(HEADER + "spec:\n  batchSize: '5'\n  targets: [{id: abcd, targetStatus: STOPPED}]\n")
+    (problem,) = problems_of(
+        HEADER + "spec:\n  batchSize: '5'\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
+    )
     assert "spec.batchSize" in problem
 
 

@@ -20,8 +20,11 @@ def valid_cr(**spec: Any) -> dict[str, Any]:
         "spec": {
             "connection": {"secretRef": {"name": "aicore-service-key"}},
             "targets": [
-                {"kind": "Deployment", "id": "aa97b177-9383-4934-8543-0f91a7a0283a",
-                 "targetStatus": "STOPPED"},
+                {
+                    "kind": "Deployment",
+                    "id": "aa97b177-9383-4934-8543-0f91a7a0283a",
+                    "targetStatus": "STOPPED",
+                },
                 {"kind": "Execution", "id": "e6f1a0c2d3b4", "targetStatus": "DELETED"},
             ],
         },

@@ -37,18 +37,20 @@ def _record_schema() -> dict[str, Any]:
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in node:
-        node = {**defs[node["$ref"].rsplit("/", 1)[1]],
-                **{k: v for k, v in node.items() if k != "$ref"}}
+        node = {
+            **defs[node["$ref"].rsplit("/", 1)[1]],
+            **{k: v for k, v in node.items() if k != "$ref"},
+        }
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         if len(options) == 1:
-            node = {**_resolve(options[0], defs), **{k: v for k, v in node.items()
-                                                     if k != "anyOf"}}
+            node = {**_resolve(options[0], defs), **{k: v for k, v in node.items() if k != "anyOf"}}
     return node
 
 
-def _compare(crd: dict[str, Any], py: dict[str, Any], defs: dict[str, Any], path: str,
-             problems: list[str]) -> None:
+def _compare(
+    crd: dict[str, Any], py: dict[str, Any], defs: dict[str, Any], path: str, problems: list[str]
+) -> None:
     py = _resolve(py, defs)
     if "enum" in py and crd.get("enum") is not None and sorted(crd["enum"]) != sorted(py["enum"]):
         problems.append(f"{path}: enum: CRD {crd['enum']} != engine {py['enum']}")
@@ -71,33 +73,71 @@ def _compare(crd: dict[str, Any], py: dict[str, Any], defs: dict[str, Any], path
 def test_the_fields_match(openapi: dict[str, Any]) -> None:
     record = _record_schema()
     problems: list[str] = []
-    _compare(openapi["properties"]["status"], record, record.get("$defs", {}), ".status",
-             problems)
+    _compare(openapi["properties"]["status"], record, record.get("$defs", {}), ".status", problems)
     assert problems == []
 
 
 def _full_record() -> Progress:
     t = datetime(2026, 11, 28, 20, 47, tzinfo=UTC)
     return Progress(
-        total=4, pending=1, active=1, succeeded=1, failed=1, progress="2/4",
-        completed_indexes="0", failed_indexes="1",
+        total=4,
+        pending=1,
+        active=1,
+        succeeded=1,
+        failed=1,
+        progress="2/4",
+        completed_indexes="0",
+        failed_indexes="1",
         in_flight_groups=[InFlightGroup(action=Action.STOP, sent_at=t, indexes="2")],
         attempt_groups=[AttemptGroup(attempts=2, retries=1, indexes="1-2")],
         unknown_since=[UnknownGroup(since=t, indexes="3")],
-        in_flight=[InFlightEntry(index=2, kind=Kind.DEPLOYMENT, id="d0002", action=Action.STOP,
-                                 sent_at=t, attempt=1)],
-        failures=[Failure(index=1, kind=Kind.EXECUTION, id="e0001", reason="NotFound",
-                          message="HTTP 404", code="404", attempts=2, last_attempt_time=t)],
+        in_flight=[
+            InFlightEntry(
+                index=2, kind=Kind.DEPLOYMENT, id="d0002", action=Action.STOP, sent_at=t, attempt=1
+            )
+        ],
+        failures=[
+            Failure(
+                index=1,
+                kind=Kind.EXECUTION,
+                id="e0001",
+                reason="NotFound",
+                message="HTTP 404",
+                code="404",
+                attempts=2,
+                last_attempt_time=t,
+            )
+        ],
         outcomes={"Stopped": 1},
-        start_time=t, completion_time=t,
+        start_time=t,
+        completion_time=t,
         capabilities=CapabilitiesRecord(bulk_updates=BulkUpdatesRecord(deployments=True)),
-        conditions=[Condition(type="Ready", status="False", reason="Running", message="2/4",
-                              last_transition_time=t)],
-        plan=Plan(stop=1, stop_indexes="2", reasons={"Running": 1},
-                  entries=[PlanEntry(index=2, kind=Kind.DEPLOYMENT, id="d0002",
-                                     observed="RUNNING", action=PlanAction.STOP,
-                                     reason="Running", message="would be stopped")],
-                  entries_omitted=0),
+        conditions=[
+            Condition(
+                type="Ready",
+                status="False",
+                reason="Running",
+                message="2/4",
+                last_transition_time=t,
+            )
+        ],
+        plan=Plan(
+            stop=1,
+            stop_indexes="2",
+            reasons={"Running": 1},
+            entries=[
+                PlanEntry(
+                    index=2,
+                    kind=Kind.DEPLOYMENT,
+                    id="d0002",
+                    observed="RUNNING",
+                    action=PlanAction.STOP,
+                    reason="Running",
+                    message="would be stopped",
+                )
+            ],
+            entries_omitted=0,
+        ),
     )
 
 

@@ -18,8 +18,18 @@ from tests.crd.samples import valid_cr
 from tests.kube import schema as s
 
 # Keywords both sides state; anything else in the CRD must be implied by the pydantic model.
-_COMPARED = ("type", "enum", "default", "minimum", "maximum", "minLength", "maxLength",
-             "pattern", "minItems", "maxItems")
+_COMPARED = (
+    "type",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+)
 
 
 def _pydantic_schema() -> dict[str, Any]:
@@ -53,8 +63,13 @@ def _implied(crd_node: dict[str, Any], key: str) -> bool:
     return False
 
 
-def _compare(crd_node: dict[str, Any], py_node: dict[str, Any], defs: dict[str, Any],
-             path: str, problems: list[str]) -> None:
+def _compare(
+    crd_node: dict[str, Any],
+    py_node: dict[str, Any],
+    defs: dict[str, Any],
+    path: str,
+    problems: list[str],
+) -> None:
     py_node = _resolve(py_node, defs)
     for key in _COMPARED:
         crd_value, py_value = crd_node.get(key), py_node.get(key)
@@ -68,11 +83,14 @@ def _compare(crd_node: dict[str, Any], py_node: dict[str, Any], defs: dict[str, 
         crd_props = crd_node.get("properties", {})
         py_props = py_node.get("properties", {})
         if set(crd_props) != set(py_props):
-            problems.append(f"{path}: fields: CRD {sorted(crd_props)} != "
-                            f"pydantic {sorted(py_props)}")
+            problems.append(
+                f"{path}: fields: CRD {sorted(crd_props)} != pydantic {sorted(py_props)}"
+            )
         if sorted(crd_node.get("required", [])) != sorted(py_node.get("required", [])):
-            problems.append(f"{path}: required: CRD {crd_node.get('required')} != "
-                            f"pydantic {py_node.get('required')}")
+            problems.append(
+                f"{path}: required: CRD {crd_node.get('required')} != "
+                f"pydantic {py_node.get('required')}"
+            )
         for name in set(crd_props) & set(py_props):
             _compare(crd_props[name], py_props[name], defs, f"{path}.{name}", problems)
     if crd_node.get("type") == "array":
@@ -121,27 +139,35 @@ SAMPLES: list[Any] = [
     pytest.param({"targets": _targets("abcd", kind="Pod")}, id="kind-unknown"),
     pytest.param({"targets": [{"id": "abcd", "targetStatus": "RUNNING"}]}, id="status-unknown"),
     pytest.param({"targets": [{"id": "abcd"}]}, id="status-missing"),
-    pytest.param({"targets": [{"id": "abcd", "targetStatus": "STOPPED", "x": 1}]},
-                 id="target-extra-field"),
+    pytest.param(
+        {"targets": [{"id": "abcd", "targetStatus": "STOPPED", "x": 1}]}, id="target-extra-field"
+    ),
     pytest.param({"targets": []}, id="targets-empty"),
     pytest.param({"targets": None}, id="targets-missing"),
     pytest.param({"targets": _targets(*(f"d{i:05d}" for i in range(10_000)))}, id="10000"),
     pytest.param({"targets": _targets(*(f"d{i:05d}" for i in range(10_001)))}, id="10001"),
     pytest.param({"targets": _targets("abcd", "abcd")}, id="duplicate"),
-    pytest.param({"targets": _targets("abcd") + _targets("abcd", kind="Deployment")},
-                 id="duplicate-after-default"),
-    pytest.param({"targets": _targets("abcd", kind="Deployment")
-                  + _targets("abcd", kind="Execution")}, id="same-id-two-kinds"),
-    *[pytest.param({field: value}, id=f"{field}={value}")
-      for field, values in {
-          "batchSize": [0, 1, 100, 101],
-          "pollIntervalSeconds": [0, 1, 3600, 3601],
-          "activeDeadlineSeconds": [0, 1, 10**9],
-          "ttlSecondsAfterFinished": [-1, 0, 86400],
-          "backoffLimitPerTarget": [-1, 0, 100, 101],
-          "unknownGracePeriodSeconds": [-1, 0, 86400, 86401],
-          "dryRun": [True, False],
-      }.items() for value in values],
+    pytest.param(
+        {"targets": _targets("abcd") + _targets("abcd", kind="Deployment")},
+        id="duplicate-after-default",
+    ),
+    pytest.param(
+        {"targets": _targets("abcd", kind="Deployment") + _targets("abcd", kind="Execution")},
+        id="same-id-two-kinds",
+    ),
+    *[
+        pytest.param({field: value}, id=f"{field}={value}")
+        for field, values in {
+            "batchSize": [0, 1, 100, 101],
+            "pollIntervalSeconds": [0, 1, 3600, 3601],
+            "activeDeadlineSeconds": [0, 1, 10**9],
+            "ttlSecondsAfterFinished": [-1, 0, 86400],
+            "backoffLimitPerTarget": [-1, 0, 100, 101],
+            "unknownGracePeriodSeconds": [-1, 0, 86400, 86401],
+            "dryRun": [True, False],
+        }.items()
+        for value in values
+    ],
     pytest.param({"batchSize": "5"}, id="batchSize-string"),
     pytest.param({"dryRun": "true"}, id="dryRun-string"),
     pytest.param({"unknownField": 1}, id="unknown-field"),
@@ -178,7 +204,9 @@ def test_same_verdict_and_defaults(openapi: dict[str, Any], overrides: dict[str,
     spec = _spec_of(overrides)
     crd = _crd_verdict(openapi, spec)
     py = _pydantic_verdict(spec)
-    assert (crd is None) == (py is None), f"CRD accepts: {crd is not None}; pydantic: {py is not None}"
+    assert (crd is None) == (py is None), (
+        f"CRD accepts: {crd is not None}; pydantic: {py is not None}"
+    )
     assert crd == py
 
 

@@ -66,14 +66,16 @@ def test_structural_rules(openapi: dict[str, Any]) -> None:
 
 def test_no_preserve_unknown_fields(openapi: dict[str, Any]) -> None:
     """Everything is typed: unknown fields are pruned (or refused with strict validation)."""
-    preserved = [p for p, sub in s.walk_schema(openapi)
-                 if sub.get("x-kubernetes-preserve-unknown-fields")]
+    preserved = [
+        p for p, sub in s.walk_schema(openapi) if sub.get("x-kubernetes-preserve-unknown-fields")
+    ]
     assert preserved == []
 
 
 def test_list_map_keys_are_required_or_defaulted(openapi: dict[str, Any]) -> None:
-    maps = [(p, sub) for p, sub in s.walk_schema(openapi)
-            if sub.get("x-kubernetes-list-type") == "map"]
+    maps = [
+        (p, sub) for p, sub in s.walk_schema(openapi) if sub.get("x-kubernetes-list-type") == "map"
+    ]
     assert {p for p, _ in maps} == {".spec.targets", ".status.conditions"}
     for path, sub in maps:
         items = sub["items"]
@@ -97,9 +99,25 @@ def test_targets_shape(openapi: dict[str, Any]) -> None:
 def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
     status = openapi["properties"]["status"]
     assert set(status["properties"]) == {
-        "observedGeneration", "total", "pending", "active", "succeeded", "failed", "progress",
-        "completedIndexes", "failedIndexes", "inFlightGroups", "attemptGroups", "unknownSince",
-        "startTime", "completionTime", "inFlight", "failures", "outcomes", "capabilities", "plan",
+        "observedGeneration",
+        "total",
+        "pending",
+        "active",
+        "succeeded",
+        "failed",
+        "progress",
+        "completedIndexes",
+        "failedIndexes",
+        "inFlightGroups",
+        "attemptGroups",
+        "unknownSince",
+        "startTime",
+        "completionTime",
+        "inFlight",
+        "failures",
+        "outcomes",
+        "capabilities",
+        "plan",
         "conditions",
     }
     assert status["properties"]["inFlight"]["maxItems"] == 50
@@ -158,9 +176,15 @@ def test_crd_yaml_is_one_document() -> None:
 
 
 def test_yamllint_clean() -> None:
-    config = {"extends": "default",
-              "rules": {"document-start": "disable", "line-length": {"max": 100}}}
-    proc = subprocess.run([sys.executable, "-m", "yamllint", "--strict", "-d",
-                           json.dumps(config), str(CRD_PATH)],
-                          capture_output=True, text=True, check=False, timeout=60)
+    config = {
+        "extends": "default",
+        "rules": {"document-start": "disable", "line-length": {"max": 100}},
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "yamllint", "--strict", "-d", json.dumps(config), str(CRD_PATH)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

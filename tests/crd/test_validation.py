@@ -54,12 +54,16 @@ def test_secret_key_defaults(openapi: dict[str, Any]) -> None:
     admitted, errors, _ = s.admit(openapi, valid_cr())
     assert errors == []
     assert admitted["spec"]["connection"]["secretRef"] == {
-        "name": "aicore-service-key", "key": "serviceKey"}
+        "name": "aicore-service-key",
+        "key": "serviceKey",
+    }
 
 
 def test_same_id_with_different_kinds_is_fine(openapi: dict[str, Any]) -> None:
-    targets = [{"kind": "Deployment", "id": "abcd", "targetStatus": "STOPPED"},
-               {"kind": "Execution", "id": "abcd", "targetStatus": "STOPPED"}]
+    targets = [
+        {"kind": "Deployment", "id": "abcd", "targetStatus": "STOPPED"},
+        {"kind": "Execution", "id": "abcd", "targetStatus": "STOPPED"},
+    ]
     assert s.admit(openapi, valid_cr(targets=targets))[1] == []
 
 
@@ -70,6 +74,7 @@ def test_ten_thousand_targets_are_fine(openapi: dict[str, Any]) -> None:
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     """A mutation setting a dotted path (``spec.targets.0.id``); value ``...`` deletes it."""
+
     def mutate(body: dict[str, Any]) -> None:
         *parents, last = path.split(".")
         node: Any = body
@@ -81,6 +86,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             node[int(last)] = copy.deepcopy(value)
         else:
             node[last] = copy.deepcopy(value)
+
     return mutate
 
 
@@ -91,81 +97,204 @@ def _target(id_: str, kind: str | None = None, status: str = "STOPPED") -> dict[
 
 BAD: list[Any] = [
     # (mutation, error path, fragment of the message)
-    pytest.param(_set("spec.targets.0.id", "abc"), ".spec.targets[0].id", "does not match",
-                 id="id-too-short"),
-    pytest.param(_set("spec.targets.0.id", "a" * 65), ".spec.targets[0].id", "",
-                 id="id-too-long"),
-    pytest.param(_set("spec.targets.0.id", "abc/def"), ".spec.targets[0].id", "does not match",
-                 id="id-with-slash"),
-    pytest.param(_set("spec.targets.0.id", "abc def"), ".spec.targets[0].id", "does not match",
-                 id="id-with-space"),
-    pytest.param(_set("spec.targets.0.id", "déployé"), ".spec.targets[0].id", "does not match",
-                 id="id-non-ascii-word-chars"),
-    pytest.param(_set("spec.targets.0.id", ...), ".spec.targets[0]", "'id' is a required",
-                 id="id-missing"),
-    pytest.param(_set("spec.targets.0.targetStatus", "RUNNING"),
-                 ".spec.targets[0].targetStatus", "is not one of", id="unknown-targetStatus"),
-    pytest.param(_set("spec.targets.0.targetStatus", "stopped"),
-                 ".spec.targets[0].targetStatus", "is not one of", id="lowercase-targetStatus"),
-    pytest.param(_set("spec.targets.0.targetStatus", ...), ".spec.targets[0]",
-                 "'targetStatus' is a required", id="targetStatus-missing"),
-    pytest.param(_set("spec.targets.0.kind", "Pod"), ".spec.targets[0].kind", "is not one of",
-                 id="unknown-kind"),
-    pytest.param(_set("spec.batchSize", 0), ".spec.batchSize", "less than the minimum of 1",
-                 id="batchSize-0"),
-    pytest.param(_set("spec.batchSize", 101), ".spec.batchSize",
-                 "greater than the maximum of 100", id="batchSize-101"),
-    pytest.param(_set("spec.batchSize", "5"), ".spec.batchSize", "is not of type 'integer'",
-                 id="batchSize-string"),
-    pytest.param(_set("spec.pollIntervalSeconds", 0), ".spec.pollIntervalSeconds", "minimum",
-                 id="pollInterval-0"),
-    pytest.param(_set("spec.pollIntervalSeconds", 3601), ".spec.pollIntervalSeconds", "maximum",
-                 id="pollInterval-3601"),
-    pytest.param(_set("spec.activeDeadlineSeconds", 0), ".spec.activeDeadlineSeconds", "minimum",
-                 id="deadline-0"),
-    pytest.param(_set("spec.ttlSecondsAfterFinished", -1), ".spec.ttlSecondsAfterFinished",
-                 "minimum", id="ttl-negative"),
-    pytest.param(_set("spec.backoffLimitPerTarget", 101), ".spec.backoffLimitPerTarget",
-                 "maximum", id="backoff-101"),
-    pytest.param(_set("spec.backoffLimitPerTarget", -1), ".spec.backoffLimitPerTarget",
-                 "minimum", id="backoff-negative"),
-    pytest.param(_set("spec.unknownGracePeriodSeconds", 86401),
-                 ".spec.unknownGracePeriodSeconds", "maximum", id="grace-86401"),
-    pytest.param(_set("spec.dryRun", "yes"), ".spec.dryRun", "is not of type 'boolean'",
-                 id="dryRun-string"),
-    pytest.param(_set("spec.targets", []), ".spec.targets", "should be non-empty",
-                 id="no-targets"),
-    pytest.param(_set("spec.targets", [_target(f"d{i:05d}") for i in range(10_001)]),
-                 ".spec.targets", "is too long", id="10001-targets"),
-    pytest.param(_set("spec.targets", ...), ".spec", "'targets' is a required property",
-                 id="targets-missing"),
+    pytest.param(
+        _set("spec.targets.0.id", "abc"), ".spec.targets[0].id", "does not match", id="id-too-short"
+    ),
+    pytest.param(_set("spec.targets.0.id", "a" * 65), ".spec.targets[0].id", "", id="id-too-long"),
+    pytest.param(
+        _set("spec.targets.0.id", "abc/def"),
+        ".spec.targets[0].id",
+        "does not match",
+        id="id-with-slash",
+    ),
+    pytest.param(
+        _set("spec.targets.0.id", "abc def"),
+        ".spec.targets[0].id",
+        "does not match",
+        id="id-with-space",
+    ),
+    pytest.param(
+        _set("spec.targets.0.id", "déployé"),
+        ".spec.targets[0].id",
+        "does not match",
+        id="id-non-ascii-word-chars",
+    ),
+    pytest.param(
+        _set("spec.targets.0.id", ...), ".spec.targets[0]", "'id' is a required", id="id-missing"
+    ),
+    pytest.param(
+        _set("spec.targets.0.targetStatus", "RUNNING"),
+        ".spec.targets[0].targetStatus",
+        "is not one of",
+        id="unknown-targetStatus",
+    ),
+    pytest.param(
+        _set("spec.targets.0.targetStatus", "stopped"),
+        ".spec.targets[0].targetStatus",
+        "is not one of",
+        id="lowercase-targetStatus",
+    ),
+    pytest.param(
+        _set("spec.targets.0.targetStatus", ...),
+        ".spec.targets[0]",
+        "'targetStatus' is a required",
+        id="targetStatus-missing",
+    ),
+    pytest.param(
+        _set("spec.targets.0.kind", "Pod"),
+        ".spec.targets[0].kind",
+        "is not one of",
+        id="unknown-kind",
+    ),
+    pytest.param(
+        _set("spec.batchSize", 0), ".spec.batchSize", "less than the minimum of 1", id="batchSize-0"
+    ),
+    pytest.param(
+        _set("spec.batchSize", 101),
+        ".spec.batchSize",
+        "greater than the maximum of 100",
+        id="batchSize-101",
+    ),
+    pytest.param(
+        _set("spec.batchSize", "5"),
+        ".spec.batchSize",
+        "is not of type 'integer'",
+        id="batchSize-string",
+    ),
+    pytest.param(
+        _set("spec.pollIntervalSeconds", 0),
+        ".spec.pollIntervalSeconds",
+        "minimum",
+        id="pollInterval-0",
+    ),
+    pytest.param(
+        _set("spec.pollIntervalSeconds", 3601),
+        ".spec.pollIntervalSeconds",
+        "maximum",
+        id="pollInterval-3601",
+    ),
+    pytest.param(
+        _set("spec.activeDeadlineSeconds", 0),
+        ".spec.activeDeadlineSeconds",
+        "minimum",
+        id="deadline-0",
+    ),
+    pytest.param(
+        _set("spec.ttlSecondsAfterFinished", -1),
+        ".spec.ttlSecondsAfterFinished",
+        "minimum",
+        id="ttl-negative",
+    ),
+    pytest.param(
+        _set("spec.backoffLimitPerTarget", 101),
+        ".spec.backoffLimitPerTarget",
+        "maximum",
+        id="backoff-101",
+    ),
+    pytest.param(
+        _set("spec.backoffLimitPerTarget", -1),
+        ".spec.backoffLimitPerTarget",
+        "minimum",
+        id="backoff-negative",
+    ),
+    pytest.param(
+        _set("spec.unknownGracePeriodSeconds", 86401),
+        ".spec.unknownGracePeriodSeconds",
+        "maximum",
+        id="grace-86401",
+    ),
+    pytest.param(
+        _set("spec.dryRun", "yes"), ".spec.dryRun", "is not of type 'boolean'", id="dryRun-string"
+    ),
+    pytest.param(_set("spec.targets", []), ".spec.targets", "should be non-empty", id="no-targets"),
+    pytest.param(
+        _set("spec.targets", [_target(f"d{i:05d}") for i in range(10_001)]),
+        ".spec.targets",
+        "is too long",
+        id="10001-targets",
+    ),
+    pytest.param(
+        _set("spec.targets", ...), ".spec", "'targets' is a required property", id="targets-missing"
+    ),
     pytest.param(_set("spec", ...), ".", "'spec' is a required property", id="spec-missing"),
-    pytest.param(_set("spec.targets", [_target("abcd"), _target("abcd", status="DELETED")]),
-                 ".spec.targets[1]", "Duplicate value", id="duplicate-id"),
-    pytest.param(_set("spec.targets", [_target("abcd"), _target("abcd", "Deployment")]),
-                 ".spec.targets[1]", "Duplicate value", id="duplicate-after-defaulting"),
-    pytest.param(_set("spec.connection.secretRef", {"key": "k"}), ".spec.connection.secretRef",
-                 "'name' is a required property", id="secretRef-without-name"),
-    pytest.param(_set("spec.connection.secretRef.name", ""), ".spec.connection.secretRef.name",
-                 "should be non-empty", id="secretRef-empty-name"),
-    pytest.param(_set("spec.connection.resourceGroup", "-bad"), ".spec.connection.resourceGroup",
-                 "does not match", id="resourceGroup-leading-dash"),
-    pytest.param(_set("spec.connection.resourceGroup", "ab"), ".spec.connection.resourceGroup",
-                 "does not match", id="resourceGroup-too-short"),
+    pytest.param(
+        _set("spec.targets", [_target("abcd"), _target("abcd", status="DELETED")]),
+        ".spec.targets[1]",
+        "Duplicate value",
+        id="duplicate-id",
+    ),
+    pytest.param(
+        _set("spec.targets", [_target("abcd"), _target("abcd", "Deployment")]),
+        ".spec.targets[1]",
+        "Duplicate value",
+        id="duplicate-after-defaulting",
+    ),
+    pytest.param(
+        _set("spec.connection.secretRef", {"key": "k"}),
+        ".spec.connection.secretRef",
+        "'name' is a required property",
+        id="secretRef-without-name",
+    ),
+    pytest.param(
+        _set("spec.connection.secretRef.name", ""),
+        ".spec.connection.secretRef.name",
+        "should be non-empty",
+        id="secretRef-empty-name",
+    ),
+    pytest.param(
+        _set("spec.connection.resourceGroup", "-bad"),
+        ".spec.connection.resourceGroup",
+        "does not match",
+        id="resourceGroup-leading-dash",
+    ),
+    pytest.param(
+        _set("spec.connection.resourceGroup", "ab"),
+        ".spec.connection.resourceGroup",
+        "does not match",
+        id="resourceGroup-too-short",
+    ),
     pytest.param(_set("spec.foo", 1), ".spec.foo", "unknown field", id="unknown-field"),
-    pytest.param(_set("spec.targets.0.foo", 1), ".spec.targets[0].foo", "unknown field",
-                 id="unknown-target-field"),
-    pytest.param(_set("status", {"inFlight": [{"index": i} for i in range(51)]}),
-                 ".status.inFlight", "is too long", id="status-inFlight-51"),
-    pytest.param(_set("status", {"conditions": [{"type": "Ready", "status": "Maybe"}]}),
-                 ".status.conditions[0].status", "is not one of", id="status-condition-status"),
-    pytest.param(_set("status", {"conditions": [{"type": "Ready", "status": "True"},
-                                                {"type": "Ready", "status": "False"}]}),
-                 ".status.conditions[1]", "Duplicate value", id="status-duplicate-condition"),
-    pytest.param(_set("status", {"startTime": "yesterday"}), ".status.startTime",
-                 "is not a 'date-time'", id="status-bad-time"),
-    pytest.param(_set("status", {"failed": -1}), ".status.failed", "minimum",
-                 id="status-negative-counter"),
+    pytest.param(
+        _set("spec.targets.0.foo", 1),
+        ".spec.targets[0].foo",
+        "unknown field",
+        id="unknown-target-field",
+    ),
+    pytest.param(
+        _set("status", {"inFlight": [{"index": i} for i in range(51)]}),
+        ".status.inFlight",
+        "is too long",
+        id="status-inFlight-51",
+    ),
+    pytest.param(
+        _set("status", {"conditions": [{"type": "Ready", "status": "Maybe"}]}),
+        ".status.conditions[0].status",
+        "is not one of",
+        id="status-condition-status",
+    ),
+    pytest.param(
+        _set(
+            "status",
+            {
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "Ready", "status": "False"},
+                ]
+            },
+        ),
+        ".status.conditions[1]",
+        "Duplicate value",
+        id="status-duplicate-condition",
+    ),
+    pytest.param(
+        _set("status", {"startTime": "yesterday"}),
+        ".status.startTime",
+        "is not a 'date-time'",
+        id="status-bad-time",
+    ),
+    pytest.param(
+        _set("status", {"failed": -1}), ".status.failed", "minimum", id="status-negative-counter"
+    ),
 ]
 
 
@@ -199,33 +328,94 @@ def test_null_optional_fields_are_dropped(openapi: dict[str, Any]) -> None:
 def test_an_engine_shaped_status_is_valid(openapi: dict[str, Any]) -> None:
     t = "2026-11-28T20:47:00Z"
     status = {
-        "observedGeneration": 1, "total": 120, "pending": 40, "active": 30, "succeeded": 45,
-        "failed": 5, "progress": "50/120", "completedIndexes": "0-44", "failedIndexes": "45-49",
+        "observedGeneration": 1,
+        "total": 120,
+        "pending": 40,
+        "active": 30,
+        "succeeded": 45,
+        "failed": 5,
+        "progress": "50/120",
+        "completedIndexes": "0-44",
+        "failedIndexes": "45-49",
         "startTime": t,
-        "inFlight": [{"index": 50, "kind": "Deployment", "id": "d051a", "action": "STOP",
-                      "sentAt": t, "attempt": 1}],
-        "failures": [{"index": 45, "kind": "Execution", "id": "e046a", "reason": "Forbidden",
-                      "message": "HTTP 403", "code": 403, "attempts": 3,
-                      "lastAttemptTime": "2026-11-28T20:47:00.123456+00:00"},
-                     {"index": 46, "kind": "Execution", "id": "e047a", "reason": "Refused",
-                      "message": "AI API error", "code": "03021", "attempts": 1}],
+        "inFlight": [
+            {
+                "index": 50,
+                "kind": "Deployment",
+                "id": "d051a",
+                "action": "STOP",
+                "sentAt": t,
+                "attempt": 1,
+            }
+        ],
+        "failures": [
+            {
+                "index": 45,
+                "kind": "Execution",
+                "id": "e046a",
+                "reason": "Forbidden",
+                "message": "HTTP 403",
+                "code": 403,
+                "attempts": 3,
+                "lastAttemptTime": "2026-11-28T20:47:00.123456+00:00",
+            },
+            {
+                "index": 46,
+                "kind": "Execution",
+                "id": "e047a",
+                "reason": "Refused",
+                "message": "AI API error",
+                "code": "03021",
+                "attempts": 1,
+            },
+        ],
         "outcomes": {"Stopped": 40, "AlreadyTerminated": 5},
         "capabilities": {"bulkUpdates": {"deployments": True, "executions": False}},
-        "plan": {"stop": 3, "stopIndexes": "0-2", "reasons": {"Running": 3},
-                 "entries": [{"index": 0, "kind": "Deployment", "id": "d001a",
-                              "observed": "RUNNING", "action": "Stop", "reason": "Running",
-                              "message": "would be stopped"}], "entriesOmitted": 2},
+        "plan": {
+            "stop": 3,
+            "stopIndexes": "0-2",
+            "reasons": {"Running": 3},
+            "entries": [
+                {
+                    "index": 0,
+                    "kind": "Deployment",
+                    "id": "d001a",
+                    "observed": "RUNNING",
+                    "action": "Stop",
+                    "reason": "Running",
+                    "message": "would be stopped",
+                }
+            ],
+            "entriesOmitted": 2,
+        },
         "inFlightGroups": [{"action": "STOP", "sentAt": t, "indexes": "50-79"}],
         "attemptGroups": [{"attempts": 1, "retries": 0, "indexes": "50-79"}],
         "unknownSince": [{"since": t, "indexes": "80"}],
         "conditions": [
-            {"type": "Reconciling", "status": "True", "reason": "Running",
-             "message": "50/120 terminated, 5 failed", "lastTransitionTime": t,
-             "observedGeneration": 1},
-            {"type": "Stalled", "status": "False", "reason": "Running", "message": "",
-             "lastTransitionTime": t, "observedGeneration": 1},
-            {"type": "Ready", "status": "False", "reason": "Running", "message": "",
-             "lastTransitionTime": t, "observedGeneration": 1},
+            {
+                "type": "Reconciling",
+                "status": "True",
+                "reason": "Running",
+                "message": "50/120 terminated, 5 failed",
+                "lastTransitionTime": t,
+                "observedGeneration": 1,
+            },
+            {
+                "type": "Stalled",
+                "status": "False",
+                "reason": "Running",
+                "message": "",
+                "lastTransitionTime": t,
+                "observedGeneration": 1,
+            },
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "Running",
+                "message": "",
+                "lastTransitionTime": t,
+                "observedGeneration": 1,
+            },
         ],
     }
     body = valid_cr()
@@ -265,16 +455,21 @@ def test_metadata_and_status_changes_are_accepted(openapi: dict[str, Any]) -> No
     def change(body: dict[str, Any]) -> None:
         body["metadata"]["labels"] = {"team": "ml"}
         body["status"] = {"total": 2, "pending": 2}
+
     assert _update(openapi, change) == []
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(_set("spec.targets.0.id", "other-id"), id="id"),
-    pytest.param(_set("spec.targets.0.targetStatus", "DELETED"), id="targetStatus"),
-    pytest.param(_set("spec.targets.1", ...), id="removed"),
-    pytest.param(lambda b: b["spec"]["targets"].append(_target("new-id", "Deployment")),
-                 id="added"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(_set("spec.targets.0.id", "other-id"), id="id"),
+        pytest.param(_set("spec.targets.0.targetStatus", "DELETED"), id="targetStatus"),
+        pytest.param(_set("spec.targets.1", ...), id="removed"),
+        pytest.param(
+            lambda b: b["spec"]["targets"].append(_target("new-id", "Deployment")), id="added"
+        ),
+    ],
+)
 def test_changing_targets_is_rejected(
     openapi: dict[str, Any], change: Callable[[dict[str, Any]], None]
 ) -> None:
@@ -295,14 +490,17 @@ def test_reordering_targets_passes_cel_as_on_a_real_server(openapi: dict[str, An
     assert _update(openapi, lambda b: b["spec"]["targets"].reverse()) == []
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(_set("spec.batchSize", 10), id="batchSize"),
-    pytest.param(_set("spec.dryRun", True), id="dryRun"),
-    pytest.param(_set("spec.connection.resourceGroup", "other-group"), id="resourceGroup"),
-    pytest.param(_set("spec.connection.secretRef", {"name": "other"}), id="secretRef"),
-    pytest.param(_set("spec.activeDeadlineSeconds", 60), id="deadline-added"),
-    pytest.param(_set("spec.ttlSecondsAfterFinished", 60), id="ttl-added"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(_set("spec.batchSize", 10), id="batchSize"),
+        pytest.param(_set("spec.dryRun", True), id="dryRun"),
+        pytest.param(_set("spec.connection.resourceGroup", "other-group"), id="resourceGroup"),
+        pytest.param(_set("spec.connection.secretRef", {"name": "other"}), id="secretRef"),
+        pytest.param(_set("spec.activeDeadlineSeconds", 60), id="deadline-added"),
+        pytest.param(_set("spec.ttlSecondsAfterFinished", 60), id="ttl-added"),
+    ],
+)
 def test_changing_the_rest_of_the_spec_is_rejected(
     openapi: dict[str, Any], change: Callable[[dict[str, Any]], None]
 ) -> None:
@@ -318,7 +516,9 @@ def test_cel_rules_directly() -> None:
     assert s.eval_cel("self == oldSelf", t1, t1, has_old=True)
     assert not s.eval_cel("self == oldSelf", t2, t1, has_old=True)
     spec_rule = "self.targets != oldSelf.targets || self == oldSelf"
-    assert s.eval_cel(spec_rule, {"targets": t2, "batchSize": 1},
-                      {"targets": t1, "batchSize": 2}, has_old=True)
-    assert not s.eval_cel(spec_rule, {"targets": t1, "batchSize": 1},
-                          {"targets": t1, "batchSize": 2}, has_old=True)
+    assert s.eval_cel(
+        spec_rule, {"targets": t2, "batchSize": 1}, {"targets": t1, "batchSize": 2}, has_old=True
+    )
+    assert not s.eval_cel(
+        spec_rule, {"targets": t1, "batchSize": 1}, {"targets": t1, "batchSize": 2}, has_old=True
+    )

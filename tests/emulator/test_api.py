@@ -22,32 +22,62 @@ NS = "default"
 
 # A permissive namespaced CRD with a status subresource and no immutability rules.
 WIDGETS: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "widgets.example.com"},
     "spec": {
-        "group": "example.com", "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                  "shortNames": ["wd"]},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            }}},
-        }],
+        "group": "example.com",
+        "scope": "Namespaced",
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "shortNames": ["wd"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
 
 def bt(name: str | None = "bt1", *, generate: str | None = None, **spec: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name} if name else {"generateName": generate}
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BulkTermination", "metadata": meta,
-            "spec": {"targets": [{"id": "d1234", "targetStatus": "STOPPED"}], **spec}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BulkTermination",
+        "metadata": meta,
+        "spec": {"targets": [{"id": "d1234", "targetStatus": "STOPPED"}], **spec},
+    }
 
 
 def widget(name: str = "w1", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name},
-            "spec": {"size": 1, **spec}}
+    return {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": {"size": 1, **spec},
+    }
 
 
 @pytest.fixture
@@ -71,7 +101,8 @@ def widgets(kube: KubeEmulator) -> KubeEmulator:
 
 def test_create_is_201_with_server_side_metadata_and_defaults(api: k8s.CustomObjectsApi) -> None:
     data, status, _ = api.create_namespaced_custom_object_with_http_info(
-        GROUP, VERSION, NS, PLURAL, bt())
+        GROUP, VERSION, NS, PLURAL, bt()
+    )
     assert status == 201
     meta = data["metadata"]
     assert meta["namespace"] == NS
@@ -79,16 +110,20 @@ def test_create_is_201_with_server_side_metadata_and_defaults(api: k8s.CustomObj
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["creationTimestamp"])
     assert meta["resourceVersion"].isdigit()
     assert meta["generation"] == 1
-    assert data["spec"]["targets"] == [{"kind": "Deployment", "id": "d1234",
-                                        "targetStatus": "STOPPED"}]
+    assert data["spec"]["targets"] == [
+        {"kind": "Deployment", "id": "d1234", "targetStatus": "STOPPED"}
+    ]
     assert data["spec"]["batchSize"] == 100
     assert api.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "bt1") == data
 
 
 def test_generate_name(api: k8s.CustomObjectsApi) -> None:
-    names = {api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL,
-                                                 bt(None, generate="run-"))["metadata"]["name"]
-             for _ in range(3)}
+    names = {
+        api.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, bt(None, generate="run-"))[
+            "metadata"
+        ]["name"]
+        for _ in range(3)
+    }
     assert len(names) == 3
     assert all(re.fullmatch(r"run-[a-z0-9]{5}", n) for n in names)
 
@@ -109,13 +144,19 @@ def test_missing_object_is_404(api: k8s.CustomObjectsApi) -> None:
 
 def test_resource_versions_are_monotonic(kube: KubeEmulator) -> None:
     versions = [int(kube.create(bt(f"bt{i}"))["metadata"]["resourceVersion"]) for i in range(3)]
-    versions.append(int(kube.patch("bt", "bt0", {"metadata": {"labels": {"a": "b"}}})
-                        ["metadata"]["resourceVersion"]))
+    versions.append(
+        int(
+            kube.patch("bt", "bt0", {"metadata": {"labels": {"a": "b"}}})["metadata"][
+                "resourceVersion"
+            ]
+        )
+    )
     assert versions == sorted(set(versions))
 
 
-def test_list_has_kind_api_version_and_resource_version(api: k8s.CustomObjectsApi,
-                                                       kube: KubeEmulator) -> None:
+def test_list_has_kind_api_version_and_resource_version(
+    api: k8s.CustomObjectsApi, kube: KubeEmulator
+) -> None:
     kube.create(bt("a"))
     kube.create({**bt("b"), "metadata": {"name": "b", "labels": {"team": "ml"}}})
     kube.create(bt("c"), namespace="other")
@@ -126,11 +167,13 @@ def test_list_has_kind_api_version_and_resource_version(api: k8s.CustomObjectsAp
     assert [o["metadata"]["name"] for o in data["items"]] == ["a", "b"]
     everywhere = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
     assert [o["metadata"]["name"] for o in everywhere["items"]] == ["a", "b", "c"]
-    by_label = api.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL,
-                                                 label_selector="team=ml")
+    by_label = api.list_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, label_selector="team=ml"
+    )
     assert [o["metadata"]["name"] for o in by_label["items"]] == ["b"]
-    by_field = api.list_cluster_custom_object(GROUP, VERSION, PLURAL,
-                                              field_selector="metadata.namespace=other")
+    by_field = api.list_cluster_custom_object(
+        GROUP, VERSION, PLURAL, field_selector="metadata.namespace=other"
+    )
     assert [o["metadata"]["name"] for o in by_field["items"]] == ["c"]
 
 
@@ -139,14 +182,17 @@ def test_list_pages(api: k8s.CustomObjectsApi, kube: KubeEmulator) -> None:
         kube.create(bt(f"bt{i}"))
     first = api.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, limit=2)
     assert len(first["items"]) == 2 and first["metadata"]["remainingItemCount"] == 3
-    rest = api.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, limit=10,
-                                             _continue=first["metadata"]["continue"])
+    rest = api.list_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, limit=10, _continue=first["metadata"]["continue"]
+    )
     assert [o["metadata"]["name"] for o in first["items"] + rest["items"]] == [
-        f"bt{i}" for i in range(5)]
+        f"bt{i}" for i in range(5)
+    ]
 
 
-def test_namespaces_list_and_are_created_on_first_use(core: k8s.CoreV1Api,
-                                                      kube: KubeEmulator) -> None:
+def test_namespaces_list_and_are_created_on_first_use(
+    core: k8s.CoreV1Api, kube: KubeEmulator
+) -> None:
     kube.create(bt(), namespace="ml-team")
     names = [ns.metadata.name for ns in core.list_namespace().items]
     assert {"default", "kube-system", "ml-team"} <= set(names)
@@ -169,8 +215,12 @@ def test_status_subresource_isolation(kube: KubeEmulator) -> None:
     kube.create(bt())
     main = kube.patch("bt", "bt1", {"metadata": {"labels": {"x": "y"}}, "status": {"total": 9}})
     assert "status" not in main and main["metadata"]["labels"] == {"x": "y"}
-    status = kube.patch("bt", "bt1", {"spec": {"batchSize": 5}, "metadata": {"labels": None},
-                                      "status": {"total": 1}}, subresource="status")
+    status = kube.patch(
+        "bt",
+        "bt1",
+        {"spec": {"batchSize": 5}, "metadata": {"labels": None}, "status": {"total": 1}},
+        subresource="status",
+    )
     assert status["status"] == {"total": 1}
     assert status["spec"]["batchSize"] == 100
     assert status["metadata"]["labels"] == {"x": "y"}
@@ -184,8 +234,12 @@ def test_create_drops_status(kube: KubeEmulator) -> None:
 
 def test_generation_moves_on_spec_changes_only(widgets: KubeEmulator) -> None:
     widgets.create(widget())
-    assert widgets.patch("widgets", "w1", {"metadata": {"labels": {"a": "b"}}})[
-        "metadata"]["generation"] == 1
+    assert (
+        widgets.patch("widgets", "w1", {"metadata": {"labels": {"a": "b"}}})["metadata"][
+            "generation"
+        ]
+        == 1
+    )
     assert widgets.patch_status("widgets", "w1", {"ready": True})["metadata"]["generation"] == 1
     assert widgets.patch("widgets", "w1", {"spec": {"size": 2}})["metadata"]["generation"] == 2
 
@@ -200,8 +254,10 @@ def test_json_patch_with_test_op(kube: KubeEmulator) -> None:
     """What kopf does to add its finalizer: 422 on a stale resourceVersion."""
     obj = kube.create(bt())
     rv = obj["metadata"]["resourceVersion"]
-    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv},
-           {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/x"]}]
+    ops = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/x"]},
+    ]
     patched = kube.patch("bt", "bt1", ops, patch_type="json")
     assert patched["metadata"]["finalizers"] == ["example.com/x"]
     with pytest.raises(KubeApiError) as err:
@@ -213,8 +269,16 @@ def test_stale_resource_version_is_409(kube: KubeEmulator) -> None:
     old = kube.create(bt())
     kube.patch("bt", "bt1", {"metadata": {"labels": {"a": "b"}}})
     with pytest.raises(KubeApiError) as err:
-        kube.patch("bt", "bt1", {"metadata": {"resourceVersion": old["metadata"][
-            "resourceVersion"], "labels": {"a": "c"}}})
+        kube.patch(
+            "bt",
+            "bt1",
+            {
+                "metadata": {
+                    "resourceVersion": old["metadata"]["resourceVersion"],
+                    "labels": {"a": "c"},
+                }
+            },
+        )
     assert err.value.status == 409
 
 
@@ -222,27 +286,34 @@ def test_put_replaces(api: k8s.CustomObjectsApi, widgets: KubeEmulator) -> None:
     obj = widgets.create(widget())
     obj["spec"] = {"size": 7}
     replaced = k8s.CustomObjectsApi(widgets.api_client()).replace_namespaced_custom_object(
-        "example.com", "v1", NS, "widgets", "w1", obj)
+        "example.com", "v1", NS, "widgets", "w1", obj
+    )
     assert replaced["spec"] == {"size": 7}
     assert replaced["metadata"]["generation"] == 2
     with pytest.raises(ApiException) as err:  # now stale
         k8s.CustomObjectsApi(widgets.api_client()).replace_namespaced_custom_object(
-            "example.com", "v1", NS, "widgets", "w1", obj)
+            "example.com", "v1", NS, "widgets", "w1", obj
+        )
     assert err.value.status == 409
 
 
 def test_status_patch_through_the_client(api: k8s.CustomObjectsApi, kube: KubeEmulator) -> None:
     kube.create(bt())
     patched = api.patch_namespaced_custom_object_status(
-        GROUP, VERSION, NS, PLURAL, "bt1", {"status": {"progress": "0/1"}})
+        GROUP, VERSION, NS, PLURAL, "bt1", {"status": {"progress": "0/1"}}
+    )
     assert patched["status"] == {"progress": "0/1"}
 
 
 def test_strategic_merge_patch_on_custom_resources_is_415(kube: KubeEmulator) -> None:
     kube.create(bt())
     with pytest.raises(KubeApiError) as err:
-        kube.request("PATCH", kube.path("bt", "bt1"), body={"metadata": {}},
-                     content_type="application/strategic-merge-patch+json")
+        kube.request(
+            "PATCH",
+            kube.path("bt", "bt1"),
+            body={"metadata": {}},
+            content_type="application/strategic-merge-patch+json",
+        )
     assert err.value.status == 415
 
 
@@ -265,8 +336,12 @@ def test_invalid_custom_resource_is_422_with_causes(kube: KubeEmulator) -> None:
 
 
 def test_duplicate_targets_are_rejected(kube: KubeEmulator) -> None:
-    body = bt(targets=[{"id": "d1234", "targetStatus": "STOPPED"},
-                       {"kind": "Deployment", "id": "d1234", "targetStatus": "DELETED"}])
+    body = bt(
+        targets=[
+            {"id": "d1234", "targetStatus": "STOPPED"},
+            {"kind": "Deployment", "id": "d1234", "targetStatus": "DELETED"},
+        ]
+    )
     with pytest.raises(KubeApiError) as err:
         kube.create(body)
     assert "Duplicate value" in err.value.body["message"]
@@ -275,8 +350,7 @@ def test_duplicate_targets_are_rejected(kube: KubeEmulator) -> None:
 def test_targets_are_immutable(kube: KubeEmulator) -> None:
     kube.create(bt())
     with pytest.raises(KubeApiError) as err:
-        kube.patch("bt", "bt1", {"spec": {"targets": [{"id": "other", "targetStatus":
-                                                       "STOPPED"}]}})
+        kube.patch("bt", "bt1", {"spec": {"targets": [{"id": "other", "targetStatus": "STOPPED"}]}})
     assert err.value.status == 422
     assert "targets are immutable" in err.value.body["message"]
 
@@ -285,8 +359,9 @@ def test_unknown_fields_are_pruned_or_refused_when_strict(kube: KubeEmulator) ->
     created = kube.create(bt(foo=1))
     assert "foo" not in created["spec"]
     with pytest.raises(KubeApiError) as err:
-        kube.request("POST", kube.path("bt"), body=bt("bt2", foo=1),
-                     params={"fieldValidation": "Strict"})
+        kube.request(
+            "POST", kube.path("bt"), body=bt("bt2", foo=1), params={"fieldValidation": "Strict"}
+        )
     assert err.value.status == 400
     assert 'unknown field "spec.foo"' in err.value.body["message"]
 
@@ -314,16 +389,18 @@ def test_validation_can_be_switched_off(kube_factory: Callable[..., KubeEmulator
 
 def test_delete_without_finalizers(api: k8s.CustomObjectsApi, kube: KubeEmulator) -> None:
     kube.create(bt())
-    _, status, _ = api.delete_namespaced_custom_object_with_http_info(GROUP, VERSION, NS,
-                                                                      PLURAL, "bt1")
+    _, status, _ = api.delete_namespaced_custom_object_with_http_info(
+        GROUP, VERSION, NS, PLURAL, "bt1"
+    )
     assert status == 200
     assert kube.get_or_none("bt", "bt1") is None
 
 
 def test_finalizers_hold_deletion(api: k8s.CustomObjectsApi, kube: KubeEmulator) -> None:
     kube.create({**bt(), "metadata": {"name": "bt1", "finalizers": ["example.com/x"]}})
-    data, status, _ = api.delete_namespaced_custom_object_with_http_info(GROUP, VERSION, NS,
-                                                                         PLURAL, "bt1")
+    data, status, _ = api.delete_namespaced_custom_object_with_http_info(
+        GROUP, VERSION, NS, PLURAL, "bt1"
+    )
     assert status == 200  # as the API server (202 only with orphanDependents=false)
     assert data["metadata"]["deletionTimestamp"]
     held = kube.get("bt", "bt1")
@@ -338,10 +415,12 @@ def test_finalizers_hold_deletion(api: k8s.CustomObjectsApi, kube: KubeEmulator)
 # --- watch ----------------------------------------------------------------------------------------
 
 
-def _watch_lines(kube: KubeEmulator, params: dict[str, str],
-                 path: str | None = None) -> Iterator[dict[str, Any]]:
-    with httpx.stream("GET", kube.url + (path or kube.path("bt")),
-                      params={"watch": "true", **params}, timeout=10) as response:
+def _watch_lines(
+    kube: KubeEmulator, params: dict[str, str], path: str | None = None
+) -> Iterator[dict[str, Any]]:
+    with httpx.stream(
+        "GET", kube.url + (path or kube.path("bt")), params={"watch": "true", **params}, timeout=10
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         for line in response.iter_lines():
@@ -383,9 +462,15 @@ def test_watch_with_the_kubernetes_client(api: k8s.CustomObjectsApi, kube: KubeE
 
     threading.Timer(0.2, change).start()
     seen = []
-    for event in watch.Watch().stream(api.list_namespaced_custom_object, GROUP, VERSION, NS,
-                                      PLURAL, resource_version=listed["metadata"][
-                                          "resourceVersion"], timeout_seconds=2):
+    for event in watch.Watch().stream(
+        api.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        NS,
+        PLURAL,
+        resource_version=listed["metadata"]["resourceVersion"],
+        timeout_seconds=2,
+    ):
         seen.append((event["type"], (event["object"].get("status") or {}).get("total")))
         if len(seen) == 2:
             break
@@ -394,7 +479,8 @@ def test_watch_with_the_kubernetes_client(api: k8s.CustomObjectsApi, kube: KubeE
 
 
 def test_watch_of_a_compacted_resource_version_is_410(
-        kube_factory: Callable[..., KubeEmulator]) -> None:
+    kube_factory: Callable[..., KubeEmulator],
+) -> None:
     from tests.plugins.kube import CRD_PATH
 
     small = kube_factory(crds=[CRD_PATH], event_log_limit=10)
@@ -407,12 +493,15 @@ def test_watch_of_a_compacted_resource_version_is_410(
 
 def test_watch_initial_events_end_with_a_bookmark(kube: KubeEmulator) -> None:
     kube.create(bt())
-    params = {"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan",
-              "allowWatchBookmarks": "true", "timeoutSeconds": "1"}
+    params = {
+        "sendInitialEvents": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "1",
+    }
     events = list(_watch_lines(kube, params))
     assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
-    assert events[1]["object"]["metadata"]["annotations"] == {
-        "k8s.io/initial-events-end": "true"}
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
 # --- discovery, openapi, other resources ----------------------------------------------------------
@@ -423,12 +512,14 @@ def test_discovery(kube: KubeEmulator) -> None:
     assert kube.request("GET", "/api/v1")["groupVersion"] == "v1"
     groups = {g["name"]: g for g in kube.request("GET", "/apis")["groups"]}
     assert groups[GROUP]["preferredVersion"]["version"] == VERSION
-    resources = {r["name"]: r for r in kube.request("GET", f"/apis/{GROUP}/{VERSION}")[
-        "resources"]}
+    resources = {r["name"]: r for r in kube.request("GET", f"/apis/{GROUP}/{VERSION}")["resources"]}
     assert set(resources) == {PLURAL, f"{PLURAL}/status"}
     main = resources[PLURAL]
     assert (main["kind"], main["namespaced"], main["singularName"]) == (
-        "BulkTermination", True, "bulktermination")
+        "BulkTermination",
+        True,
+        "bulktermination",
+    )
     assert main["shortNames"] == ["bt", "bterm"]
     assert main["categories"] == ["aiapi"]
     assert "watch" in main["verbs"]
@@ -437,7 +528,9 @@ def test_discovery(kube: KubeEmulator) -> None:
 def test_a_new_crd_is_served_and_a_deleted_one_is_not(widgets: KubeEmulator) -> None:
     crd = widgets.get("customresourcedefinitions", "widgets.example.com")
     assert {c["type"]: c["status"] for c in crd["status"]["conditions"]} == {
-        "NamesAccepted": "True", "Established": "True"}
+        "NamesAccepted": "True",
+        "Established": "True",
+    }
     widgets.create(widget())
     widgets.delete("customresourcedefinitions", "widgets.example.com")
     with pytest.raises(KubeApiError) as err:
@@ -451,25 +544,36 @@ def test_openapi(kube: KubeEmulator) -> None:
     doc = kube.request("GET", url.split("?")[0])
     schema = doc["components"]["schemas"][f"dev.bulkops.aiapi.{VERSION}.BulkTermination"]
     assert schema["x-kubernetes-group-version-kind"] == [
-        {"group": GROUP, "version": VERSION, "kind": "BulkTermination"}]
+        {"group": GROUP, "version": VERSION, "kind": "BulkTermination"}
+    ]
     patch = doc["paths"][f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}"][
-        "patch"]
+        "patch"
+    ]
     assert "fieldValidation" in {p["name"] for p in patch["parameters"]}
-    v2 = httpx.get(kube.url + "/openapi/v2", headers={
-        "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+    v2 = httpx.get(
+        kube.url + "/openapi/v2",
+        headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"},
+    )
     assert (v2.status_code, v2.content) == (200, b"")
 
 
 def test_events_and_secrets(core: k8s.CoreV1Api) -> None:
-    event = core.create_namespaced_event(NS, k8s.CoreV1Event(
-        metadata=k8s.V1ObjectMeta(generate_name="bt1."), reason="Started", message="hello",
-        type="Normal", involved_object=k8s.V1ObjectReference(kind="BulkTermination",
-                                                             name="bt1", namespace=NS)))
+    event = core.create_namespaced_event(
+        NS,
+        k8s.CoreV1Event(
+            metadata=k8s.V1ObjectMeta(generate_name="bt1."),
+            reason="Started",
+            message="hello",
+            type="Normal",
+            involved_object=k8s.V1ObjectReference(kind="BulkTermination", name="bt1", namespace=NS),
+        ),
+    )
     assert event.metadata.name.startswith("bt1.")
     patched = core.patch_namespaced_event(event.metadata.name, NS, {"count": 2})
     assert patched.count == 2
-    core.create_namespaced_secret(NS, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="key"),
-                                                   string_data={"serviceKey": "{}"}))
+    core.create_namespaced_secret(
+        NS, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="key"), string_data={"serviceKey": "{}"})
+    )
     assert core.read_namespaced_secret("key", NS).string_data == {"serviceKey": "{}"}
 
 
@@ -486,7 +590,10 @@ def test_user_reactions_win_for_fault_injection(kube: KubeEmulator) -> None:
 def test_objects_are_in_kmocks_store(kube: KubeEmulator) -> None:
     kube.create(bt())
     kube.patch_status("bt", "bt1", {"total": 1})
-    history = kube.run(lambda e: [dict(v) if v is not None else None
-                                  for v in e.objects[f"{GROUP}/{VERSION}/{PLURAL}", NS,
-                                                     "bt1"].history])
+    history = kube.run(
+        lambda e: [
+            dict(v) if v is not None else None
+            for v in e.objects[f"{GROUP}/{VERSION}/{PLURAL}", NS, "bt1"].history
+        ]
+    )
     assert [("status" in v) for v in history if v is not None] == [False, True]

@@ -26,10 +26,17 @@ GROUP, VERSION, PLURAL = "aiapi.bulkops.dev", "v1alpha1", "bulkterminations"
 
 
 def bt(name: str) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BulkTermination",
-            "metadata": {"name": name},
-            "spec": {"targets": [{"id": "d1234", "targetStatus": "STOPPED"},
-                                 {"id": "d5678", "targetStatus": "DELETED"}]}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BulkTermination",
+        "metadata": {"name": name},
+        "spec": {
+            "targets": [
+                {"id": "d1234", "targetStatus": "STOPPED"},
+                {"id": "d5678", "targetStatus": "DELETED"},
+            ]
+        },
+    }
 
 
 def _ready(obj: dict[str, Any]) -> bool:
@@ -51,8 +58,15 @@ async def test_in_process_operator(kube: KubeEmulator) -> None:
     def created(spec: Any, body: Any, patch: kopf.Patch, **_: Any) -> None:
         kopf.info(body, reason="Accepted", message=f"{len(spec['targets'])} targets")
         patch.status["total"] = len(spec["targets"])
-        patch.status["conditions"] = [{"type": "Ready", "status": "True", "reason": "Complete",
-                                       "message": "done", "observedGeneration": 1}]
+        patch.status["conditions"] = [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Complete",
+                "message": "done",
+                "observedGeneration": 1,
+            }
+        ]
 
     @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=5)
     async def watcher(stopped: kopf.DaemonStopped, name: str, **_: Any) -> None:
@@ -61,8 +75,9 @@ async def test_in_process_operator(kube: KubeEmulator) -> None:
         daemon_log.append(f"stopped {name}")
 
     stop = asyncio.Event()
-    operator = asyncio.create_task(kopf.operator(
-        registry=registry, clusterwide=True, standalone=True, stop_flag=stop))
+    operator = asyncio.create_task(
+        kopf.operator(registry=registry, clusterwide=True, standalone=True, stop_flag=stop)
+    )
     try:
         await asyncio.to_thread(kube.create, bt("run-1"))
         done = await asyncio.to_thread(kube.wait_for, "bt", "run-1", _ready)
@@ -100,7 +115,11 @@ def test_operator_subprocess(kube: KubeEmulator, tmp_path: Path) -> None:
     process = subprocess.Popen(
         # A namespace pattern makes kopf list and watch /api/v1/namespaces as well.
         [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace=ml-*", str(script)],
-        env=kube.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=kube.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         kube.create(bt("run-2"), namespace="ml-team")
         done = kube.wait_for("bt", "run-2", _ready, namespace="ml-team", timeout=30)

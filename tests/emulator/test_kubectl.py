@@ -22,9 +22,21 @@ spec:
     - {id: aa97b177-9383-4934, targetStatus: STOPPED}
     - {kind: Execution, id: e6f1a0c2d3b4, targetStatus: DELETED}
 """
-READY = {"observedGeneration": 1, "progress": "2/2", "failed": 0, "conditions": [
-    {"type": "Ready", "status": "True", "reason": "Complete", "message": "2/2 terminated",
-     "lastTransitionTime": "2026-11-28T20:00:00Z", "observedGeneration": 1}]}
+READY = {
+    "observedGeneration": 1,
+    "progress": "2/2",
+    "failed": 0,
+    "conditions": [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Complete",
+            "message": "2/2 terminated",
+            "lastTransitionTime": "2026-11-28T20:00:00Z",
+            "observedGeneration": 1,
+        }
+    ],
+}
 
 
 def test_apply_get_wait_delete(kube: KubeEmulator, kubectl: Kubectl) -> None:
@@ -40,17 +52,24 @@ def test_apply_get_wait_delete(kube: KubeEmulator, kubectl: Kubectl) -> None:
     after = kube.get("bt", "nightly", namespace="ml-team")["metadata"]["resourceVersion"]
     assert before == after  # the server saw a no-op
 
-    got = json.loads(kubectl("get", "bt", "nightly", "-n", "ml-team", "-o", "json",
-                             check=True).stdout)
+    got = json.loads(
+        kubectl("get", "bt", "nightly", "-n", "ml-team", "-o", "json", check=True).stdout
+    )
     assert got["spec"]["targets"][0]["kind"] == "Deployment"  # defaulted by the server
-    assert yaml.safe_load(kubectl("get", "bterm/nightly", "-n", "ml-team", "-o", "yaml",
-                                  check=True).stdout)["metadata"]["uid"] == got["metadata"]["uid"]
+    assert (
+        yaml.safe_load(
+            kubectl("get", "bterm/nightly", "-n", "ml-team", "-o", "yaml", check=True).stdout
+        )["metadata"]["uid"]
+        == got["metadata"]["uid"]
+    )
 
-    threading.Timer(0.3, kube.patch_status, ("bt", "nightly", READY),
-                    {"namespace": "ml-team"}).start()
+    threading.Timer(
+        0.3, kube.patch_status, ("bt", "nightly", READY), {"namespace": "ml-team"}
+    ).start()
     started = time.monotonic()
-    waited = kubectl("wait", "bt/nightly", "-n", "ml-team", "--for=condition=Ready",
-                     "--timeout=10s")
+    waited = kubectl(
+        "wait", "bt/nightly", "-n", "ml-team", "--for=condition=Ready", "--timeout=10s"
+    )
     assert waited.returncode == 0, waited.stderr
     assert "condition met" in waited.stdout
     assert time.monotonic() - started < 5
@@ -67,16 +86,27 @@ def test_printer_columns(kube: KubeEmulator, kubectl: Kubectl) -> None:
     assert table[0].split() == ["NAME", "STATUS", "PROGRESS", "FAILED", "AGE"]
     assert table[1].split()[:4] == ["nightly", "Complete", "2/2", "0"]
     wide = kubectl("get", "aiapi", "-A", "-o", "wide", check=True).stdout.splitlines()
-    assert wide[0].split() == ["NAMESPACE", "NAME", "STATUS", "PROGRESS", "FAILED", "AGE",
-                               "ACTIVE", "START", "COMPLETED", "MESSAGE"]
+    assert wide[0].split() == [
+        "NAMESPACE",
+        "NAME",
+        "STATUS",
+        "PROGRESS",
+        "FAILED",
+        "AGE",
+        "ACTIVE",
+        "START",
+        "COMPLETED",
+        "MESSAGE",
+    ]
     assert wide[1].split()[:5] == ["ml-team", "nightly", "Complete", "2/2", "0"]
     assert wide[1].rstrip().endswith("2/2 terminated")
 
 
 def test_get_watch_prints_rows(kube: KubeEmulator, kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=BT, check=True)
-    threading.Timer(0.3, kube.patch_status, ("bt", "nightly", READY),
-                    {"namespace": "ml-team"}).start()
+    threading.Timer(
+        0.3, kube.patch_status, ("bt", "nightly", READY), {"namespace": "ml-team"}
+    ).start()
     watched = kubectl("get", "bt", "-n", "ml-team", "--watch", "--request-timeout=1s")
     lines = watched.stdout.splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "PROGRESS", "FAILED", "AGE"]
@@ -85,22 +115,32 @@ def test_get_watch_prints_rows(kube: KubeEmulator, kubectl: Kubectl) -> None:
 
 def test_wait_for_deletion_with_a_finalizer(kube: KubeEmulator, kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=BT, check=True)
-    kube.patch("bt", "nightly", {"metadata": {"finalizers": ["example.com/hold"]}},
-               namespace="ml-team")
+    kube.patch(
+        "bt", "nightly", {"metadata": {"finalizers": ["example.com/hold"]}}, namespace="ml-team"
+    )
     kubectl("delete", "bt/nightly", "-n", "ml-team", "--wait=false", check=True)
-    threading.Timer(0.3, kube.remove_finalizers, ("bt", "nightly"),
-                    {"namespace": "ml-team"}).start()
+    threading.Timer(
+        0.3, kube.remove_finalizers, ("bt", "nightly"), {"namespace": "ml-team"}
+    ).start()
     waited = kubectl("wait", "bt/nightly", "-n", "ml-team", "--for=delete", "--timeout=10s")
     assert waited.returncode == 0, waited.stderr
 
 
 def test_patch_and_immutability(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=BT, check=True)
-    labelled = kubectl("patch", "bt/nightly", "-n", "ml-team", "--type=merge",
-                       "-p", '{"metadata": {"labels": {"team": "ml"}}}')
+    labelled = kubectl(
+        "patch",
+        "bt/nightly",
+        "-n",
+        "ml-team",
+        "--type=merge",
+        "-p",
+        '{"metadata": {"labels": {"team": "ml"}}}',
+    )
     assert labelled.returncode == 0, labelled.stderr
-    refused = kubectl("patch", "bt/nightly", "-n", "ml-team", "--type=merge",
-                      "-p", '{"spec": {"batchSize": 5}}')
+    refused = kubectl(
+        "patch", "bt/nightly", "-n", "ml-team", "--type=merge", "-p", '{"spec": {"batchSize": 5}}'
+    )
     assert refused.returncode != 0
     assert "spec is immutable" in refused.stderr
 
@@ -132,8 +172,12 @@ def test_crd_apply_and_established(kube_factory: Callable[..., KubeEmulator]) ->
     bare = kube_factory()  # no CRD installed yet
     applied = bare.kubectl("apply", "-f", str(ROOT / "crds" / "bulktermination.yaml"))
     assert applied.returncode == 0, applied.stderr
-    waited = bare.kubectl("wait", "--for=condition=Established", "--timeout=10s",
-                          "crd/bulkterminations.aiapi.bulkops.dev")
+    waited = bare.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=10s",
+        "crd/bulkterminations.aiapi.bulkops.dev",
+    )
     assert waited.returncode == 0, waited.stderr
     listed = bare.kubectl("api-resources", "--api-group=aiapi.bulkops.dev")
     assert "bt,bterm" in listed.stdout

@@ -22,16 +22,21 @@ URL = "/apis/kopf.dev/v1/namespaces/ns1/kexes"
 
 
 def _obj(name: str = "n1", **extra: Any) -> dict[str, Any]:
-    return {"apiVersion": "kopf.dev/v1", "kind": "KopfExample",
-            "metadata": {"name": name, "namespace": "ns1", **extra}, "spec": {"x": 1}}
+    return {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "KopfExample",
+        "metadata": {"name": name, "namespace": "ns1", **extra},
+        "spec": {"x": 1},
+    }
 
 
 @pytest.fixture
 def stock(request: pytest.FixtureRequest) -> Any:
     server = request.getfixturevalue("kmock")  # kmock's own fixture (its pytest plugin)
     assert type(server) is kmock.KubernetesEmulator, "expected the stock emulator"
-    server.resources[RES] = kmock.ResourceInfo(kind="KopfExample", namespaced=True,
-                                               subresources={"status"})
+    server.resources[RES] = kmock.ResourceInfo(
+        kind="KopfExample", namespaced=True, subresources={"status"}
+    )
     return server
 
 
@@ -56,10 +61,13 @@ async def test_no_generate_name(stock: Any) -> None:
 
 async def test_failed_json_patch_test_is_500_not_422(stock: Any) -> None:
     await stock.post(URL, json=_obj())
-    ops = [{"op": "test", "path": "/spec/x", "value": 2}, {"op": "replace", "path": "/spec/x",
-                                                            "value": 3}]
-    async with stock.patch(f"{URL}/n1", data=json.dumps(ops),
-                           headers={"Content-Type": "application/json-patch+json"}) as response:
+    ops = [
+        {"op": "test", "path": "/spec/x", "value": 2},
+        {"op": "replace", "path": "/spec/x", "value": 3},
+    ]
+    async with stock.patch(
+        f"{URL}/n1", data=json.dumps(ops), headers={"Content-Type": "application/json-patch+json"}
+    ) as response:
         assert response.status == 500
 
 
@@ -132,11 +140,17 @@ async def test_selectors_are_ignored(stock: Any) -> None:
 
 
 async def test_created_crd_is_not_discoverable(stock: Any) -> None:
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "things.example.com"},
-           "spec": {"group": "example.com", "scope": "Namespaced",
-                    "names": {"plural": "things", "kind": "Thing"},
-                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
+    }
     await stock.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
     async with stock.get("/apis/example.com/v1") as response:
         assert response.status == 404

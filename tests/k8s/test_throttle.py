@@ -90,3 +90,29 @@ async def test_held_back_change_is_flushed_when_its_slot_comes() -> None:
     assert written[-1] == status(1)
     await throttle.close()
     assert len(written) == 2
+
+
+async def test_a_failed_write_is_retried_and_never_raises() -> None:
+    written: list[dict[str, Any]] = []
+    failures = [RuntimeError("API server unavailable")]
+
+    async def flaky(s: dict[str, Any]) -> None:
+        if failures:
+            raise failures.pop()
+        written.append(s)
+
+    throttle = StatusThrottle(flaky, 0.01)
+    await throttle.offer(status(1))  # fails, held for a retry
+    assert written == [] and throttle.failures == 1
+    assert await throttle.close(retry_delays=(0.01,)) is True
+    assert written == [status(1)]
+
+
+async def test_close_reports_a_final_write_that_never_landed() -> None:
+    async def broken(s: dict[str, Any]) -> None:
+        raise RuntimeError("API server unavailable")
+
+    throttle = StatusThrottle(broken, 0.01)
+    await throttle.offer(status(1), force=True)
+    assert await throttle.close(retry_delays=(0.01, 0.01)) is False
+    assert throttle.failures == 4

@@ -66,8 +66,16 @@ MERGE = "application/merge-patch+json"
 JSONPATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
-_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                "generation", "resourceVersion", "managedFields", "selfLink")
+_SYSTEM_META = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "resourceVersion",
+    "managedFields",
+    "selfLink",
+)
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # as apiserver's generateName suffixes
 
 
@@ -78,15 +86,22 @@ def now_rfc3339() -> str:
 class ApiError(Exception):
     """An API error answered as a ``v1 Status``."""
 
-    def __init__(self, code: int, reason: str, message: str,
-                 details: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def response(self) -> aiohttp.web.Response:
-        body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                "status": "Failure", "message": self.message,
-                                "reason": self.reason, "code": self.code}
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
         if self.details:
             body["details"] = dict(self.details)
         return aiohttp.web.json_response(body, status=self.code)
@@ -271,8 +286,11 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 except ValueError:
                     data = None
         k8s = parse_path(raw.path)
-        resource = None if k8s.group is None else kmock.resource(
-            group=k8s.group, version=k8s.version, plural=k8s.plural)
+        resource = (
+            None
+            if k8s.group is None
+            else kmock.resource(group=k8s.group, version=k8s.version, plural=k8s.plural)
+        )
         method = enums.method(raw.method)
         action = parsing.guess_k8s(k8s, method, dict(raw.query))
         if method == enums.method.GET and _truthy(raw.query.get("watch")):
@@ -280,10 +298,21 @@ class ApiEmulator(kmock.KubernetesEmulator):
         elif method == enums.method.PUT and k8s.name is not None:
             action = enums.action.UPDATE
         return rendering.Request(
-            id=len(self._requests), raw_request=raw, url=raw.url, method=raw.method,
-            params=dict(raw.query), headers=dict(raw.headers), cookies=dict(raw.cookies),
-            data=data, body=body, text=text, action=action, resource=resource,
-            namespace=k8s.namespace, name=k8s.name, subresource=k8s.subresource,
+            id=len(self._requests),
+            raw_request=raw,
+            url=raw.url,
+            method=raw.method,
+            params=dict(raw.query),
+            headers=dict(raw.headers),
+            cookies=dict(raw.cookies),
+            data=data,
+            body=body,
+            text=text,
+            action=action,
+            resource=resource,
+            namespace=k8s.namespace,
+            name=k8s.name,
+            subresource=k8s.subresource,
         )
 
     @override
@@ -324,17 +353,28 @@ class ApiEmulator(kmock.KubernetesEmulator):
     @override
     async def _serve_server_version(self, request: rendering.Request) -> rendering.Payload:
         major, minor = self.server_version
-        return {"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.0",
-                "gitCommit": "0" * 40, "gitTreeState": "clean",
-                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc",
-                "platform": "linux/amd64",
-                "emulator": f"kmock {importlib.metadata.version('kmock')}"}
+        return {
+            "major": str(major),
+            "minor": str(minor),
+            "gitVersion": f"v{major}.{minor}.0",
+            "gitCommit": "0" * 40,
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "go1.23",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+            "emulator": f"kmock {importlib.metadata.version('kmock')}",
+        }
 
     @override
     async def _serve_api(self, request: rendering.Request) -> rendering.Payload:
-        return {"kind": "APIVersions", "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                                "serverAddress": request.url.host or ""}]}
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": request.url.host or ""}
+            ],
+        }
 
     @override
     async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
@@ -346,24 +386,33 @@ class ApiEmulator(kmock.KubernetesEmulator):
         entries: list[dict[str, Any]] = []
         for res in sorted(resources, key=lambda r: r.plural or ""):
             info = self.resources[res]
-            entries.append({
-                "name": res.plural,
-                "singularName": info.singular or "",
-                "namespaced": bool(info.namespaced),
-                "kind": info.kind or (res.plural or "").capitalize(),
-                "verbs": sorted(info.verbs),
-                **({"shortNames": sorted(info.shortnames)} if info.shortnames else {}),
-                **({"categories": sorted(info.categories)} if info.categories else {}),
-            })
-            for sub in sorted(info.subresources):
-                entries.append({
-                    "name": f"{res.plural}/{sub}", "singularName": "",
+            entries.append(
+                {
+                    "name": res.plural,
+                    "singularName": info.singular or "",
                     "namespaced": bool(info.namespaced),
-                    "kind": info.kind or "", "verbs": ["get", "patch", "update"],
-                })
-        return {"kind": "APIResourceList", "apiVersion": "v1",
-                "groupVersion": version if not group else f"{group}/{version}",
-                "resources": entries}
+                    "kind": info.kind or (res.plural or "").capitalize(),
+                    "verbs": sorted(info.verbs),
+                    **({"shortNames": sorted(info.shortnames)} if info.shortnames else {}),
+                    **({"categories": sorted(info.categories)} if info.categories else {}),
+                }
+            )
+            for sub in sorted(info.subresources):
+                entries.append(
+                    {
+                        "name": f"{res.plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": bool(info.namespaced),
+                        "kind": info.kind or "",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": version if not group else f"{group}/{version}",
+            "resources": entries,
+        }
 
     # -----------------------------------------------------------------------------------------
     # Resolution and storage.
@@ -372,8 +421,9 @@ class ApiEmulator(kmock.KubernetesEmulator):
         key = kmock.resource(group, version, plural)
         if key not in self.resources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return Resolved(group, version, plural, self.resources[key],
-                        self._crds.get((group, version, plural)))
+        return Resolved(
+            group, version, plural, self.resources[key], self._crds.get((group, version, plural))
+        )
 
     def find(self, name: str) -> Resolved:
         """A resource as kubectl would find it: ``bt``, ``bulkterminations``, ``BulkTermination``,
@@ -393,8 +443,13 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if not candidates:
             raise KeyError(name)
         # Custom resources first, then the core group, then by group name (stable).
-        candidates.sort(key=lambda r: ((r.group or "", r.version or "", r.plural or "")
-                                       not in self._crds, r.group != "", r.group or ""))
+        candidates.sort(
+            key=lambda r: (
+                (r.group or "", r.version or "", r.plural or "") not in self._crds,
+                r.group != "",
+                r.group or "",
+            )
+        )
         best = candidates[0]
         return self.resolve(best.group or "", best.version or "", best.plural or "")
 
@@ -442,21 +497,34 @@ class ApiEmulator(kmock.KubernetesEmulator):
         res = self.resolve(*NAMESPACES)
         if self._current(res, None, name) is None:
             rv = self._next_rv()
-            self._store(res, {
-                "apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": name, "uid": str(uuid.uuid4()),
-                             "creationTimestamp": now_rfc3339(), "resourceVersion": str(rv),
-                             "labels": {"kubernetes.io/metadata.name": name}},
-                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"},
-            }, "ADDED")
+            self._store(
+                res,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": name,
+                        "uid": str(uuid.uuid4()),
+                        "creationTimestamp": now_rfc3339(),
+                        "resourceVersion": str(rv),
+                        "labels": {"kubernetes.io/metadata.name": name},
+                    },
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"},
+                },
+                "ADDED",
+            )
 
     # -----------------------------------------------------------------------------------------
     # Resource endpoints.
 
     async def _serve_resource(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         assert request.resource is not None
-        res = self.resolve(request.resource.group or "", request.resource.version or "",
-                           request.resource.plural or "")
+        res = self.resolve(
+            request.resource.group or "",
+            request.resource.version or "",
+            request.resource.plural or "",
+        )
         ns = request.namespace if res.namespaced else None
         name, sub = request.name, request.subresource
         method = request.method.value.upper()
@@ -489,22 +557,33 @@ class ApiEmulator(kmock.KubernetesEmulator):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         obj = self._current(res, ns, name)
         if obj is None:
-            raise ApiError(404, "NotFound", f'{res.qualified} "{name}" not found',
-                           {"name": name, "group": res.group, "kind": res.plural})
+            raise ApiError(
+                404,
+                "NotFound",
+                f'{res.qualified} "{name}" not found',
+                {"name": name, "group": res.group, "kind": res.plural},
+            )
         return obj
 
-    def _respond(self, request: rendering.Request, res: Resolved, obj: dict[str, Any],
-                 status: int = 200) -> aiohttp.web.Response:
+    def _respond(
+        self, request: rendering.Request, res: Resolved, obj: dict[str, Any], status: int = 200
+    ) -> aiohttp.web.Response:
         if "as=Table" in _header(request, "Accept"):
             columns = res.crd.printer_columns if res.crd else None
             include = request.params.get("includeObject", "Metadata")
-            return aiohttp.web.json_response(tables.table(
-                [obj], columns, resource_version=obj["metadata"].get("resourceVersion", ""),
-                include_object=include))
+            return aiohttp.web.json_response(
+                tables.table(
+                    [obj],
+                    columns,
+                    resource_version=obj["metadata"].get("resourceVersion", ""),
+                    include_object=include,
+                )
+            )
         return aiohttp.web.json_response(obj, status=status)
 
-    def _matching(self, request: rendering.Request, res: Resolved,
-                  ns: str | None) -> list[dict[str, Any]]:
+    def _matching(
+        self, request: rendering.Request, res: Resolved, ns: str | None
+    ) -> list[dict[str, Any]]:
         try:
             by_label = selectors.label_selector(request.params.get("labelSelector"))
             by_field = selectors.field_selector(request.params.get("fieldSelector"))
@@ -520,8 +599,9 @@ class ApiEmulator(kmock.KubernetesEmulator):
         found.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
         return found
 
-    def _list(self, request: rendering.Request, res: Resolved,
-              ns: str | None) -> aiohttp.web.Response:
+    def _list(
+        self, request: rendering.Request, res: Resolved, ns: str | None
+    ) -> aiohttp.web.Response:
         items = self._matching(request, res, ns)
         rv = str(self._rv)
         meta: dict[str, Any] = {"resourceVersion": rv}
@@ -541,28 +621,42 @@ class ApiEmulator(kmock.KubernetesEmulator):
             columns = res.crd.printer_columns if res.crd else None
             include = request.params.get("includeObject", "Metadata")
             return aiohttp.web.json_response(
-                tables.table(items, columns, resource_version=rv, include_object=include))
+                tables.table(items, columns, resource_version=rv, include_object=include)
+            )
         kind = (res.crd.list_kind if res.crd else None) or f"{res.kind}List"
-        return aiohttp.web.json_response({"apiVersion": res.api_version, "kind": kind,
-                                          "metadata": meta, "items": items})
+        return aiohttp.web.json_response(
+            {"apiVersion": res.api_version, "kind": kind, "metadata": meta, "items": items}
+        )
 
     # --- create --------------------------------------------------------------------------------
 
-    def _create(self, request: rendering.Request, res: Resolved, ns: str | None,
-                body: Any, *, status: int = 201) -> aiohttp.web.Response:
+    def _create(
+        self,
+        request: rendering.Request,
+        res: Resolved,
+        ns: str | None,
+        body: Any,
+        *,
+        status: int = 201,
+    ) -> aiohttp.web.Response:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         if body.get("kind") not in (None, res.kind):
-            raise ApiError(400, "BadRequest",
-                           f"the kind {body.get('kind')!r} does not match {res.kind!r}")
+            raise ApiError(
+                400, "BadRequest", f"the kind {body.get('kind')!r} does not match {res.kind!r}"
+            )
         meta = dict(body.get("metadata") or {})
         if res.namespaced:
             ns = ns or meta.get("namespace")
             if not ns:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if meta.get("namespace") not in (None, "", ns):
-                raise ApiError(400, "BadRequest", "the namespace of the provided object does "
-                               "not match the namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does "
+                    "not match the namespace sent on the request",
+                )
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
@@ -572,18 +666,26 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if not name:
             prefix = meta.get("generateName")
             if not prefix:
-                raise self._invalid(res, "", [".metadata.name: Required value: name or "
-                                              "generateName is required"])
+                raise self._invalid(
+                    res, "", [".metadata.name: Required value: name or generateName is required"]
+                )
             for _ in range(100):
                 name = prefix + "".join(random.choice(_NAME_CHARS) for _ in range(5))
                 if self._current(res, ns, name) is None:
                     break
             meta["name"] = name
         if self._current(res, ns, name) is not None:
-            raise ApiError(409, "AlreadyExists", f'{res.qualified} "{name}" already exists',
-                           {"name": name, "group": res.group, "kind": res.plural})
-        if res.namespaced and ns is not None and self._current(
-                self.resolve(*NAMESPACES), None, ns) is None:
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{res.qualified} "{name}" already exists',
+                {"name": name, "group": res.group, "kind": res.plural},
+            )
+        if (
+            res.namespaced
+            and ns is not None
+            and self._current(self.resolve(*NAMESPACES), None, ns) is None
+        ):
             if not self.auto_namespaces:
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found')
             self._ensure_namespace(ns)
@@ -591,8 +693,12 @@ class ApiEmulator(kmock.KubernetesEmulator):
         meta["creationTimestamp"] = now_rfc3339()
         if res.tracks_generation:
             meta["generation"] = 1
-        obj: dict[str, Any] = {**body, "apiVersion": res.api_version, "kind": res.kind,
-                               "metadata": meta}
+        obj: dict[str, Any] = {
+            **body,
+            "apiVersion": res.api_version,
+            "kind": res.kind,
+            "metadata": meta,
+        }
         if res.crd is not None and res.crd.status_subresource:
             obj.pop("status", None)
         obj = self._admit(request, res, obj, None)
@@ -608,8 +714,9 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
     # --- update (PUT, PATCH) ---------------------------------------------------------------------
 
-    def _replace(self, request: rendering.Request, res: Resolved, ns: str | None, name: str,
-                 sub: str | None) -> aiohttp.web.Response:
+    def _replace(
+        self, request: rendering.Request, res: Resolved, ns: str | None, name: str, sub: str | None
+    ) -> aiohttp.web.Response:
         old = self._get_or_404(res, ns, name)
         body = request.data
         if not isinstance(body, dict):
@@ -617,20 +724,28 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if (body.get("metadata") or {}).get("name") not in (None, name):
             raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
         if res.crd is not None and not (body.get("metadata") or {}).get("resourceVersion"):
-            raise self._invalid(res, name, [".metadata.resourceVersion: Invalid value: 0x0: "
-                                             "must be specified for an update"])
+            raise self._invalid(
+                res,
+                name,
+                [".metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"],
+            )
         return self._write(request, res, old, body, sub)
 
-    def _patch(self, request: rendering.Request, res: Resolved, ns: str | None, name: str,
-               sub: str | None) -> aiohttp.web.Response:
+    def _patch(
+        self, request: rendering.Request, res: Resolved, ns: str | None, name: str, sub: str | None
+    ) -> aiohttp.web.Response:
         content_type = _header(request, "Content-Type").split(";")[0].strip()
         patch = request.data
         if patch is None:
             raise ApiError(400, "BadRequest", "the patch body is not valid JSON/YAML")
         old = self._current(res, ns, name)
         if old is None and content_type == APPLY and sub is None:
-            return self._create(request, res, ns, {**patch, "metadata": {
-                **(patch.get("metadata") or {}), "name": name}})
+            return self._create(
+                request,
+                res,
+                ns,
+                {**patch, "metadata": {**(patch.get("metadata") or {}), "name": name}},
+            )
         if old is None:
             old = self._get_or_404(res, ns, name)
         try:
@@ -639,34 +754,52 @@ class ApiEmulator(kmock.KubernetesEmulator):
             elif content_type == JSONPATCH:
                 new = json_patch(old, patch)
             elif content_type == STRATEGIC and res.crd is not None:
-                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an "
-                               "unknown format - accepted media types include: "
-                               f"{JSONPATCH}, {MERGE}, {APPLY}")
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an "
+                    "unknown format - accepted media types include: "
+                    f"{JSONPATCH}, {MERGE}, {APPLY}",
+                )
             elif content_type in (STRATEGIC, APPLY):
                 # Approximations: strategic merge and server-side apply as a JSON merge.
                 update = {k: v for k, v in patch.items() if k not in ("apiVersion", "kind")}
                 new = merge_patch(old, update)
             else:
-                raise ApiError(415, "UnsupportedMediaType",
-                               f"unsupported patch content type {content_type!r}")
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"unsupported patch content type {content_type!r}"
+                )
         except PatchTestFailed as e:
-            raise ApiError(422, "Invalid", f"the server rejected our request due to an error "
-                           f"in our request: {e}") from None
+            raise ApiError(
+                422,
+                "Invalid",
+                f"the server rejected our request due to an error in our request: {e}",
+            ) from None
         except PatchError as e:
             raise ApiError(422, "Invalid", str(e)) from None
         return self._write(request, res, old, new, sub)
 
-    def _write(self, request: rendering.Request, res: Resolved, old: dict[str, Any],
-               new: Any, sub: str | None) -> aiohttp.web.Response:
+    def _write(
+        self,
+        request: rendering.Request,
+        res: Resolved,
+        old: dict[str, Any],
+        new: Any,
+        sub: str | None,
+    ) -> aiohttp.web.Response:
         if not isinstance(new, dict):
             raise ApiError(422, "Invalid", "the object must be a JSON object")
         old_meta = old["metadata"]
         new_meta = dict(new.get("metadata") or {})
         wanted_rv = new_meta.get("resourceVersion")
         if wanted_rv not in (None, "") and wanted_rv != old_meta["resourceVersion"]:
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.qualified} '
-                           f'"{old_meta["name"]}": the object has been modified; please apply '
-                           "your changes to the latest version and try again")
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {res.qualified} "
+                f'"{old_meta["name"]}": the object has been modified; please apply '
+                "your changes to the latest version and try again",
+            )
         if sub == "status":
             obj = dict(old)
             if new.get("status") is None:
@@ -679,19 +812,30 @@ class ApiEmulator(kmock.KubernetesEmulator):
                     new_meta[key] = old_meta[key]
                 else:
                     new_meta.pop(key, None)
-            obj = {**new, "apiVersion": old["apiVersion"], "kind": old["kind"],
-                   "metadata": new_meta}
+            obj = {
+                **new,
+                "apiVersion": old["apiVersion"],
+                "kind": old["kind"],
+                "metadata": new_meta,
+            }
             if res.status_subresource:
                 if "status" in old:
                     obj["status"] = old["status"]
                 else:
                     obj.pop("status", None)
             if old_meta.get("deletionTimestamp"):
-                added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+                added = set(new_meta.get("finalizers") or []) - set(
+                    old_meta.get("finalizers") or []
+                )
                 if added:
-                    raise self._invalid(res, old_meta["name"], [
-                        f".metadata.finalizers: Forbidden: no new finalizers can be added if the "
-                        f"object is being deleted, found new finalizers {sorted(added)}"])
+                    raise self._invalid(
+                        res,
+                        old_meta["name"],
+                        [
+                            f".metadata.finalizers: Forbidden: no new finalizers can be added if the "
+                            f"object is being deleted, found new finalizers {sorted(added)}"
+                        ],
+                    )
         obj = self._admit(request, res, obj, old)
         if (res.group, res.version, res.plural) == CRD_RESOURCE:
             obj = self._accept_crd(obj)
@@ -723,16 +867,29 @@ class ApiEmulator(kmock.KubernetesEmulator):
         causes = []
         for error in errors:
             path, _, message = error.partition(": ")
-            causes.append({"reason": "FieldValueInvalid", "message": message,
-                           "field": path.lstrip(".") or "<root>"})
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": message,
+                    "field": path.lstrip(".") or "<root>",
+                }
+            )
         listed = [f"{c['field']}: {c['message']}" for c in causes]
         return ApiError(
-            422, "Invalid", f'{res.kind}.{res.group} "{name}" is invalid: '
+            422,
+            "Invalid",
+            f'{res.kind}.{res.group} "{name}" is invalid: '
             + (listed[0] if len(listed) == 1 else "[" + ", ".join(listed) + "]"),
-            {"name": name, "group": res.group, "kind": res.kind, "causes": causes})
+            {"name": name, "group": res.group, "kind": res.kind, "causes": causes},
+        )
 
-    def _admit(self, request: rendering.Request, res: Resolved, obj: dict[str, Any],
-               old: dict[str, Any] | None) -> dict[str, Any]:
+    def _admit(
+        self,
+        request: rendering.Request,
+        res: Resolved,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         """Defaulting, pruning and (if enabled) validation of custom resources."""
         if res.crd is None or res.crd.schema is None:
             return obj
@@ -743,35 +900,45 @@ class ApiEmulator(kmock.KubernetesEmulator):
             admitted, errors, pruned = schema.admit(res.crd.schema, obj, old)
         if strict and pruned:
             unknown = ", ".join(f'unknown field "{p.lstrip(".")}"' for p in pruned)
-            raise ApiError(400, "BadRequest", f'{res.kind} in version "{res.version}" cannot be '
-                           f"handled as a {res.kind}: strict decoding error: {unknown}")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{res.kind} in version "{res.version}" cannot be '
+                f"handled as a {res.kind}: strict decoding error: {unknown}",
+            )
         if errors and self.validate:
             raise self._invalid(res, obj["metadata"].get("name", ""), errors)
         return dict(admitted)
 
     # --- delete ----------------------------------------------------------------------------------
 
-    def _delete(self, request: rendering.Request, res: Resolved, obj: dict[str, Any],
-                options: Any) -> tuple[int, dict[str, Any]]:
+    def _delete(
+        self, request: rendering.Request, res: Resolved, obj: dict[str, Any], options: Any
+    ) -> tuple[int, dict[str, Any]]:
         meta = obj["metadata"]
         pre = (options or {}).get("preconditions") or {} if isinstance(options, dict) else {}
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
-            raise ApiError(409, "Conflict", "Precondition failed: UID in precondition: "
-                           f"{pre['uid']}, UID in object meta: {meta.get('uid')}")
+            raise ApiError(
+                409,
+                "Conflict",
+                "Precondition failed: UID in precondition: "
+                f"{pre['uid']}, UID in object meta: {meta.get('uid')}",
+            )
         if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
             raise ApiError(409, "Conflict", "Precondition failed: resourceVersion mismatch")
         dry_run = request.params.get("dryRun") == "All" or (
-            isinstance(options, dict) and "All" in (options.get("dryRun") or []))
+            isinstance(options, dict) and "All" in (options.get("dryRun") or [])
+        )
         if dry_run:
             return 200, obj
         # Like the API server: 202 only when asked for cascading (orphanDependents=false).
-        accepted = 202 if isinstance(options, dict) and options.get("orphanDependents") is False \
-            else 200
+        accepted = (
+            202 if isinstance(options, dict) and options.get("orphanDependents") is False else 200
+        )
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
                 return accepted, obj
-            new_meta = {**meta, "deletionTimestamp": now_rfc3339(),
-                        "deletionGracePeriodSeconds": 0}
+            new_meta = {**meta, "deletionTimestamp": now_rfc3339(), "deletionGracePeriodSeconds": 0}
             if res.tracks_generation:
                 new_meta["generation"] = int(meta.get("generation") or 0) + 1
             new_meta["resourceVersion"] = str(self._next_rv())
@@ -783,14 +950,21 @@ class ApiEmulator(kmock.KubernetesEmulator):
         self._after_delete(res, obj)
         return 200, obj
 
-    def _delete_collection(self, request: rendering.Request, res: Resolved,
-                           ns: str | None) -> aiohttp.web.Response:
-        deleted = [self._delete(request, res, obj, request.data or {})[1]
-                   for obj in self._matching(request, res, ns)]
-        return aiohttp.web.json_response({"apiVersion": res.api_version,
-                                          "kind": f"{res.kind}List",
-                                          "metadata": {"resourceVersion": str(self._rv)},
-                                          "items": deleted})
+    def _delete_collection(
+        self, request: rendering.Request, res: Resolved, ns: str | None
+    ) -> aiohttp.web.Response:
+        deleted = [
+            self._delete(request, res, obj, request.data or {})[1]
+            for obj in self._matching(request, res, ns)
+        ]
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": res.api_version,
+                "kind": f"{res.kind}List",
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": deleted,
+            }
+        )
 
     def _after_delete(self, res: Resolved, obj: dict[str, Any]) -> None:
         if (res.group, res.version, res.plural) == CRD_RESOURCE:
@@ -798,8 +972,9 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
     # --- watch -----------------------------------------------------------------------------------
 
-    async def _watch(self, request: rendering.Request, res: Resolved,
-                     ns: str | None) -> aiohttp.web.StreamResponse:
+    async def _watch(
+        self, request: rendering.Request, res: Resolved, ns: str | None
+    ) -> aiohttp.web.StreamResponse:
         params = request.params
         try:
             by_label = selectors.label_selector(params.get("labelSelector"))
@@ -810,9 +985,12 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
         def wanted(obj: Mapping[str, Any]) -> bool:
             meta = obj.get("metadata", {})
-            return ((ns is None or meta.get("namespace") == ns)
-                    and (name is None or meta.get("name") == name)
-                    and by_label(obj) and by_field(obj))
+            return (
+                (ns is None or meta.get("namespace") == ns)
+                and (name is None or meta.get("name") == name)
+                and by_label(obj)
+                and by_field(obj)
+            )
 
         # Subscribe and snapshot in one step (no await in between): no event can fall between.
         waiter = asyncio.Event()
@@ -822,8 +1000,11 @@ class ApiEmulator(kmock.KubernetesEmulator):
         gone = False
         send_initial = _truthy(params.get("sendInitialEvents"))
         if since in ("", "0") or send_initial:
-            initial = [{"type": "ADDED", "object": obj}
-                       for obj in self._matching(request, res, ns) if wanted(obj)]
+            initial = [
+                {"type": "ADDED", "object": obj}
+                for obj in self._matching(request, res, ns)
+                if wanted(obj)
+            ]
             position = self._log_dropped + len(self._log)
         else:
             try:
@@ -833,7 +1014,8 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 raise ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}") from None
             gone = start_rv < self._compacted_rv
             position = self._log_dropped + next(
-                (i for i, ev in enumerate(self._log) if ev.rv > start_rv), len(self._log))
+                (i for i, ev in enumerate(self._log) if ev.rv > start_rv), len(self._log)
+            )
         as_table = "as=Table" in _header(request, "Accept")
         columns = res.crd.printer_columns if res.crd else None
         include = params.get("includeObject", "Metadata")
@@ -845,8 +1027,12 @@ class ApiEmulator(kmock.KubernetesEmulator):
             if not as_table or event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
                 return event
             obj = event["object"]
-            rendered = tables.table([obj], columns, include_object=include,
-                                    resource_version=obj["metadata"].get("resourceVersion", ""))
+            rendered = tables.table(
+                [obj],
+                columns,
+                include_object=include,
+                resource_version=obj["metadata"].get("resourceVersion", ""),
+            )
             if headers_sent:
                 rendered["columnDefinitions"] = []
             headers_sent = True
@@ -856,8 +1042,10 @@ class ApiEmulator(kmock.KubernetesEmulator):
         deadline = asyncio.get_running_loop().time() + timeout
         resource = (res.group, res.version, res.plural)
         assert request._raw_request is not None
-        response = aiohttp.web.StreamResponse(status=200, headers={
-            "Content-Type": "application/json", "Cache-Control": "no-cache, private"})
+        response = aiohttp.web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
+        )
         try:
             await response.prepare(request._raw_request)
             if gone:
@@ -866,21 +1054,32 @@ class ApiEmulator(kmock.KubernetesEmulator):
             for event in initial:
                 await self._write_event(response, render(event))
             if send_initial and _truthy(params.get("allowWatchBookmarks")):
-                await self._write_event(response, {"type": "BOOKMARK", "object": {
-                    "apiVersion": res.api_version, "kind": res.kind, "metadata": {
-                        "resourceVersion": str(self._rv),
-                        "annotations": {"k8s.io/initial-events-end": "true"}}}})
+                await self._write_event(
+                    response,
+                    {
+                        "type": "BOOKMARK",
+                        "object": {
+                            "apiVersion": res.api_version,
+                            "kind": res.kind,
+                            "metadata": {
+                                "resourceVersion": str(self._rv),
+                                "annotations": {"k8s.io/initial-events-end": "true"},
+                            },
+                        },
+                    },
+                )
             while not self._closing:
                 waiter.clear()
                 if position < self._log_dropped:
                     await self._write_event(response, self._gone_event(since))
                     return response
-                batch = self._log[position - self._log_dropped:]
+                batch = self._log[position - self._log_dropped :]
                 position += len(batch)
                 for ev in batch:
                     if ev.resource == resource and wanted(ev.obj):
-                        await self._write_event(response, render({"type": ev.type,
-                                                                  "object": ev.obj}))
+                        await self._write_event(
+                            response, render({"type": ev.type, "object": ev.obj})
+                        )
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     return response
@@ -911,9 +1110,18 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
     @staticmethod
     def _gone_event(since: str) -> dict[str, Any]:
-        return {"type": "ERROR", "object": {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": f"too old resource version: {since}", "reason": "Expired", "code": 410}}
+        return {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {since}",
+                "reason": "Expired",
+                "code": 410,
+            },
+        }
 
     # -----------------------------------------------------------------------------------------
     # CRDs.
@@ -926,7 +1134,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if not spec.get("group") or not names.get("plural") or not names.get("kind"):
             problems.append("spec: group, names.plural and names.kind are required")
         if obj["metadata"].get("name") != f"{names.get('plural')}.{spec.get('group')}":
-            problems.append("metadata.name: must be spec.names.plural+\".\"+spec.group")
+            problems.append('metadata.name: must be spec.names.plural+"."+spec.group')
         for ver in spec.get("versions") or []:
             openapi_schema = (ver.get("schema") or {}).get("openAPIV3Schema")
             for path, rule in schema.cel_rules(openapi_schema or {}):
@@ -935,23 +1143,41 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 except Exception as e:
                     problems.append(f"{path}: x-kubernetes-validations: compilation failed: {e}")
         if problems:
-            raise ApiError(422, "Invalid", "CustomResourceDefinition.apiextensions.k8s.io "
-                           f'"{obj["metadata"].get("name")}" is invalid: ' + "; ".join(problems))
-        accepted = {"plural": names["plural"], "kind": names["kind"],
-                    "singular": names.get("singular") or names["plural"],
-                    "listKind": names.get("listKind") or f"{names['kind']}List"}
+            raise ApiError(
+                422,
+                "Invalid",
+                "CustomResourceDefinition.apiextensions.k8s.io "
+                f'"{obj["metadata"].get("name")}" is invalid: ' + "; ".join(problems),
+            )
+        accepted = {
+            "plural": names["plural"],
+            "kind": names["kind"],
+            "singular": names.get("singular") or names["plural"],
+            "listKind": names.get("listKind") or f"{names['kind']}List",
+        }
         for key in ("shortNames", "categories"):
             if names.get(key):
                 accepted[key] = names[key]
         stamp = (obj.get("status") or {}).get("conditions", [{}])[0].get(
-            "lastTransitionTime") or now_rfc3339()
+            "lastTransitionTime"
+        ) or now_rfc3339()
         status = {
             "acceptedNames": accepted,
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": stamp},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": stamp},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": stamp,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": stamp,
+                },
             ],
             "storedVersions": [v["name"] for v in spec.get("versions", []) if v.get("storage")],
         }
@@ -966,8 +1192,11 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 continue
             subresources = ver.get("subresources") or {}
             crd_version = CrdVersion(
-                group=spec["group"], version=ver["name"], plural=names["plural"],
-                kind=names["kind"], list_kind=names.get("listKind") or f"{names['kind']}List",
+                group=spec["group"],
+                version=ver["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                list_kind=names.get("listKind") or f"{names['kind']}List",
                 namespaced=spec.get("scope", "Namespaced") == "Namespaced",
                 schema=(ver.get("schema") or {}).get("openAPIV3Schema"),
                 status_subresource="status" in subresources,
@@ -976,14 +1205,24 @@ class ApiEmulator(kmock.KubernetesEmulator):
             self._crds[(spec["group"], ver["name"], names["plural"])] = crd_version
             self.resources[kmock.resource(spec["group"], ver["name"], names["plural"])] = (
                 kmock.ResourceInfo(
-                    kind=names["kind"], singular=names.get("singular") or names["plural"],
+                    kind=names["kind"],
+                    singular=names.get("singular") or names["plural"],
                     namespaced=crd_version.namespaced,
-                    verbs={"create", "delete", "deletecollection", "get", "list", "patch",
-                           "update", "watch"},
+                    verbs={
+                        "create",
+                        "delete",
+                        "deletecollection",
+                        "get",
+                        "list",
+                        "patch",
+                        "update",
+                        "watch",
+                    },
                     shortnames=set(names.get("shortNames") or []),
                     categories=set(names.get("categories") or []),
                     subresources={s for s in subresources if s in {"status", "scale"}},
-                ))
+                )
+            )
         self._openapi_cache = None
 
     def _unregister_crd(self, obj: Mapping[str, Any], *, delete_objects: bool = True) -> None:
@@ -997,8 +1236,10 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 for (rkey, _, _), stored in list(self.objects.items()):
                     if rkey == res_key and not stored.deleted:
                         raw = stored.last.raw
-                        raw["metadata"] = {**raw["metadata"],
-                                           "resourceVersion": str(self._next_rv())}
+                        raw["metadata"] = {
+                            **raw["metadata"],
+                            "resourceVersion": str(self._next_rv()),
+                        }
                         self._remove(res, raw)
             if res_key in self.resources:
                 del self.resources[res_key]
@@ -1022,9 +1263,14 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 continue
             crd = self._crds.get((res.group or "", res.version, res.plural))
             yield openapi.ApiResource(
-                group=res.group or "", version=res.version, plural=res.plural, kind=info.kind,
-                namespaced=bool(info.namespaced), schema=crd.schema if crd else None,
-                subresources=set(info.subresources))
+                group=res.group or "",
+                version=res.version,
+                plural=res.plural,
+                kind=info.kind,
+                namespaced=bool(info.namespaced),
+                schema=crd.schema if crd else None,
+                subresources=set(info.subresources),
+            )
 
     def _serve_openapi(self, request: rendering.Request) -> aiohttp.web.Response:
         path = request.url.path

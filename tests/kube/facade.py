@@ -109,8 +109,12 @@ class KubeEmulator:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _main(self) -> None:
@@ -129,8 +133,9 @@ class KubeEmulator:
         self._stop = asyncio.Event()
         emulator = ApiEmulator(validate=self._validate, **self._options)
         async with emulator:
-            runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator), shutdown_timeout=1,
-                                              handle_signals=False)
+            runner = aiohttp.web.ServerRunner(
+                aiohttp.web.Server(emulator), shutdown_timeout=1, handle_signals=False
+            )
             await runner.setup()
             site = aiohttp.web.TCPSite(runner, self._host, 0)
             await site.start()
@@ -176,28 +181,52 @@ class KubeEmulator:
 
     def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
         return {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "kmock", "cluster": {"server": self.url,
-                                                       "insecure-skip-tls-verify": True}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "kmock", "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}
+            ],
             "users": [{"name": "kmock", "user": {}}],
-            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock",
-                                                       "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "kmock",
+                    "context": {"cluster": "kmock", "user": "kmock", "namespace": namespace},
+                }
+            ],
             "current-context": "kmock",
         }
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for subprocesses (``kopf run``, ``kubectl``, the project CLI)."""
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig_path),
-                "KUBECACHEDIR": str(self.cache_dir), **extra}
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig_path),
+            "KUBECACHEDIR": str(self.cache_dir),
+            **extra,
+        }
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = False,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this server, with its own discovery cache."""
-        command = [KUBECTL, "--kubeconfig", str(self.kubeconfig_path),
-                   "--cache-dir", str(self.cache_dir), *args]
+        command = [
+            KUBECTL,
+            "--kubeconfig",
+            str(self.kubeconfig_path),
+            "--cache-dir",
+            str(self.cache_dir),
+            *args,
+        ]
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        return subprocess.run(command, input=input, capture_output=True, text=True,
-                              check=check, timeout=timeout, env=env)
+        return subprocess.run(
+            command,
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            env=env,
+        )
 
     def connection_info(self) -> kopf.ConnectionInfo:
         """For in-process kopf: return this from an ``@kopf.on.login()`` handler."""
@@ -219,17 +248,24 @@ class KubeEmulator:
 
     # --- HTTP helpers ------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, body: Any = None,
-                params: Mapping[str, str] | None = None,
-                content_type: str = "application/json") -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         """One API call; returns parsed JSON or raises :class:`KubeApiError`."""
         assert self._client is not None, "not started"
         content: bytes | None = None
         if body is not None:
             text = yaml.safe_dump(body) if content_type.endswith("yaml") else json.dumps(body)
             content = text.encode()
-        response = self._client.request(method, path, content=content, params=params,
-                                        headers={"Content-Type": content_type})
+        response = self._client.request(
+            method, path, content=content, params=params, headers={"Content-Type": content_type}
+        )
         try:
             data = response.json()
         except ValueError:
@@ -242,8 +278,14 @@ class KubeEmulator:
         """``bt``, ``bulkterminations``, ``BulkTermination``, ``secrets``, ``v1/secrets``, …"""
         return self.run(lambda emulator: emulator.find(resource))
 
-    def path(self, resource: str, name: str | None = None, *, namespace: str | None = "default",
-             subresource: str | None = None) -> str:
+    def path(
+        self,
+        resource: str,
+        name: str | None = None,
+        *,
+        namespace: str | None = "default",
+        subresource: str | None = None,
+    ) -> str:
         res = self.resolve(resource)
         base = f"/api/{res.version}" if not res.group else f"/apis/{res.group}/{res.version}"
         if res.namespaced and namespace is not None:
@@ -259,8 +301,11 @@ class KubeEmulator:
         """Create a CRD (from a file or a dict); its resource is served at once."""
         body = _load_crd(crd)
         try:
-            return dict(self.request("POST", "/apis/apiextensions.k8s.io/v1/"
-                                             "customresourcedefinitions", body=body))
+            return dict(
+                self.request(
+                    "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=body
+                )
+            )
         except KubeApiError as e:
             if e.status != 409:
                 raise
@@ -279,8 +324,9 @@ class KubeEmulator:
     def get(self, resource: str, name: str, *, namespace: str = "default") -> dict[str, Any]:
         return dict(self.request("GET", self.path(resource, name, namespace=namespace)))
 
-    def get_or_none(self, resource: str, name: str, *,
-                    namespace: str = "default") -> dict[str, Any] | None:
+    def get_or_none(
+        self, resource: str, name: str, *, namespace: str = "default"
+    ) -> dict[str, Any] | None:
         try:
             return self.get(resource, name, namespace=namespace)
         except KubeApiError as e:
@@ -288,30 +334,50 @@ class KubeEmulator:
                 return None
             raise
 
-    def list(self, resource: str, *, namespace: str | None = None,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, resource: str, *, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {"labelSelector": label_selector} if label_selector else None
         data = self.request("GET", self.path(resource, namespace=namespace), params=params)
         return list(data["items"])
 
-    def patch(self, resource: str, name: str, patch: Any, *, namespace: str = "default",
-              subresource: str | None = None, patch_type: str = "merge") -> dict[str, Any]:
+    def patch(
+        self,
+        resource: str,
+        name: str,
+        patch: Any,
+        *,
+        namespace: str = "default",
+        subresource: str | None = None,
+        patch_type: str = "merge",
+    ) -> dict[str, Any]:
         """``patch_type``: ``merge`` (default), ``json`` or ``apply``."""
-        content_type = {"merge": "application/merge-patch+json",
-                        "json": "application/json-patch+json",
-                        "apply": "application/apply-patch+yaml"}[patch_type]
+        content_type = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "apply": "application/apply-patch+yaml",
+        }[patch_type]
         path = self.path(resource, name, namespace=namespace, subresource=subresource)
-        return dict(self.request("PATCH", path, body=patch, content_type=content_type,
-                                 params={"fieldManager": "tests"} if patch_type == "apply"
-                                 else None))
+        return dict(
+            self.request(
+                "PATCH",
+                path,
+                body=patch,
+                content_type=content_type,
+                params={"fieldManager": "tests"} if patch_type == "apply" else None,
+            )
+        )
 
-    def patch_status(self, resource: str, name: str, status: Mapping[str, Any], *,
-                     namespace: str = "default") -> dict[str, Any]:
-        return self.patch(resource, name, {"status": dict(status)}, namespace=namespace,
-                          subresource="status")
+    def patch_status(
+        self, resource: str, name: str, status: Mapping[str, Any], *, namespace: str = "default"
+    ) -> dict[str, Any]:
+        return self.patch(
+            resource, name, {"status": dict(status)}, namespace=namespace, subresource="status"
+        )
 
-    def delete(self, resource: str, name: str, *,
-               namespace: str = "default") -> dict[str, Any] | None:
+    def delete(
+        self, resource: str, name: str, *, namespace: str = "default"
+    ) -> dict[str, Any] | None:
         """Delete (or mark for deletion when finalizers hold it); ``None`` if absent."""
         try:
             return dict(self.request("DELETE", self.path(resource, name, namespace=namespace)))
@@ -320,20 +386,28 @@ class KubeEmulator:
                 return None
             raise
 
-    def remove_finalizers(self, resource: str, name: str, *,
-                          namespace: str = "default") -> dict[str, Any] | None:
+    def remove_finalizers(
+        self, resource: str, name: str, *, namespace: str = "default"
+    ) -> dict[str, Any] | None:
         try:
-            return self.patch(resource, name, {"metadata": {"finalizers": None}},
-                              namespace=namespace)
+            return self.patch(
+                resource, name, {"metadata": {"finalizers": None}}, namespace=namespace
+            )
         except KubeApiError as e:
             if e.status == 404:
                 return None
             raise
 
-    def wait_for(self, resource: str, name: str,
-                 predicate: Callable[[dict[str, Any]], bool] = lambda _: True, *,
-                 namespace: str = "default", timeout: float = 10,
-                 interval: float = 0.05) -> dict[str, Any]:
+    def wait_for(
+        self,
+        resource: str,
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool] = lambda _: True,
+        *,
+        namespace: str = "default",
+        timeout: float = 10,
+        interval: float = 0.05,
+    ) -> dict[str, Any]:
         """Poll until the object exists and ``predicate(obj)`` holds; return it."""
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
@@ -342,24 +416,31 @@ class KubeEmulator:
             if last is not None and predicate(last):
                 return last
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{resource}/{name} did not satisfy the condition in "
-                                   f"{timeout}s; last seen: {last}")
+                raise TimeoutError(
+                    f"{resource}/{name} did not satisfy the condition in "
+                    f"{timeout}s; last seen: {last}"
+                )
             time.sleep(interval)
 
-    def wait_gone(self, resource: str, name: str, *, namespace: str = "default",
-                  timeout: float = 10) -> None:
+    def wait_gone(
+        self, resource: str, name: str, *, namespace: str = "default", timeout: float = 10
+    ) -> None:
         deadline = time.monotonic() + timeout
         while self.get_or_none(resource, name, namespace=namespace) is not None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{resource}/{name} still exists after {timeout}s")
             time.sleep(0.05)
 
-    def events(self, *, namespace: str | None = None,
-               involved: str | None = None) -> builtins.list[dict[str, Any]]:
+    def events(
+        self, *, namespace: str | None = None, involved: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """Core v1 Events, optionally only those about the object named ``involved``."""
         items = self.list("v1/events", namespace=namespace)
-        return [e for e in items if involved is None
-                or e.get("involvedObject", {}).get("name") == involved]
+        return [
+            e
+            for e in items
+            if involved is None or e.get("involvedObject", {}).get("name") == involved
+        ]
 
 
 def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:

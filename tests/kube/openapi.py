@@ -65,8 +65,11 @@ def v3_group_version(resources: Iterable[ApiResource]) -> dict[str, Any]:
         if res.schema is not None:
             schema = dict(res.schema)
         else:
-            schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                      "description": f"{res.kind} (schema not published by the emulator)."}
+            schema = {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "description": f"{res.kind} (schema not published by the emulator).",
+            }
         schema["x-kubernetes-group-version-kind"] = [_gvk(res)]
         schemas[name] = schema
         prefix = "/api" if not res.group else "/apis"
@@ -79,36 +82,77 @@ def v3_group_version(resources: Iterable[ApiResource]) -> dict[str, Any]:
             {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
             {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
         ]
-        body = {"content": {"application/json-patch+json": {"schema": {"type": "object"}},
-                            "application/merge-patch+json": {"schema": {"type": "object"}},
-                            "application/apply-patch+yaml": {"schema": {"type": "object"}}}}
+        body = {
+            "content": {
+                "application/json-patch+json": {"schema": {"type": "object"}},
+                "application/merge-patch+json": {"schema": {"type": "object"}},
+                "application/apply-patch+yaml": {"schema": {"type": "object"}},
+            }
+        }
         ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
         ext = {"x-kubernetes-group-version-kind": _gvk(res)}
         named = {
-            "get": {"operationId": f"read{res.kind}", "responses": ok, **ext,
-                    "x-kubernetes-action": "get"},
-            "put": {"operationId": f"replace{res.kind}", "responses": ok, **ext,
-                    "x-kubernetes-action": "put", "parameters": params,
-                    "requestBody": {"content": {"application/json": {"schema": ref}}}},
-            "patch": {"operationId": f"patch{res.kind}", "responses": ok, **ext,
-                      "x-kubernetes-action": "patch", "parameters": params,
-                      "requestBody": body},
-            "delete": {"operationId": f"delete{res.kind}", "responses": ok, **ext,
-                       "x-kubernetes-action": "delete"},
+            "get": {
+                "operationId": f"read{res.kind}",
+                "responses": ok,
+                **ext,
+                "x-kubernetes-action": "get",
+            },
+            "put": {
+                "operationId": f"replace{res.kind}",
+                "responses": ok,
+                **ext,
+                "x-kubernetes-action": "put",
+                "parameters": params,
+                "requestBody": {"content": {"application/json": {"schema": ref}}},
+            },
+            "patch": {
+                "operationId": f"patch{res.kind}",
+                "responses": ok,
+                **ext,
+                "x-kubernetes-action": "patch",
+                "parameters": params,
+                "requestBody": body,
+            },
+            "delete": {
+                "operationId": f"delete{res.kind}",
+                "responses": ok,
+                **ext,
+                "x-kubernetes-action": "delete",
+            },
             "parameters": [
                 {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-                *([{"name": "namespace", "in": "path", "required": True,
-                    "schema": {"type": "string"}}] if res.namespaced else []),
+                *(
+                    [
+                        {
+                            "name": "namespace",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ]
+                    if res.namespaced
+                    else []
+                ),
                 *params,
             ],
         }
         paths[f"{base}/{res.plural}/{{name}}"] = named
         paths[f"{base}/{res.plural}"] = {
-            "get": {"operationId": f"list{res.kind}", "responses": ok, **ext,
-                    "x-kubernetes-action": "list"},
-            "post": {"operationId": f"create{res.kind}", "responses": ok, **ext,
-                     "x-kubernetes-action": "post", "parameters": params,
-                     "requestBody": {"content": {"application/json": {"schema": ref}}}},
+            "get": {
+                "operationId": f"list{res.kind}",
+                "responses": ok,
+                **ext,
+                "x-kubernetes-action": "list",
+            },
+            "post": {
+                "operationId": f"create{res.kind}",
+                "responses": ok,
+                **ext,
+                "x-kubernetes-action": "post",
+                "parameters": params,
+                "requestBody": {"content": {"application/json": {"schema": ref}}},
+            },
         }
         if "status" in res.subresources:
             paths[f"{base}/{res.plural}/{{name}}/status"] = {
@@ -137,5 +181,9 @@ def v3_root(resources: Iterable[ApiResource]) -> tuple[dict[str, Any], dict[str,
 
 def v2_document_json() -> dict[str, Any]:
     """The JSON flavour of the (empty) v2 document, for clients that ask for JSON."""
-    return {"swagger": "2.0", "info": {"title": "Kubernetes (kmock emulator)",
-                                       "version": "v1.32.0"}, "paths": {}, "definitions": {}}
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes (kmock emulator)", "version": "v1.32.0"},
+        "paths": {},
+        "definitions": {},
+    }

@@ -25,9 +25,7 @@ JSON = Any
 Schema = Mapping[str, Any]
 
 # RFC 3339 as Kubernetes' strfmt accepts it (fractions and offsets optional; "Z" or +hh:mm).
-_DATE_TIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
-)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
 _FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
 
 
@@ -394,8 +392,12 @@ def canonical(schema: Schema, value: JSON) -> JSON:
         list_type = schema.get("x-kubernetes-list-type")
         if list_type == "map":
             keys = list(schema.get("x-kubernetes-list-map-keys", []))
-            return sorted(result, key=lambda v: repr(
-                [_hashable(v.get(k)) for k in keys] if isinstance(v, dict) else v))
+            return sorted(
+                result,
+                key=lambda v: repr(
+                    [_hashable(v.get(k)) for k in keys] if isinstance(v, dict) else v
+                ),
+            )
         if list_type == "set":
             return sorted(result, key=lambda v: repr(_hashable(v)))
         return result
@@ -425,8 +427,12 @@ def cel_errors(schema: Schema, new: JSON, old: JSON = _MISSING, path: str = "") 
         if transition and old is _MISSING:
             continue
         try:
-            ok = eval_cel(text, canonical(schema, new),
-                          canonical(schema, old) if transition else None, has_old=transition)
+            ok = eval_cel(
+                text,
+                canonical(schema, new),
+                canonical(schema, old) if transition else None,
+                has_old=transition,
+            )
         except Exception as exc:  # an evaluation error rejects the object, as on the server
             errors.append(f"{path or '.'}: Invalid value: CEL rule {text!r} failed: {exc}")
             continue
@@ -451,7 +457,9 @@ def cel_errors(schema: Schema, new: JSON, old: JSON = _MISSING, path: str = "") 
                 tuple(_hashable(o.get(k)) for k in keys): o for o in old if isinstance(o, dict)
             }
             for index, item in enumerate(new):
-                ikey = tuple(_hashable(item.get(k)) for k in keys) if isinstance(item, dict) else None
+                ikey = (
+                    tuple(_hashable(item.get(k)) for k in keys) if isinstance(item, dict) else None
+                )
                 old_item = old_by_key.get(ikey, _MISSING)
                 errors += cel_errors(items, item, old_item, f"{path}[{index}]")
         else:
@@ -480,8 +488,11 @@ def admit(
         # admitted before: walk only the rest. Keeps a status write on 10,000 targets cheap.
         fresh = {k: v for k, v in obj.items() if k not in old or old[k] is not v}
         fresh = prune(schema, apply_defaults(schema, drop_nulls(schema, fresh)), "", removed)
-        obj = {k: (fresh[k] if k in fresh else v) for k, v in obj.items()
-               if k in fresh or (k in old and old[k] is v)}
+        obj = {
+            k: (fresh[k] if k in fresh else v)
+            for k, v in obj.items()
+            if k in fresh or (k in old and old[k] is v)
+        }
         obj.update({k: v for k, v in fresh.items() if k not in obj})
     else:
         obj = drop_nulls(schema, obj)
@@ -500,7 +511,9 @@ def admit(
         sub_schema["properties"] = {
             k: v for k, v in schema.get("properties", {}).items() if k in changed
         }
-        errors += schema_errors({**sub_schema, "x-kubernetes-preserve-unknown-fields": True}, changed)
+        errors += schema_errors(
+            {**sub_schema, "x-kubernetes-preserve-unknown-fields": True}, changed
+        )
         missing = [r for r in schema.get("required", []) if r not in obj]
         errors += [f".{r}: Required value" for r in missing]
         errors += list_type_errors(schema, changed)

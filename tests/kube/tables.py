@@ -118,9 +118,13 @@ def _cell(column: Mapping[str, Any], obj: Mapping[str, Any], now: datetime.datet
 
 
 DEFAULT_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
-     "description": "CreationTimestamp is a timestamp representing the server time when this "
-                    "object was created."},
+    {
+        "name": "Age",
+        "type": "date",
+        "jsonPath": ".metadata.creationTimestamp",
+        "description": "CreationTimestamp is a timestamp representing the server time when this "
+        "object was created.",
+    },
 ]
 
 
@@ -134,11 +138,23 @@ def table(
     """A ``Table`` for the given objects: Name, then the printer columns (or Age)."""
     columns = list(columns) if columns else DEFAULT_COLUMNS
     now = datetime.datetime.now(tz=datetime.UTC)
-    definitions = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
-                    "description": "Name must be unique within a namespace."}]
+    definitions = [
+        {
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "priority": 0,
+            "description": "Name must be unique within a namespace.",
+        }
+    ]
     definitions += [
-        {"name": c["name"], "type": c.get("type", "string"), "format": c.get("format", ""),
-         "description": c.get("description", ""), "priority": c.get("priority", 0)}
+        {
+            "name": c["name"],
+            "type": c.get("type", "string"),
+            "format": c.get("format", ""),
+            "description": c.get("description", ""),
+            "priority": c.get("priority", 0),
+        }
         for c in columns
     ]
     rows = []
@@ -149,8 +165,11 @@ def table(
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": obj.get("metadata", {})}
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj.get("metadata", {}),
+            }
         rows.append(row)
     return {
         "kind": "Table",

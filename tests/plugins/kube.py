@@ -26,8 +26,9 @@ CRD_PATH = ROOT / "crds" / "bulktermination.yaml"
 
 
 class Kubectl(Protocol):
-    def __call__(self, *args: str, input: str | None = None, check: bool = False,
-                 timeout: float = 60) -> subprocess.CompletedProcess[str]: ...
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 @pytest.fixture

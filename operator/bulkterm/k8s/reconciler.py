@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from bulkterm import metrics
 from bulkterm.aiapi.client import AiApiClient, ClientSettings
 from bulkterm.aiapi.credentials import ServiceKey
-from bulkterm.aiapi.errors import AuthError, CredentialsError
+from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
+from bulkterm.aiapi.models import Kind
 from bulkterm.engine import (
     ConditionType,
     Engine,
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 #: Seconds between aggregated BatchSubmitted events of one CR.
 EVENT_INTERVAL = 10.0
 _WRITE_CALLS = ("bulk_patch", "stop", "delete")
+
+
+class StatusWriteError(RuntimeError):
+    """The API server kept refusing the final status write."""
 
 
 class Kube(Protocol):
@@ -139,21 +144,30 @@ class Reconciler:
             return await self._refuse_changed_spec()
         await self._first_visit(spec)
         metrics.ACTIVE_RUNS.inc()
+        result: Progress | None = None
         try:
             while not stop.is_set():
                 key = await self._credentials(spec)
                 if key is None:
                     await _wait(stop, self._config.stalled_retry_seconds)
                     continue
-                outcome = await self._run_engine(spec, key, stop)
-                if outcome is not None:
-                    return outcome
+                result = await self._run_engine(spec, key, stop)
+                if result is not None:
+                    break
                 if not stop.is_set():
                     await _wait(stop, self._config.stalled_retry_seconds)
-            return self._record
+            else:
+                result = self._record
         finally:
             metrics.ACTIVE_RUNS.dec()
-            await self._throttle.close()
+            landed = await self._throttle.close()
+        if not landed:
+            # Raising makes kopf restart the daemon, which resumes from the last status
+            # that did land and writes the outcome again.
+            raise StatusWriteError(
+                f"{self.ref.namespace}/{self.ref.name}: final status not written"
+            )
+        return result
 
     def _restore(self, spec: BulkTerminationSpec) -> Progress:
         """The saved record (resume after a restart), or a fresh one."""
@@ -252,24 +266,34 @@ class Reconciler:
     ) -> Progress | None:
         """Run the engine until it ends (returns the record) or stalls on credentials (None)."""
         group = spec.connection.resource_group
-        async with AiApiClient(key, group, self._client_settings) as api:
+        try:
+            client = AiApiClient(key, group, self._client_settings)
+        except (CredentialsError, ValueError) as exc:  # e.g. an x509 key whose PEMs do not load
+            await self._stall("InvalidServiceKey", str(exc))
+            return None
+        async with client as api:
             if self._stall_reason is not None:
                 # Probe before resuming, so a still-broken key keeps the CR Stalled instead
-                # of flapping Reconciling on every retry.
+                # of flapping Reconciling on every retry. $count carries the resource group
+                # (meta does not), so a 403 for the wrong group is caught here too.
                 try:
-                    await api.meta()
+                    await api.count(Kind.DEPLOYMENT)
                 except AuthError as exc:
                     await self._stall(
                         "Unauthorized", f"AI API refused the credentials: {exc.message}"
                     )
                     return None
+                except AiApiError:
+                    pass  # not about credentials: the engine backs off as usual
             engine = Engine(spec, api, self._record, settings=self._engine_settings)
             self._api_calls = api.calls
 
             async def on_progress(record: Progress) -> None:
-                self._record = record
+                previous, self._record = self._record, record
                 metrics.RECONCILE_ROUNDS.inc()
-                await self._throttle.offer(self._status(record))
+                # Actions about to be sent are written at once, not throttled: if the
+                # operator dies right after sending, the restart must know what was sent.
+                await self._throttle.offer(self._status(record), force=_sends(previous, record))
                 self._aggregate_events(record)
 
             task = asyncio.create_task(engine.run(on_progress))
@@ -377,6 +401,17 @@ class Reconciler:
             self._events.normal("Completed", complete.message or f"{record.progress} targets")
         elif failed is not None and failed.status == "True":
             self._events.warning("Failed", failed.message or failed.reason)
+
+
+def _sends(previous: Progress | None, record: Progress) -> bool:
+    """Whether ``record`` holds in-flight actions that ``previous`` did not (a send round)."""
+
+    def groups(p: Progress | None) -> set[tuple[object, ...]]:
+        return (
+            {(g.action, g.sent_at, g.indexes) for g in (p.in_flight_groups or [])} if p else set()
+        )
+
+    return bool(groups(record) - groups(previous))
 
 
 def _accepted_message(spec: BulkTerminationSpec) -> str:

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 Writer = Callable[[dict[str, Any]], Awaitable[None]]
+log = logging.getLogger(__name__)
+#: Pauses between the attempts of the final write when the API server keeps failing.
+CLOSE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 
 
 def phase_of(status: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
@@ -52,6 +56,7 @@ class StatusThrottle:
         self._lock = asyncio.Lock()
         self.writes = 0
         self.skipped = 0
+        self.failures = 0
 
     async def offer(self, status: dict[str, Any], *, force: bool = False) -> None:
         async with self._lock:
@@ -65,18 +70,34 @@ class StatusThrottle:
                 await self._write_now(status)
                 return
             self._held = status
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush_at(due))
+            self._schedule(due)
 
-    async def close(self) -> None:
-        """Write what is held back (if anything) and stop the background flush."""
-        if self._flusher is not None:
-            self._flusher.cancel()
+    async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
+        """Write what is held back (if anything) and stop the background flush.
+
+        Returns False if the API server refused the last status even after retries."""
+        await self._cancel_flusher()
+        for delay in (*retry_delays, None):
+            async with self._lock:
+                written = self._held is None or await self._write_now(self._held)
+            await self._cancel_flusher()  # close() does its own retrying
+            if written:
+                return True
+            if delay is None:
+                return False
+            await asyncio.sleep(delay)
+        return False
+
+    async def _cancel_flusher(self) -> None:
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher is not asyncio.current_task():
+            flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        async with self._lock:
-            if self._held is not None:
-                await self._write_now(self._held)
+                await flusher
+
+    def _schedule(self, due: float) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_at(due))
 
     async def _flush_at(self, due: float) -> None:
         await asyncio.sleep(max(0.0, due - self._clock()))
@@ -84,9 +105,25 @@ class StatusThrottle:
             if self._held is not None:
                 await self._write_now(self._held)
 
-    async def _write_now(self, status: dict[str, Any]) -> None:
-        await self._write(status)
+    async def _write_now(self, status: dict[str, Any]) -> bool:
+        """Write ``status``; on failure keep it held and try again later, never raise:
+        a hiccup of the API server must not abort the run whose progress it records."""
+        try:
+            await self._write(status)
+        except Exception as exc:
+            self.failures += 1
+            code = getattr(exc, "status", None)
+            log.warning(
+                "status write failed (%s%s); retrying",
+                type(exc).__name__,
+                f" HTTP {code}" if code else "",
+            )
+            self._held = status
+            self._flusher = None
+            self._schedule(self._clock() + max(self._interval, 1.0))
+            return False
         self._last = status
         self._last_at = self._clock()
         self._held = None
         self.writes += 1
+        return True
