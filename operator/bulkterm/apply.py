@@ -106,22 +106,34 @@ async def _apply(
     async with _credentials(manifests, options, err) as key:
         if key is None:
             return EXIT_INVALID
+        try:
+            clients = [
+                AiApiClient(key, _resource_group(m, key, options), ClientSettings())
+                for m in manifests
+            ]
+        except (CredentialsError, ValueError) as exc:  # bad resource group, unloadable PEMs
+            print(f"error: {exc}", file=err)
+            return EXIT_INVALID
         view = ProgressView(err, force_terminal=options.force_terminal)
         results: list[tuple[Manifest, Progress | None, str | None]] = []
         interrupted = False
         try:
-            for manifest in manifests:
+            for manifest, client in zip(manifests, clients, strict=True):
                 try:
-                    record = await _run_one(manifest, key, options, view)
+                    record = await _run_one(manifest, client, view)
                     results.append((manifest, record, None))
+                except _Interrupted as stop:
+                    results.append((manifest, stop.record, "interrupted"))
+                    interrupted = True
+                    break
                 except AuthError as exc:
                     results.append((manifest, None, f"credentials rejected: {exc.message}"))
                 except AiApiError as exc:
                     results.append((manifest, None, f"AI API error: {exc.message}"))
-        except asyncio.CancelledError:
-            interrupted = True
         finally:
             view.close()
+            for client in clients:
+                await client.aclose()
         _print_results(results, options.output, out)
         for manifest, _, problem in results:
             if problem:
@@ -132,20 +144,26 @@ async def _apply(
         return EXIT_OK if ok else EXIT_FAILED
 
 
-async def _run_one(
-    manifest: Manifest, key: ServiceKey, options: ApplyOptions, view: ProgressView
-) -> Progress:
-    group = _resource_group(manifest, key, options)
-    async with AiApiClient(key, group, ClientSettings()) as api:
-        engine = Engine(manifest.spec, api, settings=EngineSettings())
+class _Interrupted(Exception):
+    """Ctrl-C during a run: carries the record as far as it got, so it can be printed."""
 
-        async def on_progress(record: Progress) -> None:
-            view.update(manifest.name, record)
+    def __init__(self, record: Progress) -> None:
+        super().__init__("interrupted")
+        self.record = record
 
-        try:
-            return await engine.run(on_progress)
-        finally:
-            view.message(f"{manifest.name}: AI API calls: {_summarise_calls(api.calls)}")
+
+async def _run_one(manifest: Manifest, api: AiApiClient, view: ProgressView) -> Progress:
+    engine = Engine(manifest.spec, api, settings=EngineSettings())
+
+    async def on_progress(record: Progress) -> None:
+        view.update(manifest.name, record)
+
+    try:
+        return await engine.run(on_progress)
+    except asyncio.CancelledError:
+        raise _Interrupted(engine.progress) from None
+    finally:
+        view.message(f"{manifest.name}: AI API calls: {_summarise_calls(api.calls)}")
 
 
 def _summarise_calls(calls: Mapping[str, int]) -> str:

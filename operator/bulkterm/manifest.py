@@ -89,7 +89,10 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
     else:
         try:
             # Strict JSON mode: the API server would refuse batchSize: "5" too.
-            spec = BulkTerminationSpec.model_validate_json(json.dumps(spec_raw), strict=True)
+            # (default=str: YAML turns an unquoted 2024-01-01 into a date; kubectl sends it
+            # as the string it looks like, and so do we.)
+            text = json.dumps(spec_raw, default=str)
+            spec = BulkTerminationSpec.model_validate_json(text, strict=True)
         except ValidationError as exc:
             problems.extend(f"{where}: {line}" for line in describe_errors(exc, spec_raw))
     if problems or spec is None:

@@ -137,3 +137,67 @@ def test_rejected_credentials_exit_1_without_leaking_the_secret(
     assert result.returncode == 1
     assert "credentials rejected" in result.stderr
     assert "definitely-wrong-secret" not in result.stdout + result.stderr
+
+
+def test_invalid_resource_group_exits_2_before_anything_is_sent(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    key = simulator_thread.write_service_key(tmp_path / "key.json")
+    text = manifest(("Deployment", "dep-0001", "STOPPED"))
+    result = bulkterm(
+        "apply", "-f", "-", "--service-key", str(key), "--resource-group", "-bad-", stdin=text
+    )
+    assert result.returncode == 2
+    assert "resource group" in result.stderr and "Traceback" not in result.stderr
+    assert sum(simulator_thread.counters.values()) == 0
+
+
+def test_x509_key_with_unloadable_pem_exits_2(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    key.write_text(
+        json.dumps(
+            {
+                "clientid": "c",
+                "certificate": "not a pem",
+                "key": "not a key",
+                "certurl": "http://127.0.0.1:9",
+                "serviceurls": {"AI_API_URL": "http://127.0.0.1:9"},
+            }
+        )
+    )
+    result = bulkterm(
+        "apply",
+        "-f",
+        "-",
+        "--service-key",
+        str(key),
+        stdin=manifest(("Deployment", "dep-0001", "STOPPED")),
+    )
+    assert result.returncode == 2
+    assert "PEM" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_exits_130_and_still_prints_the_status_so_far() -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [*BULKTERM, "apply", "-f", "examples/bulktermination.yaml", "--simulator", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the run is under way
+        if "done:" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:  # the run beat the signal: nothing to interrupt
+        return
+    assert proc.returncode == 130, err
+    status = json.loads(out)["status"]
+    assert status["total"] == 120 and "interrupted" in err

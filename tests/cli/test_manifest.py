@@ -105,3 +105,8 @@ def test_numbers_given_as_strings_are_refused_as_the_api_server_would() -> None:
 def test_non_ascii_ids_are_refused_as_the_api_server_would() -> None:
     (problem,) = problems_of(HEADER + "spec:\n  targets: [{id: déployé, targetStatus: STOPPED}]\n")
     assert "spec.targets[0].id" in problem
+
+
+def test_unquoted_date_like_id_is_read_as_the_string_kubectl_would_send() -> None:
+    (m,) = load_manifests(HEADER + "spec:\n  targets: [{id: 2024-01-01, targetStatus: STOPPED}]\n")
+    assert m.spec.targets[0].id == "2024-01-01"

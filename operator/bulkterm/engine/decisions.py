@@ -355,9 +355,12 @@ def remember_refused(mem: Memory, fault: Fault) -> Memory:
     )
 
 
-def remember_not_found(mem: Memory) -> Memory:
-    """404 on a single write: free of charge; the next observation says whether it is gone."""
-    return replace(mem, in_flight=None, needs_reobservation=True)
+def remember_not_found(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:
+    """404 on a single write: the next observation says whether it is gone. Usually that
+    settles it; if the item keeps being listed while writes to it keep answering 404 (the
+    transient "not found" of fresh UNKNOWN items), every ``per_retry``-th such answer spends
+    a retry, so the loop ends even without a deadline."""
+    return remember_transient(mem, fault, per_retry=per_retry)
 
 
 def remember_transient(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:

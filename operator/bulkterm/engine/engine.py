@@ -232,7 +232,8 @@ class Engine:
             if result.outcome is Outcome.ACCEPTED:
                 mem[i] = remember_accepted(mem[i], result.intent.action)
             elif result.outcome is Outcome.NOT_FOUND:
-                mem[i] = remember_not_found(mem[i])
+                assert result.fault is not None
+                mem[i] = remember_not_found(mem[i], result.fault, per_retry=per_retry)
             elif result.outcome is Outcome.REFUSED:
                 assert result.fault is not None
                 mem[i] = remember_refused(mem[i], result.fault)
