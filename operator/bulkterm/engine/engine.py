@@ -300,7 +300,10 @@ class Engine:
             idx = by_kind.get(kind)
             if not idx:
                 continue
-            report = await self._observe_kind(kind, [ledger.targets[i].id for i in idx])
+            # Absence from a multi-page list is trusted only where we asked for it: an
+            # accepted DELETE. Any other missing id is confirmed by a GET (see Executor).
+            deleting = {ledger.targets[i].id for i in idx if ledger.memory[i].delete_accepted}
+            report = await self._observe_kind(kind, [ledger.targets[i].id for i in idx], deleting)
             transient.extend(report.transient)
             position = {ledger.targets[i].id: i for i in idx}
             for item_id, obs in report.observations.items():
@@ -317,7 +320,9 @@ class Engine:
                 moving = True
         return observations, moving
 
-    async def _observe_kind(self, kind: Kind, ids: list[str]) -> ObservationReport:
+    async def _observe_kind(
+        self, kind: Kind, ids: list[str], deleting: set[str]
+    ) -> ObservationReport:
         page = self.settings.list_page_size
         method = choose_observation(
             len(ids), self._known_items.get(kind), page, list_usable=self._list_usable[kind]
@@ -335,7 +340,7 @@ class Engine:
                     method = ObservationMethod.LIST
                 else:
                     method = choose_observation(len(ids), self._known_items[kind], page)
-        report = await self.executor.observe(kind, ids, method)
+        report = await self.executor.observe(kind, ids, method, deleting=deleting)
         if report.list_size is not None:
             self._known_items[kind] = report.list_size
         if report.list_refused:

@@ -14,7 +14,7 @@ others; Permanent errors become refusals recorded against the targets they conce
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -103,8 +103,15 @@ class Executor:
         return await self.api.count(kind)
 
     async def observe(
-        self, kind: Kind, ids: Sequence[str], method: ObservationMethod
+        self,
+        kind: Kind,
+        ids: Sequence[str],
+        method: ObservationMethod,
+        *,
+        deleting: Collection[str] = (),
     ) -> ObservationReport:
+        """Observe ``ids``. ``deleting``: ids with an accepted DELETE, whose absence from a
+        multi-page list is expected and needs no confirming GET."""
         if method is ObservationMethod.LIST:
             report = ObservationReport(kind, method)
             try:
@@ -119,11 +126,16 @@ class Executor:
                 return fallback
             by_id = {s.id: s for s in states}
             missing = [item_id for item_id in ids if item_id not in by_id]
+            paged = len(states) >= self._page_size
+            expected = [i for i in missing if i in deleting] if paged else []
+            for item_id in expected:
+                report.observations[item_id] = Observation.not_found(Source.LIST)
+            missing = [i for i in missing if i not in deleting] if paged else missing
             for item_id in ids:
                 state = by_id.get(item_id)
                 if state is not None:
                     report.observations[item_id] = Observation.of(state, Source.LIST)
-            if missing and len(states) >= self._page_size:
+            if missing and paged:
                 # Several pages are not one snapshot: an item deleted between two page reads
                 # shifts the rest forward and `$skip` jumps over one. Absence from such a
                 # list proves nothing, so each missing id is confirmed with its own GET.
