@@ -1,7 +1,8 @@
 """Validation of simulator answers against SAP's official spec (``AI_CORE_API.yaml``).
 
-The spec is found through ``$AI_CORE_API_SPEC`` or at ``../shared/reference/AI_CORE_API.yaml``
-beside the repository; tests that need it skip, saying so, when it is absent.
+The spec is found through ``$AI_CORE_API_SPEC`` or at ``shared/reference/AI_CORE_API.yaml``
+beside the checkout or beside a folder above it; tests that need it skip, saying so, when it
+is absent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "reference" / "AI_CORE_API.yaml"
+_RELATIVE = Path("shared") / "reference" / "AI_CORE_API.yaml"
+#: ``../shared/reference/AI_CORE_API.yaml`` next to the checkout, or next to any folder above
+#: it (a CI clone may sit one level deeper than the working checkout).
+DEFAULT_SPEC = next(
+    (parent / _RELATIVE for parent in REPO_ROOT.parents if (parent / _RELATIVE).is_file()),
+    REPO_ROOT.parent / _RELATIVE,
+)
 
 #: An envelope for statuses the spec does not declare (401, 403, 413, 415, 429, 5xx).
 ERROR_ENVELOPE = {
