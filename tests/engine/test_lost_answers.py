@@ -41,7 +41,9 @@ async def test_resent_delete_to_an_item_being_deleted_is_not_a_failure(
             settings=settings,
         )
         task = asyncio.create_task(engine.run())
-        while simulator.counters["PATCH /lm/deployments"] == 0:
+        for _ in range(1500):  # the simulator is polled: it has no event to wait on
+            if simulator.counters["PATCH /lm/deployments"] > 0:
+                break
             await asyncio.sleep(0.02)
         simulator.set_faults(Faults())  # the DELETE was applied; only its answer was lost
         final = await asyncio.wait_for(task, 30)

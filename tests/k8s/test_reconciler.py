@@ -362,3 +362,24 @@ async def test_reordered_targets_after_the_start_fail_instead_of_mixing_indexes(
     failed = condition(kube.status, "Failed")
     assert (failed["status"], failed["reason"]) == ("True", "SpecChanged")
     assert sum(simulator.counters.values()) == calls
+
+
+async def test_completion_is_reported_even_when_kopf_stops_the_daemon_on_the_terminal_write(
+    simulator: Simulator, kube: FakeKube, events: FakeEvents
+) -> None:
+    """kopf's ``when`` filter stops the daemon as soon as the terminal status lands, which can
+    be before the engine has returned: that is an end, not a deletion."""
+    simulator.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
+    stop = asyncio.Event()
+    original = kube.patch_status
+
+    async def patch_and_react(namespace: str, name: str, status: dict[str, Any]) -> None:
+        await original(namespace, name, status)
+        if is_terminal(status):
+            stop.set()
+            await asyncio.sleep(0.05)  # kopf reacts before the engine's last step returns
+
+    kube.patch_status = patch_and_react  # type: ignore[method-assign]
+    await reconciler(kube, events, spec(("Deployment", "dep-run1", "STOPPED"))).run(stop)
+    assert condition(kube.status, "Complete")["status"] == "True"
+    assert events.reasons()[-1] == "Completed"

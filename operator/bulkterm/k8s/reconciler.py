@@ -302,6 +302,10 @@ class Reconciler:
                 await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 stopper.cancel()
+            if not task.done() and self._record is not None and self._record.terminal:
+                # Our own terminal status write made kopf's `when` filter stop this daemon
+                # while the engine was returning: let it finish, then report as usual.
+                await asyncio.wait({task})
             if not task.done():
                 # Deleted mid-run (or the operator is stopping): end cleanly; the status
                 # keeps the last record so a restart resumes without repeating work.
