@@ -119,19 +119,31 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def timings(*, stopping: float = 0.5, deletion: float = 0.5) -> Timings:
+    """Quick lifecycles; tests that must catch a run mid-way slow down STOPPING."""
+    return Timings(
+        unknown_seconds=0.2,
+        pending_seconds=0.2,
+        stop_delay_seconds=0.1,
+        stopping_seconds=stopping,
+        deletion_seconds=deletion,
+        execution_run_seconds=None,
+    )
+
+
+def wait_for_first_bulk_patch(sim: SimulatorThread, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while sim.counters["PATCH /lm/deployments"] == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("no bulk PATCH reached the simulator")
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def sim() -> Iterator[SimulatorThread]:
     from tests.plugins.simulator import simulator_config
 
-    timings = Timings(
-        unknown_seconds=0.2,
-        pending_seconds=0.2,
-        stop_delay_seconds=0.1,
-        stopping_seconds=0.5,
-        deletion_seconds=0.5,
-        execution_run_seconds=None,
-    )
-    with SimulatorThread(simulator_config(timings=timings)) as s:
+    with SimulatorThread(simulator_config(timings=timings())) as s:
         yield s
 
 

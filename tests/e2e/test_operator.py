@@ -19,6 +19,8 @@ from tests.e2e.conftest import (
     bulk_termination,
     has_condition,
     secret,
+    timings,
+    wait_for_first_bulk_patch,
 )
 from tests.kube import KubeEmulator, condition
 
@@ -156,25 +158,12 @@ def test_bad_credentials_stall_as_unauthorized(
 def test_operator_restart_mid_run_resumes_and_finishes(
     kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
-    from bulkterm.simulator import Timings
-
-    sim.set_timings(
-        Timings(
-            unknown_seconds=0.2,
-            pending_seconds=0.2,
-            stop_delay_seconds=0.1,
-            stopping_seconds=3.0,
-            deletion_seconds=1.0,
-            execution_run_seconds=None,
-        )
-    )
+    sim.set_timings(timings(stopping=3.0, deletion=1.0))
     targets = [("Deployment", f"dep-{i:04d}", "DELETED") for i in range(40)]
     seed(sim, *[(D, i, Status.RUNNING) for _, i, _ in targets])
     kube.create(secret(sim.service_key()))
     kube.create(bulk_termination("restart", *targets))
-    deadline = time.monotonic() + 30
-    while sim.counters["PATCH /lm/deployments"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_first_bulk_patch(sim)
     kube.wait_for(
         BT, "restart", lambda o: o.get("status", {}).get("active", 0) > 0, namespace=NS, timeout=10
     )
@@ -190,24 +179,11 @@ def test_operator_restart_mid_run_resumes_and_finishes(
 def test_deleting_the_resource_mid_run_stops_its_work(
     kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
-    from bulkterm.simulator import Timings
-
-    sim.set_timings(
-        Timings(
-            unknown_seconds=0.2,
-            pending_seconds=0.2,
-            stop_delay_seconds=0.1,
-            stopping_seconds=30.0,
-            deletion_seconds=1.0,
-            execution_run_seconds=None,
-        )
-    )
+    sim.set_timings(timings(stopping=30.0, deletion=1.0))
     seed(sim, (D, "dep-slow", Status.RUNNING))
     kube.create(secret(sim.service_key()))
     kube.create(bulk_termination("doomed", ("Deployment", "dep-slow", "DELETED")))
-    deadline = time.monotonic() + 30
-    while sim.counters["PATCH /lm/deployments"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_first_bulk_patch(sim)
     kube.delete(BT, "doomed", namespace=NS)
     kube.wait_gone(BT, "doomed", namespace=NS, timeout=30)
     calls = sum(sim.counters.values())
@@ -246,18 +222,7 @@ def test_three_resources_at_once(
 def test_status_writes_are_throttled(
     kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
-    from bulkterm.simulator import Timings
-
-    sim.set_timings(
-        Timings(
-            unknown_seconds=0.2,
-            pending_seconds=0.2,
-            stop_delay_seconds=0.1,
-            stopping_seconds=2.0,
-            deletion_seconds=1.0,
-            execution_run_seconds=None,
-        )
-    )
+    sim.set_timings(timings(stopping=2.0, deletion=1.0))
     ids = [f"dep-{i:03d}" for i in range(30)]
     seed(sim, *[(D, i, Status.RUNNING) for i in ids])
     kube.create(secret(sim.service_key()))

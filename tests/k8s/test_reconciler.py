@@ -125,6 +125,27 @@ def seed_mixed(sim: Simulator) -> None:
     sim.add_item(Kind.EXECUTION, "exe-dead", Status.DEAD)
 
 
+def running_for_deletion(
+    sim: Simulator, n: int, *, stopping: float, deletion: float
+) -> list[tuple[str, str, str]]:
+    """``n`` RUNNING deployments bound for DELETED, with stops slow enough to catch mid-run."""
+    from bulkterm.simulator import Timings
+
+    sim.set_timings(
+        Timings(
+            unknown_seconds=0.1,
+            pending_seconds=0.1,
+            stop_delay_seconds=0.1,
+            stopping_seconds=stopping,
+            deletion_seconds=deletion,
+        )
+    )
+    targets = [("Deployment", f"dep-{i:04d}", "DELETED") for i in range(n)]
+    for _, item_id, _ in targets:
+        sim.add_item(Kind.DEPLOYMENT, item_id, Status.RUNNING)
+    return targets
+
+
 async def test_first_write_precedes_any_ai_api_call(
     simulator: Simulator, kube: FakeKube, events: FakeEvents
 ) -> None:
@@ -245,20 +266,7 @@ async def test_cross_namespace_secret_reference_is_refused(
 async def test_stop_mid_run_ends_promptly_and_resume_finishes_without_repeats(
     simulator: Simulator, kube: FakeKube, events: FakeEvents
 ) -> None:
-    from bulkterm.simulator import Timings
-
-    simulator.set_timings(
-        Timings(
-            unknown_seconds=0.1,
-            pending_seconds=0.1,
-            stop_delay_seconds=0.1,
-            stopping_seconds=1.0,
-            deletion_seconds=0.5,
-        )
-    )
-    targets = [("Deployment", f"dep-{i:04d}", "DELETED") for i in range(30)]
-    for _, i, _ in targets:
-        simulator.add_item(Kind.DEPLOYMENT, i, Status.RUNNING)
+    targets = running_for_deletion(simulator, 30, stopping=1.0, deletion=0.5)
     stop = asyncio.Event()
     task = asyncio.create_task(reconciler(kube, events, spec(*targets)).run(stop))
     for _ in range(200):
@@ -291,20 +299,7 @@ async def test_terminal_status_is_never_reconciled_again(
 async def test_status_writes_are_throttled(
     simulator: Simulator, kube: FakeKube, events: FakeEvents
 ) -> None:
-    from bulkterm.simulator import Timings
-
-    simulator.set_timings(
-        Timings(
-            unknown_seconds=0.1,
-            pending_seconds=0.1,
-            stop_delay_seconds=0.1,
-            stopping_seconds=1.5,
-            deletion_seconds=0.3,
-        )
-    )
-    targets = [("Deployment", f"dep-{i:04d}", "DELETED") for i in range(20)]
-    for _, i, _ in targets:
-        simulator.add_item(Kind.DEPLOYMENT, i, Status.RUNNING)
+    targets = running_for_deletion(simulator, 20, stopping=1.5, deletion=0.3)
     loop = asyncio.get_running_loop()
     started = loop.time()
     await reconciler(kube, events, spec(*targets), status_interval=1.0).run(asyncio.Event())
