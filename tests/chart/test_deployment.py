@@ -360,3 +360,21 @@ def test_large_and_fractional_numbers_render_as_plain_numbers(helm: Helm) -> Non
         "--status-interval=0.5",
     ):
         assert f"- {flag}\n" in proc.stdout, flag
+
+
+def test_every_variant_passes_flags_the_operator_command_accepts(rendered: Rendering) -> None:
+    """The chart and ``bulkterm operator`` must not drift: click parses the rendered args and
+    they make a valid configuration, without starting anything."""
+    import click
+
+    from bulkterm.k8s.command import build_config, operator_command
+
+    args = args_of(rendered)
+    try:
+        ctx = operator_command.make_context("operator", list(args))
+        config = build_config(**ctx.params)
+    except click.UsageError as exc:
+        raise AssertionError(f"bulkterm operator rejects the chart's args {args}: {exc}") from None
+    assert config.namespaces == flag_values(args, "--namespace")
+    assert (config.peering is not None) == any(a.startswith("--peering") for a in args)
+    assert config.status_interval == float(flag_values(args, "--status-interval")[0])

@@ -67,16 +67,25 @@ from bulkterm.k8s.config import OperatorConfig
     type=click.IntRange(min=0),
     help="ttlSecondsAfterFinished for resources that set none.",
 )
-def operator_command(
-    namespaces: tuple[str, ...],
-    all_namespaces: bool,
-    standalone: bool,
-    **options: Any,
-) -> None:
+def operator_command(**params: Any) -> None:
     """Run the operator that reconciles BulkTermination resources.
 
     Every option can also be set as BULKTERM_<OPTION> (e.g. BULKTERM_STATUS_INTERVAL=5).
     """
+    config = build_config(**params)
+    from bulkterm.k8s import handlers
+
+    handlers.run_operator(config)
+
+
+def build_config(
+    namespaces: tuple[str, ...] = (),
+    all_namespaces: bool = False,
+    standalone: bool = False,
+    **options: Any,
+) -> OperatorConfig:
+    """Flags given on the command line over ``BULKTERM_*`` over defaults; a clear usage error
+    for anything inconsistent or invalid."""
     if all_namespaces and namespaces:
         raise click.UsageError("--all-namespaces and --namespace exclude each other")
     if standalone and options.get("peering"):
@@ -93,12 +102,9 @@ def operator_command(
     if "log_level" in given:
         given["log_level"] = given["log_level"].upper()
     try:
-        config = OperatorConfig(**given)
+        return OperatorConfig(**given)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise click.UsageError(f"invalid operator settings: {problems}") from None
-    from bulkterm.k8s import handlers
-
-    handlers.run_operator(config)
