@@ -6,15 +6,35 @@ Subcommands import their machinery lazily: ``bulkterm apply`` on a laptop never 
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Any
 
 import click
 
 from bulkterm import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Subcommands imported on first use (click's documented lazy-loading pattern)."""
+
+    #: name → "module:attribute" of the click command.
+    lazy: dict[str, str] = {
+        "operator": "bulkterm.k8s.command:operator_command",
+        "simulator": "bulkterm.simulator.command:simulator_command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attribute = self.lazy[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bulkterm")
 def main() -> None:
     """Stop and delete SAP AI Core deployments and executions in bulk, safely."""
@@ -77,42 +97,6 @@ def apply_command(
         )
     )
     sys.exit(code)
-
-
-def _mount_lazy(name: str, module: str, attr: str, help_text: str) -> None:
-    class _Lazy(click.Command):
-        def _real(self) -> click.Command:
-            imported = __import__(module, fromlist=[attr])
-            command: click.Command = getattr(imported, attr)
-            return command
-
-        def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-            return self._real().get_params(ctx)
-
-        def invoke(self, ctx: click.Context) -> Any:
-            return self._real().invoke(ctx)
-
-        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-            return self._real().parse_args(ctx, args)
-
-        def get_help(self, ctx: click.Context) -> str:
-            return self._real().get_help(ctx)
-
-    main.add_command(_Lazy(name, help=help_text, short_help=help_text))
-
-
-_mount_lazy(
-    "simulator",
-    "bulkterm.simulator.command",
-    "simulator_command",
-    "Run a local AI API simulator (a sandbox for pipelines, demos and tests).",
-)
-_mount_lazy(
-    "operator",
-    "bulkterm.k8s.command",
-    "operator_command",
-    "Run the Kubernetes operator that reconciles BulkTermination resources.",
-)
 
 
 if __name__ == "__main__":

@@ -252,9 +252,7 @@ def test_metrics_are_served_and_count_the_run(
     from tests.e2e.conftest import free_port
 
     port = free_port()
-    op = make_operator()
-    op.extra = ("--metrics-port", str(port))
-    op.start()
+    make_operator("--metrics-port", str(port)).start()
     seed(sim, (D, "dep-run1", Status.RUNNING))
     kube.create(secret(sim.service_key()))
     kube.create(bulk_termination("measured", ("Deployment", "dep-run1", "STOPPED")))

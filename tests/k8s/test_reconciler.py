@@ -4,7 +4,6 @@ simulator over HTTP. kopf only adapts this; the end-to-end tests cover the adapt
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from typing import Any
 
@@ -90,6 +89,15 @@ def reconciler(
 ) -> Reconciler:
     cfg = OperatorConfig(**{"status_interval": 0.2, "stalled_retry_seconds": 0.1, **config})
     return Reconciler(REF, body, status, kube=kube, events=events, config=cfg, engine_settings=FAST)
+
+
+async def run_for(seconds: float, rec: Reconciler) -> None:
+    """Run ``rec`` for ``seconds``, then stop it as kopf does (the stop event), and wait."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(rec.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 5)
 
 
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -217,13 +225,7 @@ async def test_malformed_key_stalls_naming_the_field_never_the_secret(
     key = dict(simulator.service_key())
     del key["url"]
     kube.put_secret("aicore", "serviceKey", key)
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        reconciler(kube, events, spec(("Deployment", "dep-x001", "STOPPED"))).run(stop)
-    )
-    await asyncio.sleep(0.3)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    await run_for(0.3, reconciler(kube, events, spec(("Deployment", "dep-x001", "STOPPED"))))
     stalled = condition(kube.status, "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "InvalidServiceKey")
     assert "'url'" in stalled["message"]
@@ -237,13 +239,7 @@ async def test_rejected_credentials_stall_as_unauthorized(
     key = dict(simulator.service_key())
     key["clientsecret"] = "not-the-secret"
     kube.put_secret("aicore", "serviceKey", key)
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        reconciler(kube, events, spec(("Deployment", "dep-x001", "STOPPED"))).run(stop)
-    )
-    await asyncio.sleep(0.5)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    await run_for(0.5, reconciler(kube, events, spec(("Deployment", "dep-x001", "STOPPED"))))
     assert condition(kube.status, "Stalled")["reason"] == "Unauthorized"
     assert "not-the-secret" not in json.dumps(kube.writes) + json.dumps(events.posted)
     assert events.reasons().count("CredentialsInvalid") == 1
@@ -254,11 +250,7 @@ async def test_cross_namespace_secret_reference_is_refused(
 ) -> None:
     body = spec(("Deployment", "dep-x001", "STOPPED"))
     body["connection"]["secretRef"]["namespace"] = "kube-system"
-    stop = asyncio.Event()
-    task = asyncio.create_task(reconciler(kube, events, body).run(stop))
-    await asyncio.sleep(0.2)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    await run_for(0.2, reconciler(kube, events, body))
     assert condition(kube.status, "Stalled")["reason"] == "CrossNamespaceSecretRefused"
     assert sum(simulator.counters.values()) == 0
 
@@ -319,11 +311,6 @@ async def test_invalid_spec_fails_permanently(
     failed = condition(kube.status, "Failed")
     assert (failed["status"], failed["reason"]) == ("True", "InvalidSpec")
     assert "spec.targets[0].id" in failed["message"]
-
-
-def test_secret_bytes_are_decoded_once() -> None:
-    # Guard for the fake: Secrets hold base64 in the API, bytes after KubeApi decodes them.
-    assert base64.b64decode(base64.b64encode(b"{}")) == b"{}"
 
 
 async def test_reordered_targets_after_the_start_fail_instead_of_mixing_indexes(

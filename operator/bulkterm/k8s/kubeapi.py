@@ -36,7 +36,6 @@ class KubeApi:
         self._client = api_client or _load_client()
         self._core = k8s.CoreV1Api(self._client)
         self._custom = k8s.CustomObjectsApi(self._client)
-        self.status_writes = 0
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes:
         """The bytes under ``key`` of Secret ``namespace/name``; never logs or returns metadata."""
@@ -70,7 +69,6 @@ class KubeApi:
             ) from None
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.status_writes += 1
         await asyncio.to_thread(
             self._custom.patch_namespaced_custom_object_status,
             API_GROUP,

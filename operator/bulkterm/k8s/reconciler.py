@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -69,29 +69,34 @@ class CrRef:
     generation: int
 
 
-def is_terminal(status: dict[str, Any] | None) -> bool:
-    """Complete or Failed is True (the daemon's ``when`` filter and the TTL's trigger)."""
+def _terminal_condition(status: dict[str, Any] | None) -> dict[str, Any] | None:
     for condition in (status or {}).get("conditions") or []:
         if (
             isinstance(condition, dict)
             and condition.get("type") in (ConditionType.COMPLETE, ConditionType.FAILED)
             and condition.get("status") == "True"
         ):
-            return True
-    return False
+            return condition
+    return None
+
+
+def is_terminal(status: dict[str, Any] | None) -> bool:
+    """Complete or Failed is True (the daemon's ``when`` filter and the TTL's trigger).
+
+    Read from the raw status dict: kopf evaluates it on every watch event, where parsing the
+    whole record into :class:`Progress` would be wasted work."""
+    return _terminal_condition(status) is not None
 
 
 def finished_at(status: dict[str, Any] | None) -> datetime | None:
     """When the run became terminal: the terminal condition's ``lastTransitionTime``."""
-    for condition in (status or {}).get("conditions") or []:
-        if (
-            isinstance(condition, dict)
-            and condition.get("type") in (ConditionType.COMPLETE, ConditionType.FAILED)
-            and condition.get("status") == "True"
-        ):
-            with contextlib.suppress(TypeError, ValueError):
-                return datetime.fromisoformat(str(condition["lastTransitionTime"]))
-    return None
+    condition = _terminal_condition(status)
+    if condition is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(condition["lastTransitionTime"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class Reconciler:
@@ -127,6 +132,8 @@ class Reconciler:
         self._stall_reason: str | None = None
         self._reported_failures: set[int] = set()
         self._calls_reported = 0
+        #: The running client's call counter (for aggregated BatchSubmitted events).
+        self._api_calls: Mapping[str, int] = {}
         self._last_event_at = float("-inf")
 
     # -- the flow --------------------------------------------------------------------------
@@ -202,11 +209,21 @@ class Reconciler:
             f" → {self.ref.generation}; targets reordered?): progress indexes would point at "
             "other targets, so the run stops here; create a new BulkTermination for the rest"
         )
-        record = self._record.model_copy(
+        record = await self._enter(Situation(Phase.FAILED, "SpecChanged", message))
+        await self._throttle.close()
+        self._events.warning("Failed", message)
+        return record
+
+    async def _enter(self, situation: Situation, base: Progress | None = None) -> Progress:
+        """The record (or ``base``) with the conditions of ``situation``, written at once:
+        every change of phase the handlers decide (first visit, stall, refusal) goes here."""
+        record = base if base is not None else self._record
+        assert record is not None
+        record = record.model_copy(
             update={
                 "conditions": build_conditions(
-                    self._record.conditions,
-                    Situation(Phase.FAILED, "SpecChanged", message),
+                    record.conditions,
+                    situation,
                     now=self._clock(),
                     observed_generation=self.ref.generation,
                 )
@@ -214,8 +231,6 @@ class Reconciler:
         )
         self._record = record
         await self._throttle.offer(self._status(record), force=True)
-        await self._throttle.close()
-        self._events.warning("Failed", message)
         return record
 
     async def _first_visit(self, spec: BulkTerminationSpec) -> None:
@@ -225,18 +240,7 @@ class Reconciler:
         if record.observed_generation == self.ref.generation and record.conditions:
             return
         fresh = not record.conditions
-        record = record.model_copy(
-            update={
-                "conditions": build_conditions(
-                    record.conditions,
-                    Situation(Phase.RUNNING, "Running", _accepted_message(spec)),
-                    now=self._clock(),
-                    observed_generation=self.ref.generation,
-                )
-            }
-        )
-        self._record = record
-        await self._throttle.offer(self._status(record), force=True)
+        await self._enter(Situation(Phase.RUNNING, "Running", _accepted_message(spec)))
         if fresh:
             self._events.normal("Started", _accepted_message(spec))
 
@@ -346,31 +350,14 @@ class Reconciler:
         self._written_keys = set(status)
 
     async def _stall(self, reason: str, message: str) -> None:
-        assert self._record is not None
-        conditions = build_conditions(
-            self._record.conditions,
-            Situation(Phase.STALLED, reason, message),
-            now=self._clock(),
-            observed_generation=self.ref.generation,
-        )
-        self._record = self._record.model_copy(update={"conditions": conditions})
-        await self._throttle.offer(self._status(self._record), force=True)
+        await self._enter(Situation(Phase.STALLED, reason, message))
         if self._stall_reason != reason:
             self._events.warning("CredentialsInvalid", message)
             log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, message)
         self._stall_reason = reason
 
     async def _invalid_spec(self, message: str) -> None:
-        record = Progress(
-            conditions=build_conditions(
-                [],
-                Situation(Phase.FAILED, "InvalidSpec", message),
-                now=self._clock(),
-                observed_generation=self.ref.generation,
-            )
-        )
-        self._record = record
-        await self._throttle.offer(self._status(record), force=True)
+        await self._enter(Situation(Phase.FAILED, "InvalidSpec", message), base=Progress())
         await self._throttle.close()
         self._events.warning("Failed", message)
 
