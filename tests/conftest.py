@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.plugins.simulator",
     "tests.plugins.kube",
+    "tests.plugins.helm",
 ]

@@ -6,9 +6,7 @@ broken set-up and fails the tests instead of skipping them.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,15 +83,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def find_helm() -> Path | None:
-    """The venv's helm (installed by `make install`) first, then one on PATH."""
-    venv_helm = Path(sys.executable).parent / "helm"
-    if venv_helm.is_file():
-        return venv_helm
-    on_path = shutil.which("helm")
-    return Path(on_path) if on_path else None
-
-
 @dataclass
 class Rendering:
     """One `helm template` output: the raw text, its file, and the parsed documents."""
@@ -167,19 +156,6 @@ class Helm:
     def template_with(self, name: str, values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         """Render ad-hoc values without caching (for values meant to be rejected)."""
         return self.run(*self.template_args(self.values_file(name, values)))
-
-
-@pytest.fixture(scope="session")
-def helm_bin() -> Path:
-    helm = find_helm()
-    if helm is None:
-        pytest.fail(
-            "helm not found (neither next to the interpreter nor on PATH). `make install` "
-            "fetches it; or run: python tools/fetch_helm.py --dest "
-            f"{Path(sys.executable).parent}",
-            pytrace=False,
-        )
-    return helm
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,17 @@
-"""End to end: the real ``bulkterm operator`` (a subprocess, as in a pod) against the emulated
-Kubernetes API and the AI API simulator, all over real HTTP on 127.0.0.1."""
+"""End to end: the real ``bulkterm operator`` (a subprocess, as in a pod) against a real
+kube-apiserver + etcd and the AI API simulator, all over real HTTP(S) on 127.0.0.1.
+
+The operator runs out of cluster **as the chart's own ServiceAccount** (a token from
+``kubectl create token`` after ``helm install`` with ``watchNamespaces`` set to the test's
+namespace), so every scenario also proves the chart's namespaced RBAC is enough: the API
+server, not a reading of YAML, decides.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,47 +23,52 @@ import httpx
 import pytest
 
 from bulkterm.simulator import SimulatorThread, Timings
-from tests.kube import KubeEmulator, condition
+from tests.kube import Kube, condition, free_port
+from tests.plugins.helm import Release
 
-NS = "ml-team"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OperatorProcess:
     """``bulkterm operator`` as a child process; start, kill and restart it like a pod."""
 
     def __init__(
-        self, kube: KubeEmulator, log_dir: Path, *extra: str, env: dict[str, str] | None = None
+        self,
+        kube: Kube,
+        namespace: str,
+        log_dir: Path,
+        *extra: str,
+        kubeconfig: Path | None = None,
+        env: dict[str, str] | None = None,
+        namespaced: bool = True,
     ) -> None:
         self.kube = kube
+        self.namespace = namespace
         self.log_dir = log_dir
         self.extra = extra
+        self.kubeconfig = kubeconfig
         self.env = env or {}
+        self.namespaced = namespaced
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.started_at = 0.0
 
     def start(self) -> OperatorProcess:
         self.starts += 1
-        self.watch_mark = int(self.kube.run(lambda e: len(e._requests)))
         port = free_port()
         self.health = f"http://127.0.0.1:{port}/healthz"
-        self.log_path = self.log_dir / f"operator-{self.starts}.log"
-        env = {**os.environ, **self.kube.env(), **self.env}
+        self.log_path = self.log_dir / f"operator-{self.namespace}-{self.starts}.log"
+        env = self.kube.env(self.kubeconfig, **self.env)
         env.pop("BULKTERM_NAMESPACES", None)
+        scope = ["--namespace", self.namespace] if self.namespaced else ["--all-namespaces"]
+        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "bulkterm.cli",
                 "operator",
-                "--namespace",
-                NS,
+                *scope,
                 "--liveness-endpoint",
                 self.health,
                 "--metrics-port",
@@ -75,31 +84,19 @@ class OperatorProcess:
             env=env,
             cwd=ROOT,
         )
+        # On a real API server kopf lists, then watches from that list's resourceVersion, so
+        # nothing created after this point is missed: healthy is enough.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"operator exited early:\n{self.log()}")
             try:
-                healthy = httpx.get(self.health, timeout=1).status_code == 200
+                if httpx.get(self.health, timeout=1).status_code == 200:
+                    return self
             except httpx.HTTPError:
-                healthy = False
-            # Healthy is not enough: objects created before kopf's watch is up would only be
-            # seen after its next re-list. Wait for the watch request itself.
-            if healthy and self.watching():
-                return self
+                pass
             time.sleep(0.1)
         raise TimeoutError(f"operator not healthy in 30 s:\n{self.log()}")
-
-    def watching(self) -> bool:
-        since = self.watch_mark
-
-        def seen(emulator: Any) -> bool:
-            return any(
-                "bulkterminations" in str(r.url.path) and r.url.query.get("watch") in ("true", "1")
-                for r in list(emulator._requests)[since:]
-            )
-
-        return bool(self.kube.run(seen))
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, like a node failure or OOM kill."""
@@ -147,26 +144,22 @@ def sim() -> Iterator[SimulatorThread]:
         yield s
 
 
-@pytest.fixture(autouse=True)
-def namespace(kube: KubeEmulator) -> str:
-    """The namespace exists before the operator starts, as in a cluster."""
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    return NS
-
-
 @pytest.fixture
-def operator(kube: KubeEmulator, tmp_path: Path) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(kube, tmp_path).start()
-    yield op
-    op.stop()
-
-
-@pytest.fixture
-def make_operator(kube: KubeEmulator, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+def make_operator(
+    kube: Kube, namespace: str, tmp_path: Path, install_chart: Callable[..., Release]
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """``make_operator(*flags, env=None, values=None)``: the chart installed with
+    ``watchNamespaces: [namespace]`` (plus ``values``) and an operator that runs with its
+    ServiceAccount's token. Not started."""
     made: list[OperatorProcess] = []
 
-    def make(*extra: str, env: dict[str, str] | None = None) -> OperatorProcess:
-        op = OperatorProcess(kube, tmp_path, *extra, env=env)
+    def make(
+        *extra: str, env: dict[str, str] | None = None, values: dict[str, Any] | None = None
+    ) -> OperatorProcess:
+        release = install_chart(namespace, {"watchNamespaces": [namespace], **(values or {})})
+        op = OperatorProcess(
+            kube, namespace, tmp_path, *extra, kubeconfig=release.kubeconfig(), env=env
+        )
         made.append(op)
         return op
 
@@ -175,21 +168,30 @@ def make_operator(kube: KubeEmulator, tmp_path: Path) -> Iterator[Callable[..., 
         op.stop()
 
 
-def secret(key: dict[str, Any], name: str = "aicore-service-key") -> dict[str, Any]:
+@pytest.fixture
+def operator(make_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    return make_operator().start()
+
+
+def secret(
+    namespace: str, key: dict[str, Any], name: str = "aicore-service-key"
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": namespace},
         "type": "Opaque",
         "data": {"serviceKey": base64.b64encode(json.dumps(key).encode()).decode()},
     }
 
 
-def bulk_termination(name: str, *targets: tuple[str, str, str], **spec: Any) -> dict[str, Any]:
+def bulk_termination(
+    namespace: str, name: str, *targets: tuple[str, str, str], **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "aiapi.bulkops.dev/v1alpha1",
         "kind": "BulkTermination",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "connection": {"secretRef": {"name": "aicore-service-key"}},
             "pollIntervalSeconds": 1,

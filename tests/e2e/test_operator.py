@@ -1,10 +1,16 @@
-"""The operator as users run it: ``kubectl apply`` a BulkTermination, watch its status."""
+"""The operator as users run it: ``kubectl apply`` a BulkTermination, watch its status.
+
+Every operator here runs as the chart's ServiceAccount with ``watchNamespaces`` set to the
+test's namespace (see conftest), on a real kube-apiserver.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -13,7 +19,6 @@ from bulkterm.apply import seed_targets
 from bulkterm.simulator import SimulatorThread
 from bulkterm.spec import BulkTerminationSpec
 from tests.e2e.conftest import (
-    NS,
     ROOT,
     OperatorProcess,
     bulk_termination,
@@ -22,7 +27,7 @@ from tests.e2e.conftest import (
     timings,
     wait_for_first_bulk_patch,
 )
-from tests.kube import KubeEmulator, condition
+from tests.kube import Kube, condition, free_port
 
 pytestmark = pytest.mark.e2e
 BT = "bulkterminations"
@@ -34,12 +39,23 @@ def seed(sim: SimulatorThread, *items: tuple[Kind, str, Status]) -> None:
         sim.add_item(kind, item_id, status)
 
 
-def reasons(kube: KubeEmulator, name: str) -> list[str]:
-    return [e.get("reason", "") for e in kube.events(namespace=NS, involved=name)]
+def reasons(kube: Kube, namespace: str, name: str) -> list[str]:
+    return [e.get("reason", "") for e in kube.events(namespace=namespace, involved=name)]
+
+
+def status_writes(kube: Kube, mark: int, name: str) -> list[dict[str, Any]]:
+    """The PATCHes of ``/status`` of one BulkTermination the API server logged after ``mark``."""
+    return [
+        e
+        for e in kube.plane.audit_events(mark)
+        if e.get("verb") == "patch"
+        and e.get("objectRef", {}).get("name") == name
+        and e.get("objectRef", {}).get("subresource") == "status"
+    ]
 
 
 def test_mixed_resource_runs_to_complete(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
     sim.add_item(D, "dep-unk1", Status.UNKNOWN, hold=True)  # no race with PENDING
     seed(
@@ -49,9 +65,10 @@ def test_mixed_resource_runs_to_complete(
         (E, "exe-done", Status.COMPLETED),
         (E, "exe-pend", Status.PENDING),
     )
-    kube.create(secret(sim.service_key()))
+    kube.create(secret(namespace, sim.service_key()))
     kube.create(
         bulk_termination(
+            namespace,
             "mixed",
             ("Deployment", "dep-run1", "DELETED"),
             ("Deployment", "dep-unk1", "DELETED"),
@@ -60,7 +77,7 @@ def test_mixed_resource_runs_to_complete(
             ("Execution", "exe-pend", "STOPPED"),
         )
     )
-    obj = kube.wait_for(BT, "mixed", has_condition("Complete"), namespace=NS, timeout=60)
+    obj = kube.wait_for(BT, "mixed", has_condition("Complete"), namespace=namespace, timeout=60)
     status = obj["status"]
     assert (status["succeeded"], status["failed"], status["progress"]) == (5, 0, "5/5")
     assert status["observedGeneration"] == obj["metadata"]["generation"]
@@ -68,20 +85,25 @@ def test_mixed_resource_runs_to_complete(
     assert sim.state_of(E, "exe-pend") == Status.STOPPED
     assert sim.violations == []
     kube.wait_for(
-        BT, "mixed", lambda _: "Completed" in reasons(kube, "mixed"), namespace=NS, timeout=30
+        BT,
+        "mixed",
+        lambda _: "Completed" in reasons(kube, namespace, "mixed"),
+        namespace=namespace,
+        timeout=30,
     )
-    assert {"Started", "BatchSubmitted", "Completed"} <= set(reasons(kube, "mixed"))
+    assert {"Started", "BatchSubmitted", "Completed"} <= set(reasons(kube, namespace, "mixed"))
 
 
+@pytest.mark.namespace("ml-team")
 def test_kubectl_apply_of_the_examples_and_kubectl_wait(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
     for name in ("small.yaml", "bulktermination.yaml"):
         doc = yaml.safe_load((ROOT / "examples" / name).read_text())
         seed_targets(
             sim, BulkTerminationSpec.model_validate(doc["spec"]).targets, resource_group="default"
         )
-    kube.create(secret(sim.service_key()))
+    kube.create(secret(namespace, sim.service_key()))
     applied = kube.kubectl(
         "apply",
         "-f",
@@ -93,7 +115,7 @@ def test_kubectl_apply_of_the_examples_and_kubectl_wait(
     waited = kube.kubectl(
         "wait",
         "-n",
-        NS,
+        namespace,
         "--for=condition=Complete",
         "--timeout=90s",
         "bt/stop-two-deployments",
@@ -102,74 +124,91 @@ def test_kubectl_apply_of_the_examples_and_kubectl_wait(
     )
     assert waited.returncode == 0, waited.stderr + operator.log()[-3000:]
     assert waited.stdout.count("condition met") == 2
-    got = kube.kubectl("get", "bt", "-n", NS, "-o", "yaml")
+    got = kube.kubectl("get", "bt", "-n", namespace, "-o", "yaml")
     items = yaml.safe_load(got.stdout)["items"]
     assert {i["status"]["progress"] for i in items} == {"3/3", "120/120"}
     assert sim.violations == []
+    described = kube.kubectl("describe", "bt", "stop-two-deployments", "-n", namespace)
+    assert described.returncode == 0, described.stderr
+    assert "Complete" in described.stdout and "Events:" in described.stdout
 
 
 def test_failures_end_failed_and_are_listed(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
     seed(sim, (D, "dep-run1", Status.RUNNING))
-    kube.create(secret(sim.service_key()))
+    kube.create(secret(namespace, sim.service_key()))
     kube.create(
         bulk_termination(
-            "broken", ("Deployment", "dep-run1", "STOPPED"), ("Deployment", "dep-gone", "STOPPED")
+            namespace,
+            "broken",
+            ("Deployment", "dep-run1", "STOPPED"),
+            ("Deployment", "dep-gone", "STOPPED"),
         )
     )
-    obj = kube.wait_for(BT, "broken", has_condition("Failed"), namespace=NS, timeout=60)
+    obj = kube.wait_for(BT, "broken", has_condition("Failed"), namespace=namespace, timeout=60)
     assert condition(obj, "Failed")["reason"] == "FailedTargets"  # type: ignore[index]
     assert condition(obj, "Stalled")["status"] == "True"  # type: ignore[index]
     assert [(f["id"], f["reason"]) for f in obj["status"]["failures"]] == [("dep-gone", "NotFound")]
     assert obj["status"]["failedIndexes"] == "1"
     kube.wait_for(
-        BT, "broken", lambda _: "TargetFailed" in reasons(kube, "broken"), namespace=NS, timeout=30
+        BT,
+        "broken",
+        lambda _: "TargetFailed" in reasons(kube, namespace, "broken"),
+        namespace=namespace,
+        timeout=30,
     )
 
 
 def test_missing_secret_stalls_then_recovers(
-    kube: KubeEmulator, sim: SimulatorThread, make_operator: Callable[..., OperatorProcess]
+    kube: Kube,
+    namespace: str,
+    sim: SimulatorThread,
+    make_operator: Callable[..., OperatorProcess],
 ) -> None:
     seed(sim, (D, "dep-run1", Status.RUNNING))
-    kube.create(bulk_termination("waiting", ("Deployment", "dep-run1", "STOPPED")))
+    kube.create(bulk_termination(namespace, "waiting", ("Deployment", "dep-run1", "STOPPED")))
     make_operator(env={"BULKTERM_STALLED_RETRY_SECONDS": "0.5"}).start()
-    obj = kube.wait_for(BT, "waiting", has_condition("Stalled"), namespace=NS, timeout=30)
+    obj = kube.wait_for(BT, "waiting", has_condition("Stalled"), namespace=namespace, timeout=30)
     assert condition(obj, "Stalled")["reason"] == "SecretNotFound"  # type: ignore[index]
     assert condition(obj, "Reconciling")["status"] == "False"  # type: ignore[index]
-    kube.create(secret(sim.service_key()))
-    kube.wait_for(BT, "waiting", has_condition("Complete"), namespace=NS, timeout=60)
-    assert "CredentialsInvalid" in reasons(kube, "waiting")
+    kube.create(secret(namespace, sim.service_key()))
+    kube.wait_for(BT, "waiting", has_condition("Complete"), namespace=namespace, timeout=60)
+    assert "CredentialsInvalid" in reasons(kube, namespace, "waiting")
 
 
 def test_bad_credentials_stall_as_unauthorized(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
     key = dict(sim.service_key())
     key["clientsecret"] = "wrong-secret-123"
-    kube.create(secret(key))
-    kube.create(bulk_termination("denied", ("Deployment", "dep-run1", "STOPPED")))
-    obj = kube.wait_for(BT, "denied", has_condition("Stalled"), namespace=NS, timeout=30)
+    kube.create(secret(namespace, key))
+    kube.create(bulk_termination(namespace, "denied", ("Deployment", "dep-run1", "STOPPED")))
+    obj = kube.wait_for(BT, "denied", has_condition("Stalled"), namespace=namespace, timeout=30)
     assert condition(obj, "Stalled")["reason"] == "Unauthorized"  # type: ignore[index]
-    everything = str(obj) + str(kube.events(namespace=NS)) + operator.log()
+    everything = str(obj) + str(kube.events(namespace=namespace)) + operator.log()
     assert "wrong-secret-123" not in everything
 
 
 def test_operator_restart_mid_run_resumes_and_finishes(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
     sim.set_timings(timings(stopping=3.0, deletion=1.0))
     targets = [("Deployment", f"dep-{i:04d}", "DELETED") for i in range(40)]
     seed(sim, *[(D, i, Status.RUNNING) for _, i, _ in targets])
-    kube.create(secret(sim.service_key()))
-    kube.create(bulk_termination("restart", *targets))
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(bulk_termination(namespace, "restart", *targets))
     wait_for_first_bulk_patch(sim)
     kube.wait_for(
-        BT, "restart", lambda o: o.get("status", {}).get("active", 0) > 0, namespace=NS, timeout=10
+        BT,
+        "restart",
+        lambda o: o.get("status", {}).get("active", 0) > 0,
+        namespace=namespace,
+        timeout=10,
     )
     operator.kill()
     operator.start()
-    obj = kube.wait_for(BT, "restart", has_condition("Complete"), namespace=NS, timeout=60)
+    obj = kube.wait_for(BT, "restart", has_condition("Complete"), namespace=namespace, timeout=60)
     assert obj["status"]["succeeded"] == 40
     assert sim.violations == []
     # One bulk STOP before the kill, one bulk DELETE after it: nothing accepted was re-sent.
@@ -177,67 +216,91 @@ def test_operator_restart_mid_run_resumes_and_finishes(
 
 
 def test_deleting_the_resource_mid_run_stops_its_work(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
     sim.set_timings(timings(stopping=30.0, deletion=1.0))
     seed(sim, (D, "dep-slow", Status.RUNNING))
-    kube.create(secret(sim.service_key()))
-    kube.create(bulk_termination("doomed", ("Deployment", "dep-slow", "DELETED")))
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(bulk_termination(namespace, "doomed", ("Deployment", "dep-slow", "DELETED")))
     wait_for_first_bulk_patch(sim)
-    kube.delete(BT, "doomed", namespace=NS)
-    kube.wait_gone(BT, "doomed", namespace=NS, timeout=30)
+    kube.delete(BT, "doomed", namespace=namespace)
+    kube.wait_gone(BT, "doomed", namespace=namespace, timeout=30)
     calls = sum(sim.counters.values())
     time.sleep(2.0)
     assert sum(sim.counters.values()) == calls  # no polling after the resource is gone
 
 
 def test_ttl_deletes_the_resource_after_it_finished(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube,
+    namespace: str,
+    sim: SimulatorThread,
+    make_operator: Callable[..., OperatorProcess],
 ) -> None:
+    make_operator(values={"ttl": {"enabled": True}}).start()
     seed(sim, (D, "dep-stp1", Status.STOPPED))
-    kube.create(secret(sim.service_key()))
+    kube.create(secret(namespace, sim.service_key()))
     kube.create(
         bulk_termination(
-            "ephemeral", ("Deployment", "dep-stp1", "STOPPED"), ttlSecondsAfterFinished=1
+            namespace, "ephemeral", ("Deployment", "dep-stp1", "STOPPED"), ttlSecondsAfterFinished=1
         )
     )
-    kube.wait_for(BT, "ephemeral", has_condition("Complete"), namespace=NS, timeout=30)
-    kube.wait_gone(BT, "ephemeral", namespace=NS, timeout=30)
+    kube.wait_for(BT, "ephemeral", has_condition("Complete"), namespace=namespace, timeout=30)
+    kube.wait_gone(BT, "ephemeral", namespace=namespace, timeout=30)
+
+
+def test_ttl_without_delete_rights_is_an_event_not_a_retry_loop(
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    seed(sim, (D, "dep-stp1", Status.STOPPED))
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(
+        bulk_termination(
+            namespace, "kept", ("Deployment", "dep-stp1", "STOPPED"), ttlSecondsAfterFinished=0
+        )
+    )
+    kube.wait_for(
+        BT,
+        "kept",
+        lambda _: "TTLDeleteForbidden" in reasons(kube, namespace, "kept"),
+        namespace=namespace,
+        timeout=30,
+    )
+    assert kube.get(BT, "kept", namespace=namespace)["metadata"]["name"] == "kept"
 
 
 def test_three_resources_at_once(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
-    kube.create(secret(sim.service_key()))
+    kube.create(secret(namespace, sim.service_key()))
     for n in range(3):
         ids = [f"dep-{n}-{i:03d}" for i in range(20)]
         seed(sim, *[(D, i, Status.RUNNING) for i in ids])
-        kube.create(bulk_termination(f"run-{n}", *[("Deployment", i, "DELETED") for i in ids]))
+        kube.create(
+            bulk_termination(namespace, f"run-{n}", *[("Deployment", i, "DELETED") for i in ids])
+        )
     for n in range(3):
-        obj = kube.wait_for(BT, f"run-{n}", has_condition("Complete"), namespace=NS, timeout=60)
+        obj = kube.wait_for(
+            BT, f"run-{n}", has_condition("Complete"), namespace=namespace, timeout=60
+        )
         assert obj["status"]["progress"] == "20/20"
     assert sim.violations == []
 
 
 def test_status_writes_are_throttled(
-    kube: KubeEmulator, sim: SimulatorThread, operator: OperatorProcess
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
     sim.set_timings(timings(stopping=2.0, deletion=1.0))
     ids = [f"dep-{i:03d}" for i in range(30)]
     seed(sim, *[(D, i, Status.RUNNING) for i in ids])
-    kube.create(secret(sim.service_key()))
+    kube.create(secret(namespace, sim.service_key()))
+    mark = kube.plane.audit_mark()
     started = time.monotonic()
-    kube.create(bulk_termination("throttled", *[("Deployment", i, "DELETED") for i in ids]))
-    kube.wait_for(BT, "throttled", has_condition("Complete"), namespace=NS, timeout=60)
-    elapsed = time.monotonic() - started
-    writes = kube.run(
-        lambda e: sum(
-            1
-            for r in e._requests
-            if r.method == "PATCH"
-            and str(r.url.path).endswith("/bulkterminations/throttled/status")
-        )
+    kube.create(
+        bulk_termination(namespace, "throttled", *[("Deployment", i, "DELETED") for i in ids])
     )
+    kube.wait_for(BT, "throttled", has_condition("Complete"), namespace=namespace, timeout=60)
+    elapsed = time.monotonic() - started
+    writes = len(status_writes(kube, mark, "throttled"))
     # --status-interval 0.5: at most one write per 0.5 s, plus phase changes, one before each
     # round of sends (crash safety) and the final one.
     send_rounds = sim.counters["PATCH /lm/deployments"]
@@ -245,18 +308,17 @@ def test_status_writes_are_throttled(
 
 
 def test_metrics_are_served_and_count_the_run(
-    kube: KubeEmulator, sim: SimulatorThread, make_operator: Callable[..., OperatorProcess]
+    kube: Kube,
+    namespace: str,
+    sim: SimulatorThread,
+    make_operator: Callable[..., OperatorProcess],
 ) -> None:
-    import httpx
-
-    from tests.e2e.conftest import free_port
-
     port = free_port()
     make_operator("--metrics-port", str(port)).start()
     seed(sim, (D, "dep-run1", Status.RUNNING))
-    kube.create(secret(sim.service_key()))
-    kube.create(bulk_termination("measured", ("Deployment", "dep-run1", "STOPPED")))
-    kube.wait_for(BT, "measured", has_condition("Complete"), namespace=NS, timeout=60)
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(bulk_termination(namespace, "measured", ("Deployment", "dep-run1", "STOPPED")))
+    kube.wait_for(BT, "measured", has_condition("Complete"), namespace=namespace, timeout=60)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'bulkterm_targets_total{outcome="succeeded"} 1.0' in text
     assert 'bulkterm_aiapi_calls_total{endpoint="bulk_patch deployments",outcome="ok"} 1.0' in text

@@ -1,11 +1,21 @@
-"""A Kubernetes API emulator (kmock 0.8, completed) and CRD schema tools for the tests.
+"""A real Kubernetes control plane (etcd + kube-apiserver) and client helpers for the tests.
 
-- :class:`KubeEmulator` (``facade``): the server in its own thread, kubeconfig, kubectl, helpers.
-- :class:`ApiEmulator` (``emulator``): the kmock ``KubernetesEmulator`` subclass itself.
-- ``schema``: defaulting, pruning, validation and CEL of a CRD's structural schema.
+- :class:`ControlPlane` (``controlplane``): builds or reuses the binaries, makes the PKI,
+  starts both servers on free loopback ports and stops them.
+- :class:`Kube` (``client``): admin HTTPS access with discovery, CRUD, waits, Events,
+  kubectl, and kubeconfigs holding a ServiceAccount's token.
 """
 
-from tests.kube.emulator import ApiEmulator, ApiError
-from tests.kube.facade import KubeApiError, KubeEmulator, condition
+from tests.kube.client import Kube, KubeApiError, Resolved, condition
+from tests.kube.controlplane import ControlPlane, ControlPlaneError, binaries, free_port
 
-__all__ = ["ApiEmulator", "ApiError", "KubeApiError", "KubeEmulator", "condition"]
+__all__ = [
+    "ControlPlane",
+    "ControlPlaneError",
+    "Kube",
+    "KubeApiError",
+    "Resolved",
+    "binaries",
+    "condition",
+    "free_port",
+]

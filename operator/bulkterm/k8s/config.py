@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class OperatorConfig(BaseSettings):
@@ -38,4 +42,17 @@ class OperatorConfig(BaseSettings):
         """``BULKTERM_NAMESPACES=a,b`` (comma-separated, as the chart and shells write it)."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _exact_names(cls, value: list[str]) -> list[str]:
+        """Exact namespace names only: the operator then needs no cluster-wide right to list
+        namespaces (kopf lists them only to match patterns, and retries a 403 for ~50 s)."""
+        for name in value:
+            if not _NAMESPACE.fullmatch(name):
+                raise ValueError(
+                    f"namespace {name!r} is not a namespace name (lowercase letters, digits "
+                    "and '-', at most 63 characters; patterns such as 'team-*' are not supported)"
+                )
         return value

@@ -69,6 +69,29 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.CRITICAL
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10, 30]
+    if CONFIG.namespaces:
+        # Exact namespace names (OperatorConfig refuses patterns): kopf has nothing to match,
+        # so it must not list namespaces cluster-wide. Namespaced RBAC (the chart with
+        # watchNamespaces) forbids that, and kopf retries the 403 for about 50 s before it
+        # falls back to the names it was given; the first status came 52 s late. Resources
+        # are then discovered once at start-up instead of by watching CRDs, which namespaced
+        # RBAC does not allow either: `check_crd_served` makes a missing CRD a crash (and a
+        # restart) rather than an operator that silently serves nothing.
+        settings.scanning.disabled = True
+
+
+@kopf.on.startup(registry=registry)
+async def check_crd_served(logger: kopf.Logger, **_: Any) -> None:
+    """Refuse to run without the BulkTermination resource (see ``configure``)."""
+    if not CONFIG.namespaces:
+        return  # cluster-wide: kopf watches CRDs and picks the resource up when it appears
+    served = await kube().resource_served()
+    if not served:
+        raise kopf.PermanentError(
+            f"the API server does not serve {PLURAL}.{API_GROUP}/{API_VERSION}: install the "
+            "CRD first (crds/bulktermination.yaml, or the Helm chart), then restart the operator"
+        )
+    logger.info("watching %s.%s in namespaces %s", PLURAL, API_GROUP, ", ".join(CONFIG.namespaces))
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:

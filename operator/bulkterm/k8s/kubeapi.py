@@ -68,6 +68,20 @@ class KubeApi:
                 "InvalidServiceKey", f"Secret {namespace}/{name} key {key!r} is not valid base64"
             ) from None
 
+    async def resource_served(self) -> bool:
+        """Whether discovery lists BulkTerminations (discovery needs no RBAC grant)."""
+
+        def discover() -> bool:
+            try:
+                found = self._custom.get_api_resources(API_GROUP, API_VERSION)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return any(r.name == PLURAL for r in found.resources or [])
+
+        return await asyncio.to_thread(discover)
+
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await asyncio.to_thread(
             self._custom.patch_namespaced_custom_object_status,

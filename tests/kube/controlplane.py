@@ -1,0 +1,303 @@
+"""A real Kubernetes control plane for the tests: etcd + kube-apiserver v1.36 on 127.0.0.1.
+
+Why the real server and not an emulator: an emulator agrees with our own reading of
+Kubernetes, so it accepted a CRD that every real API server rejects. The binaries come from
+``hack/kube/build.sh`` (built once from Go modules and cached outside the clone, or taken from
+``KUBEBUILDER_ASSETS``). No kubelet, scheduler or controller-manager runs: CRDs, custom
+resources, Secrets, Events, RBAC, watches, TokenRequest (``kubectl create token``) and
+``helm install`` all work without them. What does not happen without a controller-manager:
+namespace deletion never finishes and ownerReferences are never garbage-collected, so the
+fixtures delete what they made explicitly.
+
+Everything listens on free loopback ports; etcd keeps its data in a temporary folder; the
+PKI (a CA, the serving certificate, an admin client certificate in ``system:masters`` and the
+service-account signing key) is made with ``openssl`` for each run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = ROOT / "hack" / "kube" / "build.sh"
+
+# What the tests count and check on the server side: every request on BulkTerminations (the
+# operator's status writes, kopf's patches), and every request made by a ServiceAccount (the
+# operator as the chart's identity; a 403 here is an RBAC gap). Metadata level only: no
+# request or response bodies, so Secret values never reach the audit log.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [
+        {"level": "Metadata", "resources": [{"group": "aiapi.bulkops.dev"}]},
+        {"level": "Metadata", "userGroups": ["system:serviceaccounts"]},
+        {"level": "None"},
+    ],
+}
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be built or started (the message says why)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def binaries() -> Path:
+    """The folder holding ``kube-apiserver`` and ``etcd`` (built on first use, then cached)."""
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=3600
+    )
+    if result.returncode != 0:
+        raise ControlPlaneError(
+            f"hack/kube/build.sh failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    folder = Path(result.stdout.strip().splitlines()[-1])
+    for name in ("kube-apiserver", "etcd"):
+        if not os.access(folder / name, os.X_OK):
+            raise ControlPlaneError(f"{folder / name} is missing or not executable")
+    return folder
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ControlPlaneError(f"openssl {' '.join(args[:2])} failed: {result.stderr}")
+
+
+def make_pki(folder: Path) -> None:
+    """CA, apiserver serving cert (127.0.0.1, localhost), admin client cert, SA key pair."""
+    folder.mkdir(parents=True, exist_ok=True)
+    days = "2"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.crt", "-days", days, "-subj", "/CN=bulkterm-test-ca", cwd=folder)  # fmt: skip
+
+    def leaf(name: str, subject: str, extensions: str) -> None:
+        (folder / f"{name}.ext").write_text(extensions)
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                 f"{name}.csr", "-subj", subject, cwd=folder)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.crt", "-days", days, "-extfile",
+                 f"{name}.ext", cwd=folder)  # fmt: skip
+
+    leaf(
+        "apiserver",
+        "/CN=kube-apiserver",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
+        "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    )
+    leaf(
+        "admin",
+        "/O=system:masters/CN=bulkterm-test-admin",
+        "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    )
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=folder)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=folder)
+
+
+class ControlPlane:
+    """etcd + kube-apiserver as child processes; ``start()`` waits for ``/readyz``."""
+
+    def __init__(self, workdir: Path | None = None, bin_dir: Path | None = None) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="bulkterm-kube-"))
+        self.bin_dir = bin_dir
+        self.pki = self.workdir / "pki"
+        self.kubeconfig_path = self.workdir / "admin.kubeconfig"
+        self.port = 0
+        self._procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> Self:
+        bin_dir = self.bin_dir or binaries()
+        self.bin_dir = bin_dir
+        make_pki(self.pki)
+        etcd_client, etcd_peer = free_port(), free_port()
+        self.port = free_port()
+        self._spawn(
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name=bulkterm-test",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=bulkterm-test=http://127.0.0.1:{etcd_peer}",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+        )
+        p = self.pki
+        self.audit_log = self.workdir / "audit.log"
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                "--authorization-mode=Node,RBAC",
+                f"--client-ca-file={p / 'ca.crt'}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={p / 'sa.pub'}",
+                f"--service-account-signing-key-file={p / 'sa.key'}",
+                "--service-cluster-ip-range=10.96.0.0/12",
+                f"--cert-dir={self.workdir / 'certs'}",
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-mode=blocking",
+                "--audit-log-maxsize=0",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        self._write_kubeconfig()
+        self._wait_ready(timeout)
+        return self
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = self.workdir / f"{name}.log"
+        proc = subprocess.Popen(
+            argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._procs.append((name, proc, log))
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return context
+
+    def _wait_ready(self, timeout: float) -> None:
+        context = self._ssl_context()
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name, proc, log in self._procs:
+                if proc.poll() is not None:
+                    self.stop()
+                    raise ControlPlaneError(
+                        f"{name} exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+                    )
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", context=context, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as e:
+                last = str(e)
+            time.sleep(0.2)
+        self.stop()
+        raise ControlPlaneError(f"kube-apiserver not ready in {timeout}s: {last}")
+
+    def _write_kubeconfig(self) -> None:
+        self.kubeconfig_path.write_text(yaml.safe_dump(self.kubeconfig(
+            user={
+                "client-certificate": str(self.pki / "admin.crt"),
+                "client-key": str(self.pki / "admin.key"),
+            }
+        )))  # fmt: skip
+
+    def kubeconfig(
+        self, *, user: dict[str, str], namespace: str = "default", name: str = "admin"
+    ) -> dict[str, object]:
+        """A kubeconfig for this server with the given credentials (cert files or a token)."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "bulkterm-test",
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority": str(self.pki / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [{"name": name, "user": user}],
+            "contexts": [
+                {
+                    "name": name,
+                    "context": {"cluster": "bulkterm-test", "user": name, "namespace": namespace},
+                }
+            ],
+            "current-context": name,
+        }
+
+    def audit_mark(self) -> int:
+        """A position in the audit log; :meth:`audit_events` reads what came after it."""
+        return self.audit_log.stat().st_size if self.audit_log.exists() else 0
+
+    def audit_events(self, since: int = 0) -> list[dict[str, object]]:
+        """Audit events (``ResponseComplete`` stage) logged after ``since``."""
+        with self.audit_log.open("rb") as f:
+            f.seek(since)
+            lines = f.read().splitlines()
+        events = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written right now
+            if event.get("stage") in ("ResponseComplete", "Panic"):
+                events.append(event)
+        return events
+
+    def log(self, name: str) -> str:
+        for proc_name, _, log in self._procs:
+            if proc_name == name:
+                return log.read_text(errors="replace")
+        return ""
+
+    def stop(self) -> None:
+        for _, proc, _ in reversed(self._procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc, _ in reversed(self._procs):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self._procs.clear()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,121 @@
+"""Fixtures: the real ``helm`` binary, and the chart installed on the real API server.
+
+``make install`` puts helm into the venv (tools/fetch_helm.py), so a missing helm is a broken
+set-up and fails the tests instead of skipping them.
+
+- ``helm_bin`` (session): the path of the helm binary.
+- ``install_chart``: ``install_chart(namespace, values, release=None) -> Release`` runs
+  ``helm install --wait=false`` of the chart exactly as shipped (its ``crds/`` included) into
+  ``namespace``; every release made in a test is uninstalled afterwards. A Release hands out a
+  kubeconfig holding a token of the chart's own ServiceAccount, so an operator run with it has
+  exactly the rendered RBAC, as the API server enforces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.kube import Kube
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "bulk-termination-operator"
+
+
+def find_helm() -> Path | None:
+    """The venv's helm (installed by `make install`) first, then one on PATH."""
+    venv_helm = Path(sys.executable).parent / "helm"
+    if venv_helm.is_file():
+        return venv_helm
+    on_path = shutil.which("helm")
+    return Path(on_path) if on_path else None
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> Path:
+    helm = find_helm()
+    if helm is None:
+        pytest.fail(
+            "helm not found (neither next to the interpreter nor on PATH). `make install` "
+            "fetches it; or run: python tools/fetch_helm.py --dest "
+            f"{Path(sys.executable).parent}",
+            pytrace=False,
+        )
+    return helm
+
+
+@dataclass
+class Release:
+    """A chart release on the test API server."""
+
+    name: str
+    namespace: str
+    values: dict[str, Any]
+    kube: Kube
+    helm: Callable[..., subprocess.CompletedProcess[str]]
+
+    @property
+    def service_account(self) -> str:
+        return str(self.manifest_of("ServiceAccount")[0]["metadata"]["name"])
+
+    def manifest(self) -> list[dict[str, Any]]:
+        out = self.helm("get", "manifest", self.name, "-n", self.namespace, check=True).stdout
+        return [d for d in yaml.safe_load_all(out) if d]
+
+    def manifest_of(self, kind: str) -> list[dict[str, Any]]:
+        return [d for d in self.manifest() if d.get("kind") == kind]
+
+    def kubeconfig(self) -> Path:
+        """A kubeconfig with a fresh token of the chart's ServiceAccount."""
+        return self.kube.token_kubeconfig(self.service_account, self.namespace)
+
+    def operator_args(self) -> list[str]:
+        """The operator's flags exactly as the chart renders them into its Deployment."""
+        (deployment,) = self.manifest_of("Deployment")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return list(container["args"])
+
+
+@pytest.fixture
+def install_chart(
+    kube: Kube, helm_bin: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Release]]:
+    made: list[Release] = []
+
+    def helm(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(helm_bin), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=kube.env(HELM_CACHE_HOME=str(tmp_path / "helm-cache"),
+                         HELM_CONFIG_HOME=str(tmp_path / "helm-config"),
+                         HELM_DATA_HOME=str(tmp_path / "helm-data")),
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args[:2])} failed:\n{result.stderr}")
+        return result
+
+    def install(
+        namespace: str, values: dict[str, Any] | None = None, release: str | None = None
+    ) -> Release:
+        values = values or {}
+        name = release or "bto-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+        values_file = tmp_path / f"values-{name}.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        helm("install", name, str(CHART), "-n", namespace, "-f", str(values_file), check=True)
+        made.append(Release(name, namespace, values, kube, helm))
+        return made[-1]
+
+    yield install
+    for rel in made:
+        helm("uninstall", rel.name, "-n", rel.namespace, "--wait=false")
