@@ -37,17 +37,12 @@ def controller_grants(
     where: str, *, ttl: bool = False, secret_names: tuple[str, ...] = ()
 ) -> set[Grant]:
     expected: set[Grant] = {
-        (where, GROUP, "bulkterminations", "get", ()),
         (where, GROUP, "bulkterminations", "list", ()),
         (where, GROUP, "bulkterminations", "watch", ()),
         (where, GROUP, "bulkterminations", "patch", ()),
-        (where, GROUP, "bulkterminations/status", "get", ()),
         (where, GROUP, "bulkterminations/status", "patch", ()),
         (where, "", "secrets", "get", secret_names),
         (where, "", "events", "create", ()),
-        (where, "", "events", "patch", ()),
-        (where, "events.k8s.io", "events", "create", ()),
-        (where, "events.k8s.io", "events", "patch", ()),
     }
     if ttl:
         expected.add((where, GROUP, "bulkterminations", "delete", ()))
@@ -56,7 +51,7 @@ def controller_grants(
 
 CRD_READ: set[Grant] = {
     ("cluster", "apiextensions.k8s.io", "customresourcedefinitions", verb, ())
-    for verb in ("get", "list", "watch")
+    for verb in ("list", "watch")
 }
 
 
@@ -64,7 +59,6 @@ def peering_grants(where: str, resource: str) -> set[Grant]:
     return {
         (where, "kopf.dev", resource, "list", ()),
         (where, "kopf.dev", resource, "watch", ()),
-        (where, "kopf.dev", resource, "get", (FULLNAME,)),
         (where, "kopf.dev", resource, "patch", (FULLNAME,)),
     }
 
@@ -74,18 +68,17 @@ EXPECTED: dict[str, set[Grant]] = {
     "metrics": CRD_READ | controller_grants("cluster"),
     "no-metrics": CRD_READ | controller_grants("cluster"),
     "ttl": CRD_READ | controller_grants("cluster", ttl=True),
-    "namespaced": CRD_READ | controller_grants("team-a") | controller_grants("team-b"),
+    "namespaced": controller_grants("team-a") | controller_grants("team-b"),
     "peering": CRD_READ
     | controller_grants("cluster")
     | peering_grants("cluster", "clusterkopfpeerings"),
     "peering-namespaced": (
-        CRD_READ
-        | controller_grants("team-a")
+        controller_grants("team-a")
         | peering_grants("team-a", "kopfpeerings")
         | controller_grants("team-b")
         | peering_grants("team-b", "kopfpeerings")
     ),
-    "everything": CRD_READ | controller_grants("ml-team", secret_names=("aicore-service-key",)),
+    "everything": controller_grants("ml-team", secret_names=("aicore-service-key",)),
 }
 
 
@@ -123,14 +116,10 @@ def test_delete_on_bulkterminations_only_with_ttl(helm: Helm, variant_name: str)
 
 
 @pytest.mark.parametrize("variant_name", ["namespaced", "peering-namespaced", "everything"])
-def test_namespaced_install_grants_nothing_cluster_wide_but_crd_reads(
-    helm: Helm, variant_name: str
-) -> None:
+def test_namespaced_install_grants_nothing_cluster_wide(helm: Helm, variant_name: str) -> None:
     rendering = helm.render(variant_name)
-    cluster = {g for g in grants(rendering) if g[0] == "cluster"}
-    assert cluster == CRD_READ
-    bindings = rendering.of_kind("ClusterRoleBinding")
-    assert len(bindings) == 1 and bindings[0]["roleRef"]["name"].endswith("-framework")
+    assert {g for g in grants(rendering) if g[0] == "cluster"} == set()
+    assert rendering.of_kind("ClusterRole") == rendering.of_kind("ClusterRoleBinding") == []
     assert {r["metadata"]["namespace"] for r in rendering.of_kind("Role")} == set(
         VARIANTS[variant_name]["watchNamespaces"]
     )

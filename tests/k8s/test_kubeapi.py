@@ -1,4 +1,4 @@
-"""``KubeApi`` against the emulated Kubernetes API: Secrets read as bytes, each way a Secret
+"""``KubeApi`` against a real kube-apiserver: Secrets read as bytes, each way a Secret
 can be unusable named by its own reason, status written through the subresource."""
 
 from __future__ import annotations
@@ -9,64 +9,69 @@ import json
 import pytest
 
 from bulkterm.k8s.kubeapi import KubeApi, SecretProblem
-from tests.kube import KubeEmulator
+from tests.kube import Kube
 
-NS = "ml-team"
 KEY = {"clientid": "c", "clientsecret": "s3cr3t", "url": "http://127.0.0.1:9"}
 
 
 @pytest.fixture
-def api(kube: KubeEmulator) -> KubeApi:
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    return KubeApi(api_client=kube.api_client())
+def api(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> KubeApi:
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig_path))
+    return KubeApi()  # configured as the operator configures it: from KUBECONFIG
 
 
-def put_secret(kube: KubeEmulator, data: dict[str, str]) -> None:
+def put_secret(kube: Kube, namespace: str, data: dict[str, str]) -> None:
     kube.create(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "aicore", "namespace": NS},
+            "metadata": {"name": "aicore", "namespace": namespace},
             "data": data,
         }
     )
 
 
-async def test_secret_value_is_decoded_from_base64(kube: KubeEmulator, api: KubeApi) -> None:
-    put_secret(kube, {"serviceKey": base64.b64encode(json.dumps(KEY).encode()).decode()})
-    assert json.loads(await api.read_secret_value(NS, "aicore", "serviceKey")) == KEY
+async def test_secret_value_is_decoded_from_base64(
+    kube: Kube, namespace: str, api: KubeApi
+) -> None:
+    put_secret(kube, namespace, {"serviceKey": base64.b64encode(json.dumps(KEY).encode()).decode()})
+    assert json.loads(await api.read_secret_value(namespace, "aicore", "serviceKey")) == KEY
 
 
-async def test_missing_secret_is_secret_not_found(api: KubeApi) -> None:
+async def test_missing_secret_is_secret_not_found(namespace: str, api: KubeApi) -> None:
     with pytest.raises(SecretProblem) as err:
-        await api.read_secret_value(NS, "absent", "serviceKey")
-    assert err.value.reason == "SecretNotFound" and "ml-team/absent" in err.value.message
+        await api.read_secret_value(namespace, "absent", "serviceKey")
+    assert err.value.reason == "SecretNotFound" and f"{namespace}/absent" in err.value.message
 
 
 async def test_missing_key_is_secret_key_not_found_without_the_values(
-    kube: KubeEmulator, api: KubeApi
+    kube: Kube, namespace: str, api: KubeApi
 ) -> None:
-    put_secret(kube, {"other": base64.b64encode(b"s3cr3t").decode()})
+    put_secret(kube, namespace, {"other": base64.b64encode(b"s3cr3t").decode()})
     with pytest.raises(SecretProblem) as err:
-        await api.read_secret_value(NS, "aicore", "serviceKey")
+        await api.read_secret_value(namespace, "aicore", "serviceKey")
     assert err.value.reason == "SecretKeyNotFound" and "s3cr3t" not in err.value.message
 
 
+async def test_the_served_resource_is_found_by_discovery(api: KubeApi) -> None:
+    assert await api.resource_served()
+
+
 async def test_status_is_written_through_the_status_subresource(
-    kube: KubeEmulator, api: KubeApi
+    kube: Kube, namespace: str, api: KubeApi
 ) -> None:
     kube.create(
         {
             "apiVersion": "aiapi.bulkops.dev/v1alpha1",
             "kind": "BulkTermination",
-            "metadata": {"name": "job", "namespace": NS},
+            "metadata": {"name": "job", "namespace": namespace},
             "spec": {
                 "connection": {"secretRef": {"name": "aicore"}},
                 "targets": [{"id": "dep-0001", "targetStatus": "STOPPED"}],
             },
         }
     )
-    await api.patch_status(NS, "job", {"total": 1, "progress": "0/1"})
-    obj = kube.get("bt", "job", namespace=NS)
+    await api.patch_status(namespace, "job", {"total": 1, "progress": "0/1"})
+    obj = kube.get("bt", "job", namespace=namespace)
     assert obj["status"]["progress"] == "0/1"
     assert obj["metadata"]["generation"] == 1  # a status write is not a spec change

@@ -43,7 +43,8 @@ BUILD_SCRIPT = ROOT / "hack" / "kube" / "build.sh"
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
-    "omitStages": ["RequestReceived", "ResponseStarted"],
+    # ResponseStarted is kept: a watch logs ResponseComplete only when it ends.
+    "omitStages": ["RequestReceived"],
     "rules": [
         {"level": "Metadata", "resources": [{"group": "aiapi.bulkops.dev"}]},
         {"level": "Metadata", "userGroups": ["system:serviceaccounts"]},
@@ -257,19 +258,22 @@ class ControlPlane:
         return self.audit_log.stat().st_size if self.audit_log.exists() else 0
 
     def audit_events(self, since: int = 0) -> list[dict[str, object]]:
-        """Audit events (``ResponseComplete`` stage) logged after ``since``."""
+        """One audit event per request logged after ``since``: its ``ResponseComplete`` stage,
+        or ``ResponseStarted`` for a request still running (an open watch)."""
         with self.audit_log.open("rb") as f:
             f.seek(since)
             lines = f.read().splitlines()
-        events = []
+        by_id: dict[str, dict[str, object]] = {}
         for line in lines:
             try:
                 event = json.loads(line)
             except ValueError:
                 continue  # a line being written right now
-            if event.get("stage") in ("ResponseComplete", "Panic"):
-                events.append(event)
-        return events
+            if event.get("stage") == "ResponseStarted":
+                by_id.setdefault(event["auditID"], event)
+            elif event.get("stage") in ("ResponseComplete", "Panic"):
+                by_id[event["auditID"]] = event
+        return list(by_id.values())
 
     def log(self, name: str) -> str:
         for proc_name, _, log in self._procs:

@@ -121,17 +121,16 @@ The rules the operator needs on BulkTerminations, Events and Secrets. Rendered i
 ClusterRole (all namespaces) or into a Role per watched namespace.
 */}}
 {{- define "bulkterm.controllerRules" -}}
-# Application: watch BulkTerminations; kopf patches the object itself for its
-# finalizer and progress annotations, and the /status subresource for progress.
+# Application: list and watch BulkTerminations (kopf never GETs one); kopf patches the
+# object itself for its finalizer and progress annotations, and the operator patches the
+# /status subresource for progress. tests/e2e/test_rbac.py removes each grant in turn on a
+# real API server and checks a real run needs it.
 - apiGroups: ["aiapi.bulkops.dev"]
   resources: ["bulkterminations"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: ["aiapi.bulkops.dev"]
-  resources: ["bulkterminations"]
-  verbs: ["patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["aiapi.bulkops.dev"]
   resources: ["bulkterminations/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 {{- if .Values.ttl.enabled }}
 # Application: delete finished BulkTerminations whose TTL has expired (ttl.enabled).
 - apiGroups: ["aiapi.bulkops.dev"]
@@ -147,11 +146,9 @@ ClusterRole (all namespaces) or into a Role per watched namespace.
   resourceNames:
     {{- toYaml . | nindent 4 }}
 {{- end }}
-# Framework and application: Events about progress and errors on BulkTerminations.
+# Framework and application: Events about progress and errors on BulkTerminations
+# (kopf posts core/v1 Events; it never patches them).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}

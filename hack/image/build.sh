@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Build the operator image from the project's Dockerfile with Debian's buildah, on a machine
+# with no container registry and no package index reachable from inside a build. Prints the
+# image name (stdout); progress goes to stderr. Needs root (debootstrap, buildah's chroot).
+#
+#   1. buildah and debootstrap from apt, if missing.
+#   2. A local stand-in for python:3.11-slim-bookworm: Debian bookworm (minbase) + python3 +
+#      pip, made with debootstrap from the Debian mirror and imported into the project's
+#      image store (hack/image/buildah.sh) the first time only (about 1 minute); later runs
+#      reuse it. BASE_REVISION names it: bump it when the recipe below changes.
+#   3. Wheels for every dependency and the build backend, fetched by the host's pip from
+#      PyPI into hack/image/wheelhouse (gitignored, removed afterwards): binary wheels only,
+#      for CPython 3.11 on glibc 2.36 (the base's), so nothing is compiled.
+#   4. `buildah bud` of ./Dockerfile with PYTHON_IMAGE=<local base>,
+#      WHEELHOUSE=hack/image/wheelhouse and --pull=never, in a network namespace with no
+#      interface but a loopback: the build itself can send no traffic at all.
+#
+# Traffic: the Debian mirror (BULKTERM_DEBIAN_MIRROR, default deb.debian.org; step 2, first
+# time only; plus apt's own sources in step 1) and the host pip's index (step 3). Nothing else.
+set -euo pipefail
+
+BASE_SUITE=bookworm
+BASE_PYTHON=3.11    # bookworm's python3
+BASE_GLIBC=2_36     # bookworm's libc6
+BASE_PACKAGES=python3,python3-pip,passwd,ca-certificates
+BASE_REVISION=1
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cache="${BULKTERM_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulk-termination-operator/image}"
+export BULKTERM_IMAGE_CACHE="$cache"
+mirror="${BULKTERM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+py="${PYTHON:-python3}"
+arch="$(uname -m)"
+bh() { "$here/buildah.sh" "$@"; }
+log() { echo "image: $*" >&2; }
+
+if [[ "$(id -u)" != 0 ]]; then
+  echo "hack/image/build.sh needs root: debootstrap and buildah's chroot isolation (rootless buildah needs subuid/subgid set up, not done here)" >&2
+  exit 2
+fi
+
+# 1. Tools.
+if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
+  command -v apt-get >/dev/null || { echo "buildah and debootstrap are missing and there is no apt-get to install them" >&2; exit 2; }
+  log "installing buildah and debootstrap (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # fuse-overlayfs and crun/runc (recommended) are not needed: vfs storage, chroot isolation.
+  apt-get install -y -qq --no-install-recommends buildah debootstrap >&2
+fi
+
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9    # one build at a time per cache (and per clone: the wheelhouse is in the clone)
+
+work="$(mktemp -d "$cache/.work.XXXXXX")"
+wheelhouse="$root/hack/image/wheelhouse"
+cleanup() { rm -rf "$work" "$wheelhouse"; }
+trap cleanup EXIT
+
+# 2. Local base image.
+key="$(printf '%s\n' "$BASE_SUITE" "$BASE_PACKAGES" "$BASE_REVISION" "$arch" | sha256sum | cut -c1-12)"
+base="localhost/bulk-termination-operator-base:$BASE_SUITE-$key"
+if bh inspect --type image "$base" >/dev/null 2>&1; then
+  log "base $base (cached)"
+else
+  log "making base $base with debootstrap from $mirror (first time only: about a minute)"
+  rootfs="$work/rootfs"
+  debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$rootfs" "$mirror" >&2
+  # Like the python:*-slim images: pip may install system-wide (no PEP 668 marker), no apt
+  # lists or caches, docs or locales; and no host files that debootstrap copied in.
+  rm -f "$rootfs"/usr/lib/python3*/EXTERNALLY-MANAGED "$rootfs"/etc/hostname "$rootfs"/etc/resolv.conf
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/var/log/* \
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+    "$rootfs"/usr/share/locale/*
+  ctr="$(bh from --pull=never scratch)"
+  mnt="$(bh mount "$ctr")"
+  cp -a "$rootfs"/. "$mnt"/
+  bh umount "$ctr" >/dev/null
+  bh config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
+    --cmd python3 --label "org.opencontainers.image.description=local stand-in for python:$BASE_PYTHON-slim-$BASE_SUITE" \
+    "$ctr"
+  bh commit --rm --quiet "$ctr" "$base" >/dev/null
+  rm -rf "$rootfs"
+  # Earlier revisions of the base.
+  bh images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/bulk-termination-operator-base:' \
+    | grep -vxF "$base" | xargs -r "$here/buildah.sh" rmi >/dev/null 2>&1 || true
+fi
+
+# 3. Wheelhouse: the project's dependencies and build requirements, as wheels for the base.
+mapfile -t reqs < <("$py" - "$root/pyproject.toml" <<'EOF'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    meta = tomllib.load(f)
+print(*meta["project"]["dependencies"], *meta["build-system"]["requires"], sep="\n")
+EOF
+)
+version="$("$py" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$root/pyproject.toml")"
+rm -rf "$wheelhouse"
+mkdir -p "$wheelhouse"
+log "fetching ${#reqs[@]} requirements as wheels for CPython $BASE_PYTHON on glibc ${BASE_GLIBC/_/.} ($arch)"
+# Every manylinux tag the base's glibc accepts (older pips do not expand one into the rest).
+platforms=()
+for ((minor = ${BASE_GLIBC#2_}; minor >= 5; minor--)); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
+platforms+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
+"$py" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --dest "$wheelhouse" \
+  "${platforms[@]}" --python-version "$BASE_PYTHON" --implementation cp --abi "cp${BASE_PYTHON/./}" \
+  "${reqs[@]}" >&2
+
+# 4. The image.
+image="localhost/bulk-termination-operator:$version"
+log "building $image"
+# No --layers: buildah's layer cache keys a RUN step by its text and parent, not by what a
+# --mount=from brings in, so a cached final stage could outlive a changed builder stage.
+# In a network namespace of its own (only a loopback, down): buildah's chroot isolation shares
+# the host's network whatever --network says, so this is what keeps the build offline.
+unshare --net "$here/buildah.sh" bud --pull=never --force-rm --layers=false \
+  --build-arg PYTHON_IMAGE="$base" --build-arg WHEELHOUSE=hack/image/wheelhouse \
+  --tag "$image" --file "$root/Dockerfile" "$root" >&2
+bh rmi --prune >/dev/null 2>&1 || true    # the previous build's image, now untagged
+echo "$image"
