@@ -8,6 +8,7 @@ why. Nothing is sent to the AI API until every document in the input is valid.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,18 @@ from pydantic import ValidationError
 from bulkterm.spec import API_GROUP, API_VERSION, KIND, BulkTerminationSpec
 
 API_VERSION_FULL = f"{API_GROUP}/{API_VERSION}"
+
+# What the API server accepts around the spec (with fieldValidation=Strict, as kubectl sends).
+TOP_LEVEL = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+OBJECT_META = frozenset(
+    {
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
+        "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+        "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+    }
+)  # fmt: skip
+# A DNS-1123 subdomain: what the API server requires of a custom resource's name.
+NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class ManifestError(ValueError):
@@ -82,6 +95,15 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
         )
     if not isinstance(name, str) or not name:
         problems.append(f"{where}: metadata.name is required")
+    elif len(name) > 253 or not NAME.fullmatch(name):
+        problems.append(
+            f"{where}: metadata.name {name!r} is not a valid name: lowercase letters, digits, "
+            "'-' and '.', starting and ending with a letter or digit, at most 253 characters"
+        )
+    for key in sorted(set(raw) - TOP_LEVEL, key=str):
+        problems.append(f"{where}: unknown field {key!r}")
+    for key in sorted(set(metadata) - OBJECT_META, key=str):
+        problems.append(f"{where}: unknown field 'metadata.{key}'")
     spec_raw = raw.get("spec")
     spec: BulkTerminationSpec | None = None
     if not isinstance(spec_raw, dict):
@@ -91,7 +113,7 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
             # Strict JSON mode: the API server would refuse batchSize: "5" too.
             # (default=str: YAML turns an unquoted 2024-01-01 into a date; kubectl sends it
             # as the string it looks like, and so do we.)
-            text = json.dumps(spec_raw, default=str)
+            text = json.dumps(_as_the_api_server_reads(spec_raw), default=str)
             spec = BulkTerminationSpec.model_validate_json(text, strict=True)
         except ValidationError as exc:
             problems.extend(f"{where}: {line}" for line in describe_errors(exc, spec_raw))
@@ -104,6 +126,19 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
         spec=spec,
         document=position,
     )
+
+
+def _as_the_api_server_reads(value: Any) -> Any:
+    """What the API server does before validating: a null in a mapping is dropped (then the
+    schema's default applies, e.g. a `connection:` block whose lines are all commented out),
+    and a whole number written as 5.0 is the integer 5."""
+    if isinstance(value, dict):
+        return {k: _as_the_api_server_reads(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_as_the_api_server_reads(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def describe_errors(exc: ValidationError, spec_raw: Any) -> list[str]:

@@ -25,6 +25,7 @@ API_VERSION = "v1alpha1"
 KIND = "BulkTermination"
 PLURAL = "bulkterminations"
 MAX_TARGETS = 10_000
+INT64_MAX = 2**63 - 1
 
 
 class _Model(BaseModel):
@@ -65,8 +66,9 @@ class BulkTerminationSpec(_Model):
     targets: Annotated[list[Target], Field(min_length=1, max_length=MAX_TARGETS)]
     batch_size: Annotated[int, Field(ge=1, le=MAX_BULK_ITEMS)] = MAX_BULK_ITEMS
     poll_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
-    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
-    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = None
+    # The API server stores integers as int64 and refuses larger ones.
+    active_deadline_seconds: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     #: Times a target's action may be refused or lost before the target is failed.
     backoff_limit_per_target: Annotated[int, Field(ge=0, le=100)] = 3
     #: How long a target that must be STOPPED may sit in UNKNOWN (which cannot be stopped).

@@ -30,7 +30,11 @@ SERVICE_MONITOR_CRD: dict[str, Any] = {
     "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
     "spec": {
         "group": "monitoring.coreos.com",
-        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor"},
+        "names": {
+            "kind": "ServiceMonitor",
+            "plural": "servicemonitors",
+            "singular": "servicemonitor",
+        },
         "scope": "Namespaced",
         "versions": [
             {
@@ -98,7 +102,9 @@ def test_chart_installs_upgrades_and_uninstalls(
     release = install_chart(namespace, values)
     manifest = release.manifest()
     assert manifest, "helm rendered nothing"
-    missing = [f"{d['kind']}/{d['metadata']['name']}" for d in manifest if on_server(kube, d) is None]
+    missing = [
+        f"{d['kind']}/{d['metadata']['name']}" for d in manifest if on_server(kube, d) is None
+    ]
     assert missing == []
 
     upgraded = release.helm(

@@ -110,3 +110,31 @@ def test_non_ascii_ids_are_refused_as_the_api_server_would() -> None:
 def test_unquoted_date_like_id_is_read_as_the_string_kubectl_would_send() -> None:
     (m,) = load_manifests(HEADER + "spec:\n  targets: [{id: 2024-01-01, targetStatus: STOPPED}]\n")
     assert m.spec.targets[0].id == "2024-01-01"
+
+
+def test_a_commented_out_block_is_defaulted_as_the_api_server_does() -> None:
+    text = (
+        HEADER
+        + "spec:\n  connection:\n  #  resourceGroup: team-a\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
+    )
+    (m,) = load_manifests(text)
+    assert m.spec.connection.resource_group == "default"
+
+
+def test_unknown_top_level_and_metadata_fields_are_named() -> None:
+    text = (
+        "apiVersion: aiapi.bulkops.dev/v1alpha1\nkind: BulkTermination\n"
+        "metadata: {name: job, labelz: {a: b}}\nspeck: {}\n"
+        "spec:\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
+    )
+    problems = problems_of(text)
+    assert any("unknown field 'speck'" in p for p in problems)
+    assert any("unknown field 'metadata.labelz'" in p for p in problems)
+
+
+def test_a_name_the_api_server_would_refuse_is_refused() -> None:
+    (problem,) = problems_of(
+        HEADER.replace("name: job", "name: Nightly_Job")
+        + "spec:\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
+    )
+    assert "metadata.name 'Nightly_Job' is not a valid name" in problem

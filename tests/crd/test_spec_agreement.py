@@ -1,8 +1,8 @@
 """The CRD's spec schema and the pydantic ``BulkTerminationSpec`` say the same thing.
 
 Two ways: the schemas are compared field by field (names, required, defaults, enums, bounds,
-patterns), and a set of sample documents is accepted or rejected by both alike, with the same
-defaults filled in.
+patterns), and a set of sample documents is accepted or refused alike by the real API server
+and by pydantic, with the same defaults filled in.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bulkterm.spec import BulkTerminationSpec
+from bulkterm.spec import INT64_MAX, BulkTerminationSpec
 from tests.crd.samples import valid_cr
-from tests.kube import schema as s
+from tests.crd.server import admit
+from tests.kube import Kube, KubeApiError
 
 # Keywords both sides state; anything else in the CRD must be implied by the pydantic model.
 _COMPARED = (
@@ -49,8 +50,11 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _implied(crd_node: dict[str, Any], key: str) -> bool:
-    """CRD-only keywords that add nothing: lengths implied by an enum or a bounded pattern."""
+def _implied(crd_node: dict[str, Any], key: str, py_value: Any = None) -> bool:
+    """Keywords one side states that add nothing: lengths implied by an enum or a bounded
+    pattern (CRD), and int64's maximum (pydantic; the API server applies it to every integer)."""
+    if key == "maximum" and crd_node.get("type") == "integer" and key not in crd_node:
+        return py_value == INT64_MAX
     if key in ("minLength", "maxLength"):
         if "enum" in crd_node:
             return True
@@ -77,7 +81,9 @@ def _compare(
             continue  # optional without a default on both sides
         if key == "default" and crd_value == {} and py_value is None:
             continue  # object defaulted to {} (nested defaults) vs. default_factory
-        if crd_value != py_value and not (py_value is None and _implied(crd_node, key)):
+        if crd_value != py_value and not (
+            (py_value is None and _implied(crd_node, key)) or _implied(crd_node, key, py_value)
+        ):
             problems.append(f"{path}: {key}: CRD {crd_value!r} != pydantic {py_value!r}")
     if crd_node.get("type") == "object":
         crd_props = crd_node.get("properties", {})
@@ -184,10 +190,13 @@ def _spec_of(overrides: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _crd_verdict(openapi: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
-    body = {**valid_cr(), "spec": spec}
-    admitted, errors, _ = s.admit(openapi, body, strict=True)
-    return None if errors else admitted["spec"]
+def _server_verdict(kube: Kube, namespace: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec as the API server would store it (strict field validation), None if refused."""
+    try:
+        return admit(kube, {**valid_cr(), "spec": spec}, namespace)["spec"]
+    except KubeApiError as refused:
+        assert refused.status in (400, 422), refused
+        return None
 
 
 def _pydantic_verdict(spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -200,23 +209,24 @@ def _pydantic_verdict(spec: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @pytest.mark.parametrize("overrides", SAMPLES)
-def test_same_verdict_and_defaults(openapi: dict[str, Any], overrides: dict[str, Any]) -> None:
+def test_same_verdict_and_defaults(kube: Kube, namespace: str, overrides: dict[str, Any]) -> None:
     spec = _spec_of(overrides)
-    crd = _crd_verdict(openapi, spec)
+    server = _server_verdict(kube, namespace, spec)
     py = _pydantic_verdict(spec)
-    assert (crd is None) == (py is None), (
-        f"CRD accepts: {crd is not None}; pydantic: {py is not None}"
+    assert (server is None) == (py is None), (
+        f"API server admits: {server is not None}; pydantic: {py is not None}"
     )
-    assert crd == py
+    assert server == py
 
 
-def test_same_verdict_on_non_ascii_ids(openapi: dict[str, Any]) -> None:
+def test_same_verdict_on_non_ascii_ids(kube: Kube, namespace: str) -> None:
     spec = _spec_of({"targets": _targets("déployé")})
-    assert (_crd_verdict(openapi, spec) is None) == (_pydantic_verdict(spec) is None)
+    assert _server_verdict(kube, namespace, spec) is None
+    assert _pydantic_verdict(spec) is None
 
 
-def test_lax_python_mode_coerces(openapi: dict[str, Any]) -> None:
+def test_lax_python_mode_coerces(kube: Kube, namespace: str) -> None:
     """A reminder, not a requirement: outside strict JSON mode pydantic coerces "5" to 5."""
     spec = _spec_of({"batchSize": "5"})
-    assert _crd_verdict(openapi, spec) is None
+    assert _server_verdict(kube, namespace, spec) is None
     assert BulkTerminationSpec.model_validate(spec).batch_size == 5

@@ -291,7 +291,7 @@ BAD: list[Any] = [
 ]
 
 
-def _bad_cr(mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def _cr_with(mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     body = valid_cr()
     mutate(body)
     return body
@@ -305,7 +305,7 @@ def test_api_server_refuses_bad_spec(
     field: str,
     fragment: str,
 ) -> None:
-    named = problems(refusal(kube, _bad_cr(mutate), namespace))
+    named = problems(refusal(kube, _cr_with(mutate), namespace))
     assert any(f == field and fragment in message for f, message in named), named
 
 
@@ -323,10 +323,97 @@ def _names(problem: str, field: str) -> bool:
 def test_manifest_loader_refuses_bad_spec(
     mutate: Callable[[dict[str, Any]], None], field: str, fragment: str
 ) -> None:
-    text = yaml.safe_dump(_bad_cr(mutate), allow_unicode=True, sort_keys=False)
+    text = yaml.safe_dump(_cr_with(mutate), allow_unicode=True, sort_keys=False)
     with pytest.raises(ManifestError) as refused:
         load_manifests(text, source="m.yaml")
     assert any(_names(p, field) for p in refused.value.problems), refused.value.problems
+
+
+# --- edge cases: the API server and the manifest loader must take the same view ----------------
+
+
+INT64_MAX = 2**63 - 1
+
+EDGES: list[Any] = [
+    # (mutation); each once disagreed (bulkterm apply refused or accepted what the API server
+    # did not): nulls dropped then defaulted, 5.0 read as 5, int64 bounds, metadata checks
+    pytest.param(_set("spec.activeDeadlineSeconds", INT64_MAX), id="deadline-int64-max"),
+    pytest.param(
+        _set("spec.activeDeadlineSeconds", INT64_MAX + 1),
+        id="deadline-above-int64",
+    ),
+    pytest.param(
+        _set("spec.ttlSecondsAfterFinished", 10**30),
+        id="ttl-above-int64",
+    ),
+    pytest.param(
+        _set("spec.batchSize", 5.0),
+        id="batchSize-integral-float",
+    ),
+    pytest.param(_set("spec.activeDeadlineSeconds", 1.5), id="deadline-fraction"),
+    pytest.param(_set("spec.activeDeadlineSeconds", None), id="deadline-null"),
+    pytest.param(_set("spec.connection.secretRef", None), id="secretRef-null"),
+    *[
+        pytest.param(
+            _set(path, None),
+            id=f"{path.removeprefix('spec.').replace('.0.', '[0].')}-null",
+        )
+        for path in (
+            "spec.batchSize",
+            "spec.dryRun",
+            "spec.connection",
+            "spec.connection.resourceGroup",
+            "spec.targets.0.kind",
+        )
+    ],
+    pytest.param(_set("spec.targets.0.id", 12345678), id="id-number"),
+    pytest.param(_set("spec.targets.0.id", "abcd\n"), id="id-trailing-newline"),
+    pytest.param(
+        _set("spec.connection.resourceGroup", "abcd\n"), id="resourceGroup-trailing-newline"
+    ),
+    pytest.param(_set("spec.connection.secretRef.name", "é" * 253), id="secret-name-253-chars"),
+    pytest.param(_set("spec.connection.secretRef.name", "é" * 254), id="secret-name-254-chars"),
+    pytest.param(_set("spec.connection.secretRef.namespace", ""), id="secret-namespace-empty"),
+    pytest.param(_set("spec.connection.secretRef.key", ""), id="secret-key-empty"),
+    pytest.param(
+        _set("metadata.name", "Nightly_Cleanup"),
+        id="metadata-name-not-a-dns-subdomain",
+    ),
+    pytest.param(
+        _set("metadata.foo", 1),
+        id="unknown-metadata-field",
+    ),
+    pytest.param(
+        _set("foo", 1),
+        id="unknown-top-level-field",
+    ),
+]
+
+
+def _server_admits(kube: Kube, namespace: str, body: dict[str, Any]) -> bool:
+    try:
+        admit(kube, body, namespace)
+    except KubeApiError as refused:
+        assert refused.status in (400, 422), refused
+        return False
+    return True
+
+
+def _loader_admits(body: dict[str, Any]) -> bool:
+    try:
+        load_manifests(yaml.safe_dump(body, allow_unicode=True), source="m.yaml")
+    except ManifestError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("mutate", EDGES)
+def test_api_server_and_manifest_loader_take_the_same_view(
+    kube: Kube, namespace: str, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    body = _cr_with(mutate)
+    server, loader = _server_admits(kube, namespace, body), _loader_admits(body)
+    assert server == loader, f"API server admits: {server}; manifest loader: {loader}"
 
 
 # --- status: written by the operator through the status subresource ----------------------------
@@ -396,8 +483,8 @@ def test_unknown_spec_field_is_pruned_when_field_validation_is_ignore(
 def test_kopf_private_status_fields_are_pruned(
     kube: Kube, namespace: str, stored: dict[str, Any]
 ) -> None:
-    """kopf's progress storage (``status.kopf``) and handler results never reach etcd, so kopf
-    must keep its state in annotations."""
+    """kopf's status progress storage (``status.kopf``) and handler results never reach etcd:
+    the operator keeps kopf's state in annotations (``bulkterm.k8s.handlers``)."""
     name = stored["metadata"]["name"]
     status = {"kopf": {"progress": {}}, "create_fn": {"ok": 1}, "total": 2}
     kube.patch_status("bt", name, status, namespace=namespace)

@@ -173,9 +173,7 @@ def operator(make_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return make_operator().start()
 
 
-def secret(
-    namespace: str, key: dict[str, Any], name: str = "aicore-service-key"
-) -> dict[str, Any]:
+def secret(namespace: str, key: dict[str, Any], name: str = "aicore-service-key") -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",

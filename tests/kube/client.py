@@ -122,7 +122,9 @@ class Kube:
         path = self.workdir / f"{namespace}.{service_account}.kubeconfig"
         path.write_text(
             yaml.safe_dump(
-                self.plane.kubeconfig(user={"token": token}, namespace=namespace, name=service_account)
+                self.plane.kubeconfig(
+                    user={"token": token}, namespace=namespace, name=service_account
+                )
             )
         )
         path.chmod(0o600)
@@ -224,13 +226,20 @@ class Kube:
             if e.status != 409:
                 raise
             current = self.request("GET", f"{path}/{name}")
-            body = {**crd, "metadata": {**crd["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+            body = {
+                **crd,
+                "metadata": {
+                    **crd["metadata"],
+                    "resourceVersion": current["metadata"]["resourceVersion"],
+                },
+            }
             self.request("PUT", f"{path}/{name}", body=body)
         deadline = time.monotonic() + timeout
         while True:
             current = self.request("GET", f"{path}/{name}")
             conditions = {
-                c["type"]: c["status"] for c in (current.get("status") or {}).get("conditions") or []
+                c["type"]: c["status"]
+                for c in (current.get("status") or {}).get("conditions") or []
             }
             if conditions.get("Established") == "True":
                 break

@@ -282,10 +282,11 @@ class ControlPlane:
         return ""
 
     def stop(self) -> None:
+        # One at a time, apiserver first: signalled together, the apiserver hangs on its lost
+        # etcd until it is killed.
         for _, proc, _ in reversed(self._procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for _, proc, _ in reversed(self._procs):
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:

@@ -115,6 +115,11 @@ def _finished_with_ttl(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
     PLURAL,
     id="reconcile",
     when=_unfinished,
+    # kopf cancels a daemon at once unless given a graceful period: our own terminal status
+    # write makes `when` false, and without this the final events and metrics were lost
+    # whenever kopf saw that write before the daemon had returned (seen on a real server).
+    # The reconciler reacts to `stopped` within moments; the backoff only bounds a stuck one.
+    cancellation_backoff=30.0,
     cancellation_timeout=30.0,
     registry=registry,
 )
@@ -158,6 +163,7 @@ async def reconcile(
     PLURAL,
     id="expire",
     when=_finished_with_ttl,
+    cancellation_backoff=5.0,
     cancellation_timeout=5.0,
     registry=registry,
 )
