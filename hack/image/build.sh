@@ -15,21 +15,22 @@
 #      WHEELHOUSE=hack/image/wheelhouse and --pull=never, in a network namespace with no
 #      interface but a loopback: the build itself can send no traffic at all.
 #
-# Traffic: the Debian mirror (BULKTERM_DEBIAN_MIRROR, default deb.debian.org; step 2, first
-# time only; plus apt's own sources in step 1) and the host pip's index (step 3). Nothing else.
+# Traffic: apt's sources (step 1, only when a tool is missing), the Debian mirror (step 2,
+# first time only: BULKTERM_DEBIAN_MIRROR, default debootstrap's own) and the host pip's index
+# (step 3). Nothing else.
 set -euo pipefail
 
 BASE_SUITE=bookworm
 BASE_PYTHON=3.11    # bookworm's python3
 BASE_GLIBC=2_36     # bookworm's libc6
 BASE_PACKAGES=python3,python3-pip,passwd,ca-certificates
-BASE_REVISION=1
+BASE_REVISION=2
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cache="${BULKTERM_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulk-termination-operator/image}"
 export BULKTERM_IMAGE_CACHE="$cache"
-mirror="${BULKTERM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+mirror=(${BULKTERM_DEBIAN_MIRROR:+"$BULKTERM_DEBIAN_MIRROR"})
 py="${PYTHON:-python3}"
 arch="$(uname -m)"
 bh() { "$here/buildah.sh" "$@"; }
@@ -65,18 +66,20 @@ base="localhost/bulk-termination-operator-base:$BASE_SUITE-$key"
 if bh inspect --type image "$base" >/dev/null 2>&1; then
   log "base $base (cached)"
 else
-  log "making base $base with debootstrap from $mirror (first time only: about a minute)"
+  log "making base $base with debootstrap (first time only: about a minute)"
   rootfs="$work/rootfs"
-  debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$rootfs" "$mirror" >&2
+  debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$rootfs" "${mirror[@]}" >&2
   # Like the python:*-slim images: pip may install system-wide (no PEP 668 marker), no apt
-  # lists or caches, docs or locales; and no host files that debootstrap copied in.
-  rm -f "$rootfs"/usr/lib/python3*/EXTERNALLY-MANAGED "$rootfs"/etc/hostname "$rootfs"/etc/resolv.conf
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/var/log/* \
-    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
-    "$rootfs"/usr/share/locale/*
+  # lists or caches, docs or locales; no host files that debootstrap copied in, and no device
+  # nodes (an image's /dev is empty: the runtime provides it).
+  rm -f "${rootfs:?}"/usr/lib/python3*/EXTERNALLY-MANAGED "${rootfs:?}"/etc/hostname "${rootfs:?}"/etc/resolv.conf
+  rm -rf "${rootfs:?}"/dev/*
+  rm -rf "${rootfs:?}"/var/lib/apt/lists/* "${rootfs:?}"/var/cache/apt/* "${rootfs:?}"/var/log/* \
+    "${rootfs:?}"/usr/share/doc/* "${rootfs:?}"/usr/share/man/* "${rootfs:?}"/usr/share/info/* \
+    "${rootfs:?}"/usr/share/locale/*
   ctr="$(bh from --pull=never scratch)"
   mnt="$(bh mount "$ctr")"
-  cp -a "$rootfs"/. "$mnt"/
+  cp -a "${rootfs:?}"/. "$mnt"/
   bh umount "$ctr" >/dev/null
   bh config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8 \
     --cmd python3 --label "org.opencontainers.image.description=local stand-in for python:$BASE_PYTHON-slim-$BASE_SUITE" \

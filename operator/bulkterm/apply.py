@@ -41,6 +41,7 @@ class ApplyOptions:
     simulator: bool = False
     resource_group: str | None = None
     dry_run: bool = False
+    timeout_seconds: int | None = None
     output: str = "yaml"
     force_terminal: bool | None = None
 
@@ -61,11 +62,20 @@ def run_apply(
             Manifest(m.name, m.namespace, m.spec.model_copy(update={"dry_run": True}), m.document)
             for m in manifests
         ]
+    if options.timeout_seconds is not None:
+        manifests = [_with_deadline(m, options.timeout_seconds) for m in manifests]
     try:
         return asyncio.run(_apply(manifests, options, out, err))
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return EXIT_INTERRUPTED
+
+
+def _with_deadline(manifest: Manifest, seconds: int) -> Manifest:
+    current = manifest.spec.active_deadline_seconds
+    deadline = seconds if current is None else min(current, seconds)
+    spec = manifest.spec.model_copy(update={"active_deadline_seconds": deadline})
+    return Manifest(manifest.name, manifest.namespace, spec, manifest.document)
 
 
 def _read(files: Sequence[str]) -> list[Manifest]:
@@ -154,9 +164,17 @@ class _Interrupted(Exception):
 
 async def _run_one(manifest: Manifest, api: AiApiClient, view: ProgressView) -> Progress:
     engine = Engine(manifest.spec, api, settings=EngineSettings())
+    retrying = False
 
     async def on_progress(record: Progress) -> None:
+        nonlocal retrying
         view.update(manifest.name, record)
+        # One line per retry episode (not per request): the error that holds the run up.
+        reconciling = record.condition(ConditionType.RECONCILING)
+        now_retrying = reconciling is not None and reconciling.reason == "Retrying"
+        if now_retrying and not retrying and reconciling is not None:
+            view.message(f"{manifest.name}: {reconciling.message}")
+        retrying = now_retrying
 
     try:
         return await engine.run(on_progress)

@@ -62,6 +62,12 @@ def main() -> None:
 @click.option("--resource-group", help="AI-Resource-Group (overrides the manifest).")
 @click.option("--dry-run", is_flag=True, help="Observe and print the plan; send no write.")
 @click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    help="Give up after this many seconds (each run ends Failed DeadlineExceeded, naming the "
+    "last error). Shortens the manifest's activeDeadlineSeconds, never lengthens it.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Choice(["yaml", "json"]),
@@ -75,6 +81,7 @@ def apply_command(
     simulator: bool,
     resource_group: str | None,
     dry_run: bool,
+    timeout: int | None,
     output: str,
 ) -> None:
     """Run BulkTerminations to completion without a cluster and print their final status.
@@ -93,6 +100,7 @@ def apply_command(
             simulator=simulator,
             resource_group=resource_group,
             dry_run=dry_run,
+            timeout_seconds=timeout,
             output=output,
         )
     )

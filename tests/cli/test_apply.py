@@ -199,3 +199,27 @@ def test_ctrl_c_exits_130_and_still_prints_the_status_so_far() -> None:
     assert proc.returncode == 130, err
     status = json.loads(out)["status"]
     assert status["total"] == 120 and "interrupted" in err
+
+
+def test_an_unreachable_api_is_named_on_stderr_and_timeout_ends_the_run(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    from tests.kube import free_port
+
+    key = dict(simulator_thread.service_key())
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here: connections are refused
+    key["serviceurls"] = {"AI_API_URL": dead}
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(key))
+    result = bulkterm(
+        "apply", "-f", "-", "--service-key", str(key_file), "--timeout", "4", "-o", "json",
+        stdin=manifest(("Deployment", "dep-0001", "STOPPED")),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    retry_lines = [line for line in result.stderr.splitlines() if "transient AI API error" in line]
+    assert len(retry_lines) == 1, result.stderr  # one line per retry episode, not per request
+    assert "connect" in retry_lines[0].lower()
+    status = json.loads(result.stdout)["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeadlineExceeded"
+    assert "last error:" in failed["message"] and "connect" in failed["message"].lower()

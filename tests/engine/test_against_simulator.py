@@ -127,6 +127,7 @@ class Watched:
 
     def __init__(self, api: AiApiClient, sim: Simulator) -> None:
         self.api = api
+        self.key = api.key  # the engine names the endpoint in its messages
         self.sim = sim
         self.calls = api.calls
         self.writes: list[Write] = []

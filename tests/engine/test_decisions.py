@@ -21,6 +21,8 @@ from bulkterm.engine import (
     decide,
 )
 from bulkterm.engine.decisions import (
+    remember_accepted,
+    remember_not_found,
     remember_observation,
     remember_refused,
     remember_sent,
@@ -209,9 +211,33 @@ def test_stopped_item_being_deleted_by_someone_else_is_done_for_a_stop_target(ki
 
 
 @KINDS
-def test_missing_item_that_must_be_deleted_was_already_deleted(kind):
+def test_missing_item_never_seen_in_this_run_is_not_found_not_already_deleted(kind):
     d = decide_for(kind, DELETED, Observation.not_found())
-    assert (d.verdict, d.reason) == (Verdict.DONE, "AlreadyDeleted")
+    assert (d.verdict, d.reason) == (Verdict.DONE, "NotFound")
+    assert "never seen" in d.message
+
+
+@KINDS
+def test_item_seen_then_removed_by_someone_else_is_removed(kind):
+    mem = remember_observation(Memory(), seen(Status.STOPPED), T0)
+    d = decide_for(kind, DELETED, Observation.not_found(), mem)
+    assert (d.verdict, d.reason) == (Verdict.DONE, "Removed")
+
+
+@KINDS
+def test_item_whose_delete_may_have_been_sent_before_a_restart_and_is_gone_was_deleted(kind):
+    mem = Memory(in_flight=InFlight(Action.DELETE, T0), unconfirmed=True, seen=True)
+    d = decide_for(kind, DELETED, Observation.not_found(Source.GET), mem, after=5)
+    assert (d.verdict, d.reason) == (Verdict.DONE, "Deleted")
+
+
+@KINDS
+def test_item_that_vanished_after_its_stop_was_accepted_reached_its_target(kind):
+    mem = remember_observation(Memory(), seen(Status.RUNNING), T0)
+    mem = remember_accepted(mem, Action.STOP)
+    d = decide_for(kind, STOPPED, Observation.not_found(), mem)
+    assert (d.verdict, d.reason) == (Verdict.DONE, "Removed")
+    assert "after its STOP was accepted" in d.message
 
 
 @KINDS
@@ -233,7 +259,7 @@ def test_a_404_right_after_unknown_is_checked_once_more_before_it_is_believed(ki
     once = remember_observation(remember_observation(Memory(), seen(Status.UNKNOWN), T0), gone, T0)
     twice = remember_observation(once, gone, T0)
     assert decide_for(kind, DELETED, gone, once).reason == "ConfirmingNotFound"
-    assert decide_for(kind, DELETED, gone, twice).reason == "AlreadyDeleted"
+    assert decide_for(kind, DELETED, gone, twice).reason == "Removed"
 
 
 # --- in flight, resend timeout, re-observation, retry budget ---
@@ -279,11 +305,9 @@ def test_lost_actions_exhaust_the_budget_like_refusals():
     assert (d.verdict, d.reason) == (Verdict.FAIL, "RetriesExhausted")
 
 
-def test_refused_target_is_looked_at_again_before_anything_is_resent():
+def test_refused_target_is_sent_again_on_a_fresh_observation_spending_a_retry():
     mem = remember_refused(Memory(attempts=1), Fault("400", "nope"))
-    assert decide_for(Kind.DEPLOYMENT, STOPPED, seen(Status.RUNNING), mem).reason == (
-        "AwaitingReobservation"
-    )
+    assert mem.retries == 1 and mem.in_flight is None
     fresh = remember_observation(mem, seen(Status.RUNNING), T0)
     assert decide_for(Kind.DEPLOYMENT, STOPPED, seen(Status.RUNNING), fresh).action is Action.STOP
 
@@ -312,12 +336,20 @@ def test_zero_backoff_limit_makes_the_first_refusal_final():
     assert d.reason == "RetriesExhausted"
 
 
-def test_transient_failures_spend_a_retry_only_every_few_times():
+def test_request_level_transient_failures_never_spend_a_retry():
+    mem = Memory(in_flight=InFlight(Action.STOP, T0))
+    for _ in range(1000):
+        mem = remember_transient(mem, Fault(None, "HTTP 500"))
+    assert (mem.retries, mem.in_flight) == (0, None)
+    assert mem.last_error == Fault(None, "HTTP 500")
+
+
+def test_a_404_on_a_single_write_spends_a_retry_every_few_times():
     mem = Memory()
     for _ in range(4):
-        mem = remember_transient(mem, Fault(None, "503"), per_retry=5)
+        mem = remember_not_found(mem, Fault("404", "not found"), per_retry=5)
     assert mem.retries == 0
-    assert remember_transient(mem, Fault(None, "503"), per_retry=5).retries == 1
+    assert remember_not_found(mem, Fault("404", "not found"), per_retry=5).retries == 1
 
 
 def test_refusal_does_not_prevent_success_when_the_item_reached_its_target_anyway():
@@ -357,7 +389,8 @@ memories = st.builds(
     last_status=st.one_of(st.none(), statuses),
     unknown_since=st.one_of(st.none(), st.just(T0)),
     gone_streak=st.integers(0, 3),
-    needs_reobservation=st.booleans(),
+    seen=st.booleans(),
+    unconfirmed=st.booleans(),
 )
 
 
@@ -372,7 +405,7 @@ def test_decisions_never_break_the_api_rules(kind, goal, obs, mem, after):
     d = decide_for(kind, goal, obs, mem, after=after)
     if d.verdict is not Verdict.SEND:
         return
-    assert obs is not None and not obs.gone and not mem.needs_reobservation
+    assert obs is not None and not obs.gone
     assert obs.target_status != "DELETED", "acted on an item already being deleted"
     if d.action is Action.DELETE:
         assert goal is DELETED

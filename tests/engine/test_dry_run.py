@@ -43,10 +43,9 @@ async def test_dry_run_plan_counts_what_would_be_stopped_deleted_waited_skipped_
     assert (plan.stop, plan.delete, plan.wait, plan.skip, plan.fail) == (2, 1, 1, 2, 1)
     assert (plan.stop_indexes, plan.delete_indexes, plan.fail_indexes) == ("0-1", "2", "5")
     assert plan.reasons == {
-        "AlreadyDeleted": 1,
         "AlreadyStopped": 1,
         "Delete": 1,
-        "NotFound": 1,
+        "NotFound": 2,
         "Stop": 1,
         "StopBeforeDelete": 1,
         "Stopping": 1,

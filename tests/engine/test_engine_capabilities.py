@@ -71,7 +71,7 @@ async def test_single_calls_run_with_bounded_concurrency(clock: FakeClock):
     assert 1 < api.max_concurrent_singles <= 4
 
 
-async def test_single_delete_answered_404_costs_no_retry_and_ends_as_already_deleted(
+async def test_single_delete_answered_404_costs_no_retry_and_ends_as_removed(
     clock: FakeClock,
 ):
     class VanishingOnDelete(FakeAiApi):
@@ -84,7 +84,7 @@ async def test_single_delete_answered_404_costs_no_retry_and_ends_as_already_del
     api.add(D, "dep-0001", Status.STOPPED)
     spec = spec_of((D, "dep-0001", DELETED), backoff_limit_per_target=0)
     final = await run_to_end(spec, api, clock)
-    assert final.outcomes == {"AlreadyDeleted": 1}
+    assert final.outcomes == {"Removed": 1}  # seen STOPPED, then gone
     assert final.failed == 0
 
 

@@ -39,16 +39,33 @@ async def test_transient_errors_do_not_spend_the_targets_retry_budget(
     assert final.outcomes == {"Stopped": 1}
 
 
-async def test_endless_transient_errors_eventually_spend_the_budget(
+async def test_an_outage_of_bulk_patch_spends_no_retries_and_the_deadline_names_the_error(
     api: FakeAiApi, clock: FakeClock
 ):
     api.add(D, "dep-0001", Status.RUNNING)
-    api.fail_next["bulk_patch"] = [http_503() for _ in range(50)]
+    api.fail_next["bulk_patch"] = [http_503() for _ in range(500)]
+    spec = spec_of(
+        (D, "dep-0001", STOPPED), backoff_limit_per_target=1, active_deadline_seconds=720
+    )
+    settings = EngineSettings(transient_errors_per_retry=3, backoff_max_seconds=2)
+    final = await run_to_end(spec, api, clock, settings=settings)
+    assert reasons(final) == {"dep-0001": "DeadlineExceeded"}
+    assert api.calls["bulk_patch deployments"] > 6  # far past the budget of 1 retry
+    assert "last error: HTTP 503" in final.failures[0].message
+    failed = final.condition("Failed")
+    assert failed is not None and "last error: HTTP 503" in failed.message
+
+
+async def test_a_run_recovers_from_an_outage_longer_than_the_retry_budget(
+    api: FakeAiApi, clock: FakeClock
+):
+    api.add(D, "dep-0001", Status.RUNNING)
+    api.fail_next["bulk_patch"] = [http_503() for _ in range(40)]
     spec = spec_of((D, "dep-0001", STOPPED), backoff_limit_per_target=1)
     settings = EngineSettings(transient_errors_per_retry=3, backoff_max_seconds=2)
     final = await run_to_end(spec, api, clock, settings=settings)
-    assert reasons(final) == {"dep-0001": "RetriesExhausted"}
-    assert api.calls["bulk_patch deployments"] == 6
+    assert final.outcomes == {"Stopped": 1}
+    assert final.failed == 0
 
 
 async def test_transient_errors_while_observing_are_retried(api: FakeAiApi, clock: FakeClock):

@@ -49,8 +49,8 @@ async def test_items_already_at_their_target_are_left_alone(api: FakeAiApi, cloc
     assert final.outcomes == {
         "AlreadyCompleted": 1,
         "AlreadyDead": 1,
-        "AlreadyDeleted": 1,
         "AlreadyStopped": 1,
+        "NotFound": 1,
     }
     assert final.condition("Complete") is not None
 

@@ -67,19 +67,24 @@ async def test_many_targets_among_few_items_are_observed_with_one_list_page_per_
     assert 2 <= rounds <= 10
 
 
-async def test_absence_from_a_full_list_counts_as_deleted(api: FakeAiApi, clock: FakeClock):
+async def test_absence_from_a_full_list_counts_as_not_found(api: FakeAiApi, clock: FakeClock):
     for n in range(10):
         api.add(D, f"dep-{n:04d}", Status.DEAD)
     spec = spec_of(*[(D, f"dep-{n:04d}", DELETED) for n in range(10)], (D, "dep-gone", DELETED))
     final = await run_to_end(spec, api, clock)
     assert api.calls["get deployments"] == 0
-    assert final.outcomes == {"AlreadyDeleted": 1, "Deleted": 10}
+    assert final.outcomes == {"Deleted": 10, "NotFound": 1}
 
 
-async def test_a_404_on_get_counts_as_deleted(api: FakeAiApi, clock: FakeClock):
+async def test_a_run_whose_only_target_is_never_found_fails_no_targets_found(
+    api: FakeAiApi, clock: FakeClock
+):
     final = await run_to_end(spec_of((D, "dep-gone", DELETED)), api, clock)
     assert api.calls["get deployments"] == 1
-    assert final.outcomes == {"AlreadyDeleted": 1}
+    assert (final.failed, final.outcomes) == (1, {})
+    failed = final.condition("Failed")
+    assert failed is not None and failed.reason == "NoTargetsFound"
+    assert "resource group 'default'" in failed.message
 
 
 async def test_polling_starts_fast_and_backs_off_to_the_poll_interval(clock: FakeClock):

@@ -58,4 +58,4 @@ async def test_absence_from_a_single_page_list_is_trusted(api: FakeAiApi, clock:
     final = await run_to_end(
         spec_of((D, "dep-0001", STOPPED), (D, "dep-gone", DELETED)), api, clock
     )
-    assert final.outcomes["AlreadyDeleted"] == 1
+    assert final.outcomes["NotFound"] == 1

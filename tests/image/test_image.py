@@ -2,9 +2,9 @@
 
 ``hack/image/build.sh`` builds the image with Debian's buildah from a local Debian base
 (debootstrap) and a host-made wheelhouse, with no registry and no index reached from inside
-the build. The first run on a machine installs buildah and makes the base (about 1.5 min);
-later runs reuse the base and take about 30 s. Needs root: without it the tests fail (they do
-not skip), since a skipped image test would pass CI with an image nobody built.
+the build. The first run on a machine installs buildah and makes the base (about 2 minutes in
+all); later runs reuse the base and take about 30 s. Needs root: without it the tests fail
+(they do not skip), since a skipped image test would pass CI with an image nobody built.
 """
 
 from __future__ import annotations

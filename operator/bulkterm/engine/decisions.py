@@ -22,6 +22,8 @@ from bulkterm.spec import Target
 #: AI API error code for "Current status UNKNOWN cannot be changed" (stop on UNKNOWN).
 UNKNOWN_CANNOT_BE_CHANGED = "01010076"
 
+NEVER_SEEN = "never seen in this run: the item does not exist in this resource group"
+
 _STOPPABLE = frozenset({Status.PENDING, Status.RUNNING})
 _DELETABLE = frozenset({Status.STOPPED, Status.DEAD, Status.COMPLETED, Status.UNKNOWN})
 
@@ -110,8 +112,13 @@ class Memory:
     unknown_since: datetime | None = None
     #: Consecutive rounds the item was reported missing.
     gone_streak: int = 0
-    #: Set by a refusal: nothing is resent before the item has been looked at again.
-    needs_reobservation: bool = False
+    #: The item was seen to exist in this run (kept across restarts). Only such an item can
+    #: be "gone"; one never seen is "not found", which a wrong resource group or URL looks
+    #: like too.
+    seen: bool = False
+    #: The in-flight action was restored from a record written *before* its send: whether it
+    #: was sent is unknown until the item is read whole (its ``targetStatus``).
+    unconfirmed: bool = False
     last_error: Fault | None = None
     last_attempt_time: datetime | None = None
 
@@ -141,7 +148,8 @@ class Decision:
     message: str
     action: Action | None = None
     code: str | None = None
-    #: This send repeats an accepted action that showed no effect: it spends one retry.
+    #: An accepted action showed no effect by its resend timeout: this send (or, with the
+    #: budget spent, this failure) holds only if a full read shows no sign of the action.
     lost: bool = False
     #: When a wait ends by itself (grace period, resend timeout): the loop need not sleep longer.
     wake_at: datetime | None = None
@@ -174,8 +182,6 @@ def decide(
     """
     if obs is None:
         return _wait("NotObserved", "not observed this round; deciding once it is")
-    if mem.needs_reobservation:
-        return _wait("AwaitingReobservation", "last request was refused; looking again first")
     if target.target_status is TargetStatus.STOPPED:
         base = _toward_stopped(obs, mem, now, limits)
     else:
@@ -200,7 +206,11 @@ def _toward_stopped(obs: Observation, mem: Memory, now: datetime, limits: Limits
     if obs.gone:
         if _unconfirmed_gone(obs, mem):
             return _wait("ConfirmingNotFound", "404 right after UNKNOWN; checking again")
-        return _fail("NotFound", "the item does not exist, so it cannot be stopped")
+        if mem.seen:
+            # It existed in this run and is gone now: not running, which is what was asked.
+            after = " after its STOP was accepted" if mem.stop_accepted else ""
+            return _done("Removed", f"was seen, then removed{after}: it is not running")
+        return _fail("NotFound", NEVER_SEEN + ", so it cannot be stopped")
     status = obs.status
     if status is Status.STOPPED:
         if mem.stop_accepted:
@@ -241,9 +251,16 @@ def _toward_deleted(obs: Observation, mem: Memory) -> Decision:
     if obs.gone:
         if _unconfirmed_gone(obs, mem):
             return _wait("ConfirmingNotFound", "404 right after UNKNOWN; checking again")
-        if mem.delete_accepted:
+        ours = mem.delete_accepted or (
+            mem.in_flight is not None and mem.in_flight.action is Action.DELETE
+        )
+        if ours:
             return _done("Deleted", "deleted")
-        return _done("AlreadyDeleted", "was already gone")
+        if mem.seen:
+            return _done("Removed", "was seen, then removed by someone else")
+        # Absent is what DELETED asks for, but say that it was never seen: a whole run of
+        # these is what a wrong resource group or URL looks like (see NoTargetsFound).
+        return _done("NotFound", NEVER_SEEN)
     status = obs.status
     if obs.target_status == TargetStatus.DELETED:
         return _wait("DeletionInProgress", f"{status}: deletion in progress")
@@ -293,11 +310,14 @@ def _exhausted(action: Action, mem: Memory, limits: Limits, *, lost: bool) -> De
         detail = f"last error: {last.code + ': ' if last.code else ''}{last.message}"
     else:
         detail = "no error detail"
-    return _fail(
+    return Decision(
+        Verdict.FAIL,
         "RetriesExhausted",
         f"{action} refused or lost {retries} times (backoffLimitPerTarget="
         f"{limits.backoff_limit}); {detail}",
+        action=action,
         code=last.code if last is not None and not lost else None,
+        lost=lost,
     )
 
 
@@ -311,14 +331,14 @@ def _secs(delta: timedelta) -> int:
 def remember_observation(mem: Memory, obs: Observation, now: datetime) -> Memory:
     """Fold a fresh observation into memory (UNKNOWN start time, last status, missing streak)."""
     if obs.gone:
-        return replace(mem, needs_reobservation=False, gone_streak=mem.gone_streak + 1)
+        return replace(mem, gone_streak=mem.gone_streak + 1)
     unknown_since = (mem.unknown_since or now) if obs.status is Status.UNKNOWN else None
     return replace(
         mem,
-        needs_reobservation=False,
         gone_streak=0,
         last_status=obs.status,
         unknown_since=unknown_since,
+        seen=True,
     )
 
 
@@ -340,34 +360,33 @@ def remember_sent(mem: Memory, decision: Decision, now: datetime) -> Memory:
 
 def remember_accepted(mem: Memory, action: Action) -> Memory:
     if action is Action.STOP:
-        return replace(mem, stop_accepted=True)
-    return replace(mem, delete_accepted=True)
+        return replace(mem, stop_accepted=True, unconfirmed=False)
+    return replace(mem, delete_accepted=True, unconfirmed=False)
+
+
+def remember_under_way(mem: Memory, action: Action, now: datetime) -> Memory:
+    """A full read showed the action under way (``targetStatus`` set): it was accepted, by
+    this run or an earlier one. Keep waiting from now on, without spending the budget."""
+    return replace(remember_accepted(mem, action), in_flight=InFlight(action, now))
+
+
+def remember_not_sent(mem: Memory) -> Memory:
+    """A restored in-flight action the item shows no sign of: it was recorded, then the
+    process died before sending. Not a refusal and not a lost send: no retry is spent."""
+    return replace(mem, in_flight=None, unconfirmed=False)
 
 
 def remember_refused(mem: Memory, fault: Fault) -> Memory:
     """A per-item error (bulk 202 item, or a 4xx on a single call): spend a retry, look again."""
-    return replace(
-        mem,
-        in_flight=None,
-        retries=mem.retries + 1,
-        last_error=fault,
-        needs_reobservation=True,
-    )
+    return replace(mem, in_flight=None, retries=mem.retries + 1, last_error=fault)
 
 
 def remember_not_found(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:
     """404 on a single write: the next observation says whether it is gone. Usually that
     settles it; if the item keeps being listed while writes to it keep answering 404 (the
     transient "not found" of fresh UNKNOWN items), every ``per_retry``-th such answer spends
-    a retry, so the loop ends even without a deadline."""
-    return remember_transient(mem, fault, per_retry=per_retry)
-
-
-def remember_transient(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:
-    """The request failed transiently: the item may or may not have received it, so look again.
-
-    A blip is not the target's fault, so only every ``per_retry``-th one spends a retry.
-    """
+    a retry, so the loop ends even without a deadline. This is about the item, not the
+    request, so unlike :func:`remember_transient` it is charged."""
     failures = mem.transient_failures + 1
     return replace(
         mem,
@@ -375,5 +394,14 @@ def remember_transient(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:
         transient_failures=failures,
         retries=mem.retries + (1 if failures % per_retry == 0 else 0),
         last_error=fault,
-        needs_reobservation=True,
     )
+
+
+def remember_transient(mem: Memory, fault: Fault) -> Memory:
+    """The request failed transiently (5xx, timeout, dropped connection): the item may or may
+    not have received it, so the next round looks again before anything is resent.
+
+    A request-level failure is not the target's fault and spends none of its retries: an
+    outage of any length ends when the service returns or when ``activeDeadlineSeconds``
+    passes, never with every target failed ``RetriesExhausted``."""
+    return replace(mem, in_flight=None, last_error=fault)

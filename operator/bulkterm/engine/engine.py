@@ -14,6 +14,7 @@ record read after a cancel (or the last one reported) never claims less than was
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import AuthError, NotFoundError, PermanentError, TransientError
-from bulkterm.aiapi.models import Kind
+from bulkterm.aiapi.models import ItemState, Kind
 from bulkterm.engine import indexes
 from bulkterm.engine.batching import Intent, make_batches
 from bulkterm.engine.decisions import (
@@ -34,12 +35,21 @@ from bulkterm.engine.decisions import (
     decide,
     remember_accepted,
     remember_not_found,
+    remember_not_sent,
     remember_observation,
     remember_refused,
     remember_sent,
     remember_transient,
+    remember_under_way,
 )
-from bulkterm.engine.executor import Executor, ObservationReport, Outcome, SendReport
+from bulkterm.engine.errors import RecordNotWritten
+from bulkterm.engine.executor import (
+    Executor,
+    ObservationReport,
+    Outcome,
+    SendReport,
+    already_under_way,
+)
 from bulkterm.engine.ledger import Ledger
 from bulkterm.engine.observation import ObservationMethod, choose_observation
 from bulkterm.engine.progress import Phase, Plan, PlanAction, PlanEntry, Progress, Situation
@@ -101,6 +111,12 @@ class Engine:
         self._transient_streak = 0
         self._on_progress: ProgressCallback | None = None
         self._last_emitted: dict[str, object] | None = None
+        #: The last request-level error, for messages (Retrying, DeadlineExceeded).
+        self._last_transient: TransientError | None = None
+        #: Kinds none of whose targets was found at their first observation.
+        self._nothing_found: list[Kind] = []
+        key = getattr(api, "key", None)
+        self._endpoint = str(getattr(key, "api_url", "") or "the AI API")
 
     # --- public ---
 
@@ -161,7 +177,8 @@ class Engine:
             if self.ledger.all_finished:
                 self._finish()
                 return
-            await self._emit()
+            with contextlib.suppress(RecordNotWritten):
+                await self._emit()  # a progress write; the next one carries the same news
             if deadline is not None:
                 delay = min(delay, max(0.0, (deadline - self._clock()).total_seconds()))
             await self._sleep(delay)
@@ -172,27 +189,41 @@ class Engine:
         if not await self._ensure_capabilities(transient):
             return self._after_round(transient, moving=False, wake=None)
         observations, moving = await self._observe_open(transient)
+        await self._confirm_restored_sends(observations, transient)
         now = self._clock()
         ledger, mem = self.ledger, self.ledger.memory
-        intents: list[Intent] = []
-        before_send: dict[int, Memory] = {}
+        sends: list[tuple[int, Decision]] = []
         wake: datetime | None = None
+        suspects: list[tuple[int, Decision]] = []
         for i in ledger.open_indexes():
             target = ledger.targets[i]
             decision = decide(target, observations.get(i), mem[i], now=now, limits=self._limits)
-            if decision.verdict is Verdict.DONE:
+            if decision.lost:
+                suspects.append((i, decision))
+            elif decision.verdict is Verdict.DONE:
                 ledger.succeed(i, decision.reason)
                 moving = True
             elif decision.verdict is Verdict.FAIL:
                 ledger.fail(i, decision, now)
                 moving = True
             elif decision.verdict is Verdict.SEND:
-                assert decision.action is not None
-                before_send[i] = mem[i]
-                mem[i] = remember_sent(mem[i], decision, now)
-                intents.append(Intent(i, target.kind, target.id, decision.action))
+                sends.append((i, decision))
             elif decision.wake_at is not None:
                 wake = decision.wake_at if wake is None else min(wake, decision.wake_at)
+        for i, decision in await self._really_lost(suspects, transient, now):
+            if decision.verdict is Verdict.FAIL:
+                ledger.fail(i, decision, now)
+                moving = True
+            else:
+                sends.append((i, decision))
+        intents: list[Intent] = []
+        before_send: dict[int, Memory] = {}
+        for i, decision in sends:
+            assert decision.action is not None
+            target = ledger.targets[i]
+            before_send[i] = mem[i]
+            mem[i] = remember_sent(mem[i], decision, now)
+            intents.append(Intent(i, target.kind, target.id, decision.action))
         if intents:
             moving = True
             await self._send(intents, before_send, transient)
@@ -206,17 +237,27 @@ class Engine:
     ) -> None:
         mem = self.ledger.memory
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
-        await self._emit()  # recorded as in flight before sending (Job's two-phase accounting)
         try:
-            report = await self.executor.send(
-                make_batches(intents, self.spec.batch_size), self._bulk
-            )
-        except AuthError:
-            for index, old in before_send.items():  # nothing reached the API: not in flight
+            # Recorded as in flight before sending (Job's two-phase accounting): a restart
+            # must know what may have been sent. No record, no send.
+            await self._emit()
+        except RecordNotWritten as e:
+            for index, old in before_send.items():
                 mem[index] = old
-            raise
+            transient.append(
+                TransientError(f"the progress record could not be saved, so nothing was sent: {e}")
+            )
+            return
+        report = await self.executor.send(make_batches(intents, self.spec.batch_size), self._bulk)
         self._apply(report)
         transient.extend(report.transient)
+        if report.auth_error is not None:
+            # Only the requests the API refused for credentials were not sent; every other
+            # request of the round keeps its answer (accepted actions are not sent again).
+            for result in report.results:
+                if result.outcome is Outcome.AUTH:
+                    mem[result.intent.index] = before_send[result.intent.index]
+            raise report.auth_error
 
     def _apply(self, report: SendReport) -> None:
         mem = self.ledger.memory
@@ -237,9 +278,9 @@ class Engine:
             elif result.outcome is Outcome.REFUSED:
                 assert result.fault is not None
                 mem[i] = remember_refused(mem[i], result.fault)
-            else:
+            elif result.outcome is Outcome.TRANSIENT:
                 assert result.fault is not None
-                mem[i] = remember_transient(mem[i], result.fault, per_retry=per_retry)
+                mem[i] = remember_transient(mem[i], result.fault)
 
     def _after_round(
         self, transient: list[TransientError], *, moving: bool, wake: datetime | None
@@ -261,11 +302,11 @@ class Engine:
         retry_after = max((e.retry_after or 0.0 for e in transient), default=0.0) or None
         backoff = backoff_delay(self._transient_streak, retry_after, self.settings, self._rng)
         worst = transient[-1]
-        http = f"HTTP {worst.status_code}: " if worst.status_code else ""
+        self._last_transient = worst
         self._situation = Situation(
             Phase.RETRYING,
             "Retrying",
-            f"{len(transient)} transient AI API error(s), last {http}{worst.message}; "
+            f"{len(transient)} transient AI API error(s), last {_describe(worst)}; "
             f"retrying in {backoff:.1f}s; {self.ledger.summary()}",
         )
         return max(delay, backoff)
@@ -309,6 +350,7 @@ class Engine:
             for item_id, obs in report.observations.items():
                 observations[position[item_id]] = obs
         now = self._clock()
+        self._check_anything_found(by_kind, observations, now)
         moving = False
         mem = ledger.memory
         for i, obs in observations.items():
@@ -319,6 +361,29 @@ class Engine:
             ):
                 moving = True
         return observations, moving
+
+    def _check_anything_found(
+        self, by_kind: dict[Kind, list[int]], observations: dict[int, Observation], now: datetime
+    ) -> None:
+        """The first full observation of a kind finds none of its targets: what a wrong
+        resource group or API URL looks like. Those targets fail ``NotFound`` at once (not
+        "already deleted") and the run ends ``NoTargetsFound``; other kinds go on."""
+        ledger = self.ledger
+        for kind, idx in by_kind.items():
+            of_kind = [i for i, t in enumerate(ledger.targets) if t.kind is kind]
+            untouched = all(ledger.result[i] is None and not ledger.memory[i].seen for i in of_kind)
+            if not untouched or kind in self._nothing_found or len(idx) != len(of_kind):
+                continue
+            if not all(i in observations and observations[i].gone for i in of_kind):
+                continue
+            self._nothing_found.append(kind)
+            message = (
+                f"not found in resource group {self.spec.connection.resource_group!r} at "
+                f"{self._endpoint}, and neither was any other {kind.value.lower()} of this run"
+            )
+            for i in of_kind:
+                ledger.fail(i, Decision(Verdict.FAIL, "NotFound", message), now)
+                observations.pop(i, None)
 
     async def _observe_kind(
         self, kind: Kind, ids: list[str], deleting: set[str]
@@ -347,9 +412,75 @@ class Engine:
             self._list_usable[kind] = False
         return report
 
+    async def _confirm_restored_sends(
+        self, observations: dict[int, Observation], transient: list[TransientError]
+    ) -> None:
+        """Actions restored from a record were written before their send: read each such
+        item whole once to learn whether it went out (``targetStatus`` shows it)."""
+        mem = self.ledger.memory
+        pending = [
+            i
+            for i in self.ledger.open_indexes()
+            if mem[i].unconfirmed and i in observations and not observations[i].gone
+        ]
+        if not pending:
+            return
+        states = await self._read_whole(pending, transient)
+        for i, state in states.items():
+            flight = mem[i].in_flight
+            assert flight is not None
+            if state is None:
+                continue  # gone meanwhile: decided from the observation as usual
+            if already_under_way(flight.action, state):
+                mem[i] = remember_accepted(mem[i], flight.action)
+            else:
+                mem[i] = remember_not_sent(mem[i])
+
+    async def _really_lost(
+        self, suspects: list[tuple[int, Decision]], transient: list[TransientError], now: datetime
+    ) -> list[tuple[int, Decision]]:
+        """An accepted action past its resend timeout is read whole before it is sent again
+        or failed ``RetriesExhausted``: a slow but healthy action (a 45-minute deletion)
+        shows its ``targetStatus`` and is waited on further, with no retry spent. Only an
+        action with no sign of it is really lost; a gone item is decided next round."""
+        if not suspects:
+            return []
+        states = await self._read_whole([i for i, _ in suspects], transient)
+        mem = self.ledger.memory
+        lost: list[tuple[int, Decision]] = []
+        for i, decision in suspects:
+            assert decision.action is not None
+            state = states.get(i)
+            if state is None:
+                continue  # gone, or unreadable this round: the next observation decides
+            if already_under_way(decision.action, state):
+                mem[i] = remember_under_way(mem[i], decision.action, now)
+            else:
+                lost.append((i, decision))
+        return lost
+
+    async def _read_whole(
+        self, indexes_: list[int], transient: list[TransientError]
+    ) -> dict[int, ItemState | None]:
+        """Full GETs (``targetStatus`` included); ``None`` for a 404; absent when unreadable."""
+        targets = self.ledger.targets
+        by_kind: dict[Kind, list[int]] = defaultdict(list)
+        for i in indexes_:
+            by_kind[targets[i].kind].append(i)
+        out: dict[int, ItemState | None] = {}
+        for kind, idx in by_kind.items():
+            states, errors = await self.executor.read_whole(kind, [targets[i].id for i in idx])
+            transient.extend(errors)
+            for i in idx:
+                if targets[i].id in states:
+                    out[i] = states[targets[i].id]
+        return out
+
     def _expire(self) -> None:
         now = self._clock()
         seconds = self.spec.active_deadline_seconds
+        error = _describe(self._last_transient)
+        last_error = f"; last error: {error}" if error else ""
         for i in self.ledger.open_indexes():
             last = self.ledger.memory[i].last_status
             self.ledger.fail(
@@ -358,14 +489,14 @@ class Engine:
                     Verdict.FAIL,
                     "DeadlineExceeded",
                     f"not finished within activeDeadlineSeconds={seconds}; last seen "
-                    f"{last.value if last is not None else 'never'}",
+                    f"{last.value if last is not None else 'never'}{last_error}",
                 ),
                 now,
             )
         self._situation = Situation(
             Phase.FAILED,
             "DeadlineExceeded",
-            f"activeDeadlineSeconds={seconds} passed; {self.ledger.summary()}",
+            f"activeDeadlineSeconds={seconds} passed; {self.ledger.summary()}{last_error}",
         )
 
     def _finish(self) -> None:
@@ -377,6 +508,16 @@ class Engine:
                 Phase.COMPLETE,
                 "AllTargetsTerminated",
                 f"all {ledger.total} targets reached their target status ({outcomes})",
+            )
+        elif self._nothing_found:
+            kinds = " and ".join(f"{k.value.lower()}s" for k in self._nothing_found)
+            self._situation = Situation(
+                Phase.FAILED,
+                "NoTargetsFound",
+                f"none of the {kinds} was found in resource group "
+                f"{self.spec.connection.resource_group!r} at {self._endpoint}: check "
+                f"connection.resourceGroup and the service key's AI_API_URL; "
+                f"{ledger.failed} of {ledger.total} targets failed, {ledger.succeeded} succeeded",
             )
         else:
             self._situation = Situation(
@@ -469,8 +610,15 @@ class Engine:
         dumped = record.to_status()
         if dumped == self._last_emitted:
             return
-        self._last_emitted = dumped
         await self._on_progress(record)
+        self._last_emitted = dumped  # only once it was taken: a failed write is offered again
+
+
+def _describe(error: TransientError | None) -> str:
+    if error is None:
+        return ""
+    http = f"HTTP {error.status_code}: " if error.status_code else ""
+    return f"{http}{error.message}"
 
 
 _PLAN_ACTION = {

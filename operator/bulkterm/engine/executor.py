@@ -6,7 +6,8 @@ in the pure planner. That split is what lets a later shared executor serve many 
 against one (endpoint, resource group): it would merge their requests here and hand each
 run back only its own results.
 
-Error policy: Auth errors propagate (a human must act, the caller decides); Transient
+Error policy: Auth errors propagate (a human must act, the caller decides), but a send
+round first finishes and reports every other request of the round; Transient
 errors become per-target facts so that one failed batch never discards the results of the
 others; Permanent errors become refusals recorded against the targets they concern.
 """
@@ -41,6 +42,8 @@ class Outcome(StrEnum):
     REFUSED = "Refused"
     NOT_FOUND = "NotFound"
     TRANSIENT = "Transient"
+    #: Refused for the credentials: not sent; the run stalls once the round is recorded.
+    AUTH = "Auth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,9 @@ class SendReport:
     transient: list[TransientError] = field(default_factory=list)
     #: Kinds whose bulk PATCH the server refused as unsupported: use single calls from now on.
     bulk_unsupported: set[Kind] = field(default_factory=set)
+    #: A request of the round was refused for the credentials. The others ran to the end, so
+    #: their answers are kept; the engine raises this once it has recorded them.
+    auth_error: AuthError | None = None
 
 
 @dataclass(slots=True)
@@ -169,6 +175,30 @@ class Executor:
                 report.transient.append(result)
         return report
 
+    async def read_whole(
+        self, kind: Kind, ids: Sequence[str]
+    ) -> tuple[dict[str, ItemState | None], list[TransientError]]:
+        """Full GETs (with ``targetStatus``): ``None`` for a 404; unreadable ids are absent."""
+
+        async def one(item_id: str) -> tuple[str, ItemState | TransientError | bool | None]:
+            try:
+                return item_id, await self.api.get_state(kind, item_id, full=True)
+            except NotFoundError:
+                return item_id, None
+            except TransientError as e:
+                return item_id, e
+            except PermanentError:
+                return item_id, False
+
+        states: dict[str, ItemState | None] = {}
+        errors: list[TransientError] = []
+        for item_id, result in await _gather(self._single, [one(i) for i in ids]):
+            if isinstance(result, TransientError):
+                errors.append(result)
+            elif result is None or isinstance(result, ItemState):
+                states[item_id] = result
+        return states, errors
+
     async def send(self, requests: Sequence[Request], bulk: Mapping[Kind, bool]) -> SendReport:
         """Send every request; bulk where the kind supports it, otherwise one call per item."""
         report = SendReport()
@@ -194,7 +224,7 @@ class Executor:
                 state = await self.api.get_state(intent.kind, intent.id, full=True)
             except (NotFoundError, PermanentError, TransientError):
                 return index, False
-            return index, _already_under_way(intent.action, state)
+            return index, already_under_way(intent.action, state)
 
         for index, under_way in await _gather(self._single, [moving(i) for i in refused]):
             if under_way:
@@ -209,6 +239,10 @@ class Executor:
         except BulkUnsupportedError:
             report.bulk_unsupported.add(request.kind)
             return list(request.items)
+        except AuthError as e:
+            report.auth_error = report.auth_error or e
+            report.results.extend(SendResult(i, Outcome.AUTH, fault_of(e)) for i in request.items)
+            return []
         except TransientError as e:
             report.transient.append(e)
             report.results.extend(
@@ -244,6 +278,9 @@ class Executor:
                     await self.api.delete(intent.kind, intent.id)
             except NotFoundError as e:
                 return SendResult(intent, Outcome.NOT_FOUND, fault_of(e))
+            except AuthError as e:
+                report.auth_error = report.auth_error or e
+                return SendResult(intent, Outcome.AUTH, fault_of(e))
             except TransientError as e:
                 report.transient.append(e)
                 return SendResult(intent, Outcome.TRANSIENT, fault_of(e))
@@ -254,7 +291,8 @@ class Executor:
         report.results.extend(await _gather(self._single, [one(i) for i in intents]))
 
 
-def _already_under_way(action: Action, state: ItemState) -> bool:
+def already_under_way(action: Action, state: ItemState) -> bool:
+    """Whether a full read shows the action accepted (by this run or any earlier one)."""
     if state.target_status == "DELETED":
         return True  # deletion in progress answers a STOP as well as a DELETE
     if action is Action.STOP:

@@ -88,14 +88,19 @@ class Ledger:
         for group in record.attempt_groups or ():
             for i in _valid(indexes.expand(group.indexes), n):
                 mem[i] = Memory(attempts=group.attempts, retries=group.retries)
+        for i in _valid(indexes.expand(record.seen_indexes), n):
+            mem[i] = replace(mem[i], seen=True)
         for flight in record.in_flight_groups or ():
             for i in _valid(indexes.expand(flight.indexes), n):
+                # Written before the send: whether it went out is unknown until the item is
+                # read whole. Counting it as accepted let a $skip shift in a paged list pass
+                # a still-STOPPED item off as deleted, with no DELETE ever sent.
                 mem[i] = replace(
                     mem[i],
                     in_flight=InFlight(flight.action, flight.sent_at),
                     attempts=max(mem[i].attempts, 1),
-                    stop_accepted=flight.action is Action.STOP,
-                    delete_accepted=flight.action is Action.DELETE,
+                    unconfirmed=True,
+                    seen=True,  # something was sent to it: it existed
                 )
         for unknown in record.unknown_since or ():
             for i in _valid(indexes.expand(unknown.indexes), n):
@@ -190,6 +195,7 @@ class Ledger:
         flights: dict[Action, dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(list))
         attempts: dict[tuple[int, int], list[int]] = defaultdict(list)
         unknown: dict[datetime, list[int]] = defaultdict(list)
+        seen: list[int] = []
         entries: list[InFlightEntry] = []
         active = 0
         for i, result in enumerate(self.result):
@@ -200,6 +206,8 @@ class Ledger:
                 failed.append(i)
                 continue
             mem = self.memory[i]
+            if mem.seen:
+                seen.append(i)
             if mem.in_flight is not None:
                 active += 1
                 sent = whole_seconds(mem.in_flight.sent_at)
@@ -234,6 +242,7 @@ class Ledger:
             progress=f"{self.finished}/{self.total}",
             completed_indexes=indexes.compress(completed),
             failed_indexes=indexes.compress(failed),
+            seen_indexes=indexes.compress(seen),
             in_flight_groups=[
                 InFlightGroup(action=action, sent_at=at, indexes=indexes.compress(idx))
                 for action in Action

@@ -166,6 +166,9 @@ class Progress(_Record):
     progress: str = "0/0"
     completed_indexes: str = ""
     failed_indexes: str = ""
+    #: Open targets seen to exist in this run (resume state): only these can be "gone";
+    #: one never seen is "not found".
+    seen_indexes: str = ""
     #: Resume state (complete, bounded): omitted when empty.
     in_flight_groups: list[InFlightGroup] | None = None
     attempt_groups: list[AttemptGroup] | None = None
