@@ -28,7 +28,7 @@ from bulkterm.aiapi.models import (
     Status,
     TargetStatus,
 )
-from bulkterm.engine import Engine, Progress, expand
+from bulkterm.engine import Engine, EngineSettings, Progress, expand
 from bulkterm.simulator import ItemView, SimClock, Simulator, Timings
 from bulkterm.spec import BulkTerminationSpec
 from tests.engine.support import DELETED, STOPPED, D, E, Run, spec_of
@@ -186,7 +186,11 @@ def writes_to_moving_items(writes: Sequence[Write]) -> list[str]:
 
 
 def engine_for(
-    spec: BulkTerminationSpec, api: Watched, clock: SimClock, record: Progress | None = None
+    spec: BulkTerminationSpec,
+    api: Watched,
+    clock: SimClock,
+    record: Progress | None = None,
+    settings: EngineSettings | None = None,
 ) -> Engine:
     async def sleep(seconds: float) -> None:
         clock.advance(seconds)
@@ -199,6 +203,7 @@ def engine_for(
         clock=lambda: EPOCH + timedelta(seconds=clock()),
         sleep=sleep,
         rng=random.Random(0),
+        settings=settings,
     )
 
 

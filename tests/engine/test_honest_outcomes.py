@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
+import pytest
+
 from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.errors import AuthError
 from bulkterm.aiapi.models import BulkItemResult, Kind, Status, TargetStatus
@@ -20,10 +22,20 @@ from bulkterm.engine import EngineSettings, Progress
 from bulkterm.engine.decisions import Action
 from bulkterm.engine.errors import RecordNotWritten
 from bulkterm.engine.progress import InFlightGroup
-from bulkterm.simulator import Faults, SimClock, Timings
+from bulkterm.simulator import Faults, SimClock, Simulator, Timings
 from tests.engine.fake_api import FakeAiApi, FakeClock
 from tests.engine.support import DELETED, STOPPED, D, Run, run_to_end, spec_of
-from tests.engine.test_against_simulator import EPOCH, MakeSimulator, Watched, engine_for
+from tests.engine.test_against_simulator import (
+    EPOCH,
+    Case,
+    MakeSimulator,
+    Watched,
+    assert_outcome,
+    engine_for,
+    mixed_cases,
+    seed,
+    spec_for,
+)
 
 
 def accepted_writes(api: Watched) -> Counter[tuple[Kind, str, TargetStatus]]:
@@ -71,9 +83,7 @@ async def test_a_delete_recorded_before_a_crash_but_never_sent_is_sent_after_the
     settings = EngineSettings(list_page_size=50)
     async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
         api = Watched(client, sim)
-        engine = engine_for(spec, api, sim_clock, saved)
-        engine.settings = settings
-        engine.executor._page_size = 50
+        engine = engine_for(spec, api, sim_clock, saved, settings)
         final = await asyncio.wait_for(Run(engine)(), 60)
     assert final.outcomes == {"Deleted": 150}
     assert sim.items(D) == []
@@ -219,3 +229,83 @@ def test_resend_timeouts_are_long_enough_to_read_before_resending() -> None:
     # the timeouts are when to look, not when to give up.
     settings = EngineSettings()
     assert timedelta(seconds=settings.delete_resend_timeout_seconds) >= timedelta(minutes=1)
+
+
+class Killed(Exception):
+    """The process died at a status write."""
+
+
+def kill_cases() -> list[Case]:
+    return mixed_cases(48)
+
+
+async def run_killed_at(
+    make_simulator: MakeSimulator, write: int, *, saved_before_death: bool
+) -> tuple[Simulator, list[Case], Progress, list[Watched]]:
+    """Run until status write number ``write``, die there (after or before that write was
+    saved), then run a new engine from the last saved record to the end."""
+    clock = SimClock()
+    sim = await make_simulator(
+        clock=clock, timings=Timings(stop_delay_seconds=3.0, execution_run_seconds=None)
+    )
+    cases = kill_cases()
+    seed(sim, cases)
+    spec = spec_for(cases)
+    apis: list[Watched] = []
+    saved: Progress | None = None
+    async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
+        first = Watched(client, sim)
+        apis.append(first)
+        writes = 0
+
+        async def on_progress(record: Progress) -> None:
+            nonlocal writes, saved
+            writes += 1
+            if writes == write:
+                if saved_before_death:
+                    saved = Progress.model_validate(record.to_status())
+                raise Killed()
+            saved = Progress.model_validate(record.to_status())
+
+        try:
+            final = await asyncio.wait_for(engine_for(spec, first, clock).run(on_progress), 60)
+        except Killed:
+            clock.advance(2)
+            second = Watched(client, sim)
+            apis.append(second)
+            engine = engine_for(spec, second, clock, saved)
+            final = await asyncio.wait_for(Run(engine)(), 60)
+    return sim, cases, final, apis
+
+
+@pytest.mark.parametrize("saved_before_death", [True, False], ids=["after-write", "during-write"])
+async def test_a_kill_at_every_status_write_keeps_the_report_true_and_sends_nothing_twice(
+    simulator_factory: MakeSimulator, saved_before_death: bool
+) -> None:
+    _, _, _, baseline = await run_killed_at(simulator_factory, 10_000, saved_before_death=True)
+    writes_in_a_whole_run = 0
+
+    async def count(record: Progress) -> None:
+        nonlocal writes_in_a_whole_run
+        writes_in_a_whole_run += 1
+
+    clock = SimClock()
+    sim = await simulator_factory(
+        clock=clock, timings=Timings(stop_delay_seconds=3.0, execution_run_seconds=None)
+    )
+    cases = kill_cases()
+    seed(sim, cases)
+    async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
+        await engine_for(spec_for(cases), Watched(client, sim), clock).run(count)
+    assert writes_in_a_whole_run >= 8, writes_in_a_whole_run
+
+    for write in range(1, writes_in_a_whole_run + 1):
+        sim, cases, final, apis = await run_killed_at(
+            simulator_factory, write, saved_before_death=saved_before_death
+        )
+        assert_outcome(sim, cases, final)
+        accepted = Counter(
+            (w.kind, w.id, w.action) for api in apis for w in api.writes if w.accepted
+        )
+        assert max(accepted.values()) == 1, f"killed at write {write}: {accepted.most_common(3)}"
+        assert sim.violations == [], f"killed at write {write}"

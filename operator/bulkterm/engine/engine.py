@@ -16,17 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bulkterm.aiapi.base import AiApi
-from bulkterm.aiapi.errors import AuthError, NotFoundError, PermanentError, TransientError
-from bulkterm.aiapi.models import ItemState, Kind
-from bulkterm.engine import indexes
+from bulkterm.aiapi.errors import AuthError, TransientError
+from bulkterm.aiapi.models import Kind
 from bulkterm.engine.batching import Intent, make_batches
 from bulkterm.engine.decisions import (
-    Action,
     Decision,
     Limits,
     Memory,
@@ -35,24 +32,20 @@ from bulkterm.engine.decisions import (
     decide,
     remember_accepted,
     remember_not_found,
-    remember_not_sent,
-    remember_observation,
     remember_refused,
     remember_sent,
     remember_transient,
-    remember_under_way,
 )
 from bulkterm.engine.errors import RecordNotWritten
 from bulkterm.engine.executor import (
     Executor,
-    ObservationReport,
     Outcome,
     SendReport,
-    already_under_way,
 )
 from bulkterm.engine.ledger import Ledger
-from bulkterm.engine.observation import ObservationMethod, choose_observation
-from bulkterm.engine.progress import Phase, Plan, PlanAction, PlanEntry, Progress, Situation
+from bulkterm.engine.observer import Observer
+from bulkterm.engine.planning import plan_of
+from bulkterm.engine.progress import Phase, Progress, Situation
 from bulkterm.engine.settings import EngineSettings
 from bulkterm.engine.timing import backoff_delay, next_poll_interval
 from bulkterm.spec import BulkTerminationSpec
@@ -104,17 +97,13 @@ class Engine:
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
         self._capabilities_read = False
         self._bulk: dict[Kind, bool] = {}
-        self._known_items: dict[Kind, int | None] = {}
-        self._list_usable: dict[Kind, bool] = {kind: True for kind in Kind}
-        self._count_usable: dict[Kind, bool] = {kind: True for kind in Kind}
+        self.observer = Observer(self.executor, self.ledger, self.settings)
         self._interval = self.settings.min_poll_seconds
         self._transient_streak = 0
         self._on_progress: ProgressCallback | None = None
         self._last_emitted: dict[str, object] | None = None
         #: The last request-level error, for messages (Retrying, DeadlineExceeded).
         self._last_transient: TransientError | None = None
-        #: Kinds none of whose targets was found at their first observation.
-        self._nothing_found: list[Kind] = []
         key = getattr(api, "key", None)
         self._endpoint = str(getattr(key, "api_url", "") or "the AI API")
 
@@ -188,8 +177,8 @@ class Engine:
         transient: list[TransientError] = []
         if not await self._ensure_capabilities(transient):
             return self._after_round(transient, moving=False, wake=None)
-        observations, moving = await self._observe_open(transient)
-        await self._confirm_restored_sends(observations, transient)
+        observations, moving = await self._observe(transient)
+        await self.observer.confirm_restored_sends(observations, transient)
         now = self._clock()
         ledger, mem = self.ledger, self.ledger.memory
         sends: list[tuple[int, Decision]] = []
@@ -210,7 +199,7 @@ class Engine:
                 sends.append((i, decision))
             elif decision.wake_at is not None:
                 wake = decision.wake_at if wake is None else min(wake, decision.wake_at)
-        for i, decision in await self._really_lost(suspects, transient, now):
+        for i, decision in await self.observer.really_lost(suspects, transient, now):
             if decision.verdict is Verdict.FAIL:
                 ledger.fail(i, decision, now)
                 moving = True
@@ -311,6 +300,21 @@ class Engine:
         )
         return max(delay, backoff)
 
+    async def _observe(
+        self, transient: list[TransientError], only: list[int] | None = None
+    ) -> tuple[dict[int, Observation], bool]:
+        now = self._clock()
+        observations, moving, nothing = await self.observer.observe_open(transient, now, only)
+        for kind in nothing:
+            message = (
+                f"not found in resource group {self.spec.connection.resource_group!r} at "
+                f"{self._endpoint}, and neither was any other {kind.value.lower()} of this run"
+            )
+            for i, target in enumerate(self.ledger.targets):
+                if target.kind is kind and self.ledger.result[i] is None:
+                    self.ledger.fail(i, Decision(Verdict.FAIL, "NotFound", message), now)
+        return observations, moving or bool(nothing)
+
     async def _ensure_capabilities(self, transient: list[TransientError]) -> bool:
         """Read ``/meta`` once per run; bulk PATCH is used only where it says so."""
         if self._capabilities_read:
@@ -326,155 +330,6 @@ class Engine:
         )
         self._capabilities_read = True
         return True
-
-    async def _observe_open(
-        self, transient: list[TransientError], only: list[int] | None = None
-    ) -> tuple[dict[int, Observation], bool]:
-        """Observe the open targets, fold the observations into memory; report if any moved."""
-        ledger = self.ledger
-        open_idx = ledger.open_indexes() if only is None else only
-        by_kind: dict[Kind, list[int]] = defaultdict(list)
-        for i in open_idx:
-            by_kind[ledger.targets[i].kind].append(i)
-        observations: dict[int, Observation] = {}
-        for kind in Kind:
-            idx = by_kind.get(kind)
-            if not idx:
-                continue
-            # Absence from a multi-page list is trusted only where we asked for it: an
-            # accepted DELETE. Any other missing id is confirmed by a GET (see Executor).
-            deleting = {ledger.targets[i].id for i in idx if ledger.memory[i].delete_accepted}
-            report = await self._observe_kind(kind, [ledger.targets[i].id for i in idx], deleting)
-            transient.extend(report.transient)
-            position = {ledger.targets[i].id: i for i in idx}
-            for item_id, obs in report.observations.items():
-                observations[position[item_id]] = obs
-        now = self._clock()
-        self._check_anything_found(by_kind, observations, now)
-        moving = False
-        mem = ledger.memory
-        for i, obs in observations.items():
-            old = mem[i]
-            mem[i] = remember_observation(old, obs, now)
-            if (obs.gone and old.gone_streak == 0) or (
-                not obs.gone and old.last_status is not None and old.last_status != obs.status
-            ):
-                moving = True
-        return observations, moving
-
-    def _check_anything_found(
-        self, by_kind: dict[Kind, list[int]], observations: dict[int, Observation], now: datetime
-    ) -> None:
-        """The first full observation of a kind finds none of its targets: what a wrong
-        resource group or API URL looks like. Those targets fail ``NotFound`` at once (not
-        "already deleted") and the run ends ``NoTargetsFound``; other kinds go on."""
-        ledger = self.ledger
-        for kind, idx in by_kind.items():
-            of_kind = [i for i, t in enumerate(ledger.targets) if t.kind is kind]
-            untouched = all(ledger.result[i] is None and not ledger.memory[i].seen for i in of_kind)
-            if not untouched or kind in self._nothing_found or len(idx) != len(of_kind):
-                continue
-            if not all(i in observations and observations[i].gone for i in of_kind):
-                continue
-            self._nothing_found.append(kind)
-            message = (
-                f"not found in resource group {self.spec.connection.resource_group!r} at "
-                f"{self._endpoint}, and neither was any other {kind.value.lower()} of this run"
-            )
-            for i in of_kind:
-                ledger.fail(i, Decision(Verdict.FAIL, "NotFound", message), now)
-                observations.pop(i, None)
-
-    async def _observe_kind(
-        self, kind: Kind, ids: list[str], deleting: set[str]
-    ) -> ObservationReport:
-        page = self.settings.list_page_size
-        method = choose_observation(
-            len(ids), self._known_items.get(kind), page, list_usable=self._list_usable[kind]
-        )
-        if method is ObservationMethod.COUNT:
-            if not self._count_usable[kind]:
-                method = ObservationMethod.LIST
-            else:
-                try:
-                    self._known_items[kind] = await self.executor.count(kind)
-                except TransientError as e:
-                    return ObservationReport(kind, method, transient=[e])
-                except (NotFoundError, PermanentError):
-                    self._count_usable[kind] = False
-                    method = ObservationMethod.LIST
-                else:
-                    method = choose_observation(len(ids), self._known_items[kind], page)
-        report = await self.executor.observe(kind, ids, method, deleting=deleting)
-        if report.list_size is not None:
-            self._known_items[kind] = report.list_size
-        if report.list_refused:
-            self._list_usable[kind] = False
-        return report
-
-    async def _confirm_restored_sends(
-        self, observations: dict[int, Observation], transient: list[TransientError]
-    ) -> None:
-        """Actions restored from a record were written before their send: read each such
-        item whole once to learn whether it went out (``targetStatus`` shows it)."""
-        mem = self.ledger.memory
-        pending = [
-            i
-            for i in self.ledger.open_indexes()
-            if mem[i].unconfirmed and i in observations and not observations[i].gone
-        ]
-        if not pending:
-            return
-        states = await self._read_whole(pending, transient)
-        for i, state in states.items():
-            flight = mem[i].in_flight
-            assert flight is not None
-            if state is None:
-                continue  # gone meanwhile: decided from the observation as usual
-            if already_under_way(flight.action, state):
-                mem[i] = remember_accepted(mem[i], flight.action)
-            else:
-                mem[i] = remember_not_sent(mem[i])
-
-    async def _really_lost(
-        self, suspects: list[tuple[int, Decision]], transient: list[TransientError], now: datetime
-    ) -> list[tuple[int, Decision]]:
-        """An accepted action past its resend timeout is read whole before it is sent again
-        or failed ``RetriesExhausted``: a slow but healthy action (a 45-minute deletion)
-        shows its ``targetStatus`` and is waited on further, with no retry spent. Only an
-        action with no sign of it is really lost; a gone item is decided next round."""
-        if not suspects:
-            return []
-        states = await self._read_whole([i for i, _ in suspects], transient)
-        mem = self.ledger.memory
-        lost: list[tuple[int, Decision]] = []
-        for i, decision in suspects:
-            assert decision.action is not None
-            state = states.get(i)
-            if state is None:
-                continue  # gone, or unreadable this round: the next observation decides
-            if already_under_way(decision.action, state):
-                mem[i] = remember_under_way(mem[i], decision.action, now)
-            else:
-                lost.append((i, decision))
-        return lost
-
-    async def _read_whole(
-        self, indexes_: list[int], transient: list[TransientError]
-    ) -> dict[int, ItemState | None]:
-        """Full GETs (``targetStatus`` included); ``None`` for a 404; absent when unreadable."""
-        targets = self.ledger.targets
-        by_kind: dict[Kind, list[int]] = defaultdict(list)
-        for i in indexes_:
-            by_kind[targets[i].kind].append(i)
-        out: dict[int, ItemState | None] = {}
-        for kind, idx in by_kind.items():
-            states, errors = await self.executor.read_whole(kind, [targets[i].id for i in idx])
-            transient.extend(errors)
-            for i in idx:
-                if targets[i].id in states:
-                    out[i] = states[targets[i].id]
-        return out
 
     def _expire(self) -> None:
         now = self._clock()
@@ -509,8 +364,8 @@ class Engine:
                 "AllTargetsTerminated",
                 f"all {ledger.total} targets reached their target status ({outcomes})",
             )
-        elif self._nothing_found:
-            kinds = " and ".join(f"{k.value.lower()}s" for k in self._nothing_found)
+        elif self.observer.nothing_found:
+            kinds = " and ".join(f"{k.value.lower()}s" for k in self.observer.nothing_found)
             self._situation = Situation(
                 Phase.FAILED,
                 "NoTargetsFound",
@@ -536,7 +391,7 @@ class Engine:
             transient: list[TransientError] = []
             if await self._ensure_capabilities(transient):
                 missing = [i for i in self.ledger.open_indexes() if i not in observations]
-                seen, _ = await self._observe_open(transient, only=missing)
+                seen, _ = await self._observe(transient, only=missing)
                 observations.update(seen)
             if not transient or attempt == DRY_RUN_OBSERVATION_ATTEMPTS:
                 break
@@ -545,7 +400,13 @@ class Engine:
             await self._sleep(
                 backoff_delay(self._transient_streak, retry_after, self.settings, self._rng)
             )
-        self.ledger.plan = self._plan(observations)
+        self.ledger.plan = plan_of(
+            self.ledger,
+            observations,
+            now=self._clock(),
+            limits=self._limits,
+            max_entries=self.settings.max_plan_entries,
+        )
         plan = self.ledger.plan
         self.ledger.completion_time = self._clock()
         self._situation = Situation(
@@ -553,50 +414,6 @@ class Engine:
             "DryRun",
             f"dry run, nothing was sent: would stop {plan.stop}, delete {plan.delete}, wait on "
             f"{plan.wait}; {plan.skip} already at target status; {plan.fail} would fail",
-        )
-
-    def _plan(self, observations: dict[int, Observation]) -> Plan:
-        now = self._clock()
-        ledger = self.ledger
-        buckets: dict[PlanAction, list[int]] = {a: [] for a in PlanAction}
-        reasons: dict[str, int] = defaultdict(int)
-        entries: list[PlanEntry] = []
-        for i in ledger.open_indexes():
-            target = ledger.targets[i]
-            obs = observations.get(i)
-            d = decide(target, obs, ledger.memory[i], now=now, limits=self._limits)
-            action = _PLAN_ACTION[d.verdict]
-            if d.verdict is Verdict.SEND:
-                action = PlanAction.STOP if d.action is Action.STOP else PlanAction.DELETE
-            buckets[action].append(i)
-            reasons[d.reason] += 1
-            if len(entries) < self.settings.max_plan_entries:
-                entries.append(
-                    PlanEntry(
-                        index=i,
-                        kind=target.kind,
-                        id=target.id,
-                        observed=obs.describe() if obs is not None else "not observed",
-                        action=action,
-                        reason=d.reason,
-                        message=d.message,
-                    )
-                )
-        open_count = sum(len(v) for v in buckets.values())
-        return Plan(
-            stop=len(buckets[PlanAction.STOP]),
-            delete=len(buckets[PlanAction.DELETE]),
-            wait=len(buckets[PlanAction.WAIT]),
-            skip=len(buckets[PlanAction.SKIP]),
-            fail=len(buckets[PlanAction.FAIL]),
-            stop_indexes=indexes.compress(buckets[PlanAction.STOP]),
-            delete_indexes=indexes.compress(buckets[PlanAction.DELETE]),
-            wait_indexes=indexes.compress(buckets[PlanAction.WAIT]),
-            skip_indexes=indexes.compress(buckets[PlanAction.SKIP]),
-            fail_indexes=indexes.compress(buckets[PlanAction.FAIL]),
-            reasons=dict(sorted(reasons.items())),
-            entries=entries,
-            entries_omitted=open_count - len(entries),
         )
 
     # --- reporting ---
@@ -619,11 +436,3 @@ def _describe(error: TransientError | None) -> str:
         return ""
     http = f"HTTP {error.status_code}: " if error.status_code else ""
     return f"{http}{error.message}"
-
-
-_PLAN_ACTION = {
-    Verdict.SEND: PlanAction.STOP,
-    Verdict.WAIT: PlanAction.WAIT,
-    Verdict.DONE: PlanAction.SKIP,
-    Verdict.FAIL: PlanAction.FAIL,
-}

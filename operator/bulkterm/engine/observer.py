@@ -1,0 +1,191 @@
+"""What the engine knows about the AI API, and how sure it is.
+
+:class:`Observer` reads for the loop: each round's observations of the open targets (list,
+GET or count, whichever costs fewer calls), folded into the ledger's memory; and whole reads
+(with ``targetStatus``) where a list cannot settle a question: whether an action restored
+from a record was ever sent, and whether an action past its resend timeout is lost or only
+slow. Nothing here sends a write, and nothing here judges a target: that is the decision
+table's job.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from bulkterm.aiapi.errors import NotFoundError, PermanentError, TransientError
+from bulkterm.aiapi.models import ItemState, Kind
+from bulkterm.engine.decisions import (
+    Decision,
+    Observation,
+    remember_accepted,
+    remember_not_sent,
+    remember_observation,
+    remember_under_way,
+)
+from bulkterm.engine.executor import Executor, ObservationReport, already_under_way
+from bulkterm.engine.ledger import Ledger
+from bulkterm.engine.observation import ObservationMethod, choose_observation
+from bulkterm.engine.settings import EngineSettings
+
+
+class Observer:
+    """Reads for one run; remembers which observation methods the server allows."""
+
+    def __init__(self, executor: Executor, ledger: Ledger, settings: EngineSettings) -> None:
+        self.executor = executor
+        self.ledger = ledger
+        self.settings = settings
+        self._known_items: dict[Kind, int | None] = {}
+        self._list_usable: dict[Kind, bool] = {kind: True for kind in Kind}
+        self._count_usable: dict[Kind, bool] = {kind: True for kind in Kind}
+        #: Kinds none of whose targets was found at their first observation.
+        self.nothing_found: list[Kind] = []
+
+    async def observe_open(
+        self, transient: list[TransientError], now: datetime, only: list[int] | None = None
+    ) -> tuple[dict[int, Observation], bool, list[Kind]]:
+        """Observe the open targets and fold the observations into memory. Returns them,
+        whether anything moved, and the kinds found to have no target at all (their
+        observations are left out: the caller fails those targets)."""
+        ledger = self.ledger
+        open_idx = ledger.open_indexes() if only is None else only
+        by_kind: dict[Kind, list[int]] = defaultdict(list)
+        for i in open_idx:
+            by_kind[ledger.targets[i].kind].append(i)
+        observations: dict[int, Observation] = {}
+        for kind in Kind:
+            idx = by_kind.get(kind)
+            if not idx:
+                continue
+            # Absence from a multi-page list is trusted only where we asked for it: an
+            # accepted DELETE. Any other missing id is confirmed by a GET (see Executor).
+            deleting = {ledger.targets[i].id for i in idx if ledger.memory[i].delete_accepted}
+            report = await self._observe_kind(kind, [ledger.targets[i].id for i in idx], deleting)
+            transient.extend(report.transient)
+            position = {ledger.targets[i].id: i for i in idx}
+            for item_id, obs in report.observations.items():
+                observations[position[item_id]] = obs
+        nothing = self._nothing_found(by_kind, observations)
+        moving = False
+        mem = ledger.memory
+        for i, obs in observations.items():
+            old = mem[i]
+            mem[i] = remember_observation(old, obs, now)
+            if (obs.gone and old.gone_streak == 0) or (
+                not obs.gone and old.last_status is not None and old.last_status != obs.status
+            ):
+                moving = True
+        return observations, moving, nothing
+
+    def _nothing_found(
+        self, by_kind: dict[Kind, list[int]], observations: dict[int, Observation]
+    ) -> list[Kind]:
+        """The first full observation of a kind finds none of its targets: what a wrong
+        resource group or API URL looks like. Those targets must fail ``NotFound`` at once
+        (never "already deleted"), so their observations are taken out here."""
+        ledger = self.ledger
+        found: list[Kind] = []
+        for kind, idx in by_kind.items():
+            of_kind = [i for i, t in enumerate(ledger.targets) if t.kind is kind]
+            untouched = all(ledger.result[i] is None and not ledger.memory[i].seen for i in of_kind)
+            if not untouched or kind in self.nothing_found or len(idx) != len(of_kind):
+                continue
+            if not all(i in observations and observations[i].gone for i in of_kind):
+                continue
+            self.nothing_found.append(kind)
+            found.append(kind)
+            for i in of_kind:
+                observations.pop(i, None)
+        return found
+
+    async def _observe_kind(
+        self, kind: Kind, ids: list[str], deleting: set[str]
+    ) -> ObservationReport:
+        page = self.settings.list_page_size
+        method = choose_observation(
+            len(ids), self._known_items.get(kind), page, list_usable=self._list_usable[kind]
+        )
+        if method is ObservationMethod.COUNT:
+            if not self._count_usable[kind]:
+                method = ObservationMethod.LIST
+            else:
+                try:
+                    self._known_items[kind] = await self.executor.count(kind)
+                except TransientError as e:
+                    return ObservationReport(kind, method, transient=[e])
+                except (NotFoundError, PermanentError):
+                    self._count_usable[kind] = False
+                    method = ObservationMethod.LIST
+                else:
+                    method = choose_observation(len(ids), self._known_items[kind], page)
+        report = await self.executor.observe(kind, ids, method, deleting=deleting)
+        if report.list_size is not None:
+            self._known_items[kind] = report.list_size
+        if report.list_refused:
+            self._list_usable[kind] = False
+        return report
+
+    async def confirm_restored_sends(
+        self, observations: dict[int, Observation], transient: list[TransientError]
+    ) -> None:
+        """Actions restored from a record were written before their send: read each such
+        item whole once to learn whether it went out (``targetStatus`` shows it)."""
+        mem = self.ledger.memory
+        pending = [
+            i
+            for i in self.ledger.open_indexes()
+            if mem[i].unconfirmed and i in observations and not observations[i].gone
+        ]
+        if not pending:
+            return
+        states = await self.read_whole(pending, transient)
+        for i, state in states.items():
+            flight = mem[i].in_flight
+            assert flight is not None
+            if state is None:
+                continue  # gone meanwhile: decided from the observation as usual
+            if already_under_way(flight.action, state):
+                mem[i] = remember_accepted(mem[i], flight.action)
+            else:
+                mem[i] = remember_not_sent(mem[i])
+
+    async def really_lost(
+        self, suspects: list[tuple[int, Decision]], transient: list[TransientError], now: datetime
+    ) -> list[tuple[int, Decision]]:
+        """An accepted action past its resend timeout is read whole before it is sent again
+        or failed ``RetriesExhausted``: a slow but healthy action (a 45-minute deletion)
+        shows its ``targetStatus`` and is waited on further, with no retry spent. Only an
+        action with no sign of it is really lost; a gone item is decided next round."""
+        if not suspects:
+            return []
+        states = await self.read_whole([i for i, _ in suspects], transient)
+        mem = self.ledger.memory
+        lost: list[tuple[int, Decision]] = []
+        for i, decision in suspects:
+            assert decision.action is not None
+            state = states.get(i)
+            if state is None:
+                continue  # gone, or unreadable this round: the next observation decides
+            if already_under_way(decision.action, state):
+                mem[i] = remember_under_way(mem[i], decision.action, now)
+            else:
+                lost.append((i, decision))
+        return lost
+
+    async def read_whole(
+        self, indexes_: list[int], transient: list[TransientError]
+    ) -> dict[int, ItemState | None]:
+        """Full GETs (``targetStatus`` included); ``None`` for a 404; absent when unreadable."""
+        targets = self.ledger.targets
+        by_kind: dict[Kind, list[int]] = defaultdict(list)
+        for i in indexes_:
+            by_kind[targets[i].kind].append(i)
+        out: dict[int, ItemState | None] = {}
+        for kind, idx in by_kind.items():
+            states, errors = await self.executor.read_whole(kind, [targets[i].id for i in idx])
+            transient.extend(errors)
+            for i in idx:
+                if targets[i].id in states:
+                    out[i] = states[targets[i].id]
+        return out

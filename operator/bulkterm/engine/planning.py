@@ -1,0 +1,73 @@
+"""The dry run's plan: what a real run would do with each target, judged from one look.
+
+Pure: the same decision table as a real run, applied to one round of observations, counted
+by action and reason, with the first entries spelled out (bounded, for the status).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from bulkterm.engine import indexes
+from bulkterm.engine.decisions import Action, Limits, Observation, Verdict, decide
+from bulkterm.engine.ledger import Ledger
+from bulkterm.engine.progress import Plan, PlanAction, PlanEntry
+
+
+def plan_of(
+    ledger: Ledger,
+    observations: dict[int, Observation],
+    *,
+    now: datetime,
+    limits: Limits,
+    max_entries: int,
+) -> Plan:
+    buckets: dict[PlanAction, list[int]] = {a: [] for a in PlanAction}
+    reasons: dict[str, int] = defaultdict(int)
+    entries: list[PlanEntry] = []
+    for i in ledger.open_indexes():
+        target = ledger.targets[i]
+        obs = observations.get(i)
+        d = decide(target, obs, ledger.memory[i], now=now, limits=limits)
+        action = _PLAN_ACTION[d.verdict]
+        if d.verdict is Verdict.SEND:
+            action = PlanAction.STOP if d.action is Action.STOP else PlanAction.DELETE
+        buckets[action].append(i)
+        reasons[d.reason] += 1
+        if len(entries) < max_entries:
+            entries.append(
+                PlanEntry(
+                    index=i,
+                    kind=target.kind,
+                    id=target.id,
+                    observed=obs.describe() if obs is not None else "not observed",
+                    action=action,
+                    reason=d.reason,
+                    message=d.message,
+                )
+            )
+    open_count = sum(len(v) for v in buckets.values())
+    return Plan(
+        stop=len(buckets[PlanAction.STOP]),
+        delete=len(buckets[PlanAction.DELETE]),
+        wait=len(buckets[PlanAction.WAIT]),
+        skip=len(buckets[PlanAction.SKIP]),
+        fail=len(buckets[PlanAction.FAIL]),
+        stop_indexes=indexes.compress(buckets[PlanAction.STOP]),
+        delete_indexes=indexes.compress(buckets[PlanAction.DELETE]),
+        wait_indexes=indexes.compress(buckets[PlanAction.WAIT]),
+        skip_indexes=indexes.compress(buckets[PlanAction.SKIP]),
+        fail_indexes=indexes.compress(buckets[PlanAction.FAIL]),
+        reasons=dict(sorted(reasons.items())),
+        entries=entries,
+        entries_omitted=open_count - len(entries),
+    )
+
+
+_PLAN_ACTION = {
+    Verdict.SEND: PlanAction.STOP,
+    Verdict.WAIT: PlanAction.WAIT,
+    Verdict.DONE: PlanAction.SKIP,
+    Verdict.FAIL: PlanAction.FAIL,
+}
