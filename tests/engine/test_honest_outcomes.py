@@ -297,7 +297,7 @@ async def test_a_kill_at_every_status_write_keeps_the_report_true_and_sends_noth
     seed(sim, cases)
     async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
         await engine_for(spec_for(cases), Watched(client, sim), clock).run(count)
-    assert writes_in_a_whole_run >= 8, writes_in_a_whole_run
+    assert writes_in_a_whole_run >= 3, writes_in_a_whole_run
 
     for write in range(1, writes_in_a_whole_run + 1):
         sim, cases, final, apis = await run_killed_at(

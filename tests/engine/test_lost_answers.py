@@ -31,7 +31,7 @@ async def test_resent_delete_to_an_item_being_deleted_is_not_a_failure(
     for i in ids:
         simulator.add_item(D, i, Status.STOPPED)
     simulator.set_faults(Faults(lost_response_rate=1.0, methods=("PATCH",)))
-    settings = EngineSettings(min_poll_seconds=0.1, max_poll_seconds=0.3, backoff_base_seconds=0.1)
+    settings = EngineSettings(max_poll_seconds=0.3, backoff_base_seconds=0.1)
     async with AiApiClient.from_service_key(
         simulator.service_key(), settings=ClientSettings()
     ) as api:

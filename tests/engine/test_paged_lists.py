@@ -25,7 +25,7 @@ class PageSkippingApi(FakeAiApi):
         return states
 
 
-SMALL_PAGES = EngineSettings(list_page_size=2, min_poll_seconds=0.5)
+SMALL_PAGES = EngineSettings(list_page_size=2)
 
 
 async def test_item_skipped_by_a_paged_list_is_not_taken_for_deleted(clock: FakeClock) -> None:

@@ -47,7 +47,7 @@ from bulkterm.engine.observer import Observer
 from bulkterm.engine.planning import plan_of
 from bulkterm.engine.progress import Phase, Progress, Situation
 from bulkterm.engine.settings import EngineSettings
-from bulkterm.engine.timing import backoff_delay, next_poll_interval
+from bulkterm.engine.timing import backoff_delay, poll_interval
 from bulkterm.spec import BulkTerminationSpec
 
 Clock = Callable[[], datetime]
@@ -98,7 +98,6 @@ class Engine:
         self._capabilities_read = False
         self._bulk: dict[Kind, bool] = {}
         self.observer = Observer(self.executor, self.ledger, self.settings)
-        self._interval = self.settings.min_poll_seconds
         self._transient_streak = 0
         self._on_progress: ProgressCallback | None = None
         self._last_emitted: dict[str, object] | None = None
@@ -176,8 +175,8 @@ class Engine:
         """One observe → decide → send pass; returns how long to sleep before the next."""
         transient: list[TransientError] = []
         if not await self._ensure_capabilities(transient):
-            return self._after_round(transient, moving=False, wake=None)
-        observations, moving = await self._observe(transient)
+            return self._after_round(transient, wake=None)
+        observations = await self._observe(transient)
         await self.observer.confirm_restored_sends(observations, transient)
         now = self._clock()
         ledger, mem = self.ledger, self.ledger.memory
@@ -191,10 +190,8 @@ class Engine:
                 suspects.append((i, decision))
             elif decision.verdict is Verdict.DONE:
                 ledger.succeed(i, decision.reason)
-                moving = True
             elif decision.verdict is Verdict.FAIL:
                 ledger.fail(i, decision, now)
-                moving = True
             elif decision.verdict is Verdict.SEND:
                 sends.append((i, decision))
             elif decision.wake_at is not None:
@@ -202,7 +199,6 @@ class Engine:
         for i, decision in await self.observer.really_lost(suspects, transient, now):
             if decision.verdict is Verdict.FAIL:
                 ledger.fail(i, decision, now)
-                moving = True
             else:
                 sends.append((i, decision))
         intents: list[Intent] = []
@@ -214,9 +210,8 @@ class Engine:
             mem[i] = remember_sent(mem[i], decision, now)
             intents.append(Intent(i, target.kind, target.id, decision.action))
         if intents:
-            moving = True
             await self._send(intents, before_send, transient)
-        return self._after_round(transient, moving=moving, wake=wake)
+        return self._after_round(transient, wake=wake)
 
     async def _send(
         self,
@@ -271,16 +266,8 @@ class Engine:
                 assert result.fault is not None
                 mem[i] = remember_transient(mem[i], result.fault)
 
-    def _after_round(
-        self, transient: list[TransientError], *, moving: bool, wake: datetime | None
-    ) -> float:
-        self._interval = next_poll_interval(
-            self._interval,
-            moving=moving,
-            settings=self.settings,
-            ceiling=float(self.spec.poll_interval_seconds),
-        )
-        delay = self._interval
+    def _after_round(self, transient: list[TransientError], *, wake: datetime | None) -> float:
+        delay = poll_interval(self.spec.poll_interval_seconds, self.settings)
         if wake is not None:
             delay = min(delay, max(0.0, (wake - self._clock()).total_seconds()))
         if not transient:
@@ -302,9 +289,9 @@ class Engine:
 
     async def _observe(
         self, transient: list[TransientError], only: list[int] | None = None
-    ) -> tuple[dict[int, Observation], bool]:
+    ) -> dict[int, Observation]:
         now = self._clock()
-        observations, moving, nothing = await self.observer.observe_open(transient, now, only)
+        observations, nothing = await self.observer.observe_open(transient, now, only)
         for kind in nothing:
             message = (
                 f"not found in resource group {self.spec.connection.resource_group!r} at "
@@ -313,7 +300,7 @@ class Engine:
             for i, target in enumerate(self.ledger.targets):
                 if target.kind is kind and self.ledger.result[i] is None:
                     self.ledger.fail(i, Decision(Verdict.FAIL, "NotFound", message), now)
-        return observations, moving or bool(nothing)
+        return observations
 
     async def _ensure_capabilities(self, transient: list[TransientError]) -> bool:
         """Read ``/meta`` once per run; bulk PATCH is used only where it says so."""
@@ -391,7 +378,7 @@ class Engine:
             transient: list[TransientError] = []
             if await self._ensure_capabilities(transient):
                 missing = [i for i in self.ledger.open_indexes() if i not in observations]
-                seen, _ = await self._observe(transient, only=missing)
+                seen = await self._observe(transient, only=missing)
                 observations.update(seen)
             if not transient or attempt == DRY_RUN_OBSERVATION_ATTEMPTS:
                 break

@@ -44,10 +44,10 @@ class Observer:
 
     async def observe_open(
         self, transient: list[TransientError], now: datetime, only: list[int] | None = None
-    ) -> tuple[dict[int, Observation], bool, list[Kind]]:
-        """Observe the open targets and fold the observations into memory. Returns them,
-        whether anything moved, and the kinds found to have no target at all (their
-        observations are left out: the caller fails those targets)."""
+    ) -> tuple[dict[int, Observation], list[Kind]]:
+        """Observe the open targets and fold the observations into memory. Returns them and
+        the kinds found to have no target at all (their observations are left out: the
+        caller fails those targets)."""
         ledger = self.ledger
         open_idx = ledger.open_indexes() if only is None else only
         by_kind: dict[Kind, list[int]] = defaultdict(list)
@@ -67,16 +67,10 @@ class Observer:
             for item_id, obs in report.observations.items():
                 observations[position[item_id]] = obs
         nothing = self._nothing_found(by_kind, observations)
-        moving = False
         mem = ledger.memory
         for i, obs in observations.items():
-            old = mem[i]
-            mem[i] = remember_observation(old, obs, now)
-            if (obs.gone and old.gone_streak == 0) or (
-                not obs.gone and old.last_status is not None and old.last_status != obs.status
-            ):
-                moving = True
-        return observations, moving, nothing
+            mem[i] = remember_observation(mem[i], obs, now)
+        return observations, nothing
 
     def _nothing_found(
         self, by_kind: dict[Kind, list[int]], observations: dict[int, Observation]

@@ -29,15 +29,12 @@ def backoff_delay(
     return delay
 
 
-def next_poll_interval(
-    current: float, *, moving: bool, settings: EngineSettings, ceiling: float
-) -> float:
-    """Poll fast while things move (something sent or changed), doubling towards ``ceiling``.
+def poll_interval(spec_seconds: int, settings: EngineSettings) -> float:
+    """``pollIntervalSeconds`` means what it says: one look at the open targets per interval.
 
-    Status transitions after a stop usually land within seconds; polling a stuck item every
-    half second would only burn rate limit.
+    At 10,000 targets a look is ten list pages, so polling faster "while things move" (as an
+    earlier version did, every 0.5 s) multiplied the calls of every run. The only earlier
+    wake-ups are decisions falling due (a resend timeout, an UNKNOWN grace period), and
+    transient errors can only make the wait longer (backoff, ``Retry-After``).
     """
-    top = max(settings.min_poll_seconds, min(ceiling, settings.max_poll_seconds))
-    if moving:
-        return settings.min_poll_seconds
-    return min(current * 2, top)
+    return min(float(spec_seconds), settings.max_poll_seconds)
