@@ -282,7 +282,6 @@ async def run_killed_at(
 async def test_a_kill_at_every_status_write_keeps_the_report_true_and_sends_nothing_twice(
     simulator_factory: MakeSimulator, saved_before_death: bool
 ) -> None:
-    _, _, _, baseline = await run_killed_at(simulator_factory, 10_000, saved_before_death=True)
     writes_in_a_whole_run = 0
 
     async def count(record: Progress) -> None:
