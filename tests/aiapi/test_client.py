@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
-from bulkterm.aiapi.client import AiApiClient, ClientSettings
+from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import (
     AuthError,
@@ -19,45 +19,10 @@ from bulkterm.aiapi.errors import (
 )
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import Faults, Simulator
+from tests.aiapi.conftest import Sleeps
 
 D, E = Kind.DEPLOYMENT, Kind.EXECUTION
 STOP, DELETE = TargetStatus.STOPPED, TargetStatus.DELETED
-
-
-class Sleeps:
-    """Records backoff delays instead of sleeping them."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-async def client_for(
-    sleeps: Sleeps,
-) -> AsyncIterator[Callable[..., AiApiClient]]:
-    made: list[AiApiClient] = []
-
-    def make(sim: Simulator, resource_group: str = "default", **settings: object) -> AiApiClient:
-        client = AiApiClient.from_service_key(
-            sim.service_key(),
-            resource_group,
-            ClientSettings(**settings),
-            sleep=sleeps,  # type: ignore[arg-type]
-        )
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.aclose()
 
 
 async def test_meta_reports_bulk_updates_capability(
@@ -343,3 +308,16 @@ def test_bad_resource_group_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="resource group"):
         AiApiClient(key, "-bad-")
+
+
+async def test_clients_can_share_one_token_cache_and_one_pacing(
+    simulator: Simulator, client_for: Callable[..., AiApiClient]
+) -> None:
+    owner = client_for(simulator, concurrency=1)
+    async with AiApiClient.from_service_key(
+        simulator.service_key(), "team-a", tokens=owner.tokens, limiter=owner.limiter
+    ) as other:
+        await owner.count(D)
+        await other.count(D)
+        assert other.tokens is owner.tokens and other.limiter is owner.limiter
+    assert simulator.counters["POST /oauth/token"] == 1

@@ -223,3 +223,21 @@ def test_an_unreachable_api_is_named_on_stderr_and_timeout_ends_the_run(
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "DeadlineExceeded"
     assert "last error:" in failed["message"] and "connect" in failed["message"].lower()
+
+
+def test_a_wrong_api_url_fails_naming_the_url_never_succeeds(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    simulator_thread.add_item(Kind.DEPLOYMENT, "dep-0001", Status.RUNNING)
+    key = dict(simulator_thread.service_key())
+    key["serviceurls"] = {"AI_API_URL": f"{simulator_thread.url}/wrong"}
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(key))
+    result = bulkterm(
+        "apply", "-f", "-", "--service-key", str(key_file), "-o", "json",
+        stdin=manifest(("Deployment", "dep-0001", "DELETED")),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"{simulator_thread.url}/wrong" in result.stderr
+    assert "AI_API_URL" in result.stderr
+    assert simulator_thread.state_of(Kind.DEPLOYMENT, "dep-0001") is Status.RUNNING

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 
 from bulkterm.aiapi.client import AiApiClient
-from bulkterm.aiapi.errors import AuthError
+from bulkterm.aiapi.errors import AuthError, EndpointNotFoundError
 from bulkterm.aiapi.models import BulkItemResult, Kind, Status, TargetStatus
 from bulkterm.engine import EngineSettings, Progress
 from bulkterm.engine.decisions import Action
@@ -308,3 +308,23 @@ async def test_a_kill_at_every_status_write_keeps_the_report_true_and_sends_noth
         )
         assert max(accepted.values()) == 1, f"killed at write {write}: {accepted.most_common(3)}"
         assert sim.violations == [], f"killed at write {write}"
+
+
+async def test_a_wrong_api_url_stalls_the_run_naming_the_url_and_sends_nothing(
+    simulator_factory: MakeSimulator, sim_clock: SimClock
+) -> None:
+    sim = await simulator_factory(clock=sim_clock, timings=Timings())
+    sim.add_item(D, "dep-0001", Status.RUNNING)
+    key = dict(sim.service_key())
+    key["serviceurls"] = {"AI_API_URL": f"{sim.url}/wrong"}  # a path the API does not serve
+    spec = spec_of((D, "dep-0001", DELETED))
+    async with AiApiClient.from_service_key(key, "default") as client:
+        api = Watched(client, sim)
+        engine = engine_for(spec, api, sim_clock)
+        with pytest.raises(EndpointNotFoundError):
+            await asyncio.wait_for(engine.run(), 30)
+    stalled = engine.progress.condition("Stalled")
+    assert stalled is not None and stalled.status == "True"
+    assert stalled.reason == "EndpointNotFound" and f"{sim.url}/wrong" in stalled.message
+    assert engine.progress.succeeded == 0 and api.writes == []
+    assert sim.state_of(D, "dep-0001") is Status.RUNNING

@@ -35,11 +35,16 @@ class AiApi(Protocol):
     async def list_states(
         self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
     ) -> list[ItemState]:
-        """Every item of ``kind`` (``$select=status``, explicit ``$top``/``$skip`` paging)."""
+        """Every item of ``kind`` (``$select=status``, explicit ``$top``/``$skip`` paging).
+
+        Raises ``ListPagingError`` when the list cannot be paged to its end (the server
+        ignores ``$skip``), ``EndpointNotFoundError`` on a 404 (the spec declares none)."""
         ...
 
     async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
-        """One item; raises ``NotFoundError`` on 404.
+        """One item; raises ``NotFoundError`` on the AI API's own 404 (its error envelope),
+        ``EndpointNotFoundError`` on a 404 without it (the URL is not served: no evidence
+        about the item).
 
         ``$select=status`` by default, which leaves ``targetStatus`` out; ``full=True`` reads
         the whole item, the only way to see that a stop or a deletion is already under way.
@@ -47,7 +52,7 @@ class AiApi(Protocol):
         ...
 
     async def count(self, kind: Kind, *, status: Status | None = None) -> int:
-        """``GET /v2/lm/{collection}/$count``."""
+        """``GET /v2/lm/{collection}/$count``; ``EndpointNotFoundError`` on a 404."""
         ...
 
     async def bulk_patch(
@@ -57,7 +62,10 @@ class AiApi(Protocol):
         ...
 
     async def stop(self, kind: Kind, item_id: str) -> None:
-        """Single ``PATCH /{id}`` with ``{"targetStatus": "STOPPED"}``."""
+        """Single ``PATCH /{id}`` with ``{"targetStatus": "STOPPED"}``.
+
+        Writes raise ``TransientError`` with ``not_executed`` False when the outcome is
+        unknown (the server may have acted), ``sent`` False when nothing left the client."""
         ...
 
     async def delete(self, kind: Kind, item_id: str) -> None:

@@ -2,8 +2,10 @@
 
 The engine decides what to do by the *type* of error, never by parsing messages:
 Transient → back off and retry; Auth → stall and ask a human; NotFound → the item is gone;
+EndpointNotFound → the service key's URL is wrong (a human must fix it, no item is judged);
 Permanent → record against the target and stop trying it. Messages never contain secrets
-or tokens: they are built from status codes and the API's own error body only.
+or tokens: they are built from status codes, the request URL without its query, and the API's
+own error body only.
 """
 
 from __future__ import annotations
@@ -31,7 +33,20 @@ class AiApiError(Exception):
 
 
 class TransientError(AiApiError):
-    """429, 5xx, timeouts and connection failures: worth retrying after ``retry_after`` seconds."""
+    """429, 5xx, timeouts, connection failures, no token: worth trying again later.
+
+    What it says about a write (``PATCH``/``DELETE``), the only thing that decides whether the
+    write may be sent again without first re-observing its items:
+
+    * ``sent`` False: the request never left this client (no connection could be made, or no
+      token could be obtained to send it with). Nothing reached the AI API.
+    * ``not_executed`` True: the server certainly did not act on it: never sent, or answered
+      429 or 503. Safe to resend as it is.
+    * ``not_executed`` False: the outcome is unknown (500, 502, 504, a read timeout, a
+      dropped connection): the server may have acted. Re-observe before sending again.
+
+    The client resends reads on any transient error, writes only when ``not_executed``.
+    """
 
     reason = "TransientApiError"
 
@@ -41,15 +56,18 @@ class TransientError(AiApiError):
         *,
         retry_after: float | None = None,
         not_executed: bool = False,
+        sent: bool = True,
         status_code: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
     ) -> None:
         super().__init__(message, status_code=status_code, code=code, request_id=request_id)
         self.retry_after = retry_after
-        #: True when the server certainly did not act on the request (429, 502-504, no
-        #: connection): only then may a write be sent again without re-observing first.
-        self.not_executed = not_executed
+        #: False when the request never left this client: nothing reached the AI API.
+        self.sent = sent
+        #: True when the server certainly did not act on the request (429, 503, never sent):
+        #: only then may a write be sent again without re-observing first.
+        self.not_executed = not_executed or not sent
 
 
 class AuthError(AiApiError):
@@ -59,7 +77,9 @@ class AuthError(AiApiError):
 
 
 class NotFoundError(AiApiError):
-    """404 on a single item: for a DELETED target that is success, for STOPPED a failure."""
+    """The AI API's own 404 (its error envelope) on a single item: for a DELETED target that is
+    success, for STOPPED a failure. On ``GET /lm/meta`` (the spec's ``MetaNotFound``): the
+    server has no meta endpoint, so no capabilities."""
 
     reason = "NotFound"
 
@@ -68,6 +88,47 @@ class PermanentError(AiApiError):
     """Any other 4xx (400, 412, …): retrying the same request cannot succeed."""
 
     reason = "Rejected"
+
+
+class ConfigurationError(AiApiError):
+    """The service key or resource group points somewhere the AI API is not: like
+    :class:`AuthError`, only a human can fix it, so it stops the run (stalls the resource)
+    instead of being judged per target like a :class:`PermanentError`."""
+
+    reason = "Misconfigured"
+
+
+class EndpointNotFoundError(ConfigurationError):
+    """404 where no item's absence can be meant: a configuration error, never "item gone".
+
+    Raised by every call on a 404 *without* the AI API's error envelope (the URL is not served
+    at all: typically ``serviceurls.AI_API_URL`` in the service key has a wrong path), and by
+    list and ``$count`` on any 404 (the spec declares none for them: no item is addressed, so it
+    is the collection that is not served there). ``url`` is the request URL without query,
+    fragment or credentials.
+    """
+
+    reason = "EndpointNotFound"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status_code: int | None = 404,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, code=code, request_id=request_id)
+        self.url = url
+
+
+class ListPagingError(PermanentError):
+    """A list could not be paged to its end: the server repeated a full page (it ignores
+    ``$skip``), or it kept answering full pages beyond what its first page counted. The list
+    is not complete and must not be read as the collection: observe item by item instead."""
+
+    reason = "ListPagingFailed"
 
 
 class BulkUnsupportedError(PermanentError):

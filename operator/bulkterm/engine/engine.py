@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bulkterm.aiapi.base import AiApi
-from bulkterm.aiapi.errors import AuthError, TransientError
+from bulkterm.aiapi.errors import AuthError, ConfigurationError, TransientError
 from bulkterm.aiapi.models import Kind
 from bulkterm.engine.batching import Intent, make_batches
 from bulkterm.engine.decisions import (
@@ -118,9 +118,10 @@ class Engine:
     async def run(self, on_progress: ProgressCallback | None = None) -> Progress:
         """Drive every target to its target status, a failure, or the deadline.
 
-        Raises :class:`AuthError` after recording ``Stalled=True Unauthorized``: only a
-        human can fix credentials, so the caller decides when to try again (the operator
-        retries later with the saved record, the CLI exits).
+        Raises :class:`AuthError` after recording ``Stalled=True Unauthorized``, and
+        :class:`ConfigurationError` (a URL the API does not serve) after recording
+        ``Stalled=True EndpointNotFound``: only a human can fix either, so the caller decides
+        when to try again (the operator retries later with the saved record, the CLI exits).
         """
         if self.ledger.loaded_terminal is not None:
             return self.ledger.loaded_terminal  # Complete/Failed never flip back
@@ -140,6 +141,13 @@ class Engine:
                 "Unauthorized",
                 f"the AI API refused the credentials ({e.message}); fix the service key or "
                 f"resource group; {self.ledger.summary()}",
+            )
+            await self._emit()
+            raise
+        except ConfigurationError as e:
+            # A URL the AI API does not serve: nothing can be learnt about any target there.
+            self._situation = Situation(
+                Phase.STALLED, e.reason, f"{e.message}; {self.ledger.summary()}"
             )
             await self._emit()
             raise
@@ -235,13 +243,13 @@ class Engine:
         report = await self.executor.send(make_batches(intents, self.spec.batch_size), self._bulk)
         self._apply(report)
         transient.extend(report.transient)
-        if report.auth_error is not None:
-            # Only the requests the API refused for credentials were not sent; every other
-            # request of the round keeps its answer (accepted actions are not sent again).
+        if report.halt is not None:
+            # Only the requests refused for credentials or configuration were not acted on;
+            # every other request of the round keeps its answer (nothing accepted is resent).
             for result in report.results:
-                if result.outcome is Outcome.AUTH:
+                if result.outcome is Outcome.HALT:
                     mem[result.intent.index] = before_send[result.intent.index]
-            raise report.auth_error
+            raise report.halt
 
     def _apply(self, report: SendReport) -> None:
         mem = self.ledger.memory

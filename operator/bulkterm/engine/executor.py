@@ -6,7 +6,8 @@ in the pure planner. That split is what lets a later shared executor serve many 
 against one (endpoint, resource group): it would merge their requests here and hand each
 run back only its own results.
 
-Error policy: Auth errors propagate (a human must act, the caller decides), but a send
+Error policy: Auth and configuration errors propagate (a human must act, the caller
+decides), but a send
 round first finishes and reports every other request of the round; Transient
 errors become per-target facts so that one failed batch never discards the results of the
 others; Permanent errors become refusals recorded against the targets they concern.
@@ -25,6 +26,7 @@ from bulkterm.aiapi.errors import (
     AiApiError,
     AuthError,
     BulkUnsupportedError,
+    ConfigurationError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -42,8 +44,9 @@ class Outcome(StrEnum):
     REFUSED = "Refused"
     NOT_FOUND = "NotFound"
     TRANSIENT = "Transient"
-    #: Refused for the credentials: not sent; the run stalls once the round is recorded.
-    AUTH = "Auth"
+    #: Refused for the credentials or the configuration (a URL the API does not serve): not
+    #: acted on; the run stalls once the round is recorded.
+    HALT = "Halt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +62,9 @@ class SendReport:
     transient: list[TransientError] = field(default_factory=list)
     #: Kinds whose bulk PATCH the server refused as unsupported: use single calls from now on.
     bulk_unsupported: set[Kind] = field(default_factory=set)
-    #: A request of the round was refused for the credentials. The others ran to the end, so
-    #: their answers are kept; the engine raises this once it has recorded them.
-    auth_error: AuthError | None = None
+    #: A request of the round was refused for the credentials or the configuration. The others
+    #: ran to the end, so their answers are kept; the engine raises this once it recorded them.
+    halt: AuthError | ConfigurationError | None = None
 
 
 @dataclass(slots=True)
@@ -239,9 +242,9 @@ class Executor:
         except BulkUnsupportedError:
             report.bulk_unsupported.add(request.kind)
             return list(request.items)
-        except AuthError as e:
-            report.auth_error = report.auth_error or e
-            report.results.extend(SendResult(i, Outcome.AUTH, fault_of(e)) for i in request.items)
+        except (AuthError, ConfigurationError) as e:
+            report.halt = report.halt or e
+            report.results.extend(SendResult(i, Outcome.HALT, fault_of(e)) for i in request.items)
             return []
         except TransientError as e:
             report.transient.append(e)
@@ -278,9 +281,9 @@ class Executor:
                     await self.api.delete(intent.kind, intent.id)
             except NotFoundError as e:
                 return SendResult(intent, Outcome.NOT_FOUND, fault_of(e))
-            except AuthError as e:
-                report.auth_error = report.auth_error or e
-                return SendResult(intent, Outcome.AUTH, fault_of(e))
+            except (AuthError, ConfigurationError) as e:
+                report.halt = report.halt or e
+                return SendResult(intent, Outcome.HALT, fault_of(e))
             except TransientError as e:
                 report.transient.append(e)
                 return SendResult(intent, Outcome.TRANSIENT, fault_of(e))

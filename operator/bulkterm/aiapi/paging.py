@@ -1,0 +1,83 @@
+"""Walking a list with explicit ``$top``/``$skip`` until it has certainly ended.
+
+Several pages are not one snapshot. An insertion at the front between two page reads shifts
+later items to higher positions, so the next page repeats one: items are de-duplicated by id.
+A deletion shifts them to lower positions, so ``$skip`` jumps over one: absence from a
+multi-page list proves nothing (the engine confirms it with a GET).
+
+The walk ends at the first page shorter than ``$top``. It cannot run for ever:
+
+* A full page that adds no new id means the server does not honour ``$skip``: the list cannot
+  be paged (:class:`ListPagingError`).
+* The first page's ``count`` bounds the pages: those it takes, plus as many again (at least
+  two) for insertions while paging. More full pages than that is an error too. A ``count``
+  no larger than one page tells nothing (the spec's "number of the resource instances in the
+  list" may mean the page's own length), so then only :data:`MAX_PAGES_UNCOUNTED` applies.
+"""
+
+from __future__ import annotations
+
+from bulkterm.aiapi.errors import ListPagingError
+from bulkterm.aiapi.models import ItemState
+from bulkterm.aiapi.wire import Page
+
+#: Pages a walk may take when the first page's ``count`` gives no bound.
+MAX_PAGES_UNCOUNTED = 10_000
+
+
+def page_budget(count: int | None, size: int) -> int:
+    """Most pages a walk over ``count`` items in pages of ``size`` may take."""
+    if count is None or count <= size:
+        return MAX_PAGES_UNCOUNTED
+    pages = -(-count // size)
+    return pages + max(2, pages)
+
+
+class PageWalk:
+    """The state of one walk: feed it pages with :meth:`add` until it says the list ended."""
+
+    def __init__(self, label: str, size: int) -> None:
+        self.label = label
+        self.size = size
+        #: ``$skip`` of the next page to read.
+        self.skip = 0
+        self.pages = 0
+        self._items: dict[str, ItemState] = {}
+        self._count: int | None = None
+        self._budget = MAX_PAGES_UNCOUNTED
+
+    @property
+    def items(self) -> list[ItemState]:
+        """Every distinct item seen, in the order first seen."""
+        return list(self._items.values())
+
+    def add(self, page: Page) -> bool:
+        """Take the page read at :attr:`skip`; ``True`` when the list has ended."""
+        self.pages += 1
+        new = 0
+        for item in page.items:
+            if item.id not in self._items:
+                self._items[item.id] = item
+                new += 1
+        if len(page.items) < self.size:
+            return True
+        if new == 0:
+            raise ListPagingError(
+                f"{self.label}: the full page at $skip={self.skip} holds only items already "
+                "listed: the server does not honour $skip, so the list cannot be paged"
+            )
+        if self.pages == 1:
+            self._count = page.count
+            self._budget = page_budget(page.count, self.size)
+        if self.pages >= self._budget:
+            counted = (
+                f"although the first page counted {self._count} items"
+                if self._count is not None and self._count > self.size
+                else "without a count to bound them"
+            )
+            raise ListPagingError(
+                f"{self.label}: still full pages after {self.pages} pages of {self.size} "
+                f"{counted}: stopped paging"
+            )
+        self.skip += self.size
+        return False

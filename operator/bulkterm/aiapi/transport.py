@@ -1,0 +1,211 @@
+"""One AI API endpoint over HTTP: one request in, a 2xx response or a typed error out.
+
+Owns the ``httpx`` client (TLS, with the client certificate of x509 service keys), the
+bearer token (a 401 invalidates it and the request is sent once more with a fresh one), the
+client-side pacing, the call counters and the metrics. It does not retry: that is
+:mod:`bulkterm.aiapi.retry`'s job, and it needs to know what a failure says about a write:
+
+* no token could be obtained, or no connection made: the request never left
+  (``TransientError(sent=False)``, so ``not_executed``);
+* 429 or 503: the server refused it without acting (``not_executed``);
+* 500, 502, 504, a read timeout, a dropped connection: the outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bulkterm import metrics
+from bulkterm.aiapi.auth import TokenProvider
+from bulkterm.aiapi.credentials import ServiceKey
+from bulkterm.aiapi.errors import (
+    AiApiError,
+    AuthError,
+    CredentialsError,
+    NotFoundError,
+    TransientError,
+)
+from bulkterm.aiapi.ratelimit import RateLimiter
+from bulkterm.aiapi.settings import ClientSettings
+from bulkterm.aiapi.wire import error_for
+
+CLIENT_TYPE = "bulk-termination-operator"
+
+
+class Transport:
+    """HTTP to one AI API endpoint with one service key."""
+
+    def __init__(
+        self,
+        key: ServiceKey,
+        settings: ClientSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        tokens: TokenProvider | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        #: Requests that left this client, keyed by label (``"stop deployments"``), and
+        #: ``"token"`` for token fetches.
+        self.calls: Counter[str] = Counter()
+        #: Paces requests; may be shared by the clients of one tenant.
+        self.limiter = limiter or RateLimiter(settings.concurrency, settings.rate_limit_per_second)
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.timeout_seconds, connect=settings.connect_timeout_seconds
+            ),
+            transport=transport,
+            verify=tls_verify(key),
+            headers={"AI-Client-Type": CLIENT_TYPE, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=settings.concurrency),
+        )
+        #: Fetches and caches bearer tokens; may be shared by clients with the same key.
+        self.tokens = tokens or TokenProvider(key, self._http, on_fetch=self._count_token)
+
+    @property
+    def token_fetches(self) -> int:
+        return self.tokens.fetches
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        label: str,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> httpx.Response:
+        """Send once (once more after a 401, with a fresh token): the 2xx response, or raise
+        the typed error of :func:`bulkterm.aiapi.wire.error_for`."""
+        refreshed_after_401 = False
+        while True:
+            try:
+                return await self._send(label, method, url, params, headers or {}, json_body)
+            except _Unauthorized as exc:
+                if refreshed_after_401:
+                    raise AuthError(
+                        f"{label}: HTTP 401 even with a fresh token", status_code=401
+                    ) from None
+                refreshed_after_401 = True
+                self.tokens.invalidate(exc.token)
+
+    async def _send(
+        self,
+        label: str,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        extra_headers: Mapping[str, str],
+        json_body: Any,
+    ) -> httpx.Response:
+        async with self.limiter:
+            token = await self._token(label)
+            headers = {"Authorization": f"Bearer {token}", **extra_headers}
+            content = None
+            if json_body is not None:
+                content = json.dumps(json_body).encode()
+                headers.setdefault("Content-Type", "application/json")
+            self.calls[label] += 1
+            started = time.monotonic()
+            try:
+                response = await self._http.request(
+                    method, url, params=params, content=content, headers=headers
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                self._observe(label, "transient", started)
+                raise TransientError(
+                    f"{label}: not sent, cannot connect ({type(exc).__name__})", sent=False
+                ) from None
+            except httpx.TimeoutException as exc:
+                self._observe(label, "transient", started)
+                raise TransientError(f"{label}: timed out ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                self._observe(label, "transient", started)
+                raise TransientError(f"{label}: connection failed ({type(exc).__name__})") from None
+        if response.is_success:
+            self._observe(label, "ok", started)
+            return response
+        if response.status_code == 401:
+            self._observe(label, "auth", started)
+            raise _Unauthorized(token)
+        error = error_for(label, response, url, secrets=(token,))
+        self._observe(label, _outcome(error), started)
+        raise error
+
+    async def _token(self, label: str) -> str:
+        """A bearer token. Failing to get one means the request was never sent."""
+        try:
+            return await self.tokens.token()
+        except TransientError as exc:
+            raise TransientError(
+                f"{label}: not sent, no token: {exc.message}",
+                sent=False,
+                retry_after=exc.retry_after,
+                status_code=exc.status_code,
+            ) from None
+
+    def _count_token(self) -> None:
+        self.calls["token"] += 1
+        metrics.TOKEN_REFRESHES.inc()
+
+    @staticmethod
+    def _observe(label: str, outcome: str, started: float) -> None:
+        metrics.AIAPI_CALLS.labels(label, outcome).inc()
+        metrics.AIAPI_LATENCY.labels(label).observe(time.monotonic() - started)
+
+
+def _outcome(error: AiApiError) -> str:
+    """The metrics' outcome label (a fixed vocabulary, see ``bulkterm.metrics``)."""
+    if isinstance(error, TransientError):
+        return "transient"
+    if isinstance(error, AuthError):
+        return "auth"
+    if isinstance(error, NotFoundError):
+        return "not_found"
+    return "rejected"
+
+
+class _Unauthorized(Exception):
+    """Internal: a 401 with this token; :meth:`Transport.request` refreshes once and repeats."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__("HTTP 401")
+        self.token = token
+
+
+def tls_verify(key: ServiceKey) -> ssl.SSLContext | bool:
+    """``verify`` for httpx: for x509 keys an SSL context with the client certificate loaded.
+
+    ``ssl`` can only load PEM from files, so the PEMs are written to a private temporary
+    directory and removed as soon as they are loaded.
+    """
+    if key.certificate is None or key.private_key is None:
+        return True
+    context = ssl.create_default_context()
+    with tempfile.TemporaryDirectory(prefix="bulkterm-") as tmp:
+        cert = Path(tmp) / "cert.pem"
+        pkey = Path(tmp) / "key.pem"
+        for path, secret in ((cert, key.certificate), (pkey, key.private_key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secret.get_secret_value())
+        try:
+            context.load_cert_chain(cert, pkey)
+        except (ssl.SSLError, ValueError):
+            raise CredentialsError(
+                "service key: 'certificate' and 'key' are not a valid PEM pair"
+            ) from None
+    return context

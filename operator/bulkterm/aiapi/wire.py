@@ -1,0 +1,218 @@
+"""What the AI API's answers mean: response bodies to models, error answers to typed errors.
+
+Pure functions of an ``httpx.Response`` (no I/O), so each reading of the wire is testable
+without a server. The truth for shapes is the spec (``AI_CORE_API.yaml``): lists are
+``{"count", "resources"}``, errors are ``{"error": {"code", "message", "requestId", "target",
+"details"}}`` with ``code`` and ``message`` required.
+
+Which 404 means what:
+
+* With the envelope, on one item (``GET``/``PATCH``/``DELETE /{id}``): the item is not there
+  (:class:`NotFoundError`); on ``/lm/meta`` (the spec's ``MetaNotFound``) too.
+* Without the envelope, on any path: the AI API does not serve that URL at all, usually a
+  wrong ``serviceurls.AI_API_URL`` (:class:`EndpointNotFoundError`). Never "item gone".
+* On list and ``$count``, whatever the body: the spec declares no 404 there, and no item is
+  addressed, so it is also :class:`EndpointNotFoundError` (decided by the client, which knows
+  the path; see :func:`collection_not_served`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from bulkterm.aiapi.auth import parse_retry_after
+from bulkterm.aiapi.errors import (
+    AiApiError,
+    AuthError,
+    EndpointNotFoundError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from bulkterm.aiapi.models import BulkUpdates, Capabilities, ItemState, Kind
+
+#: Status codes after which the server certainly did not act on a request, so a write may be
+#: sent again. 500, 502 and 504 are not: the service, or a gateway that forwarded the request
+#: before it gave up, may have acted.
+NOT_EXECUTED_STATUSES = frozenset({429, 503})
+#: The API's own messages are cut to this many characters in ours.
+MAX_MESSAGE = 256
+_REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEnvelope:
+    """The AI API's error body (``AiApiError`` in the spec)."""
+
+    code: str
+    message: str
+    request_id: str | None
+
+
+def error_envelope(response: httpx.Response) -> ErrorEnvelope | None:
+    """The AI API's error body, or ``None`` when the answer has none.
+
+    An envelope is a JSON object whose ``error`` is an object with the spec's required
+    ``code`` and ``message``. Anything else (HTML, plain text, ``{"error": "Not Found"}``, a
+    gateway's own JSON) did not come from the AI API.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    code, message, request_id = error.get("code"), error.get("message"), error.get("requestId")
+    if not isinstance(code, str | int) or isinstance(code, bool) or not isinstance(message, str):
+        return None
+    return ErrorEnvelope(
+        code=str(code),
+        message=message[:MAX_MESSAGE],
+        request_id=str(request_id) if request_id is not None else None,
+    )
+
+
+def public_url(url: str | httpx.URL) -> str:
+    """``url`` fit for a message: no query (it may carry tokens), fragment or credentials."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced (an API that echoes a header must not leak it)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def error_for(
+    label: str, response: httpx.Response, url: str, *, secrets: Iterable[str] = ()
+) -> AiApiError:
+    """The typed error for a non-2xx answer (401 included: the caller refreshes first).
+
+    ``url`` is the request URL as sent (it is reported without its query); ``secrets`` are
+    removed from the API's message.
+    """
+    code = response.status_code
+    envelope = error_envelope(response)
+    where = public_url(url)
+    if code == 404 and envelope is None:
+        return EndpointNotFoundError(
+            f"{label}: HTTP 404 without the AI API's error body from {where}: the AI API is not "
+            "served at this URL; check serviceurls.AI_API_URL in the service key",
+            url=where,
+        )
+    detail = f"{label}: HTTP {code}"
+    kw: dict[str, Any] = {"status_code": code}
+    if envelope is not None:
+        detail += f" {envelope.code}: {scrub(envelope.message, secrets)}"
+        kw.update(code=envelope.code, request_id=envelope.request_id)
+    if code in (401, 403):
+        return AuthError(detail, **kw)
+    if code == 404:
+        return NotFoundError(detail, **kw)
+    if code == 429 or code >= 500:
+        return TransientError(
+            detail,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            not_executed=code in NOT_EXECUTED_STATUSES,
+            **kw,
+        )
+    return PermanentError(detail, **kw)
+
+
+def collection_not_served(label: str, error: NotFoundError, url: str) -> EndpointNotFoundError:
+    """A 404 with the envelope on list or ``$count``: the collection is not served here."""
+    where = public_url(url)
+    return EndpointNotFoundError(
+        f"{error.message} (from {where}: the spec declares no 404 for {label.split()[0]}, so the "
+        "collection is not served at this URL; check serviceurls.AI_API_URL and the resource "
+        "group)",
+        url=where,
+        status_code=error.status_code,
+        code=error.code,
+        request_id=error.request_id,
+    )
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise PermanentError(f"HTTP {response.status_code}: response is not JSON") from None
+    if not isinstance(body, dict):
+        raise PermanentError(f"HTTP {response.status_code}: response is not a JSON object")
+    return body
+
+
+def sub_object(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def capabilities(response: httpx.Response) -> Capabilities:
+    """``GET /lm/meta``; an absent ``bulkUpdates`` means off (the schema's default)."""
+    body = json_object(response)
+    ai_api = sub_object(body, "aiApi")
+    bulk = sub_object(sub_object(ai_api, "capabilities"), "bulkUpdates")
+    return Capabilities(
+        runtimeIdentifier=body.get("runtimeIdentifier"),
+        api_version=ai_api.get("version"),
+        bulk_updates=BulkUpdates(
+            deployments=bulk.get("deployments") is True,
+            executions=bulk.get("executions") is True,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: its items and the ``count`` it reports (``None`` if unusable)."""
+
+    items: list[ItemState]
+    count: int | None
+
+
+def page(response: httpx.Response, kind: Kind) -> Page:
+    body = json_object(response)
+    resources = body.get("resources")
+    if not isinstance(resources, list):
+        raise PermanentError(f"list {kind.collection}: response has no 'resources' list")
+    count = body.get("count")
+    usable = isinstance(count, int) and not isinstance(count, bool) and count >= 0
+    return Page([item_state(raw, kind) for raw in resources], count if usable else None)
+
+
+def item_state(raw: Any, kind: Kind) -> ItemState:
+    try:
+        return ItemState.model_validate(raw)
+    except ValueError:
+        raise PermanentError(f"{kind.collection}: an item lacks a valid id or status") from None
+
+
+def count(response: httpx.Response, kind: Kind) -> int:
+    """``$count`` answers a plain-text integer."""
+    try:
+        return int(response.text.strip())
+    except ValueError:
+        raise PermanentError(f"count {kind.collection}: response is not an integer") from None
+
+
+def path_id(item_id: str) -> str:
+    """``item_id`` as a path segment. Ids are validated against ``^[\\w.-]{4,64}$`` upstream;
+    quoting keeps a stray id harmless."""
+    return httpx.URL("/" + item_id).raw_path.decode()[1:]

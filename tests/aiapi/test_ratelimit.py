@@ -1,0 +1,80 @@
+"""Client-side pacing: at most ``concurrency`` requests in flight, at most ``rate`` per second."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from bulkterm.aiapi.client import AiApiClient
+from bulkterm.aiapi.models import Kind
+from bulkterm.aiapi.ratelimit import RateLimiter
+
+
+async def _enter_times(limiter: RateLimiter, n: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    times: list[float] = []
+
+    async def one() -> None:
+        async with limiter:
+            times.append(loop.time() - start)
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return sorted(times)
+
+
+async def test_a_burst_of_one_second_passes_then_the_rate_holds() -> None:
+    times = await _enter_times(RateLimiter(concurrency=50, rate_per_second=20), 30)
+    assert times[19] < 0.1  # the first 20 at once
+    assert times[-1] >= 0.45  # the other 10 at 20/s
+
+
+async def test_a_rate_below_one_per_second_still_lets_one_through() -> None:
+    times = await _enter_times(RateLimiter(concurrency=4, rate_per_second=0.5), 1)
+    assert times[0] < 0.1
+
+
+async def test_without_a_rate_only_the_concurrency_is_capped() -> None:
+    limiter = RateLimiter(concurrency=2)
+    inside = peak = 0
+
+    async def one() -> None:
+        nonlocal inside, peak
+        async with limiter:
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    await asyncio.gather(*(one() for _ in range(6)))
+    assert peak == 2
+
+
+async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
+    limiter = RateLimiter(concurrency=1, rate_per_second=1)
+    async with limiter:
+        waiter = asyncio.create_task(_enter_times(limiter, 1))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    async with asyncio.timeout(2):
+        async with limiter:  # the slot is free again (the token comes within a second)
+            pass
+
+
+@pytest.mark.parametrize(("concurrency", "rate"), [(0, None), (1, 0.0), (1, -1.0)])
+def test_nonsense_settings_are_refused(concurrency: int, rate: float | None) -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(concurrency, rate)
+
+
+async def test_the_client_paces_its_requests(mock_client: Callable[..., AiApiClient]) -> None:
+    client = mock_client(lambda request: httpx.Response(200, text="0"), rate_limit_per_second=20)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.gather(*(client.count(Kind.DEPLOYMENT) for _ in range(30)))
+    assert loop.time() - started >= 0.45
