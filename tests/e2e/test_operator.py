@@ -174,7 +174,7 @@ def test_missing_secret_stalls_then_recovers(
     assert condition(obj, "Reconciling")["status"] == "False"  # type: ignore[index]
     kube.create(secret(namespace, sim.service_key()))
     kube.wait_for(BT, "waiting", has_condition("Complete"), namespace=namespace, timeout=60)
-    assert "CredentialsInvalid" in reasons(kube, namespace, "waiting")
+    assert "SecretNotFound" in reasons(kube, namespace, "waiting")
 
 
 def test_bad_credentials_stall_as_unauthorized(

@@ -10,148 +10,33 @@ from typing import Any
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status
-from bulkterm.engine import EngineSettings
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import SecretProblem
-from bulkterm.k8s.reconciler import CrRef, Reconciler, is_terminal
+from bulkterm.k8s.reconciler import Reconciler, is_terminal
 from bulkterm.simulator import Simulator
-
-NS = "ml-team"
-REF = CrRef(namespace=NS, name="cleanup", generation=3)
-FAST = EngineSettings(min_poll_seconds=0.05, max_poll_seconds=0.2, resend_timeout_seconds=5)
-
-
-class FakeKube:
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
-        self.writes: list[dict[str, Any]] = []
-        self.api_calls_at_write: list[int] = []
-
-    def put_secret(self, name: str, key: str, value: bytes | dict[str, Any]) -> None:
-        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-        self.secrets[(NS, name)] = {key: raw}
-
-    async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes:
-        data = self.secrets.get((namespace, name))
-        if data is None:
-            raise SecretProblem("SecretNotFound", f"Secret {namespace}/{name} does not exist")
-        if key not in data:
-            raise SecretProblem(
-                "SecretKeyNotFound", f"Secret {namespace}/{name} has no key {key!r}"
-            )
-        return data[key]
-
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.api_calls_at_write.append(sum(self.sim.counters.values()))
-        self.writes.append(status)
-
-    @property
-    def status(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for patch in self.writes:
-            for k, v in patch.items():
-                if v is None:
-                    merged.pop(k, None)
-                else:
-                    merged[k] = v
-        return merged
-
-
-class FakeEvents:
-    def __init__(self) -> None:
-        self.posted: list[tuple[str, str, str]] = []
-
-    def normal(self, reason: str, message: str) -> None:
-        self.posted.append(("Normal", reason, message))
-
-    def warning(self, reason: str, message: str) -> None:
-        self.posted.append(("Warning", reason, message))
-
-    def reasons(self) -> list[str]:
-        return [r for _, r, _ in self.posted]
-
-
-def spec(*targets: tuple[str, str, str], secret: str = "aicore", **extra: Any) -> dict[str, Any]:
-    return {
-        "connection": {"secretRef": {"name": secret}},
-        "targets": [{"kind": k, "id": i, "targetStatus": t} for k, i, t in targets],
-        **extra,
-    }
-
-
-def reconciler(
-    kube: FakeKube,
-    events: FakeEvents,
-    body: dict[str, Any],
-    status: dict[str, Any] | None = None,
-    **config: Any,
-) -> Reconciler:
-    cfg = OperatorConfig(**{"status_interval": 0.2, "stalled_retry_seconds": 0.1, **config})
-    return Reconciler(REF, body, status, kube=kube, events=events, config=cfg, engine_settings=FAST)
-
-
-async def run_for(seconds: float, rec: Reconciler) -> None:
-    """Run ``rec`` for ``seconds``, then stop it as kopf does (the stop event), and wait."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(rec.run(stop))
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.wait_for(task, 5)
-
-
-def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(c for c in status["conditions"] if c["type"] == type_)
+from tests.k8s.support import (
+    FAST,
+    MIXED,
+    REF,
+    FakeEvents,
+    FakeKube,
+    condition,
+    reconciler,
+    run_for,
+    running_for_deletion,
+    seed_mixed,
+    spec,
+)
 
 
 @pytest.fixture
 def kube(simulator: Simulator) -> FakeKube:
-    k = FakeKube(simulator)
-    k.put_secret("aicore", "serviceKey", simulator.service_key())
-    return k
+    """A fake Kubernetes holding the simulator's service key in Secret ``aicore``."""
+    return FakeKube.with_key(simulator)
 
 
 @pytest.fixture
 def events() -> FakeEvents:
     return FakeEvents()
-
-
-MIXED = (
-    ("Deployment", "dep-run1", "DELETED"),
-    ("Deployment", "dep-run2", "STOPPED"),
-    ("Deployment", "dep-unk1", "DELETED"),
-    ("Execution", "exe-done", "DELETED"),
-    ("Execution", "exe-dead", "STOPPED"),
-)
-
-
-def seed_mixed(sim: Simulator) -> None:
-    sim.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
-    sim.add_item(Kind.DEPLOYMENT, "dep-run2", Status.RUNNING)
-    sim.add_item(Kind.DEPLOYMENT, "dep-unk1", Status.UNKNOWN, hold=True)  # no race with PENDING
-    sim.add_item(Kind.EXECUTION, "exe-done", Status.COMPLETED)
-    sim.add_item(Kind.EXECUTION, "exe-dead", Status.DEAD)
-
-
-def running_for_deletion(
-    sim: Simulator, n: int, *, stopping: float, deletion: float
-) -> list[tuple[str, str, str]]:
-    """``n`` RUNNING deployments bound for DELETED, with stops slow enough to catch mid-run."""
-    from bulkterm.simulator import Timings
-
-    sim.set_timings(
-        Timings(
-            unknown_seconds=0.1,
-            pending_seconds=0.1,
-            stop_delay_seconds=0.1,
-            stopping_seconds=stopping,
-            deletion_seconds=deletion,
-        )
-    )
-    targets = [("Deployment", f"dep-{i:04d}", "DELETED") for i in range(n)]
-    for _, item_id, _ in targets:
-        sim.add_item(Kind.DEPLOYMENT, item_id, Status.RUNNING)
-    return targets
 
 
 async def test_first_write_precedes_any_ai_api_call(
@@ -212,7 +97,8 @@ async def test_missing_secret_stalls_then_recovers_when_it_appears(
     stalled = kube.status
     assert condition(stalled, "Stalled")["reason"] == "SecretNotFound"
     assert condition(stalled, "Reconciling")["status"] == "False"
-    assert ("Warning", "CredentialsInvalid") in [(t, r) for t, r, _ in events.posted]
+    # The Event names the problem as the condition does, not a catch-all.
+    assert events.warnings() == ["SecretNotFound"]
     kube.put_secret("later", "serviceKey", simulator.service_key())
     await asyncio.wait_for(task, 10)
     assert condition(kube.status, "Complete")["status"] == "True"
@@ -229,6 +115,7 @@ async def test_malformed_key_stalls_naming_the_field_never_the_secret(
     stalled = condition(kube.status, "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "InvalidServiceKey")
     assert "'url'" in stalled["message"]
+    assert events.warnings() == ["InvalidServiceKey"]
     everything = json.dumps(kube.writes) + json.dumps(events.posted)
     assert simulator.config.client_secret not in everything
 
@@ -242,7 +129,23 @@ async def test_rejected_credentials_stall_as_unauthorized(
     await run_for(0.5, reconciler(kube, events, spec(("Deployment", "dep-x001", "STOPPED"))))
     assert condition(kube.status, "Stalled")["reason"] == "Unauthorized"
     assert "not-the-secret" not in json.dumps(kube.writes) + json.dumps(events.posted)
-    assert events.reasons().count("CredentialsInvalid") == 1
+    assert events.warnings() == ["Unauthorized"]
+
+
+async def test_a_service_key_url_the_ai_api_does_not_serve_stalls_naming_it(
+    simulator: Simulator, kube: FakeKube, events: FakeEvents
+) -> None:
+    simulator.add_item(Kind.DEPLOYMENT, "dep-x001", Status.RUNNING)
+    key = dict(simulator.service_key())
+    key["serviceurls"] = {"AI_API_URL": f"{simulator.url}/wrong"}
+    kube.put_secret("aicore", "serviceKey", key)
+    await run_for(0.5, reconciler(kube, events, spec(("Deployment", "dep-x001", "DELETED"))))
+    stalled = condition(kube.status, "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "EndpointNotFound")
+    assert f"{simulator.url}/wrong" in stalled["message"]
+    assert kube.status.get("succeeded", 0) == 0
+    assert events.warnings() == ["EndpointNotFound"]
+    assert simulator.state_of(Kind.DEPLOYMENT, "dep-x001") is Status.RUNNING
 
 
 async def test_cross_namespace_secret_reference_is_refused(
@@ -252,6 +155,7 @@ async def test_cross_namespace_secret_reference_is_refused(
     body["connection"]["secretRef"]["namespace"] = "kube-system"
     await run_for(0.2, reconciler(kube, events, body))
     assert condition(kube.status, "Stalled")["reason"] == "CrossNamespaceSecretRefused"
+    assert events.warnings() == ["CrossNamespaceSecretRefused"]
     assert sum(simulator.counters.values()) == 0
 
 
@@ -365,3 +269,13 @@ async def test_completion_is_reported_even_when_kopf_stops_the_daemon_on_the_ter
     await reconciler(kube, events, spec(("Deployment", "dep-run1", "STOPPED"))).run(stop)
     assert condition(kube.status, "Complete")["status"] == "True"
     assert events.reasons()[-1] == "Completed"
+
+
+async def test_a_missing_key_in_the_secret_is_the_event_reason_too(
+    simulator: Simulator, kube: FakeKube, events: FakeEvents
+) -> None:
+    kube.put_secret("aicore", "other", simulator.service_key())
+    await run_for(0.3, reconciler(kube, events, spec(("Deployment", "dep-x001", "STOPPED"))))
+    assert condition(kube.status, "Stalled")["reason"] == "SecretKeyNotFound"
+    assert events.warnings() == ["SecretKeyNotFound"]
+    assert "CredentialsInvalid" not in events.reasons()

@@ -116,3 +116,23 @@ async def test_close_reports_a_final_write_that_never_landed() -> None:
     await throttle.offer(status(1), force=True)
     assert await throttle.close(retry_delays=(0.01, 0.01)) is False
     assert throttle.failures == 4
+
+
+async def test_offer_tells_whether_the_status_is_on_the_server() -> None:
+    written: list[dict[str, Any]] = []
+    failures = [RuntimeError("API server unavailable")]
+
+    async def flaky(s: dict[str, Any]) -> None:
+        if failures:
+            raise failures.pop()
+        written.append(s)
+
+    clock = Clock()
+    throttle = StatusThrottle(flaky, 2.0, clock=clock)
+    assert await throttle.offer(status(0), force=True) is False  # the write failed
+    assert await throttle.offer(status(0), force=True) is True  # written now
+    assert await throttle.offer(status(0), force=True) is True  # already there
+    clock.now += 0.1
+    assert await throttle.offer(status(1)) is False  # held back for its slot
+    assert await throttle.close() is True
+    assert written == [status(0), status(1)]

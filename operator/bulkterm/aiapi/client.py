@@ -133,24 +133,6 @@ class AiApiClient:
         """This client's pacing, to pass as ``limiter=`` to clients of the same tenant."""
         return self._transport.limiter
 
-    # Transitional: k8s/clients.py swaps these two before the first request. Remove once it
-    # passes ``tokens=``/``limiter=`` to the constructor instead.
-    @property
-    def _tokens(self) -> TokenProvider:
-        return self._transport.tokens
-
-    @_tokens.setter
-    def _tokens(self, value: TokenProvider) -> None:
-        self._transport.tokens = value
-
-    @property
-    def _limiter(self) -> RateLimiter:
-        return self._transport.limiter
-
-    @_limiter.setter
-    def _limiter(self, value: RateLimiter) -> None:
-        self._transport.limiter = value
-
     # -- calls ---------------------------------------------------------------------------
 
     async def meta(self) -> Capabilities:

@@ -19,6 +19,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from bulkterm import metrics
+from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KubeApi
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
@@ -28,6 +29,7 @@ registry = kopf.OperatorRegistry()
 #: Set by ``bulkterm operator`` before kopf starts.
 CONFIG = OperatorConfig()
 _kube: KubeApi | None = None
+_clients: ClientPool | None = None
 
 
 def kube() -> KubeApi:
@@ -35,6 +37,15 @@ def kube() -> KubeApi:
     if _kube is None:
         _kube = KubeApi()
     return _kube
+
+
+def clients() -> ClientPool:
+    """AI API clients of every CR in this process: one token cache and one rate limit per
+    tenant (created on first use, after ``CONFIG`` is set)."""
+    global _clients
+    if _clients is None:
+        _clients = ClientPool.for_config(CONFIG)
+    return _clients
 
 
 class KopfEvents:
@@ -149,6 +160,7 @@ async def reconcile(
             kube=kube(),
             events=KopfEvents(body),
             config=CONFIG,
+            clients=clients(),
         )
         await reconciler.run(stop)
     finally:

@@ -1,10 +1,17 @@
-"""One BulkTermination, reconciled: credentials → engine → throttled status and events.
+"""One BulkTermination, reconciled: credentials → engine → status and events.
 
 No kopf here: the handlers hand in the CR's identity, its spec and status, an event sink and a
-stop signal, so this whole flow is testable without a Kubernetes API. The order of writes is
-the contract with kstatus, Flux and Argo CD: the first write (``observedGeneration``,
-``Reconciling=True``) lands before any AI API call, the terminal write is forced, and terminal
-conditions never flip back.
+stop signal, so this whole flow is testable without a Kubernetes API. This module decides the
+order of things and owns the engine's task; the jobs it orders live next to it:
+:mod:`~bulkterm.k8s.credentials` (Secret → service key, or why not),
+:mod:`~bulkterm.k8s.clients` (AI API clients sharing a tenant's tokens and rate),
+:mod:`~bulkterm.k8s.status` (records → throttled status writes) and
+:mod:`~bulkterm.k8s.events` (milestones and aggregated progress as Events).
+
+The order of writes is the contract with kstatus, Flux and Argo CD: the first write
+(``observedGeneration``, ``Reconciling=True``) lands before any AI API call, a record announcing
+sends lands before the sends, the terminal write is forced, and terminal conditions never flip
+back.
 """
 
 from __future__ import annotations
@@ -12,91 +19,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from bulkterm import metrics
-from bulkterm.aiapi.client import AiApiClient, ClientSettings
+from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.credentials import ServiceKey
-from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
-from bulkterm.aiapi.models import Kind
-from bulkterm.engine import (
-    ConditionType,
-    Engine,
-    EngineSettings,
-    Phase,
-    Progress,
-    Situation,
-    build_conditions,
-    utcnow,
-    with_observed_generation,
-)
+from bulkterm.aiapi.errors import AuthError, ConfigurationError, CredentialsError
+from bulkterm.engine import Engine, EngineSettings, Phase, Progress, Situation, utcnow
+from bulkterm.engine.errors import RecordNotWritten
+from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import SecretProblem
-from bulkterm.k8s.throttle import StatusThrottle
+from bulkterm.k8s.credentials import (
+    CredentialsProblem,
+    SecretReader,
+    check_accepted,
+    read_service_key,
+    refused,
+    unusable,
+)
+from bulkterm.k8s.events import EventSink, RunEvents
+from bulkterm.k8s.status import (
+    CrRef,
+    StatusPatcher,
+    StatusWriteError,
+    StatusWriter,
+    announces_sends,
+    finished_at,
+    is_terminal,
+    restore,
+)
+from bulkterm.k8s.throttle import CLOSE_RETRY_DELAYS
 from bulkterm.manifest import describe_errors
 from bulkterm.spec import BulkTerminationSpec
 
+__all__ = [
+    "CrRef",
+    "Kube",
+    "Reconciler",
+    "StatusWriteError",
+    "finished_at",
+    "is_terminal",
+]
+
 log = logging.getLogger(__name__)
 
-#: Seconds between aggregated BatchSubmitted events of one CR.
-EVENT_INTERVAL = 10.0
-_WRITE_CALLS = ("bulk_patch", "stop", "delete")
 
-
-class StatusWriteError(RuntimeError):
-    """The API server kept refusing the final status write."""
-
-
-class Kube(Protocol):
-    async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes: ...
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
-
-
-class Events(Protocol):
-    def normal(self, reason: str, message: str) -> None: ...
-    def warning(self, reason: str, message: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class CrRef:
-    namespace: str
-    name: str
-    generation: int
-
-
-def _terminal_condition(status: dict[str, Any] | None) -> dict[str, Any] | None:
-    for condition in (status or {}).get("conditions") or []:
-        if (
-            isinstance(condition, dict)
-            and condition.get("type") in (ConditionType.COMPLETE, ConditionType.FAILED)
-            and condition.get("status") == "True"
-        ):
-            return condition
-    return None
-
-
-def is_terminal(status: dict[str, Any] | None) -> bool:
-    """Complete or Failed is True (the daemon's ``when`` filter and the TTL's trigger).
-
-    Read from the raw status dict: kopf evaluates it on every watch event, where parsing the
-    whole record into :class:`Progress` would be wasted work."""
-    return _terminal_condition(status) is not None
-
-
-def finished_at(status: dict[str, Any] | None) -> datetime | None:
-    """When the run became terminal: the terminal condition's ``lastTransitionTime``."""
-    condition = _terminal_condition(status)
-    if condition is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(condition["lastTransitionTime"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+class Kube(SecretReader, StatusPatcher, Protocol):
+    """The Kubernetes API calls a run makes besides kopf's own."""
 
 
 class Reconciler:
@@ -109,65 +82,41 @@ class Reconciler:
         status: dict[str, Any] | None,
         *,
         kube: Kube,
-        events: Events,
+        events: EventSink,
         config: OperatorConfig,
         engine_settings: EngineSettings | None = None,
-        client_settings: ClientSettings | None = None,
+        clients: ClientPool | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.ref = ref
         self._spec_raw = spec
         self._status_raw = dict(status or {})
         self._kube = kube
-        self._events = events
         self._config = config
         self._engine_settings = engine_settings or EngineSettings()
-        self._client_settings = client_settings or ClientSettings(
-            concurrency=config.api_concurrency, rate_limit_per_second=config.api_rate_limit
+        #: Shared by every CR of the operator process (the handlers pass theirs).
+        self._clients = clients or ClientPool.for_config(config)
+        self._status = StatusWriter(
+            kube, ref, self._status_raw, interval=config.status_interval, clock=clock
         )
-        self._clock = clock
-        self._written_keys: set[str] = set(self._status_raw)
-        self._throttle = StatusThrottle(self._write, config.status_interval)
+        self._events = RunEvents(events)
         self._record: Progress | None = None
-        self._stall_reason: str | None = None
-        self._reported_failures: set[int] = set()
-        self._calls_reported = 0
-        #: The running client's call counter (for aggregated BatchSubmitted events).
-        self._api_calls: Mapping[str, int] = {}
-        self._last_event_at = float("-inf")
+        #: The reason of the stall the CR is in, if any.
+        self._stalled: str | None = None
 
     # -- the flow --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> Progress | None:
+        """Reconcile until terminal or ``stop``; cancelling this cancels the engine with it."""
+        cancelled = False
         try:
-            spec = BulkTerminationSpec.model_validate(self._spec_raw)
-        except ValidationError as exc:
-            await self._invalid_spec("; ".join(describe_errors(exc, self._spec_raw)))
-            return None
-        self._record = self._restore(spec)
-        if self._record.terminal:
-            return self._record
-        if self._spec_changed_after_start():
-            return await self._refuse_changed_spec()
-        await self._first_visit(spec)
-        metrics.ACTIVE_RUNS.inc()
-        result: Progress | None = None
-        try:
-            while not stop.is_set():
-                key = await self._credentials(spec)
-                if key is None:
-                    await _wait(stop, self._config.stalled_retry_seconds)
-                    continue
-                result = await self._run_engine(spec, key, stop)
-                if result is not None:
-                    break
-                if not stop.is_set():
-                    await _wait(stop, self._config.stalled_retry_seconds)
-            else:
-                result = self._record
+            result = await self._reconcile(stop)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
-            metrics.ACTIVE_RUNS.dec()
-            landed = await self._throttle.close()
+            # Cancelled (kopf's hard stop): one last attempt, no waiting between retries.
+            landed = await self._status.close(() if cancelled else CLOSE_RETRY_DELAYS)
         if not landed:
             # Raising makes kopf restart the daemon, which resumes from the last status
             # that did land and writes the outcome again.
@@ -176,21 +125,28 @@ class Reconciler:
             )
         return result
 
-    def _restore(self, spec: BulkTerminationSpec) -> Progress:
-        """The saved record (resume after a restart), or a fresh one."""
-        if self._status_raw.get("conditions"):
-            try:
-                record = Progress.model_validate(self._status_raw)
-                if record.total == len(spec.targets):
-                    return record
-            except ValidationError:
-                log.warning(
-                    "%s/%s: status unreadable; starting from fresh observations",
-                    self.ref.namespace,
-                    self.ref.name,
-                )
-        total = len(spec.targets)
-        return Progress(total=total, pending=total, progress=f"0/{total}")
+    async def _reconcile(self, stop: asyncio.Event) -> Progress | None:
+        try:
+            spec = BulkTerminationSpec.model_validate(self._spec_raw)
+        except ValidationError as exc:
+            await self._invalid_spec("; ".join(describe_errors(exc, self._spec_raw)))
+            return None
+        self._record = restore(self.ref, self._status_raw, len(spec.targets))
+        if self._record.terminal:
+            return self._record
+        if self._spec_changed_after_start():
+            return await self._refuse_changed_spec()
+        await self._first_visit(spec)
+        metrics.ACTIVE_RUNS.inc()
+        try:
+            while not stop.is_set():
+                result = await self._attempt(spec, stop)
+                if result is not None:
+                    return result
+                await _wait(stop, self._config.stalled_retry_seconds)
+            return self._record
+        finally:
+            metrics.ACTIVE_RUNS.dec()
 
     def _spec_changed_after_start(self) -> bool:
         """The CRD makes the spec immutable, except that CEL cannot see a reordering of the
@@ -210,28 +166,15 @@ class Reconciler:
             "other targets, so the run stops here; create a new BulkTermination for the rest"
         )
         record = await self._enter(Situation(Phase.FAILED, "SpecChanged", message))
-        await self._throttle.close()
-        self._events.warning("Failed", message)
+        await self._status.close()
+        self._events.failed(message)
         return record
 
-    async def _enter(self, situation: Situation, base: Progress | None = None) -> Progress:
-        """The record (or ``base``) with the conditions of ``situation``, written at once:
-        every change of phase the handlers decide (first visit, stall, refusal) goes here."""
-        record = base if base is not None else self._record
-        assert record is not None
-        record = record.model_copy(
-            update={
-                "conditions": build_conditions(
-                    record.conditions,
-                    situation,
-                    now=self._clock(),
-                    observed_generation=self.ref.generation,
-                )
-            }
-        )
-        self._record = record
-        await self._throttle.offer(self._status(record), force=True)
-        return record
+    async def _invalid_spec(self, message: str) -> None:
+        self._record = Progress()
+        await self._enter(Situation(Phase.FAILED, "InvalidSpec", message))
+        await self._status.close()
+        self._events.failed(message)
 
     async def _first_visit(self, spec: BulkTerminationSpec) -> None:
         """Before any AI API call: ``observedGeneration`` and ``Reconciling=True``."""
@@ -242,167 +185,145 @@ class Reconciler:
         fresh = not record.conditions
         await self._enter(Situation(Phase.RUNNING, "Running", _accepted_message(spec)))
         if fresh:
-            self._events.normal("Started", _accepted_message(spec))
+            self._events.started(_accepted_message(spec))
 
-    async def _credentials(self, spec: BulkTerminationSpec) -> ServiceKey | None:
-        ref = spec.connection.secret_ref
-        if ref is None:
-            await self._stall("SecretRefMissing", "spec.connection.secretRef is required")
-            return None
-        if ref.namespace is not None and ref.namespace != self.ref.namespace:
-            await self._stall(
-                "CrossNamespaceSecretRefused",
-                f"spec.connection.secretRef.namespace {ref.namespace!r}: the Secret must be in "
-                f"the BulkTermination's own namespace {self.ref.namespace!r}",
-            )
-            return None
+    async def _attempt(self, spec: BulkTerminationSpec, stop: asyncio.Event) -> Progress | None:
+        """One try with the credentials as they are now: the record when the engine ended or
+        was stopped, None when the run must wait and try again (stalled, or nothing sent)."""
         try:
-            raw = await self._kube.read_secret_value(self.ref.namespace, ref.name, ref.key)
-            return ServiceKey.from_json(raw, source=f"Secret {ref.name} key {ref.key!r}")
-        except SecretProblem as exc:
-            await self._stall(exc.reason, exc.message)
-        except CredentialsError as exc:
-            await self._stall("InvalidServiceKey", str(exc))
-        return None
+            key = await read_service_key(self._kube, self.ref.namespace, spec.connection.secret_ref)
+            async with contextlib.AsyncExitStack() as stack:
+                api = await self._client(stack, key, spec.connection.resource_group)
+                if self._stalled is not None:
+                    await check_accepted(api)
+                return await self._run_engine(spec, api, stop)
+        except CredentialsProblem as problem:
+            await self._stall(problem)
+            return None
+
+    async def _client(
+        self, stack: contextlib.AsyncExitStack, key: ServiceKey, group: str
+    ) -> AiApiClient:
+        try:
+            return await stack.enter_async_context(self._clients.client(key, group))
+        except (CredentialsError, ValueError) as exc:
+            raise unusable(exc) from None
 
     async def _run_engine(
-        self, spec: BulkTerminationSpec, key: ServiceKey, stop: asyncio.Event
+        self, spec: BulkTerminationSpec, api: AiApiClient, stop: asyncio.Event
     ) -> Progress | None:
-        """Run the engine until it ends (returns the record) or stalls on credentials (None)."""
-        group = spec.connection.resource_group
+        """Run the engine until it ends or ``stop`` (the record), or it cannot go on (None)."""
+        engine = Engine(spec, api, self._record, settings=self._engine_settings)
+        self._events.count_calls(api.calls)
+        task = asyncio.create_task(
+            engine.run(self._on_progress), name=f"engine {self.ref.namespace}/{self.ref.name}"
+        )
         try:
-            client = AiApiClient(key, group, self._client_settings)
-        except (CredentialsError, ValueError) as exc:  # e.g. an x509 key whose PEMs do not load
-            await self._stall("InvalidServiceKey", str(exc))
-            return None
-        async with client as api:
-            if self._stall_reason is not None:
-                # Probe before resuming, so a still-broken key keeps the CR Stalled instead
-                # of flapping Reconciling on every retry. $count carries the resource group
-                # (meta does not), so a 403 for the wrong group is caught here too.
-                try:
-                    await api.count(Kind.DEPLOYMENT)
-                except AuthError as exc:
-                    await self._stall(
-                        "Unauthorized", f"AI API refused the credentials: {exc.message}"
-                    )
-                    return None
-                except AiApiError:
-                    pass  # not about credentials: the engine backs off as usual
-            engine = Engine(spec, api, self._record, settings=self._engine_settings)
-            self._api_calls = api.calls
-
-            async def on_progress(record: Progress) -> None:
-                previous, self._record = self._record, record
-                metrics.RECONCILE_ROUNDS.inc()
-                # Actions about to be sent are written at once, not throttled: if the
-                # operator dies right after sending, the restart must know what was sent.
-                await self._throttle.offer(self._status(record), force=_sends(previous, record))
-                self._aggregate_events(record)
-
-            task = asyncio.create_task(engine.run(on_progress))
-            stopper = asyncio.create_task(stop.wait())
-            try:
-                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopper.cancel()
+            await _until_done_or_set(task, stop)
             if not task.done() and self._record is not None and self._record.terminal:
                 # Our own terminal status write made kopf's `when` filter stop this daemon
                 # while the engine was returning: let it finish, then report as usual.
                 await asyncio.wait({task})
-            if not task.done():
-                # Deleted mid-run (or the operator is stopping): end cleanly; the status
-                # keeps the last record so a restart resumes without repeating work.
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                self._record = engine.progress
-                return self._record
-            try:
-                record = task.result()
-            except AuthError as exc:
-                self._record = engine.progress
-                await self._throttle.offer(self._status(self._record), force=True)
-                if self._stall_reason != "Unauthorized":
-                    self._events.warning(
-                        "CredentialsInvalid", f"AI API refused the credentials: {exc.message}"
-                    )
-                self._stall_reason = "Unauthorized"
-                return None
+        finally:
+            # Stopped (deleted mid-run, or the operator is stopping), or run() was cancelled:
+            # the engine ends here, never on its own in the background.
+            stopped = not task.done()
+            await self._reap(task)
+        if stopped:
+            # The status keeps the last record, so a restart resumes without repeating work.
+            self._record = engine.progress
+            return self._record
+        try:
+            record = task.result()
+        except (AuthError, ConfigurationError) as exc:
+            await self._refused(engine.progress, exc)
+            return None
+        except RecordNotWritten:
+            # An engine that leaves the retry to its host: it sent nothing. Start again from
+            # the last record that landed (``_on_progress`` kept it), after the usual pause.
+            log.warning(
+                "%s/%s: status announcing sends not written; retrying later",
+                self.ref.namespace,
+                self.ref.name,
+            )
+            return None
         self._record = record
-        self._stall_reason = None
-        await self._throttle.offer(self._status(record), force=True)
-        self._aggregate_events(record, final=True)
-        self._finish_events(record)
-        return record
-
-    # -- status ------------------------------------------------------------------------------
-
-    def _status(self, record: Progress) -> dict[str, Any]:
-        return with_observed_generation(record, self.ref.generation).to_status()
-
-    async def _write(self, status: dict[str, Any]) -> None:
-        # Merge patch: a key that disappeared must be sent as null, or the old value stays.
-        patch: dict[str, Any] = dict(status)
-        for gone in self._written_keys - status.keys():
-            patch[gone] = None
-        await self._kube.patch_status(self.ref.namespace, self.ref.name, patch)
-        self._written_keys = set(status)
-
-    async def _stall(self, reason: str, message: str) -> None:
-        await self._enter(Situation(Phase.STALLED, reason, message))
-        if self._stall_reason != reason:
-            self._events.warning("CredentialsInvalid", message)
-            log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, message)
-        self._stall_reason = reason
-
-    async def _invalid_spec(self, message: str) -> None:
-        await self._enter(Situation(Phase.FAILED, "InvalidSpec", message), base=Progress())
-        await self._throttle.close()
-        self._events.warning("Failed", message)
-
-    # -- events ------------------------------------------------------------------------------
-
-    def _aggregate_events(self, record: Progress, *, final: bool = False) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if final or now - self._last_event_at >= EVENT_INTERVAL:
-            calls = sum(n for label, n in self._api_calls.items() if label.startswith(_WRITE_CALLS))
-            if calls > self._calls_reported:
-                self._events.normal(
-                    "BatchSubmitted",
-                    f"{calls - self._calls_reported} write request(s) sent to the AI API; "
-                    f"{record.progress} finished, {record.active} in flight",
-                )
-                self._calls_reported = calls
-                self._last_event_at = now
-        new = [f for f in record.failures if f.index not in self._reported_failures]
-        if new:
-            shown = "; ".join(f"{f.kind.value} {f.id}: {f.reason}" for f in new[:5])
-            more = f" (+{len(new) - 5} more)" if len(new) > 5 else ""
-            self._events.warning("TargetFailed", f"{len(new)} target(s) failed: {shown}{more}")
-            self._reported_failures.update(f.index for f in new)
-
-    def _finish_events(self, record: Progress) -> None:
+        self._stalled = None
+        await self._status.offer(record, force=True)
+        self._events.progress(record, final=True)
+        self._events.finished(record)
         metrics.TARGETS.labels("succeeded").inc(record.succeeded)
         metrics.TARGETS.labels("failed").inc(record.failed)
-        complete = record.condition(ConditionType.COMPLETE)
-        failed = record.condition(ConditionType.FAILED)
-        if complete is not None and complete.status == "True":
-            self._events.normal("Completed", complete.message or f"{record.progress} targets")
-        elif failed is not None and failed.status == "True":
-            self._events.warning("Failed", failed.message or failed.reason)
+        return record
+
+    async def _on_progress(self, record: Progress) -> None:
+        """The engine's progress callback.
+
+        A record announcing sends is written at once, not throttled: if the operator dies
+        right after sending, the restart must know what was sent. If that write fails,
+        :class:`RecordNotWritten` tells the engine not to send (and to offer it again)."""
+        previous, self._record = self._record, record
+        metrics.RECONCILE_ROUNDS.inc()
+        sends = announces_sends(previous, record)
+        written = await self._status.offer(record, force=sends)
+        if sends and not written:
+            # Not the record of this CR yet: the next offer must again count as a send round.
+            self._record = previous
+            raise RecordNotWritten(
+                f"the status of {self.ref.namespace}/{self.ref.name} could not be written"
+            )
+        self._events.progress(record)
+
+    async def _reap(self, task: asyncio.Task[Progress]) -> None:
+        """Cancel ``task`` if it still runs, and wait until it has ended. An error it ends
+        with while being cancelled is logged here, so none is ever "never retrieved"."""
+        running = not task.done()
+        task.cancel()
+        (outcome,) = await asyncio.gather(task, return_exceptions=True)
+        if running and isinstance(outcome, Exception):
+            log.warning(
+                "%s/%s: the engine failed while stopping (%s)",
+                self.ref.namespace,
+                self.ref.name,
+                type(outcome).__name__,
+            )
+
+    # -- phases --------------------------------------------------------------------------
+
+    async def _enter(self, situation: Situation) -> Progress:
+        """Every change of phase the operator decides (first visit, stall, refusal)."""
+        assert self._record is not None
+        self._record = await self._status.enter(self._record, situation)
+        return self._record
+
+    async def _stall(self, problem: CredentialsProblem) -> None:
+        await self._enter(Situation(Phase.STALLED, problem.reason, problem.message))
+        if self._stalled != problem.reason:
+            self._events.stalled(problem.reason, problem.message)
+            log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, problem.message)
+        self._stalled = problem.reason
+
+    async def _refused(self, record: Progress, exc: AuthError | ConfigurationError) -> None:
+        """The engine ended on refused credentials or a URL the AI API does not serve; it
+        recorded ``Stalled=True`` itself (with its summary), so only the record is written
+        here, not a new phase."""
+        self._record = record
+        await self._status.offer(record, force=True)
+        problem = refused(exc)
+        if self._stalled != problem.reason:
+            self._events.stalled(problem.reason, problem.message)
+            log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, problem.message)
+        self._stalled = problem.reason
 
 
-def _sends(previous: Progress | None, record: Progress) -> bool:
-    """Whether ``record`` holds in-flight actions that ``previous`` did not (a send round)."""
-
-    def groups(p: Progress | None) -> set[tuple[object, ...]]:
-        return (
-            {(g.action, g.sent_at, g.indexes) for g in (p.in_flight_groups or [])} if p else set()
-        )
-
-    return bool(groups(record) - groups(previous))
+async def _until_done_or_set(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
+    """Wait until ``task`` is done or ``stop`` is set, leaving no helper task behind."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        await asyncio.gather(stopper, return_exceptions=True)
 
 
 def _accepted_message(spec: BulkTerminationSpec) -> str:

@@ -58,19 +58,25 @@ class StatusThrottle:
         self.skipped = 0
         self.failures = 0
 
-    async def offer(self, status: dict[str, Any], *, force: bool = False) -> None:
+    async def offer(self, status: dict[str, Any], *, force: bool = False) -> bool:
+        """Write ``status`` now if it may be, else hold it back for its slot.
+
+        Returns whether ``status`` is on the server when this returns: True if it was written
+        now or equals the last status written; False if it is held back (throttled) or its
+        write failed (it is then retried in the background). For a forced offer, False
+        always means the write failed."""
         async with self._lock:
             if status == self._last:
                 self._held = None
                 self.skipped += 1
-                return
+                return True
             due = self._last_at + self._interval
             phase_changed = self._last is None or phase_of(status) != phase_of(self._last)
             if force or phase_changed or self._clock() >= due:
-                await self._write_now(status)
-                return
+                return await self._write_now(status)
             self._held = status
             self._schedule(due)
+            return False
 
     async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
         """Write what is held back (if anything) and stop the background flush.

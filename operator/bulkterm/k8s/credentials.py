@@ -1,0 +1,96 @@
+"""The CR's Secret → a service key the AI API accepts, or the reason it cannot be had.
+
+Every way this fails is one a human must fix, so each ends in a :class:`CredentialsProblem`
+whose ``reason`` becomes the reason of the ``Stalled`` condition and of the Warning Event:
+
+========================== ==========================================================
+reason                     meaning
+========================== ==========================================================
+SecretRefMissing           ``spec.connection.secretRef`` is absent
+CrossNamespaceSecretRefused the reference names another namespace
+SecretNotFound             the Secret does not exist
+SecretKeyNotFound          the Secret has no such key
+SecretForbidden            the operator may not read the Secret (RBAC)
+SecretUnreadable           the API server failed to return it
+InvalidServiceKey          the value is not a usable service key (the field is named)
+Unauthorized               the token endpoint or the AI API refused the credentials
+========================== ==========================================================
+
+Messages name the Secret, the key and the field at fault, never a value.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bulkterm.aiapi.base import AiApi
+from bulkterm.aiapi.credentials import ServiceKey
+from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
+from bulkterm.aiapi.models import Kind
+from bulkterm.k8s.kubeapi import SecretProblem
+from bulkterm.spec import SecretRef
+
+SECRET_REF_MISSING = "SecretRefMissing"
+CROSS_NAMESPACE = "CrossNamespaceSecretRefused"
+INVALID_SERVICE_KEY = "InvalidServiceKey"
+UNAUTHORIZED = "Unauthorized"
+
+
+class SecretReader(Protocol):
+    async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes: ...
+
+
+class CredentialsProblem(Exception):
+    """The credentials cannot be used; ``reason`` is a CamelCase condition/Event reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+async def read_service_key(kube: SecretReader, namespace: str, ref: SecretRef | None) -> ServiceKey:
+    """The service key ``ref`` points at, from the Secret in the CR's own ``namespace``."""
+    if ref is None:
+        raise CredentialsProblem(SECRET_REF_MISSING, "spec.connection.secretRef is required")
+    if ref.namespace is not None and ref.namespace != namespace:
+        raise CredentialsProblem(
+            CROSS_NAMESPACE,
+            f"spec.connection.secretRef.namespace {ref.namespace!r}: the Secret must be in "
+            f"the BulkTermination's own namespace {namespace!r}",
+        )
+    try:
+        raw = await kube.read_secret_value(namespace, ref.name, ref.key)
+        return ServiceKey.from_json(raw, source=f"Secret {ref.name} key {ref.key!r}")
+    except SecretProblem as exc:
+        raise CredentialsProblem(exc.reason, exc.message) from None
+    except CredentialsError as exc:
+        raise CredentialsProblem(INVALID_SERVICE_KEY, str(exc)) from None
+
+
+def unusable(exc: CredentialsError | ValueError) -> CredentialsProblem:
+    """A key that parsed but a client cannot use (e.g. an x509 key whose PEMs do not load)."""
+    return CredentialsProblem(INVALID_SERVICE_KEY, str(exc))
+
+
+def refused(exc: AuthError | ConfigurationError) -> CredentialsProblem:
+    """The AI API refused the key (Unauthorized), or the key's URL is not one the AI API
+    serves (EndpointNotFound, naming the URL): either way a human must fix the Secret."""
+    if isinstance(exc, ConfigurationError):
+        return CredentialsProblem(exc.reason, exc.message)
+    return CredentialsProblem(UNAUTHORIZED, f"AI API refused the credentials: {exc.message}")
+
+
+async def check_accepted(api: AiApi) -> None:
+    """Raise :class:`CredentialsProblem` unless the AI API accepts the credentials.
+
+    Used before resuming a stalled run, so a still-broken key keeps the CR Stalled instead of
+    flapping Reconciling on every retry. ``$count`` carries the resource group (``meta`` does
+    not), so a 403 for the wrong group is caught too. Other errors are not about credentials:
+    the engine backs off from them as usual."""
+    try:
+        await api.count(Kind.DEPLOYMENT)
+    except (AuthError, ConfigurationError) as exc:
+        raise refused(exc) from None
+    except AiApiError:
+        pass

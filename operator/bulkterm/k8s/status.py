@@ -1,0 +1,154 @@
+"""The CR's status: reading it (terminal? resumable?) and writing records to it.
+
+A record (:class:`Progress`) becomes the status with ``observedGeneration`` on top and on each
+condition, and is sent as a JSON merge patch through the :class:`StatusThrottle`: progress at
+most once per interval, changes of phase and records announcing sends at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from bulkterm.engine import (
+    ConditionType,
+    Progress,
+    Situation,
+    build_conditions,
+    utcnow,
+    with_observed_generation,
+)
+from bulkterm.k8s.throttle import CLOSE_RETRY_DELAYS, StatusThrottle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CrRef:
+    """Which BulkTermination, and which generation of its spec, is being reconciled."""
+
+    namespace: str
+    name: str
+    generation: int
+
+
+class StatusWriteError(RuntimeError):
+    """The API server kept refusing the final status write."""
+
+
+class StatusPatcher(Protocol):
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+
+
+def _terminal_condition(status: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    for condition in (status or {}).get("conditions") or []:
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") in (ConditionType.COMPLETE, ConditionType.FAILED)
+            and condition.get("status") == "True"
+        ):
+            return condition
+    return None
+
+
+def is_terminal(status: Mapping[str, Any] | None) -> bool:
+    """Complete or Failed is True (the daemon's ``when`` filter and the TTL's trigger).
+
+    Read from the raw status dict: kopf evaluates it on every watch event, where parsing the
+    whole record into :class:`Progress` would be wasted work."""
+    return _terminal_condition(status) is not None
+
+
+def finished_at(status: Mapping[str, Any] | None) -> datetime | None:
+    """When the run became terminal: the terminal condition's ``lastTransitionTime``."""
+    condition = _terminal_condition(status)
+    if condition is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(condition["lastTransitionTime"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def restore(ref: CrRef, status: Mapping[str, Any], total: int) -> Progress:
+    """The saved record (resume after a restart), or a fresh one for ``total`` targets."""
+    if status.get("conditions"):
+        try:
+            record = Progress.model_validate(dict(status))
+            if record.total == total:
+                return record
+        except ValidationError:
+            log.warning(
+                "%s/%s: status unreadable; starting from fresh observations",
+                ref.namespace,
+                ref.name,
+            )
+    return Progress(total=total, pending=total, progress=f"0/{total}")
+
+
+def announces_sends(previous: Progress | None, record: Progress) -> bool:
+    """Whether ``record`` holds in-flight actions that ``previous`` did not (a send round)."""
+
+    def groups(p: Progress | None) -> set[tuple[object, ...]]:
+        return (
+            {(g.action, g.sent_at, g.indexes) for g in (p.in_flight_groups or [])} if p else set()
+        )
+
+    return bool(groups(record) - groups(previous))
+
+
+class StatusWriter:
+    """Writes the records of one CR to its ``/status``."""
+
+    def __init__(
+        self,
+        kube: StatusPatcher,
+        ref: CrRef,
+        current: Mapping[str, Any],
+        *,
+        interval: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._kube = kube
+        self._ref = ref
+        self._clock = clock
+        self._written_keys: set[str] = set(current)
+        self._throttle = StatusThrottle(self._write, interval)
+
+    async def offer(self, record: Progress, *, force: bool = False) -> bool:
+        """Offer ``record``; returns whether it is on the server (see ``StatusThrottle``)."""
+        status = with_observed_generation(record, self._ref.generation).to_status()
+        return await self._throttle.offer(status, force=force)
+
+    async def enter(self, record: Progress, situation: Situation) -> Progress:
+        """``record`` with the conditions of ``situation``, written at once: every change of
+        phase the operator decides (first visit, stall, refusal) goes here."""
+        record = record.model_copy(
+            update={
+                "conditions": build_conditions(
+                    record.conditions,
+                    situation,
+                    now=self._clock(),
+                    observed_generation=self._ref.generation,
+                )
+            }
+        )
+        await self.offer(record, force=True)
+        return record
+
+    async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
+        """Write what is held back and stop writing; False if the last status never landed."""
+        return await self._throttle.close(retry_delays)
+
+    async def _write(self, status: dict[str, Any]) -> None:
+        # Merge patch: a key that disappeared must be sent as null, or the old value stays.
+        patch: dict[str, Any] = dict(status)
+        for gone in self._written_keys - status.keys():
+            patch[gone] = None
+        await self._kube.patch_status(self._ref.namespace, self._ref.name, patch)
+        self._written_keys = set(status)
