@@ -119,6 +119,7 @@ def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
         "progress",
         "completedIndexes",
         "failedIndexes",
+        "seenIndexes",
         "inFlightGroups",
         "attemptGroups",
         "unknownSince",
