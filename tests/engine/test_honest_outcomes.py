@@ -38,6 +38,16 @@ from tests.engine.test_against_simulator import (
 )
 
 
+def deployments(
+    sim: Simulator, n: int, status: Status, resource_group: str = "default"
+) -> list[str]:
+    """``n`` deployments in one status on the simulator; their ids."""
+    ids = [f"dep-{i:04d}" for i in range(n)]
+    for item_id in ids:
+        sim.add_item(D, item_id, status, resource_group=resource_group)
+    return ids
+
+
 def accepted_writes(api: Watched) -> Counter[tuple[Kind, str, TargetStatus]]:
     return Counter((w.kind, w.id, w.action) for w in api.writes if w.accepted)
 
@@ -46,9 +56,7 @@ async def test_a_wrong_resource_group_ends_no_targets_found_and_touches_nothing(
     simulator_factory: MakeSimulator, sim_clock: SimClock
 ) -> None:
     sim = await simulator_factory(clock=sim_clock, timings=Timings())
-    ids = [f"dep-{n:04d}" for n in range(30)]
-    for item_id in ids:
-        sim.add_item(D, item_id, Status.RUNNING, resource_group="team-a")
+    ids = deployments(sim, 30, Status.RUNNING, resource_group="team-a")
     spec = spec_of(*[(D, i, DELETED) for i in ids])  # resourceGroup left at "default"
     async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
         api = Watched(client, sim)
@@ -67,9 +75,7 @@ async def test_a_delete_recorded_before_a_crash_but_never_sent_is_sent_after_the
 ) -> None:
     # 150 STOPPED items listed in pages of 50: absence from such a list proves nothing.
     sim = await simulator_factory(clock=sim_clock, timings=Timings(deletion_seconds=2))
-    ids = [f"dep-{n:04d}" for n in range(150)]
-    for item_id in ids:
-        sim.add_item(D, item_id, Status.STOPPED)
+    ids = deployments(sim, 150, Status.STOPPED)
     spec = spec_of(*[(D, i, DELETED) for i in ids])
     saved = Progress(
         total=150,
@@ -95,9 +101,7 @@ async def test_nothing_is_sent_while_the_record_of_the_send_cannot_be_saved(
     simulator_factory: MakeSimulator, sim_clock: SimClock
 ) -> None:
     sim = await simulator_factory(clock=sim_clock, timings=Timings())
-    ids = [f"dep-{n:04d}" for n in range(10)]
-    for item_id in ids:
-        sim.add_item(D, item_id, Status.RUNNING)
+    ids = deployments(sim, 10, Status.RUNNING)
     spec = spec_of(*[(D, i, STOPPED) for i in ids])
     refusals = 3
     sends_seen_when_refused: list[int] = []
@@ -139,9 +143,7 @@ async def test_a_403_on_one_of_several_bulk_requests_keeps_the_others_accepted(
     simulator_factory: MakeSimulator, sim_clock: SimClock
 ) -> None:
     sim = await simulator_factory(clock=sim_clock, timings=Timings(stop_delay_seconds=5))
-    ids = [f"dep-{n:04d}" for n in range(30)]
-    for item_id in ids:
-        sim.add_item(D, item_id, Status.RUNNING)
+    ids = deployments(sim, 30, Status.RUNNING)
     spec = spec_of(*[(D, i, STOPPED) for i in ids], batch_size=10)
     async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
         api = RefusesOneBulkRequest(client, sim)
@@ -179,9 +181,7 @@ async def test_twelve_minutes_of_500s_on_bulk_patch_fail_no_target(
     simulator_factory: MakeSimulator, sim_clock: SimClock
 ) -> None:
     sim = await simulator_factory(clock=sim_clock, timings=Timings())
-    ids = [f"dep-{n:04d}" for n in range(20)]
-    for item_id in ids:
-        sim.add_item(D, item_id, Status.RUNNING)
+    ids = deployments(sim, 20, Status.RUNNING)
     sim.set_faults(Faults(error_rate=1.0, error_status=500, methods=("PATCH",)))
     spec = spec_of(*[(D, i, STOPPED) for i in ids], backoff_limit_per_target=1)
     async with AiApiClient.from_service_key(sim.service_key(), "default") as client:

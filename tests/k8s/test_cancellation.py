@@ -23,17 +23,6 @@ from tests.k8s.support import (
 )
 
 
-@pytest.fixture
-def kube(simulator: Simulator) -> FakeKube:
-    """A fake Kubernetes holding the simulator's service key in Secret ``aicore``."""
-    return FakeKube.with_key(simulator)
-
-
-@pytest.fixture
-def events() -> FakeEvents:
-    return FakeEvents()
-
-
 class LoopErrors:
     """Everything that reaches the loop's exception handler while installed."""
 

@@ -7,8 +7,6 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
-
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.reconciler import Reconciler, is_terminal
@@ -26,17 +24,6 @@ from tests.k8s.support import (
     seed_mixed,
     spec,
 )
-
-
-@pytest.fixture
-def kube(simulator: Simulator) -> FakeKube:
-    """A fake Kubernetes holding the simulator's service key in Secret ``aicore``."""
-    return FakeKube.with_key(simulator)
-
-
-@pytest.fixture
-def events() -> FakeEvents:
-    return FakeEvents()
 
 
 async def test_first_write_precedes_any_ai_api_call(

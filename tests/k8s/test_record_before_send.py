@@ -22,17 +22,6 @@ from bulkterm.simulator import Simulator
 from tests.k8s.support import FakeEvents, FakeKube, ai_api_sends, condition, reconciler, spec
 
 
-@pytest.fixture
-def kube(simulator: Simulator) -> FakeKube:
-    """A fake Kubernetes holding the simulator's service key in Secret ``aicore``."""
-    return FakeKube.with_key(simulator)
-
-
-@pytest.fixture
-def events() -> FakeEvents:
-    return FakeEvents()
-
-
 class RefusingSendRecords(FakeKube):
     """A Kubernetes API whose status write fails ``refusals`` times for a status announcing
     in-flight sends the last landed status did not hold."""
