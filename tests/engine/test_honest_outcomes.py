@@ -328,3 +328,19 @@ async def test_a_wrong_api_url_stalls_the_run_naming_the_url_and_sends_nothing(
     assert stalled.reason == "EndpointNotFound" and f"{sim.url}/wrong" in stalled.message
     assert engine.progress.succeeded == 0 and api.writes == []
     assert sim.state_of(D, "dep-0001") is Status.RUNNING
+
+
+async def test_a_stop_that_shows_only_after_five_minutes_is_waited_for_not_resent(
+    simulator_factory: MakeSimulator, sim_clock: SimClock
+) -> None:
+    # The STOP is accepted at once (targetStatus STOPPED) but the status stays RUNNING for
+    # 5 minutes, far past the 60 s resend timeout of a STOP.
+    sim = await simulator_factory(clock=sim_clock, timings=Timings(stop_delay_seconds=300))
+    ids = deployments(sim, 5, Status.RUNNING)
+    spec = spec_of(*[(D, i, STOPPED) for i in ids], backoff_limit_per_target=0)
+    async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
+        api = Watched(client, sim)
+        final = await asyncio.wait_for(Run(engine_for(spec, api, sim_clock))(), 60)
+    assert sim_clock() >= 300
+    assert final.outcomes == {"Stopped": 5} and final.failed == 0
+    assert set(accepted_writes(api).values()) == {1} and len(accepted_writes(api)) == 5
