@@ -27,7 +27,7 @@ fi
 
 cache="${BULKTERM_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bulk-termination-operator/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}}"
 # The module graph and this script (its flags) that produced a cached build are its identity.
-stamp="$(sha256sum "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
+stamp="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
 if have "$cache" && [[ "$(cat "$cache/.stamp" 2>/dev/null)" == "$stamp" ]]; then
   [[ -x "$cache/kubectl" ]] || ln -sf "$(command -v kubectl)" "$cache/kubectl" 2>/dev/null || true
   echo "$cache"

@@ -16,6 +16,8 @@ service-account signing key) is made with ``openssl`` for each run.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -35,6 +37,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "hack" / "kube" / "build.sh"
+PR_SET_PDEATHSIG = 1
 
 # What the tests count and check on the server side: every request on BulkTerminations (the
 # operator's status writes, kopf's patches), and every request made by a ServiceAccount (the
@@ -55,6 +58,13 @@ AUDIT_POLICY = {
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not be built or started (the message says why)."""
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the test process dies, however it dies (a
+    killed pytest never runs its fixtures' teardown; servers must not outlive it)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -189,7 +199,11 @@ class ControlPlane:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = self.workdir / f"{name}.log"
         proc = subprocess.Popen(
-            argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._procs.append((name, proc, log))
 
