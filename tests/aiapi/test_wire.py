@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.errors import (
     AuthError,
     EndpointNotFoundError,
@@ -14,6 +16,7 @@ from bulkterm.aiapi.errors import (
     PermanentError,
     TransientError,
 )
+from bulkterm.aiapi.models import Kind, TargetStatus
 from bulkterm.aiapi.wire import error_envelope, error_for, public_url, scrub
 
 
@@ -104,3 +107,26 @@ def test_only_429_and_503_say_the_server_did_not_act(status: int, not_executed: 
     assert isinstance(error, TransientError)
     assert error.not_executed is not_executed and error.sent
     assert error.retry_after == 4
+
+
+async def test_count_asks_for_text_and_every_write_names_its_media_type(
+    mock_client: Callable[..., AiApiClient],
+) -> None:
+    seen: dict[str, httpx.Headers] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        seen[f"{request.method} {path}"] = request.headers
+        if path.endswith("/$count"):
+            return httpx.Response(200, text="3", headers={"Content-Type": "text/plain"})
+        if request.method == "PATCH" and path == "/v2/lm/deployments":
+            return httpx.Response(202, json={"deployments": [{"id": "dep-0001"}]})
+        return httpx.Response(202, json={"id": "dep-0001", "message": "ok"})
+
+    client = mock_client(handler)
+    assert await client.count(Kind.DEPLOYMENT) == 3
+    await client.bulk_patch(Kind.DEPLOYMENT, [("dep-0001", TargetStatus.STOPPED)])
+    await client.stop(Kind.DEPLOYMENT, "dep-0001")
+    assert "text/plain" in seen["GET /v2/lm/deployments/$count"]["accept"]
+    assert seen["PATCH /v2/lm/deployments"]["content-type"] == "application/merge-patch+json"
+    assert seen["PATCH /v2/lm/deployments/dep-0001"]["content-type"] == "application/json"

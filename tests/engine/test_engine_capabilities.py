@@ -105,3 +105,29 @@ async def test_single_call_rejection_within_budget_is_retried(clock: FakeClock):
     final = await run_to_end(spec_of((D, "dep-0001", STOPPED)), api, clock)
     assert final.outcomes == {"Stopped": 1}
     assert api.calls["stop deployments"] == 2
+
+
+async def test_a_completed_execution_is_deleted_with_the_single_call_even_with_bulk_on(
+    clock: FakeClock,
+) -> None:
+    api = FakeAiApi(clock)  # bulk updates on for both kinds
+    api.add(E, "exe-done", Status.COMPLETED)
+    api.add(E, "exe-dead", Status.DEAD)
+    final = await run_to_end(
+        spec_of((E, "exe-done", DELETED), (E, "exe-dead", DELETED)), api, clock
+    )
+    assert final.outcomes == {"Deleted": 2}
+    assert [(w.id, w.via) for w in api.sent] == [("exe-dead", "bulk"), ("exe-done", "single")]
+
+
+async def test_an_item_a_bulk_delete_refuses_for_its_status_is_tried_with_the_single_call(
+    clock: FakeClock,
+) -> None:
+    api = FakeAiApi(clock)
+    api.add(E, "exe-0001", Status.STOPPED)
+    api.refuse["exe-0001"] = [refusal("01010099", "Status COMPLETED cannot be deleted in bulk")]
+    final = await run_to_end(
+        spec_of((E, "exe-0001", DELETED), backoff_limit_per_target=0), api, clock
+    )
+    assert final.outcomes == {"Deleted": 1}
+    assert [w.via for w in api.sent] == ["bulk", "single"]

@@ -191,7 +191,10 @@ class AiApiClient:
         """``$count``; :class:`EndpointNotFoundError` on any 404 (the spec declares none)."""
         params = {"status": status.value} if status is not None else None
         response = await self._collection_call(
-            f"count {kind.collection}", f"/lm/{kind.collection}/$count", params=params
+            f"count {kind.collection}",
+            f"/lm/{kind.collection}/$count",
+            params=params,
+            accept="text/plain, application/json",  # the count is text; errors are JSON
         )
         return wire.count(response, kind)
 
@@ -254,6 +257,7 @@ class AiApiClient:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         content_type: str | None = None,
+        accept: str | None = None,
         resource_group: bool = True,
         write: bool = False,
     ) -> httpx.Response:
@@ -264,6 +268,8 @@ class AiApiClient:
             headers["AI-Resource-Group"] = self.resource_group
         if content_type is not None:
             headers["Content-Type"] = content_type
+        if accept is not None:
+            headers["Accept"] = accept
 
         def send() -> Awaitable[httpx.Response]:
             return self._transport.request(
@@ -273,10 +279,15 @@ class AiApiClient:
         return await self._retry.run(send, write=write)
 
     async def _collection_call(
-        self, label: str, path: str, *, params: Mapping[str, str] | None
+        self,
+        label: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        accept: str | None = None,
     ) -> httpx.Response:
         """A GET of a whole collection (list, ``$count``): no 404 can mean an item is gone."""
         try:
-            return await self._call(label, "GET", path, params=params)
+            return await self._call(label, "GET", path, params=params, accept=accept)
         except NotFoundError as exc:
             raise wire.collection_not_served(label, exc, self.key.api_url + path) from None

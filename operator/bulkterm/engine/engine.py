@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 
 from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import AuthError, ConfigurationError, TransientError
-from bulkterm.aiapi.models import Kind
+from bulkterm.aiapi.models import Kind, Status
 from bulkterm.engine.batching import Intent, make_batches
 from bulkterm.engine.decisions import (
+    Action,
     Decision,
     Limits,
     Memory,
@@ -240,7 +241,13 @@ class Engine:
                 TransientError(f"the progress record could not be saved, so nothing was sent: {e}")
             )
             return
-        report = await self.executor.send(make_batches(intents, self.spec.batch_size), self._bulk)
+        # The bulk endpoint deletes only STOPPED, DEAD and UNKNOWN items (the single DELETE
+        # also takes a COMPLETED execution): such deletes always go one by one.
+        singles = [i for i in intents if _single_only(i, mem[i.index])]
+        bulkable = [i for i in intents if not _single_only(i, mem[i.index])]
+        report = await self.executor.send(
+            make_batches(bulkable, self.spec.batch_size), self._bulk, singles
+        )
         self._apply(report)
         transient.extend(report.transient)
         if report.halt is not None:
@@ -424,6 +431,10 @@ class Engine:
             return
         await self._on_progress(record)
         self._last_emitted = dumped  # only once it was taken: a failed write is offered again
+
+
+def _single_only(intent: Intent, mem: Memory) -> bool:
+    return intent.action is Action.DELETE and mem.last_status is Status.COMPLETED
 
 
 def _describe(error: TransientError | None) -> str:

@@ -202,11 +202,20 @@ class Executor:
                 states[item_id] = result
         return states, errors
 
-    async def send(self, requests: Sequence[Request], bulk: Mapping[Kind, bool]) -> SendReport:
-        """Send every request; bulk where the kind supports it, otherwise one call per item."""
+    async def send(
+        self,
+        requests: Sequence[Request],
+        bulk: Mapping[Kind, bool],
+        singles: Sequence[Intent] = (),
+    ) -> SendReport:
+        """Send every request; bulk where the kind supports it, otherwise one call per item.
+        ``singles`` always go one by one (actions the bulk endpoint refuses by rule)."""
         report = SendReport()
         bulk_requests = [r for r in requests if bulk.get(r.kind, False)]
-        single_items = [i for r in requests if not bulk.get(r.kind, False) for i in r.items]
+        single_items = [
+            *(i for r in requests if not bulk.get(r.kind, False) for i in r.items),
+            *singles,
+        ]
         outcomes = await _gather(self._bulk, [self._send_bulk(r, report) for r in bulk_requests])
         fallback = [i for leftovers in outcomes for i in leftovers]
         await self._send_singles([*single_items, *fallback], report)
@@ -260,17 +269,20 @@ class Executor:
         by_id: dict[str, BulkItemResult] = {}
         for item in answer:
             by_id.setdefault(item.id, item)
+        retry_single: list[Intent] = []
         for intent in request.items:
             result = by_id.get(intent.id)
             if result is None:
                 fault = Fault(None, "the 202 response had no result for this item")
                 report.results.append(SendResult(intent, Outcome.REFUSED, fault))
+            elif result.error is not None and _bulk_rule(intent, result.error.message):
+                retry_single.append(intent)
             elif result.error is not None:
                 fault = Fault(result.error.code, result.error.message)
                 report.results.append(SendResult(intent, Outcome.REFUSED, fault))
             else:
                 report.results.append(SendResult(intent, Outcome.ACCEPTED))
-        return []
+        return retry_single
 
     async def _send_singles(self, intents: Sequence[Intent], report: SendReport) -> None:
         async def one(intent: Intent) -> SendResult:
@@ -292,6 +304,13 @@ class Executor:
             return SendResult(intent, Outcome.ACCEPTED)
 
         report.results.extend(await _gather(self._single, [one(i) for i in intents]))
+
+
+def _bulk_rule(intent: Intent, message: str) -> bool:
+    """A bulk DELETE refused for the item's status: the bulk endpoint deletes only STOPPED,
+    DEAD and UNKNOWN items, while the single DELETE also takes e.g. a COMPLETED execution.
+    Such an item is tried once more with the single call (which judges for itself)."""
+    return intent.action is Action.DELETE and "status" in message.lower()
 
 
 def already_under_way(action: Action, state: ItemState) -> bool:
