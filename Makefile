@@ -7,14 +7,20 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install kube demo test lint bench clean crds-sync image
 
+# One line per phase (the first install takes a minute or more); the tools' own output only
+# when something goes wrong (pip -q and fetch_helm print errors on stderr).
 $(STAMP): pyproject.toml tools/fetch_helm.py
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	$(BIN)/python tools/fetch_helm.py --dest $(BIN)
-	touch $(STAMP)
+	@test -x $(BIN)/python || echo "install: creating a virtual environment in $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "install: installing bulk-termination-operator and its test tools (pip, about a minute the first time)"
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@echo "install: fetching helm into $(BIN)"
+	@$(BIN)/python tools/fetch_helm.py --dest $(BIN) >/dev/null
+	@touch $(STAMP)
 
 install: $(STAMP)
+	@:
 
 # A real kube-apiserver v1.36.3 + etcd for the tests, built from Go modules (hack/kube) the
 # first time (about 18 minutes on 2 cores) and cached outside the clone; KUBEBUILDER_ASSETS

@@ -1,8 +1,13 @@
 """``bulkterm apply``: the engine without Kubernetes, for pipelines, laptops and demos.
 
-Exit codes are part of the interface: 0 every target reached its target status, 1 some target
-(or the run) failed, 2 the input or the credentials are invalid (nothing was sent), 130
-interrupted (the partial status is still printed, so a rerun can be judged).
+Exit codes are part of the interface:
+
+* 0: every target reached its target status (for a dry run: the plan was made).
+* 1: some target (or a run) failed; stderr summarises the failures by reason.
+* 2: invalid input, or credentials missing, malformed or refused; nothing was sent.
+* 130: interrupted by SIGINT (Ctrl-C); 143: terminated by SIGTERM (a cancelled CI job).
+  Either way the status as far as it got is printed on stdout, so a rerun can be judged;
+  a second signal ends the process at once.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -31,12 +39,19 @@ from bulkterm.spec import KIND, Target
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+#: Files ``-f DIR`` reads, as ``kubectl apply -f DIR`` does.
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+#: Ids shown per failure reason in the summary on stderr.
+IDS_PER_REASON = 3
 
 
 @dataclass(frozen=True)
 class ApplyOptions:
     files: Sequence[str]
+    recursive: bool = False
     service_key: str | None = None
     simulator: bool = False
     resource_group: str | None = None
@@ -52,11 +67,14 @@ def run_apply(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        manifests = _read(options.files)
+        manifests = _read(options.files, recursive=options.recursive)
     except ManifestError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=err)
         return EXIT_INVALID
+    except KeyboardInterrupt:  # (SIGTERM while reading: the default, ends at once, also fine)
+        print("interrupted (SIGINT) while reading the input: nothing was sent", file=err)
+        return EXIT_INTERRUPTED
     if options.dry_run:
         manifests = [
             Manifest(m.name, m.namespace, m.spec.model_copy(update={"dry_run": True}), m.document)
@@ -64,11 +82,69 @@ def run_apply(
         ]
     if options.timeout_seconds is not None:
         manifests = [_with_deadline(m, options.timeout_seconds) for m in manifests]
+    signals = _Signals()
+
+    async def main() -> int:
+        signals.install()
+        try:
+            return await _apply(manifests, options, out, err, signals)
+        finally:
+            signals.uninstall()
+
+    printed = ": the status as far as it got is on stdout"
     try:
-        return asyncio.run(_apply(manifests, options, out, err))
-    except KeyboardInterrupt:
-        print("interrupted", file=err)
-        return EXIT_INTERRUPTED
+        code = asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):  # before any run began, or a 2nd Ctrl-C
+        code, printed = EXIT_INTERRUPTED, ""
+    if code == EXIT_INTERRUPTED:
+        received = signals.received or signal.SIGINT
+        print(f"interrupted ({received.name}){printed}", file=err)
+        return EXIT_TERMINATED if received is signal.SIGTERM else EXIT_INTERRUPTED
+    return code
+
+
+class _Signals:
+    """SIGINT and SIGTERM while runs are under way, both as Ctrl-C always was: the first
+    stops the runs and the status so far is printed; a second one acts as if we were not
+    listening (SIGINT raises KeyboardInterrupt, SIGTERM ends the process at once)."""
+
+    HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._installed: list[signal.Signals] = []
+        #: False once the runs are over: a signal then only ends the clean-up early.
+        self.armed = True
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for sig in self.HANDLED:
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # ignored by whoever started us (e.g. SIGINT for `cmd &`): stays so
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, …
+                continue
+            self._installed.append(sig)
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._installed:
+            loop.remove_signal_handler(self._installed.pop())
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.received = sig
+        self.uninstall()
+        if self.armed and self._task is not None:
+            self._task.cancel()
+
+    def acknowledge(self) -> None:
+        """The cancellation a signal caused has been handled: later awaits run normally."""
+        task = asyncio.current_task()
+        if self.received is not None and task is not None and task.cancelling():
+            task.uncancel()
 
 
 def _with_deadline(manifest: Manifest, seconds: int) -> Manifest:
@@ -78,13 +154,16 @@ def _with_deadline(manifest: Manifest, seconds: int) -> Manifest:
     return Manifest(manifest.name, manifest.namespace, spec, manifest.document)
 
 
-def _read(files: Sequence[str]) -> list[Manifest]:
+def _read(files: Sequence[str], *, recursive: bool = False) -> list[Manifest]:
     manifests: list[Manifest] = []
     problems: list[str] = []
     for name in files:
         try:
-            text = sys.stdin.read() if name == "-" else _read_file(name)
-            manifests.extend(load_manifests(text, source="stdin" if name == "-" else name))
+            if name == "-":
+                manifests.extend(load_manifests(sys.stdin.read(), source="stdin"))
+                continue
+            for path in _manifest_files(name, recursive=recursive):
+                manifests.extend(load_manifests(_read_file(path), source=path))
         except ManifestError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -100,6 +179,32 @@ def _read(files: Sequence[str]) -> list[Manifest]:
     return manifests
 
 
+def _manifest_files(name: str, *, recursive: bool) -> list[str]:
+    """``name`` itself, or for a directory (as ``kubectl apply -f DIR [-R]``) its ``.yaml``,
+    ``.yml`` and ``.json`` files in lexical order, subdirectories (not followed through
+    symlinks) in their place when ``recursive``."""
+    if not os.path.isdir(name):
+        return [name]
+    found = list(_walk(name, recursive=recursive))
+    if not found:
+        where = " or its subdirectories" if recursive else ""
+        raise ManifestError([f"{name}: no .yaml, .yml or .json files in it{where}"])
+    return found
+
+
+def _walk(directory: str, *, recursive: bool) -> Iterator[str]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        raise ManifestError([f"{directory}: cannot read ({exc.strerror})"]) from None
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if recursive:
+                yield from _walk(entry.path, recursive=True)
+        elif entry.name.endswith(MANIFEST_SUFFIXES) and entry.is_file():
+            yield entry.path
+
+
 def _read_file(name: str) -> str:
     try:
         with open(name, encoding="utf-8") as fh:
@@ -111,7 +216,11 @@ def _read_file(name: str) -> str:
 
 
 async def _apply(
-    manifests: list[Manifest], options: ApplyOptions, out: IO[str], err: IO[str]
+    manifests: list[Manifest],
+    options: ApplyOptions,
+    out: IO[str],
+    err: IO[str],
+    signals: _Signals,
 ) -> int:
     async with _credentials(manifests, options, err) as key:
         if key is None:
@@ -126,36 +235,86 @@ async def _apply(
             return EXIT_INVALID
         view = ProgressView(err, force_terminal=options.force_terminal)
         results: list[tuple[Manifest, Progress | None, str | None]] = []
-        interrupted = False
+        interrupted = refused = False
         try:
             for manifest, client in zip(manifests, clients, strict=True):
                 try:
                     record = await _run_one(manifest, client, view)
                     results.append((manifest, record, None))
                 except _Interrupted as stop:
-                    results.append((manifest, stop.record, "interrupted"))
+                    signals.acknowledge()
+                    results.append((manifest, stop.record, None))
                     interrupted = True
                     break
                 except AuthError as exc:
                     results.append((manifest, None, f"credentials rejected: {exc.message}"))
+                    if _nothing_sent(clients):  # the key itself: every other run would fail too
+                        refused = True
+                        break
                 except AiApiError as exc:
                     results.append((manifest, None, f"AI API error: {exc.message}"))
         finally:
+            signals.armed = False
             view.close()
             for client in clients:
                 await client.aclose()
+        if refused:
+            for manifest, _, problem in results:
+                if problem:
+                    print(f"error: {manifest.name}: {problem}; nothing was sent", file=err)
+            if len(results) < len(manifests):
+                names = ", ".join(m.name for m in manifests[len(results) :])
+                print(f"error: not started (same credentials): {names}", file=err)
+            return EXIT_INVALID
         _print_results(results, options.output, out)
-        for manifest, _, problem in results:
+        for manifest, final, problem in results:
             if problem:
                 print(f"error: {manifest.name}: {problem}", file=err)
+            if final is not None:
+                for line in summary_lines(manifest.name, final):
+                    print(line, file=err)
         if interrupted:
             return EXIT_INTERRUPTED
         ok = all(record is not None and _succeeded(record) for _, record, _ in results)
         return EXIT_OK if ok else EXIT_FAILED
 
 
+def _nothing_sent(clients: Sequence[AiApiClient]) -> bool:
+    """No request reached the AI API (token requests are not AI API requests)."""
+    return all(label == "token" for client in clients for label in client.calls)
+
+
+def summary_lines(name: str, record: Progress) -> list[str]:
+    """What went wrong, for stderr: failures by reason with the first few ids, and the
+    terminal condition (``job: 3 failed: NotFound 2 (dep-a, dep-b), Forbidden 1 (dep-c)``,
+    ``job: Failed NoTargetsFound: none of the deployments was found …``)."""
+    lines = []
+    if record.failed:
+        by_reason: dict[str, list[str]] = {}
+        for failure in record.failures:
+            by_reason.setdefault(failure.reason, []).append(failure.id)
+        counts = Counter({reason: len(ids) for reason, ids in by_reason.items()})
+        parts = []
+        for reason, n in counts.most_common():
+            ids = by_reason[reason]
+            shown = ", ".join(ids[:IDS_PER_REASON])
+            more = f", +{len(ids) - IDS_PER_REASON} more" if len(ids) > IDS_PER_REASON else ""
+            parts.append(f"{reason} {n} ({shown}{more})")
+        unlisted = record.failed - len(record.failures)
+        if unlisted > 0:
+            parts.append(f"{unlisted} more not itemised (status.failures keeps the first "
+                         f"{len(record.failures)})")  # fmt: skip
+        lines.append(f"{name}: {record.failed} failed: {', '.join(parts)}")
+    for type_ in (ConditionType.FAILED, ConditionType.COMPLETE, ConditionType.STALLED):
+        condition = record.condition(type_)
+        if condition is not None and condition.status == "True":
+            lines.append(f"{name}: {type_.value} {condition.reason}: {condition.message}")
+            break
+    return lines
+
+
 class _Interrupted(Exception):
-    """Ctrl-C during a run: carries the record as far as it got, so it can be printed."""
+    """SIGINT or SIGTERM during a run: carries the record as far as it got, to be printed."""
 
     def __init__(self, record: Progress) -> None:
         super().__init__("interrupted")
@@ -222,7 +381,12 @@ def _print_results(
             obj["error"] = problem
         objects.append(obj)
     if output == "json":
-        payload: Any = objects[0] if len(objects) == 1 else {"items": objects}
+        # One object as itself; several as a v1 List, as kubectl prints them.
+        payload: Any = (
+            objects[0]
+            if len(objects) == 1
+            else {"apiVersion": "v1", "kind": "List", "items": objects}
+        )
         print(json.dumps(payload, indent=2), file=out)
     else:
         print(yaml.safe_dump_all(objects, sort_keys=False), end="", file=out)
@@ -254,16 +418,33 @@ async def _embedded_simulator(
 ) -> AsyncIterator[ServiceKey]:
     from bulkterm.simulator import Simulator, SimulatorConfig
 
-    sim = Simulator(SimulatorConfig(host="127.0.0.1", port=0, timings=demo_timings()))
+    # bulkUpdates on, explicitly (the simulator's own default is off, as on a tenant without
+    # it): the demo shows the bulk path, and says so.
+    sim = Simulator(
+        SimulatorConfig(host="127.0.0.1", port=0, timings=demo_timings(), bulk_updates=True)
+    )
     for manifest in manifests:
         group = options.resource_group or manifest.spec.connection.resource_group
         seed_targets(sim, manifest.spec.targets, resource_group=group)
     url = await sim.start()
-    print(f"embedded AI API simulator at {url}", file=err)
+    print(f"embedded AI API simulator at {url} (bulkUpdates on)", file=err)
+    server_log = logging.getLogger("aiohttp.server")
+    quiet = _ClientGone()
+    server_log.addFilter(quiet)
     try:
         yield ServiceKey.from_dict(sim.service_key())
     finally:
         await sim.stop()
+        server_log.removeFilter(quiet)
+
+
+class _ClientGone(logging.Filter):
+    """An interrupted run drops its requests in flight; the embedded server would log each
+    lost connection with a traceback. That is expected then, not an error to show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, ConnectionResetError | asyncio.CancelledError)
 
 
 def demo_timings() -> Any:

@@ -45,9 +45,17 @@ def main() -> None:
     "-f",
     "--filename",
     "files",
+    metavar="PATH",
     multiple=True,
     required=True,
-    help="YAML file with one or more BulkTermination documents ('-' for stdin). Repeatable.",
+    help="File with one or more BulkTermination documents (YAML or JSON; '-' for stdin), or "
+    "a directory: its *.yaml, *.yml and *.json files, in name order. Repeatable.",
+)
+@click.option(
+    "-R",
+    "--recursive",
+    is_flag=True,
+    help="With -f DIR, also read the files in its subdirectories.",
 )
 @click.option(
     "--service-key",
@@ -77,6 +85,7 @@ def main() -> None:
 )
 def apply_command(
     files: tuple[str, ...],
+    recursive: bool,
     service_key: str | None,
     simulator: bool,
     resource_group: str | None,
@@ -86,8 +95,15 @@ def apply_command(
 ) -> None:
     """Run BulkTerminations to completion without a cluster and print their final status.
 
-    Exit status: 0 all targets reached their target status, 1 some failed, 2 invalid input or
-    credentials (nothing was sent), 130 interrupted.
+    \b
+    Exit status:
+      0    all targets reached their target status (--dry-run: the plan was made)
+      1    some target or run failed (stderr summarises the failures by reason)
+      2    invalid input or credentials (nothing was sent): a bad manifest, a
+           missing or malformed service key, or credentials the AI API refused
+      130  interrupted (Ctrl-C, SIGINT)
+      143  terminated (SIGTERM, e.g. a cancelled CI job)
+    After 130 and 143 the status as far as it got is still printed on stdout.
     """
     from bulkterm.apply import ApplyOptions, run_apply
 
@@ -96,6 +112,7 @@ def apply_command(
     code = run_apply(
         ApplyOptions(
             files=files,
+            recursive=recursive,
             service_key=service_key,
             simulator=simulator,
             resource_group=resource_group,

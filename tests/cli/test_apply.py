@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -56,6 +58,18 @@ def test_demo_manifest_on_the_embedded_simulator_succeeds() -> None:
     assert "AI API calls:" in result.stderr
 
 
+def test_the_embedded_simulator_turns_bulk_updates_on_and_says_so() -> None:
+    """The simulator's own default is off (a faithful AI Core may lack it); the demo shows the
+    bulk path, and says which one it shows."""
+    result = bulkterm("apply", "-f", "examples/bulktermination.yaml", "--simulator", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert "embedded AI API simulator at http://127.0.0.1:" in result.stderr
+    assert "(bulkUpdates on)" in result.stderr
+    bulk = json.loads(result.stdout)["status"]["capabilities"]["bulkUpdates"]
+    assert bulk == {"deployments": True, "executions": True}
+    assert "bulk_patch" in result.stderr  # the AI API calls line: the bulk path was taken
+
+
 def test_bad_manifest_exits_2_naming_document_field_and_id(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(manifest(("Deployment", "no way", "STOPPED")))
@@ -88,10 +102,26 @@ def test_failed_targets_exit_1_and_are_listed(
     assert result.returncode == 1, result.stderr
     status = yaml.safe_load(result.stdout)["status"]
     assert status["failed"] == 1 and status["failures"][0]["id"] == "dep-miss"
+    assert "job: 1 failed: NotFound 1 (dep-miss)" in result.stderr
+    assert "job: Failed FailedTargets: 1 of 2 targets failed, 1 succeeded" in result.stderr
     assert simulator_thread.state_of(Kind.DEPLOYMENT, "dep-run1") in (
         Status.STOPPING,
         Status.STOPPED,
     )
+
+
+def test_failures_are_summarised_by_reason_with_the_terminal_condition(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    """Not only in the YAML on stdout: stderr says why, per reason, with the first few ids."""
+    key = simulator_thread.write_service_key(tmp_path / "key.json")
+    text = manifest(*[("Deployment", f"dep-m{i:03d}", "STOPPED") for i in range(1, 6)])
+    result = bulkterm("apply", "-f", "-", "--service-key", str(key), stdin=text)
+    assert result.returncode == 1, result.stderr
+    assert "job: 5 failed: NotFound 5 (dep-m001, dep-m002, dep-m003, +2 more)" in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("job: Failed ")]
+    assert line.startswith("job: Failed NoTargetsFound: none of the deployments was found")
+    assert simulator_thread.config.client_secret not in result.stdout + result.stderr
 
 
 def test_environment_credentials_are_used(simulator_thread: SimulatorThread) -> None:
@@ -119,7 +149,7 @@ def test_dry_run_sends_no_write_and_reports_the_plan(
     assert writes == []
 
 
-def test_rejected_credentials_exit_1_without_leaking_the_secret(
+def test_rejected_credentials_exit_2_without_leaking_the_secret(
     simulator_thread: SimulatorThread, tmp_path: Path
 ) -> None:
     key = dict(simulator_thread.service_key())
@@ -134,9 +164,24 @@ def test_rejected_credentials_exit_1_without_leaking_the_secret(
         str(path),
         stdin=manifest(("Deployment", "dep-0001", "STOPPED")),
     )
-    assert result.returncode == 1
-    assert "credentials rejected" in result.stderr
+    assert result.returncode == 2, result.stderr  # nothing was sent: as documented in --help
+    assert "credentials rejected" in result.stderr and "nothing was sent" in result.stderr
     assert "definitely-wrong-secret" not in result.stdout + result.stderr
+    assert sum(v for k, v in simulator_thread.counters.items() if "/oauth/" not in k) == 0
+
+
+def test_help_documents_every_exit_code() -> None:
+    result = bulkterm("apply", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for fragment in (
+        "0 all targets reached",
+        "1 some",
+        "2 invalid input or credentials (nothing was sent)",
+        "130 interrupted (Ctrl-C",
+        "143 terminated (SIGTERM",
+    ):
+        assert fragment in text, text
 
 
 def test_invalid_resource_group_exits_2_before_anything_is_sent(
@@ -177,10 +222,8 @@ def test_x509_key_with_unloadable_pem_exits_2(tmp_path: Path) -> None:
     assert "PEM" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_ctrl_c_exits_130_and_still_prints_the_status_so_far() -> None:
-    import signal
-    import time
-
+def _interrupt_mid_run(sig: signal.Signals) -> tuple[int, str, str]:
+    """Start the 120-target demo, wait until items are mid-transition, send ``sig``."""
     proc = subprocess.Popen(
         [*BULKTERM, "apply", "-f", "examples/bulktermination.yaml", "--simulator", "-o", "json"],
         stdout=subprocess.PIPE,
@@ -191,14 +234,32 @@ def test_ctrl_c_exits_130_and_still_prints_the_status_so_far() -> None:
     )
     deadline = time.monotonic() + 60
     assert proc.stderr is not None
-    for line in proc.stderr:  # wait until the run is under way
-        if "done:" in line or time.monotonic() > deadline:
+    seen = []
+    for line in proc.stderr:  # wait until some items are under way (sent, not yet finished)
+        seen.append(line)
+        if ("active 0," not in line and "done:" in line) or time.monotonic() > deadline:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    return proc.returncode, out, "".join(seen) + err
+
+
+def test_ctrl_c_exits_130_and_still_prints_the_status_so_far() -> None:
+    code, out, err = _interrupt_mid_run(signal.SIGINT)
+    assert code == 130, err
     status = json.loads(out)["status"]
     assert status["total"] == 120 and "interrupted" in err
+    assert "Traceback" not in err
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_exits_143() -> None:
+    """A cancelled CI job: the status so far on stdout, the reason on stderr, 128 + 15."""
+    code, out, err = _interrupt_mid_run(signal.SIGTERM)
+    assert code == 143, err
+    status = json.loads(out)["status"]
+    assert status["total"] == 120 and status["active"] + status["pending"] > 0
+    assert "interrupted (SIGTERM)" in err
+    assert "Traceback" not in err
 
 
 def test_an_unreachable_api_is_named_on_stderr_and_timeout_ends_the_run(

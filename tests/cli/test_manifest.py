@@ -41,7 +41,10 @@ def test_bad_id_names_document_field_and_id() -> None:
 
 def test_bad_target_status_is_named() -> None:
     (problem,) = problems_of(HEADER + "spec:\n  targets: [{id: abcd, targetStatus: GONE}]\n")
-    assert "spec.targets[0].targetStatus" in problem and "STOPPED" in problem
+    assert problem == (
+        "m.yaml: document 1 (job): spec.targets[0].targetStatus (id 'abcd'): "
+        "must be one of STOPPED, DELETED, got 'GONE'"
+    )
 
 
 def test_duplicate_target_is_named_with_both_positions() -> None:
@@ -51,7 +54,10 @@ def test_duplicate_target_is_named_with_both_positions() -> None:
         "  - {id: abcd, targetStatus: DELETED}\n"
     )
     (problem,) = problems_of(text)
-    assert "targets[1]" in problem and "targets[0]" in problem and "'abcd'" in problem
+    assert problem == (
+        "m.yaml: document 1 (job): spec.targets[1] (id 'abcd'): Deployment 'abcd' is already "
+        "listed at targets[0]; each (kind, id) may appear once"
+    )
 
 
 def test_same_id_of_different_kinds_is_allowed() -> None:
@@ -67,7 +73,116 @@ def test_unknown_field_is_refused_not_ignored() -> None:
     (problem,) = problems_of(
         HEADER + "spec:\n  batchsize: 5\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
     )
-    assert "spec.batchsize" in problem
+    assert (
+        problem
+        == "m.yaml: document 1 (job): spec.batchsize: unknown field (did you mean batchSize?)"
+    )
+
+
+def test_a_misspelt_target_field_gets_a_suggestion() -> None:
+    problems = problems_of(
+        HEADER + "spec:\n  targets:\n  - {id: abcd, targetStatus: STOPPED}\n"
+        "  - {id: efgh, targetStatuss: STOPPED}\n"
+    )
+    # Not also "targetStatus: required": the suggestion says it.
+    assert problems == [
+        "m.yaml: document 1 (job): spec.targets[1].targetStatuss (id 'efgh'): unknown field "
+        "(did you mean targetStatus?)",
+    ]
+
+
+def test_an_unknown_field_like_no_other_gets_no_suggestion() -> None:
+    (problem,) = problems_of(
+        HEADER + "spec:\n  color: red\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
+    )
+    assert problem == "m.yaml: document 1 (job): spec.color: unknown field"
+
+
+@pytest.mark.parametrize(
+    ("spec_line", "expected"),
+    [
+        ("batchSize: 101", "spec.batchSize: must be an integer between 1 and 100, got 101"),
+        ("batchSize: '5'", "spec.batchSize: must be an integer between 1 and 100, got '5'"),
+        ("batchSize: 0", "spec.batchSize: must be an integer between 1 and 100, got 0"),
+        ("dryRun: 'yes'", "spec.dryRun: must be true or false, got 'yes'"),
+        (
+            "activeDeadlineSeconds: 0",
+            "spec.activeDeadlineSeconds: must be an integer of at least 1, got 0",
+        ),
+        (
+            "activeDeadlineSeconds: 1.5",
+            "spec.activeDeadlineSeconds: must be an integer of at least 1, got 1.5",
+        ),
+        (
+            "connection: {resourceGroup: -x}",
+            "spec.connection.resourceGroup: must be 3 to 253 ASCII letters, digits, '.' or "
+            "'-', starting and ending with a letter or digit, got '-x'",
+        ),
+        (
+            "connection: {secretRef: {name: ''}}",
+            "spec.connection.secretRef.name: must not be empty",
+        ),
+        ("connection: {secretRef: {key: k}}", "spec.connection.secretRef.name: required"),
+        ("connection: []", "spec.connection: must be a mapping"),
+        (
+            "connection: {secretRef: {name: '" + "x" * 254 + "'}}",
+            "spec.connection.secretRef.name: must be at most 253 characters",
+        ),
+    ],
+)
+def test_messages_speak_the_manifest_language(spec_line: str, expected: str) -> None:
+    text = HEADER + f"spec:\n  {spec_line}\n  targets: [{{id: abcd, targetStatus: STOPPED}}]\n"
+    (problem,) = problems_of(text)
+    assert problem == f"m.yaml: document 1 (job): {expected}"
+
+
+def test_target_messages_speak_the_manifest_language() -> None:
+    text = HEADER + (
+        "spec:\n  targets:\n"
+        "  - {kind: Pod, id: abcd, targetStatus: STOPPED}\n"
+        "  - {id: 'a b', targetStatus: STOPPED}\n"
+        "  - {targetStatus: STOPPED}\n"
+        "  - not-a-mapping\n"
+    )
+    assert problems_of(text) == [
+        "m.yaml: document 1 (job): spec.targets[0].kind (id 'abcd'): "
+        "must be one of Deployment, Execution, got 'Pod'",
+        "m.yaml: document 1 (job): spec.targets[1].id (id 'a b'): "
+        "must be 4 to 64 ASCII letters, digits, '_', '.' or '-'",
+        "m.yaml: document 1 (job): spec.targets[2].id: required",
+        "m.yaml: document 1 (job): spec.targets[3]: must be a mapping",
+    ]
+
+
+def test_an_empty_or_missing_target_list_is_explained() -> None:
+    assert problems_of(HEADER + "spec:\n  targets: []\n") == [
+        "m.yaml: document 1 (job): spec.targets: must list at least 1 target"
+    ]
+    assert problems_of(HEADER + "spec:\n  batchSize: 5\n") == [
+        "m.yaml: document 1 (job): spec.targets: required"
+    ]
+    assert problems_of(HEADER + "spec:\n  targets: {id: abcd}\n") == [
+        "m.yaml: document 1 (job): spec.targets: must be a list"
+    ]
+
+
+def test_no_message_speaks_pydantic() -> None:
+    text = HEADER + (
+        "spec:\n  batchSize: 1000\n  pollIntervalSeconds: x\n  dryRun: 2\n  foo: 1\n"
+        "  connection: {resourceGroup: '-', secretRef: {name: '', namespace: ''}}\n"
+        "  targets:\n"
+        "  - {kind: Pod, id: 'a b', targetStatus: gone, extra: 1}\n"
+        "  - {id: abcd, targetStatus: STOPPED}\n  - {id: abcd, targetStatus: STOPPED}\n"
+    )
+    problems = problems_of(text)
+    for jargon in (
+        "after validation",
+        "Extra inputs",
+        "Input should",
+        "String should",
+        "Value error",
+    ):
+        assert not any(jargon in p for p in problems), problems
 
 
 def test_batch_size_above_100_is_refused() -> None:
@@ -128,8 +243,16 @@ def test_unknown_top_level_and_metadata_fields_are_named() -> None:
         "spec:\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
     )
     problems = problems_of(text)
-    assert any("unknown field 'speck'" in p for p in problems)
-    assert any("unknown field 'metadata.labelz'" in p for p in problems)
+    assert "m.yaml: document 1 (job): speck: unknown field" in problems  # spec is there
+    assert (
+        "m.yaml: document 1 (job): metadata.labelz: unknown field (did you mean labels?)"
+        in problems
+    )
+
+
+def test_a_misspelt_spec_is_named_once() -> None:
+    problems = problems_of(HEADER + "speck:\n  targets: [{id: abcd, targetStatus: STOPPED}]\n")
+    assert problems == ["m.yaml: document 1 (job): speck: unknown field (did you mean spec?)"]
 
 
 def test_a_name_the_api_server_would_refuse_is_refused() -> None:
@@ -138,3 +261,10 @@ def test_a_name_the_api_server_would_refuse_is_refused() -> None:
         + "spec:\n  targets: [{id: abcd, targetStatus: STOPPED}]\n"
     )
     assert "metadata.name 'Nightly_Job' is not a valid name" in problem
+
+
+def test_an_object_of_another_kind_is_one_problem_not_one_per_field() -> None:
+    secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: key}\nstringData: {a: b}\n"
+    assert problems_of(secret) == [
+        "m.yaml: document 1 (key): kind must be 'BulkTermination', got 'Secret'"
+    ]

@@ -6,6 +6,7 @@ the command line overrides both.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -73,6 +74,11 @@ def operator_command(**params: Any) -> None:
     Every option can also be set as BULKTERM_<OPTION> (e.g. BULKTERM_STATUS_INTERVAL=5).
     """
     config = build_config(**params)
+    problem = kube_credentials_problem()
+    if problem is not None:
+        # Before kopf: it would log a traceback and retry every 60 s, for ever.
+        click.echo(f"error: no Kubernetes API to connect to: {problem}", err=True)
+        click.get_current_context().exit(2)
     from bulkterm.k8s import handlers
 
     handlers.run_operator(config)
@@ -108,3 +114,51 @@ def build_config(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise click.UsageError(f"invalid operator settings: {problems}") from None
+
+
+def kube_credentials_problem() -> str | None:
+    """Why the operator could not reach a Kubernetes API, or None if it can try.
+
+    The same two sources, in the same order, as the operator's clients (kopf's login and
+    :func:`bulkterm.k8s.kubeapi._load_client`): the in-cluster service account, then the
+    kubeconfig (``KUBECONFIG``, else ``~/.kube/config``). The answer names what was tried.
+    """
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config import incluster_config
+
+    try:
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=k8s.Configuration()
+        )
+        return None
+    except k8s_config.ConfigException as exc:
+        host = incluster_config.SERVICE_HOST_ENV_NAME
+        port = incluster_config.SERVICE_PORT_ENV_NAME
+        token = incluster_config.SERVICE_TOKEN_FILENAME
+        if not os.environ.get(host) or not os.environ.get(port):
+            in_cluster = f"not in a cluster ({host}/{port} not set)"
+        elif not os.path.isfile(token):
+            in_cluster = (
+                f"in a cluster ({host} is set) but there is no service account token {token}"
+            )
+        else:
+            in_cluster = f"in-cluster configuration unusable ({exc})"
+    setting = os.environ.get("KUBECONFIG")
+    if setting:
+        paths = [p for p in setting.split(os.pathsep) if p]
+        named, note = f"KUBECONFIG={setting}", ""
+    else:
+        paths = [os.path.expanduser("~/.kube/config")]
+        named, note = paths[0], " (KUBECONFIG is not set)"
+    if not any(os.path.exists(p) for p in paths):
+        missing = "does not exist" if len(paths) == 1 else "none of these files exists"
+        return f"{in_cluster}, and no kubeconfig: {named} {missing}{note}"
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=setting, client_configuration=k8s.Configuration()
+        )
+    except Exception as exc:  # ConfigException, a YAML error, an unreadable file, …
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return f"{in_cluster}, and kubeconfig {named}{note} is unusable: {reason}"
+    return None

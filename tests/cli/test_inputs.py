@@ -1,0 +1,162 @@
+"""What ``bulkterm apply -f`` reads (files, directories, stdin) and what ``-o`` prints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import bulkterm.manifest as manifest_module
+from bulkterm.manifest import ManifestError, load_manifests
+from bulkterm.spec import MAX_TARGETS
+from tests.cli.test_apply import bulkterm, manifest
+
+
+def _doc(name: str, id_: str) -> str:
+    return manifest(("Deployment", id_, "STOPPED"), name=name)
+
+
+@pytest.fixture
+def manifests_dir(tmp_path: Path) -> Path:
+    """``b.yml``, ``a.yaml``, ``c.json``, a README and ``sub/d.yaml``: kubectl's view of a dir."""
+    root = tmp_path / "manifests"
+    (root / "sub").mkdir(parents=True)
+    (root / "b.yml").write_text(_doc("second", "dep-b001"))
+    (root / "a.yaml").write_text(_doc("first", "dep-a001"))
+    (root / "c.json").write_text(json.dumps(yaml.safe_load(_doc("third", "dep-c001"))))
+    (root / "README.md").write_text("# not a manifest\n")
+    (root / "sub" / "d.yaml").write_text(_doc("nested", "dep-d001"))
+    return root
+
+
+def _names(stdout: str) -> list[str]:
+    payload = json.loads(stdout)
+    assert (payload["apiVersion"], payload["kind"]) == ("v1", "List"), payload
+    return [item["metadata"]["name"] for item in payload["items"]]
+
+
+def test_a_directory_applies_its_yaml_and_json_files_sorted_not_recursively(
+    manifests_dir: Path,
+) -> None:
+    result = bulkterm("apply", "-f", str(manifests_dir), "--simulator", "--dry-run", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert _names(result.stdout) == ["first", "second", "third"]
+
+
+def test_recursive_also_reads_subdirectories(manifests_dir: Path) -> None:
+    result = bulkterm(
+        "apply", "-R", "-f", str(manifests_dir), "--simulator", "--dry-run", "-o", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert _names(result.stdout) == ["first", "second", "third", "nested"]
+
+
+def test_a_problem_in_a_directory_names_the_file(manifests_dir: Path) -> None:
+    (manifests_dir / "b.yml").write_text(_doc("second", "no way"))
+    result = bulkterm("apply", "-f", str(manifests_dir), "--simulator")
+    assert result.returncode == 2
+    assert f"{manifests_dir / 'b.yml'}: document 1 (second): spec.targets[0].id" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_directory_without_manifests_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here\n")
+    result = bulkterm("apply", "-f", str(tmp_path), "--simulator")
+    assert result.returncode == 2
+    assert f"{tmp_path}: no .yaml, .yml or .json files" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_json_output_of_one_document_is_the_object_itself(tmp_path: Path) -> None:
+    result = bulkterm(
+        "apply", "-f", "-", "--simulator", "--dry-run", "-o", "json",
+        stdin=_doc("only", "dep-o001"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["kind"] == "BulkTermination" and payload["metadata"] == {"name": "only"}
+    assert "status" in payload
+
+
+def test_json_output_of_several_documents_is_a_list(tmp_path: Path) -> None:
+    text = "---\n".join([_doc("one", "dep-o001"), _doc("two", "dep-t001")])
+    result = bulkterm("apply", "-f", "-", "--simulator", "--dry-run", "-o", "json", stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert _names(result.stdout) == ["one", "two"]
+
+
+# --- an over-long manifest is refused before it costs much ------------------------------------
+
+
+def _many_targets(count: int, name: str = "big") -> str:
+    lines = [
+        "apiVersion: aiapi.bulkops.dev/v1alpha1",
+        "kind: BulkTermination",
+        f"metadata: {{name: {name}}}",
+        "spec:",
+        "  targets:",
+    ]
+    lines += [
+        f"  - {{kind: Deployment, id: d{i:07d}, targetStatus: STOPPED}}" for i in range(count)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_too_many_targets_are_refused_early_and_cheaply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100,001 targets: refused with the count, before any target becomes a Python object."""
+
+    def no_construction(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the documents were constructed")
+
+    monkeypatch.setattr(manifest_module, "_construct_documents", no_construction)
+    text = _many_targets(100_001)
+    started = time.monotonic()
+    with pytest.raises(ManifestError) as refused:
+        load_manifests(text, source="big.yaml")
+    elapsed = time.monotonic() - started
+    assert refused.value.problems == [
+        "big.yaml: document 1 (big): spec.targets: 100001 targets, "
+        f"at most {MAX_TARGETS} per BulkTermination"
+    ]
+    assert elapsed < 10, elapsed  # was 23 s (pure-Python YAML, then pydantic)
+
+
+def test_too_many_targets_in_a_later_document_names_that_document() -> None:
+    text = "---\n".join([_doc("small", "dep-s001"), "", _many_targets(MAX_TARGETS + 1, "later")])
+    with pytest.raises(ManifestError) as refused:
+        load_manifests(text, source="m.yaml")
+    assert refused.value.problems == [
+        f"m.yaml: document 2 (later): spec.targets: {MAX_TARGETS + 1} targets, "
+        f"at most {MAX_TARGETS} per BulkTermination"
+    ]
+
+
+def test_exactly_the_maximum_is_accepted() -> None:
+    (m,) = load_manifests(_many_targets(MAX_TARGETS))
+    assert len(m.spec.targets) == MAX_TARGETS
+
+
+def test_an_aliased_targets_list_is_counted_too() -> None:
+    """The streaming count cannot see through an alias; the check after loading does."""
+    items = ", ".join(f"{{id: d{i:07d}, targetStatus: STOPPED}}" for i in range(MAX_TARGETS + 1))
+    text = (
+        "apiVersion: aiapi.bulkops.dev/v1alpha1\nkind: BulkTermination\n"
+        f"metadata: {{name: job, annotations: {{a: &t [{items}]}}}}\n"
+        "spec: {targets: *t}\n"
+    )
+    with pytest.raises(ManifestError) as refused:
+        load_manifests(text, source="m.yaml")
+    assert any(
+        f"spec.targets: {MAX_TARGETS + 1} targets, at most {MAX_TARGETS}" in p
+        for p in refused.value.problems
+    ), refused.value.problems
+
+
+def test_the_c_yaml_loader_is_used_when_present() -> None:
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("PyYAML without libyaml")
+    assert manifest_module.YamlLoader is yaml.CSafeLoader
