@@ -46,6 +46,34 @@ RECONCILE_ROUNDS = Counter(
     registry=REGISTRY,
 )
 
+STATUS_WRITE_FAILURES = Counter(
+    "bulkterm_status_write_failures_total",
+    "Status writes the API server refused or that failed for good (not outage retries).",
+    registry=REGISTRY,
+)
+KUBE_STALLED_CALLS = Counter(
+    "bulkterm_kube_stalled_calls_total",
+    "Kubernetes API calls that found the API server away and were retried, by call.",
+    ["call"],
+    registry=REGISTRY,
+)
+KUBE_OUTAGES = Counter(
+    "bulkterm_kube_outages_total",
+    "Times the Kubernetes API server became unreachable (connection stalls).",
+    registry=REGISTRY,
+)
+KUBE_OUTAGE_SECONDS = Counter(
+    "bulkterm_kube_outage_seconds_total",
+    "Seconds spent waiting for an unreachable Kubernetes API server.",
+    registry=REGISTRY,
+)
+KUBE_REACHABLE = Gauge(
+    "bulkterm_kube_reachable",
+    "1 while the Kubernetes API server answers the operator's calls, 0 during an outage.",
+    registry=REGISTRY,
+)
+KUBE_REACHABLE.set(1)
+
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     """Expose ``/metrics`` on ``port`` in a background thread (no-op when ``port`` is 0)."""

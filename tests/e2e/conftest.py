@@ -140,7 +140,8 @@ def wait_for_first_bulk_patch(sim: SimulatorThread, timeout: float = 30) -> None
 def sim() -> Iterator[SimulatorThread]:
     from tests.plugins.simulator import simulator_config
 
-    with SimulatorThread(simulator_config(timings=timings())) as s:
+    # The real service leaves bulkUpdates off by default; these runs are about the bulk path.
+    with SimulatorThread(simulator_config(timings=timings(), bulk_updates=True)) as s:
         yield s
 
 

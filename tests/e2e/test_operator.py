@@ -241,7 +241,7 @@ def test_ttl_deletes_the_resource_after_it_finished(
     kube.create(secret(namespace, sim.service_key()))
     kube.create(
         bulk_termination(
-            namespace, "ephemeral", ("Deployment", "dep-stp1", "STOPPED"), ttlSecondsAfterFinished=1
+            namespace, "ephemeral", ("Deployment", "dep-stp1", "STOPPED"), ttlSecondsAfterFinished=5
         )
     )
     kube.wait_for(BT, "ephemeral", has_condition("Complete"), namespace=namespace, timeout=30)

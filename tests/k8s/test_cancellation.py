@@ -22,6 +22,9 @@ from tests.k8s.support import (
     spec,
 )
 
+# These runs are about bulk PATCH rounds: the simulator's bulkUpdates is on explicitly.
+pytestmark = pytest.mark.simulator(bulk_updates=True)
+
 
 class LoopErrors:
     """Everything that reaches the loop's exception handler while installed."""

@@ -7,6 +7,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.reconciler import Reconciler, is_terminal
@@ -24,6 +26,9 @@ from tests.k8s.support import (
     seed_mixed,
     spec,
 )
+
+# These runs are about bulk PATCH rounds: the simulator's bulkUpdates is on explicitly.
+pytestmark = pytest.mark.simulator(bulk_updates=True)
 
 
 async def test_first_write_precedes_any_ai_api_call(

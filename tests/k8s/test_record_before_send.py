@@ -21,6 +21,9 @@ from bulkterm.k8s import reconciler as reconciler_module
 from bulkterm.simulator import Simulator
 from tests.k8s.support import FakeEvents, FakeKube, ai_api_sends, condition, reconciler, spec
 
+# These runs are about bulk PATCH rounds: the simulator's bulkUpdates is on explicitly.
+pytestmark = pytest.mark.simulator(bulk_updates=True)
+
 
 class RefusingSendRecords(FakeKube):
     """A Kubernetes API whose status write fails ``refusals`` times for a status announcing

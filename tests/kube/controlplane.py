@@ -136,6 +136,8 @@ class ControlPlane:
         self.kubeconfig_path = self.workdir / "admin.kubeconfig"
         self.port = 0
         self._procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        #: The command line of each server, in start order, for :meth:`resume`.
+        self._argv: dict[str, list[str]] = {}
 
     @property
     def url(self) -> str:
@@ -197,10 +199,11 @@ class ControlPlane:
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        self._argv[name] = argv
         log = self.workdir / f"{name}.log"
         proc = subprocess.Popen(
             argv,
-            stdout=log.open("wb"),
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
@@ -290,12 +293,25 @@ class ControlPlane:
         return list(by_id.values())
 
     def log(self, name: str) -> str:
-        for proc_name, _, log in self._procs:
-            if proc_name == name:
-                return log.read_text(errors="replace")
-        return ""
+        log = self.workdir / f"{name}.log"
+        return log.read_text(errors="replace") if name in self._argv and log.exists() else ""
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """Stop kube-apiserver and etcd (an outage of the whole control plane) but keep the
+        data, the PKI, the ports and the audit log, so :meth:`resume` brings the same cluster
+        back: clients see connection refused in between."""
+        self._terminate()
+
+    def resume(self, timeout: float = 90) -> None:
+        """Start etcd and kube-apiserver again after :meth:`pause`, on the same ports and data
+        dir (the same cluster, the same tokens), and wait for ``/readyz``."""
+        if self._procs:
+            raise ControlPlaneError("resume() without pause(): the control plane is running")
+        for name, argv in list(self._argv.items()):
+            self._spawn(name, argv)
+        self._wait_ready(timeout)
+
+    def _terminate(self) -> None:
         # One at a time, apiserver first: signalled together, the apiserver hangs on its lost
         # etcd until it is killed.
         for _, proc, _ in reversed(self._procs):
@@ -307,6 +323,9 @@ class ControlPlane:
                 proc.kill()
                 proc.wait(5)
         self._procs.clear()
+
+    def stop(self) -> None:
+        self._terminate()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

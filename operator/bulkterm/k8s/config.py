@@ -32,6 +32,15 @@ class OperatorConfig(BaseSettings):
     api_rate_limit: float | None = Field(default=None, gt=0)
     api_concurrency: int = Field(default=16, ge=1, le=256)
     default_ttl_seconds: int | None = Field(default=None, ge=0)
+    #: How long kopf's own requests (watches, Events) wait out an unreachable API server before
+    #: giving up (the operator's status writes and Secret reads wait as long as it takes).
+    kube_outage_tolerance_seconds: float = Field(default=600.0, ge=10.0)
+    #: With ``peering``: seconds after its last keep-alive that a peer counts as gone. A
+    #: standby sleeps until the active peer's record expires and then resumes, so this bounds
+    #: the failover after a SIGKILL (plus a second or two to start the daemons). kopf renews
+    #: the record every ``max(1, lifetime - 5..10)`` s: 10 means a keep-alive PATCH every 1-5 s
+    #: per replica and a failover in 7-10 s (measured; kopf's default, 60, took 46 s).
+    peering_lifetime: int = Field(default=10, ge=2, le=3600)
     #: Delay before retrying a CR whose credentials are missing or rejected.
     stalled_retry_seconds: float = Field(default=30.0, gt=0)
 

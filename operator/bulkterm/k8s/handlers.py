@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from bulkterm import metrics
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import KubeApi
+from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter, KubeApi
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
@@ -79,7 +79,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events come from explicit calls only; log lines never become Events.
     settings.posting.level = logging.CRITICAL
     settings.watching.server_timeout = 300
-    settings.networking.error_backoffs = [1, 2, 5, 10, 30]
+    # An API server that is away is waited for (kopf's default gives up after ~50 s, and a
+    # watch that gives up ends the operator); the same for the Events kopf posts for us.
+    backoffs = KopfBackoffs(CONFIG.kube_outage_tolerance_seconds)
+    settings.networking.error_backoffs = backoffs
+    settings.posting.default_backoffs = backoffs
+    # Peering (only used with --peering): a short lease so a standby takes over within about
+    # `peering_lifetime` s of the active replica's death; keep-alives are not logged.
+    settings.peering.lifetime = CONFIG.peering_lifetime
+    settings.peering.stealth = True
     if CONFIG.namespaces:
         # Exact namespace names (OperatorConfig refuses patterns): kopf has nothing to match,
         # so it must not list namespaces cluster-wide. Namespaced RBAC (the chart with
@@ -224,6 +232,9 @@ def run_operator(config: OperatorConfig) -> None:
         "json": kopf.LogFormat.JSON,
     }
     kopf.configure(verbose=config.log_level == "DEBUG", log_format=formats[config.log_format])
+    retries = KopfRetryLogFilter()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(retries)
     logging.getLogger().setLevel(config.log_level)
     # The kubernetes client logs request bodies at DEBUG: Secrets must never reach a log.
     for noisy in ("kubernetes", "urllib3", "httpx", "httpcore"):

@@ -1,6 +1,12 @@
 """The few Kubernetes API calls the operator makes besides kopf's own: read a Secret, write
 ``/status``, delete a finished CR.
 
+An API server that is away (connection refused or reset, a timeout, 429/5xx while it starts
+or stops) is weather, not an error: :class:`ApiWeather` retries the call with a bounded backoff
+until the server answers, logging one line when the outage starts and one when it ends, for
+the whole process (every CR waits on the same server). Only then does the call return or raise
+what the server said.
+
 The sync ``kubernetes`` client runs in a worker thread; the configuration is loaded explicitly
 (in-cluster, else ``KUBECONFIG``) when the operator starts, because the package reads
 ``KUBECONFIG`` at import time and tests point it elsewhere later.
@@ -10,14 +16,125 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
+import urllib3.exceptions
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from bulkterm import metrics
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Pauses between attempts while the API server is away: quick at first, then every 2 s, so
+#: the call lands within about 2 s of the server's return.
+OUTAGE_BACKOFF = (0.2, 0.5, 1.0, 2.0)
+#: HTTP statuses of a server that is starting, stopping or overloaded (worth waiting for).
+TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
+#: (connect, read) seconds for each call: a stalled connection (a partition drops packets
+#: instead of refusing them) becomes a timeout, i.e. an outage to wait out, not a hung thread.
+REQUEST_TIMEOUT = (5.0, 30.0)
+#: For this long after an outage, 401 and 403 are weather too: a restarted API server answers
+#: before its authenticator and RBAC caches are filled (seen: one 403 on a status write a
+#: moment after a real kube-apiserver came back).
+WARMUP_SECONDS = 30.0
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the API server is away rather than that it refused the call."""
+    if isinstance(exc, ApiException):
+        return (exc.status or 0) in TRANSIENT_STATUSES
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+class ApiWeather:
+    """Waits out outages of the API server for every call of the process that goes through it.
+
+    ``give_up_after`` bounds the wait (None: as long as it takes; the run's own cancellation
+    still ends it)."""
+
+    def __init__(
+        self,
+        *,
+        backoff: Sequence[float] = OUTAGE_BACKOFF,
+        give_up_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backoff = tuple(backoff)
+        self._give_up_after = give_up_after
+        self._clock = clock
+        #: When the current outage was first seen (None: the server answers).
+        self.outage_since: float | None = None
+        #: When the last outage ended (the server may still be warming up its caches).
+        self.back_at = float("-inf")
+        self.outages = 0
+
+    def _warming_up(self, exc: BaseException) -> bool:
+        """A 401/403 within :data:`WARMUP_SECONDS` of an outage (the server answers again, so
+        the outage is over): waited for, but not a new outage."""
+        if not (isinstance(exc, ApiException) and exc.status in (401, 403)):
+            return False
+        self._back()
+        return self._clock() - self.back_at < WARMUP_SECONDS
+
+    async def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in a worker thread, retried while the API server is away."""
+        attempt = 0
+        started = self._clock()
+        while True:
+            try:
+                result = await asyncio.to_thread(fn, *args, **kwargs)
+            except Exception as exc:
+                outage = is_outage(exc)
+                if not outage and not self._warming_up(exc):
+                    self._back()
+                    raise
+                if outage:
+                    self._away(what, exc)
+                if (
+                    self._give_up_after is not None
+                    and self._clock() - started >= self._give_up_after
+                ):
+                    raise
+                metrics.KUBE_STALLED_CALLS.labels(what).inc()
+                await asyncio.sleep(self._backoff[min(attempt, len(self._backoff) - 1)])
+                attempt += 1
+                continue
+            self._back()
+            return result
+
+    def _away(self, what: str, exc: BaseException) -> None:
+        if self.outage_since is not None:
+            return
+        self.outage_since = self._clock()
+        self.outages += 1
+        metrics.KUBE_OUTAGES.inc()
+        metrics.KUBE_REACHABLE.set(0)
+        code = getattr(exc, "status", None)
+        log.warning(
+            "Kubernetes API unreachable (%s: %s%s); waiting for it, retrying every %.0f s at most",
+            what,
+            type(exc).__name__,
+            f" HTTP {code}" if code else "",
+            max(self._backoff),
+        )
+
+    def _back(self) -> None:
+        if self.outage_since is None:
+            return
+        away = self._clock() - self.outage_since
+        self.outage_since = None
+        self.back_at = self._clock()
+        metrics.KUBE_REACHABLE.set(1)
+        metrics.KUBE_OUTAGE_SECONDS.inc(away)
+        log.warning("Kubernetes API reachable again after %.1f s", away)
 
 
 class SecretProblem(Exception):
@@ -29,18 +146,63 @@ class SecretProblem(Exception):
         self.message = message
 
 
+class KopfBackoffs:
+    """kopf's ``error_backoffs`` that ride out an outage of up to ``tolerance`` seconds.
+
+    kopf retries a failed request once per backoff it is given and then escalates; its default
+    gives up after about 50 s, and a watch that gives up crashes the operator. This iterable
+    has no length (kopf then numbers attempts without a total) and yields 1, 2, 5 and then 10 s
+    until ``tolerance`` is used up; each request iterates it afresh."""
+
+    def __init__(self, tolerance: float, *, steps: Sequence[float] = (1.0, 2.0, 5.0, 10.0)) -> None:
+        self.tolerance = tolerance
+        self.steps = tuple(steps)
+
+    def __iter__(self) -> Iterator[float]:
+        spent = 0.0
+        index = 0
+        while spent < self.tolerance:
+            step = self.steps[min(index, len(self.steps) - 1)]
+            yield step
+            spent += step
+            index += 1
+
+
+class KopfRetryLogFilter(logging.Filter):
+    """Keeps the first "Request attempt #1 failed; will retry" line of a kopf request and drops
+    the repeats (one per backoff, for every watch, during an outage): the outage is already
+    reported once by :class:`ApiWeather` and by that first line; escalations still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Request attempt #") or "will retry" not in message:
+            return True
+        return message.startswith("Request attempt #1 ") or message.startswith(
+            "Request attempt #1/"
+        )
+
+
 class KubeApi:
     """Thin async wrapper over the sync client for the calls the handlers need."""
 
-    def __init__(self, api_client: k8s.ApiClient | None = None) -> None:
+    def __init__(
+        self, api_client: k8s.ApiClient | None = None, weather: ApiWeather | None = None
+    ) -> None:
         self._client = api_client or _load_client()
+        self.weather = weather or ApiWeather()
         self._core = k8s.CoreV1Api(self._client)
         self._custom = k8s.CustomObjectsApi(self._client)
 
     async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes:
         """The bytes under ``key`` of Secret ``namespace/name``; never logs or returns metadata."""
         try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+            secret = await self.weather.call(
+                "read Secret",
+                self._core.read_namespaced_secret,
+                name,
+                namespace,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
         except ApiException as exc:
             if exc.status == 404:
                 raise SecretProblem(
@@ -83,7 +245,8 @@ class KubeApi:
         return await asyncio.to_thread(discover)
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await asyncio.to_thread(
+        await self.weather.call(
+            "write status",
             self._custom.patch_namespaced_custom_object_status,
             API_GROUP,
             API_VERSION,
@@ -91,17 +254,20 @@ class KubeApi:
             PLURAL,
             name,
             {"status": status},
+            _request_timeout=REQUEST_TIMEOUT,
         )
 
     async def delete(self, namespace: str, name: str) -> None:
         try:
-            await asyncio.to_thread(
+            await self.weather.call(
+                "delete",
                 self._custom.delete_namespaced_custom_object,
                 API_GROUP,
                 API_VERSION,
                 namespace,
                 PLURAL,
                 name,
+                _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as exc:
             if exc.status != 404:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bulkterm import metrics
+
 Writer = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger(__name__)
 #: Pauses between the attempts of the final write when the API server keeps failing.
@@ -118,6 +120,7 @@ class StatusThrottle:
             await self._write(status)
         except Exception as exc:
             self.failures += 1
+            metrics.STATUS_WRITE_FAILURES.inc()
             code = getattr(exc, "status", None)
             log.warning(
                 "status write failed (%s%s); retrying",

@@ -1,0 +1,130 @@
+"""Kubernetes API outages are weather: the run waits for the API server and finishes when it
+is back, with nothing re-sent to the AI API and no traceback.
+
+The whole control plane (kube-apiserver and etcd) is stopped mid-run and started again on the
+same ports and data (``ControlPlane.pause()``/``resume()``): the operator sees connection
+refused for every call in between, as in a control-plane upgrade or an etcd failover.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bulkterm.aiapi.models import Kind, Status
+from bulkterm.simulator import SimulatorThread
+from tests.e2e.conftest import (
+    OperatorProcess,
+    bulk_termination,
+    has_condition,
+    secret,
+    timings,
+    wait_for_first_bulk_patch,
+)
+from tests.kube import Kube, free_port
+from tests.kube.client import KubeApiError
+
+pytestmark = pytest.mark.e2e
+BT = "bulkterminations"
+D = Kind.DEPLOYMENT
+
+
+@pytest.fixture
+def bulk_sim() -> Iterator[SimulatorThread]:
+    """bulkUpdates on explicitly: the test counts bulk PATCHes."""
+    from tests.plugins.simulator import simulator_config
+
+    with SimulatorThread(simulator_config(timings=timings(), bulk_updates=True)) as s:
+        yield s
+
+
+def poll(
+    kube: Kube, name: str, namespace: str, check: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """``kube.wait_for`` that also rides over the API server's own return (a refused or reset
+    connection counts as "not yet")."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = kube.get_or_none(BT, name, namespace=namespace)
+        except (httpx.HTTPError, KubeApiError):
+            last = None
+        if last is not None and check(last):
+            return last
+        time.sleep(0.1)
+    raise TimeoutError(f"{name}: condition not met in {timeout}s; last seen {last}")
+
+
+def outage_lines(log: str) -> list[str]:
+    return [
+        line
+        for line in log.splitlines()
+        if "Kubernetes API" in line or "Request attempt" in line or "status write" in line
+    ]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    "outage_seconds",
+    [
+        pytest.param(20.0, id="20s"),
+        # Longer than kopf's default retries (~50 s), after which its watch gave up before.
+        pytest.param(65.0, id="65s"),
+    ],
+)
+def test_control_plane_outage_mid_run_is_waited_out(
+    outage_seconds: float,
+    kube: Kube,
+    namespace: str,
+    bulk_sim: SimulatorThread,
+    make_operator: Callable[..., OperatorProcess],
+) -> None:
+    sim = bulk_sim
+    port = free_port()
+    operator = make_operator("--metrics-port", str(port)).start()
+    sim.set_timings(timings(stopping=3.0, deletion=1.0))
+    ids = [f"dep-{i:03d}" for i in range(20)]
+    for i in ids:
+        sim.add_item(D, i, Status.RUNNING)
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(
+        bulk_termination(namespace, "weather", *[("Deployment", i, "STOPPED") for i in ids])
+    )
+    wait_for_first_bulk_patch(sim)
+    poll(kube, "weather", namespace, lambda o: o.get("status", {}).get("active", 0) > 0, 10)
+
+    kube.plane.pause()
+    try:
+        time.sleep(outage_seconds)
+        assert operator.proc is not None and operator.proc.poll() is None, operator.log()
+    finally:
+        resumed = time.monotonic()
+        kube.plane.resume()
+    back = time.monotonic()
+    obj = poll(kube, "weather", namespace, has_condition("Complete"), 30)
+    after = time.monotonic() - back
+    print(
+        f"API server restarted in {back - resumed:.1f} s; Complete {after:.1f} s after it was "
+        f"ready, {time.monotonic() - resumed:.1f} s after its start"
+    )
+    print("\n".join(outage_lines(operator.log())))
+
+    assert obj["status"]["succeeded"] == 20
+    assert after < 5.0, (after, operator.log()[-3000:])
+    assert sim.counters["PATCH /lm/deployments"] == 1  # the one bulk STOP: nothing re-sent
+    assert sim.violations == []
+    log = operator.log()
+    assert "Traceback" not in log, log[-5000:]
+    assert "final status not written" not in log
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert "bulkterm_kube_outages_total 1.0" in text, text
+    assert 'bulkterm_kube_stalled_calls_total{call="write status"}' in text
+    assert "bulkterm_kube_reachable 1.0" in text
+    assert len(outage_lines(log)) <= 5, outage_lines(log)  # ours, and kopf's first attempts
+    ours = [line for line in log.splitlines() if "Kubernetes API" in line]
+    assert len(ours) <= 2, ours  # one line when the outage starts, one when it ends
