@@ -64,6 +64,19 @@ from bulkterm.k8s.config import OperatorConfig
     help="Concurrent AI API requests per BulkTermination. Default 16.",
 )
 @click.option(
+    "--peering-lifetime",
+    type=click.IntRange(2, 3600),
+    help="Seconds a replica's peering keep-alive is trusted: a standby takes over this long "
+    "after the active replica dies (measured: 7-10 s with the default 10).",
+)
+@click.option(
+    "--kube-outage-tolerance",
+    "kube_outage_tolerance_seconds",
+    type=click.FloatRange(min=10),
+    help="Seconds of Kubernetes API outage the operator waits out before it gives up "
+    "(default 600).",
+)
+@click.option(
     "--default-ttl-seconds",
     type=click.IntRange(min=0),
     help="ttlSecondsAfterFinished for resources that set none.",
