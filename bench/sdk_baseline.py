@@ -37,6 +37,9 @@ CHUNK = 100
 STOPPABLE = {Status.RUNNING, Status.PENDING}
 NOT_RUNNING = {Status.STOPPED, Status.DEAD, Status.COMPLETED}
 DELETABLE = {Status.STOPPED, Status.DEAD, Status.UNKNOWN, Status.COMPLETED}
+#: SAP's bulk pages: "Only stopped, dead or unknown ... can be deleted" in bulk; a COMPLETED
+#: execution is deleted with a single DELETE ("Completed, Dead, Stopped, or Unknown").
+BULK_DELETABLE = {Status.STOPPED, Status.DEAD, Status.UNKNOWN}
 RETRYABLE = {429, 500, 502, 503, 504}
 
 
@@ -94,8 +97,8 @@ def cleanup(
     result, sent = Outcome(), dict[Job, TargetStatus]()  # sent: asked, effect not yet seen
     open_jobs, interval, deadline = list(jobs), 0.5, time.monotonic() + deadline_s
 
-    def send(kind: str, batch: list[Job], target: TargetStatus) -> None:
-        if bulk[kind]:
+    def send(kind: str, batch: list[Job], target: TargetStatus, *, single: bool = False) -> None:
+        if bulk[kind] and not single:
             for chunk in _chunks(batch):
                 reqs = [BasicModifyRequest(j.id, target) for j in chunk]
                 reply = _retry(partial(api[kind].bulk_modify, reqs))
@@ -119,6 +122,7 @@ def cleanup(
         for chunk in _chunks(open_jobs):
             stops: dict[str, list[Job]] = {"deployment": [], "execution": []}
             deletes: dict[str, list[Job]] = {"deployment": [], "execution": []}
+            single_deletes: dict[str, list[Job]] = {"deployment": [], "execution": []}
             for job in chunk:
                 try:
                     status = _retry(partial(api[job.kind].get, job.id, select="status")).status
@@ -140,7 +144,7 @@ def cleanup(
                     and status in DELETABLE
                     and sent.get(job) is not TargetStatus.DELETED
                 ):
-                    deletes[job.kind].append(job)
+                    (deletes if status in BULK_DELETABLE else single_deletes)[job.kind].append(job)
                 # else: STOPPING, UNKNOWN that must be stopped, or a deletion in progress: wait
             for kind in api:
                 for batch, target in (
@@ -150,6 +154,9 @@ def cleanup(
                     if batch:
                         send(kind, batch, target)
                         moved = True
+                if single_deletes[kind]:
+                    send(kind, single_deletes[kind], TargetStatus.DELETED, single=True)
+                    moved = True
         open_jobs = still_open
         if open_jobs:
             interval = 0.5 if moved else min(interval * 2, 10.0)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -30,11 +29,10 @@ import yaml
 from bulkterm.aiapi.client import AiApiClient, ClientSettings
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
-from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.display import ProgressView
 from bulkterm.engine import ConditionType, Engine, EngineSettings, Progress
 from bulkterm.manifest import API_VERSION_FULL, Manifest, ManifestError, load_manifests
-from bulkterm.spec import KIND, Target
+from bulkterm.spec import KIND
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -417,6 +415,7 @@ async def _embedded_simulator(
     manifests: list[Manifest], options: ApplyOptions, err: IO[str]
 ) -> AsyncIterator[ServiceKey]:
     from bulkterm.simulator import Simulator, SimulatorConfig
+    from bulkterm.simulator.manifests import demo_timings, seed_targets
 
     # bulkUpdates on, explicitly (the simulator's own default is off, as on a tenant without
     # it): the demo shows the bulk path, and says so.
@@ -425,6 +424,7 @@ async def _embedded_simulator(
     )
     for manifest in manifests:
         group = options.resource_group or manifest.spec.connection.resource_group
+        sim.add_resource_group(group)  # known even when every target is simulated as gone
         seed_targets(sim, manifest.spec.targets, resource_group=group)
     url = await sim.start()
     print(f"embedded AI API simulator at {url} (bulkUpdates on)", file=err)
@@ -445,64 +445,3 @@ class _ClientGone(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         return not isinstance(error, ConnectionResetError | asyncio.CancelledError)
-
-
-def demo_timings() -> Any:
-    """Lifecycle durations of the embedded simulator: quick, but slow enough to watch."""
-    from bulkterm.simulator import Timings
-
-    return Timings(
-        unknown_seconds=1.0,
-        pending_seconds=1.5,
-        stop_delay_seconds=0.3,
-        stopping_seconds=1.5,
-        deletion_seconds=2.0,
-    )
-
-
-#: The mix the embedded simulator gives a manifest's targets: mostly running, some already
-#: stopped, dead or finished, some still starting, a few already gone (for DELETED targets).
-_MIX: tuple[tuple[str, int], ...] = (
-    ("RUNNING", 40),
-    ("PENDING", 10),
-    ("UNKNOWN", 8),
-    ("STOPPING", 5),
-    ("STOPPED", 15),
-    ("DEAD", 7),
-    ("COMPLETED", 10),
-    ("GONE", 5),
-)
-
-
-def simulated_status(target: Target) -> Status | None:
-    """A deterministic, realistic status for ``target`` (``None`` = does not exist).
-
-    Deterministic (a hash of the id) so a demo prints the same thing every time. Targets that
-    must be STOPPED are never missing, and deployments are never COMPLETED.
-    """
-    digest = int.from_bytes(hashlib.sha256(f"{target.kind}/{target.id}".encode()).digest()[:4])
-    point = digest % sum(weight for _, weight in _MIX)
-    name = _MIX[-1][0]
-    for candidate, weight in _MIX:
-        if point < weight:
-            name = candidate
-            break
-        point -= weight
-    if name == "GONE":
-        return None if target.target_status is TargetStatus.DELETED else Status.RUNNING
-    if name == "COMPLETED" and target.kind is Kind.DEPLOYMENT:
-        return Status.STOPPED
-    return Status(name)
-
-
-def seed_targets(sim: Any, targets: Sequence[Target], *, resource_group: str) -> None:
-    """Seed the simulator with ``targets`` in their :func:`simulated_status`.
-
-    UNKNOWN items to be deleted stay UNKNOWN (stuck, the case SAP's docs say to delete);
-    UNKNOWN items to be stopped resolve to PENDING, so they can be stopped.
-    """
-    for target in targets:
-        status = simulated_status(target)
-        if status is not None:
-            stuck = status is Status.UNKNOWN and target.target_status is TargetStatus.DELETED
-            sim.add_item(target.kind, target.id, status, resource_group=resource_group, hold=stuck)

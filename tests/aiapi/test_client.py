@@ -25,6 +25,7 @@ D, E = Kind.DEPLOYMENT, Kind.EXECUTION
 STOP, DELETE = TargetStatus.STOPPED, TargetStatus.DELETED
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_meta_reports_bulk_updates_capability(
     simulator: Simulator, client_for: Callable[..., AiApiClient]
 ) -> None:
@@ -119,6 +120,7 @@ async def test_list_filters_by_status(
     assert [(i.id, i.status) for i in items] == [("dep-stp1", Status.STOPPED)]
 
 
+@pytest.mark.simulator(resource_groups=("team-b",))
 async def test_resource_groups_are_isolated_by_header(
     simulator: Simulator, client_for: Callable[..., AiApiClient]
 ) -> None:
@@ -146,6 +148,7 @@ async def test_count_is_an_integer(
     assert await client_for(simulator).count(D, status=Status.RUNNING) == 0
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_bulk_patch_mixes_stop_and_delete(
     simulator: Simulator, client_for: Callable[..., AiApiClient]
 ) -> None:
@@ -156,6 +159,7 @@ async def test_bulk_patch_mixes_stop_and_delete(
     assert simulator.violations == []
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_bulk_patch_item_errors_carry_the_api_code(
     simulator: Simulator, client_for: Callable[..., AiApiClient]
 ) -> None:
@@ -255,6 +259,7 @@ async def test_patch_is_retried_on_503_because_it_was_not_executed(
     assert simulator.counters["PATCH /lm/deployments"] == 3
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_patch_is_not_resent_when_its_outcome_is_unknown(
     simulator: Simulator, client_for: Callable[..., AiApiClient]
 ) -> None:
@@ -310,6 +315,7 @@ def test_bad_resource_group_is_refused() -> None:
         AiApiClient(key, "-bad-")
 
 
+@pytest.mark.simulator(resource_groups=("team-a",))
 async def test_clients_can_share_one_token_cache_and_one_pacing(
     simulator: Simulator, client_for: Callable[..., AiApiClient]
 ) -> None:

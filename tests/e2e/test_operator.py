@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from bulkterm.aiapi.models import Kind, Status
-from bulkterm.apply import seed_targets
 from bulkterm.simulator import SimulatorThread
+from bulkterm.simulator.manifests import seed_targets
 from bulkterm.spec import BulkTerminationSpec
 from tests.e2e.conftest import (
     ROOT,

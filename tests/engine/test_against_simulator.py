@@ -280,7 +280,7 @@ async def test_a_run_killed_mid_way_resumes_from_its_record_without_resending_to
     # and $select=status hides its targetStatus, so only the record knows it was stopped.
     # Executions run for ever here, so none completes while a cut-off request is awaited.
     timings = Timings(stop_delay_seconds=5.0, execution_run_seconds=None)
-    sim = await simulator_factory(clock=sim_clock, timings=timings)
+    sim = await simulator_factory(clock=sim_clock, timings=timings, bulk_updates=True)
     cases = mixed_cases(250)
     seed(sim, cases)
     spec = spec_for(cases)

@@ -142,7 +142,9 @@ class RefusesOneBulkRequest(Watched):
 async def test_a_403_on_one_of_several_bulk_requests_keeps_the_others_accepted(
     simulator_factory: MakeSimulator, sim_clock: SimClock
 ) -> None:
-    sim = await simulator_factory(clock=sim_clock, timings=Timings(stop_delay_seconds=5))
+    sim = await simulator_factory(
+        clock=sim_clock, timings=Timings(stop_delay_seconds=5), bulk_updates=True
+    )
     ids = deployments(sim, 30, Status.RUNNING)
     spec = spec_of(*[(D, i, STOPPED) for i in ids], batch_size=10)
     async with AiApiClient.from_service_key(sim.service_key(), "default") as client:

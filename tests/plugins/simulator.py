@@ -9,9 +9,14 @@
 * ``sim_clock`` — a :class:`SimClock` for tests that move time by hand.
 * :func:`simulator_config` — the test defaults with overrides.
 
-Configure the ``simulator``/``simulator_thread`` fixtures per test with a marker::
+The fixtures start from the product's defaults, as a real AI Core is configured: in
+particular ``bulkUpdates`` is **off** (SAP: "set to false by default"). A test about bulk PATCH
+turns it on explicitly. Configure the ``simulator``/``simulator_thread`` fixtures with a
+marker on the test, its class or its module (``pytestmark``); markers merge, the closest one
+winning per setting::
 
-    @pytest.mark.simulator(bulk_updates=False, faults=Faults(error_rate=0.5))
+    pytestmark = pytest.mark.simulator(bulk_updates=True)          # a module about bulk PATCH
+    @pytest.mark.simulator(faults=Faults(error_rate=0.5))          # adds to the module's
     @pytest.mark.simulator(simulated_clock=True)   # uses the ``sim_clock`` fixture
 """
 
@@ -51,9 +56,17 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def marked_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The ``simulator`` markers of a test merged: module, then class, then the test itself
+    (the closest marker wins per setting)."""
+    overrides: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("simulator"))):
+        overrides.update(marker.kwargs)
+    return overrides
+
+
 def _marked(request: pytest.FixtureRequest) -> tuple[SimulatorConfig, Clock | None]:
-    marker = request.node.get_closest_marker("simulator")
-    overrides = dict(marker.kwargs) if marker is not None else {}
+    overrides = marked_overrides(request)
     clock: Clock | None = None
     if overrides.pop("simulated_clock", False):
         clock = request.getfixturevalue("sim_clock")

@@ -2,7 +2,8 @@
 
 ``sim`` runs with the default (slow) timings on a :class:`SimClock`, so nothing changes unless
 a test calls ``clock.advance``: every expectation about statuses is exact. Override its config
-with ``@pytest.mark.simulator(...)``, the marker the shared fixtures read too.
+with ``@pytest.mark.simulator(...)`` on the test, its class or its module (merged, the closest
+winning), the marker the shared fixtures read too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from bulkterm.simulator import SimClock, Simulator, Timings
-from tests.plugins.simulator import simulator_config
+from tests.plugins.simulator import marked_overrides, simulator_config
 
 
 @functools.cache
@@ -36,8 +37,7 @@ def clock(sim_clock: SimClock) -> SimClock:
 
 @pytest.fixture
 async def sim(request: pytest.FixtureRequest, clock: SimClock) -> AsyncIterator[Simulator]:
-    marker = request.node.get_closest_marker("simulator")
-    overrides = dict(marker.kwargs) if marker is not None else {}
+    overrides = marked_overrides(request)
     overrides.setdefault("timings", Timings())
     async with Simulator(simulator_config(**overrides), clock=clock) as simulator:
         yield simulator

@@ -1,5 +1,9 @@
 """Stop and delete follow AI Core's status table, in bulk (per item, inside a 202) and one by one
-(request level: 412 for a refused status, 404 for an unknown id)."""
+(request level: 412 for a refused status, 404 for an unknown id).
+
+The one difference: a bulk DELETE takes only stopped, dead or unknown items (SAP's bulk pages),
+while a single DELETE also takes a COMPLETED execution (the status table, "Completed, Dead,
+Stopped, or Unknown")."""
 
 from __future__ import annotations
 
@@ -16,8 +20,13 @@ from bulkterm.simulator.rules import (
 )
 from tests.simulator.helpers import MODIFIED, STATUSES, bulk, by_id, seed_every_status
 
+pytestmark = pytest.mark.simulator(bulk_updates=True)
+
 STOPPABLE = {Status.PENDING, Status.RUNNING}
-DELETABLE = {
+#: The seed doc: "Only stopped, dead or unknown executions or deployments can be deleted".
+BULK_DELETABLE = {Status.UNKNOWN, Status.STOPPED, Status.DEAD}
+#: SAP's delete-an-execution page: "Completed, Dead, Stopped, or Unknown".
+SINGLE_DELETABLE = {
     Kind.DEPLOYMENT: {Status.UNKNOWN, Status.STOPPED, Status.DEAD},
     Kind.EXECUTION: {Status.UNKNOWN, Status.STOPPED, Status.DEAD, Status.COMPLETED},
 }
@@ -29,8 +38,10 @@ TABLE = [
 ]
 
 
-def allowed(kind: Kind, status: Status, target: TargetStatus) -> bool:
-    return status in (STOPPABLE if target is TargetStatus.STOPPED else DELETABLE[kind])
+def allowed(kind: Kind, status: Status, target: TargetStatus, *, bulk: bool) -> bool:
+    if target is TargetStatus.STOPPED:
+        return status in STOPPABLE
+    return status in (BULK_DELETABLE if bulk else SINGLE_DELETABLE[kind])
 
 
 @pytest.mark.parametrize(("kind", "status", "target"), TABLE)
@@ -41,7 +52,7 @@ async def test_bulk_item_follows_the_status_table(
     response = await bulk(api, kind, ("item-under-test", target))
     assert response.status_code == 202
     (result,) = response.json()[kind.collection]
-    if allowed(kind, status, target):
+    if allowed(kind, status, target, bulk=True):
         assert result == {"id": "item-under-test", "message": MODIFIED[kind]}
         assert sim.violations == []
         view = sim.item(kind, "item-under-test")
@@ -68,7 +79,7 @@ async def test_single_call_follows_the_status_table(
         response = await api.patch(path, json={"targetStatus": "STOPPED"})
     else:
         response = await api.delete(path)
-    if allowed(kind, status, target):
+    if allowed(kind, status, target, bulk=False):
         assert response.status_code == 202
         assert sim.violations == []
     else:
@@ -172,16 +183,43 @@ async def test_stop_is_refused_once_the_item_is_stopping(
     assert again.json()["deployments"][0]["error"]["code"] == CODE_CANNOT_STOP
 
 
-@pytest.mark.simulator(bulk_delete_completed=False)
-async def test_bulk_delete_of_completed_executions_can_be_refused_as_the_bulk_pages_say(
+async def test_bulk_delete_of_a_completed_execution_is_refused_but_a_single_delete_is_not(
     sim: Simulator, api: httpx.AsyncClient
 ) -> None:
     sim.add_item(Kind.EXECUTION, "completed-1", Status.COMPLETED)
     sim.add_item(Kind.EXECUTION, "completed-2", Status.COMPLETED)
-    in_bulk = await bulk(api, Kind.EXECUTION, ("completed-1", TargetStatus.DELETED))
+    sim.add_item(Kind.EXECUTION, "stopped-1", Status.STOPPED)
+    in_bulk = await bulk(
+        api,
+        Kind.EXECUTION,
+        ("completed-1", TargetStatus.DELETED),
+        ("stopped-1", TargetStatus.DELETED),
+    )
     single = await api.delete("/v2/lm/executions/completed-2")
-    assert in_bulk.json()["executions"][0]["error"]["code"] == CODE_CANNOT_DELETE
+    assert in_bulk.status_code == 202
+    refused, accepted = in_bulk.json()["executions"]
+    assert refused["id"] == "completed-1"
+    assert refused["error"]["code"] == CODE_CANNOT_DELETE
+    assert "COMPLETED" in refused["error"]["message"]
+    assert accepted == {"id": "stopped-1", "message": MODIFIED[Kind.EXECUTION]}
     assert single.status_code == 202
+    assert [(v.code, v.id, v.http_status) for v in sim.violations] == [
+        ("IllegalDelete", "completed-1", 202)
+    ]
+    completed = sim.item(Kind.EXECUTION, "completed-1")
+    assert completed is not None and not completed.deleting
+
+
+@pytest.mark.simulator(bulk_delete_completed=True)
+async def test_bulk_delete_of_completed_executions_can_be_allowed_as_the_status_table_says(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
+    sim.add_item(Kind.EXECUTION, "completed-1", Status.COMPLETED)
+    in_bulk = await bulk(api, Kind.EXECUTION, ("completed-1", TargetStatus.DELETED))
+    assert in_bulk.json()["executions"][0] == {
+        "id": "completed-1",
+        "message": MODIFIED[Kind.EXECUTION],
+    }
 
 
 async def test_nothing_of_a_malformed_bulk_request_is_applied(

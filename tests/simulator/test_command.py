@@ -10,17 +10,24 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 import click
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from bulkterm.manifest import load_manifests
+from bulkterm.simulator import Simulator
 from bulkterm.simulator.command import simulator_command
+from bulkterm.simulator.manifests import simulated_status
+from bulkterm.spec import Target
 
+ROOT = Path(__file__).resolve().parents[2]
+BULKTERM = [sys.executable, "-m", "bulkterm.cli"]
 SECRET = "s3cr3t-never-printed"
 LISTENING = re.compile(r"AI API simulator listening on (http://127\.0\.0\.1:(\d+))")
 
@@ -123,7 +130,15 @@ def test_command_is_a_click_command_named_simulator() -> None:
 def test_help_lists_the_options() -> None:
     result = CliRunner().invoke(simulator_command, ["--help"])
     assert result.exit_code == 0
-    for option in ("--port", "--no-bulk-updates", "--write-service-key", "--error-rate", "--seed"):
+    for option in (
+        "--port",
+        "--bulk-updates",
+        "--write-service-key",
+        "--error-rate",
+        "--seed",
+        "--seed-from",
+        "--resource-group",
+    ):
         assert option in result.output
 
 
@@ -135,3 +150,192 @@ def test_help_lists_the_options() -> None:
 def test_invalid_options_are_usage_errors(arguments: list[str]) -> None:
     result = CliRunner().invoke(simulator_command, arguments)
     assert result.exit_code == 2
+
+
+# -- options → simulator, without serving -------------------------------------------------
+
+SMALL = ROOT / "examples" / "small.yaml"
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[Simulator]:
+    """Simulators the command would serve; ``serve`` is replaced so nothing listens."""
+    made: list[Simulator] = []
+
+    async def fake_serve(
+        simulator: Simulator, service_key: Path | None, notes: Sequence[str] = ()
+    ) -> None:
+        made.append(simulator)
+
+    monkeypatch.setattr("bulkterm.simulator.command.serve", fake_serve)
+    return made
+
+
+def build(built: list[Simulator], *arguments: str) -> Simulator:
+    result = CliRunner().invoke(simulator_command, list(arguments))
+    assert result.exit_code == 0, result.output
+    (simulator,) = built
+    return simulator
+
+
+def test_bulk_updates_are_off_unless_asked_for(built: list[Simulator]) -> None:
+    assert build(built).config.bulk_updates is False
+
+
+def test_bulk_updates_flag_turns_them_on(built: list[Simulator]) -> None:
+    simulator = build(built, "--bulk-updates")
+    assert simulator.config.bulk_updates is True
+    assert simulator.backend.meta()["aiApi"]["capabilities"]["bulkUpdates"] == {
+        "executions": True,
+        "deployments": True,
+    }
+
+
+def test_tokens_live_as_long_as_xsuaa_issues_them_by_default(built: list[Simulator]) -> None:
+    assert build(built).config.token_expires_in == 43199
+
+
+def test_resource_group_is_repeatable_and_seeds_into_the_first(built: list[Simulator]) -> None:
+    simulator = build(
+        built, "--resource-group", "team-a", "--resource-group", "team-b", "--deployments", "2"
+    )
+    assert simulator.resource_groups() == ["default", "team-a", "team-b"]
+    assert len(simulator.items(resource_group="team-a")) == 2
+
+
+def test_seed_from_creates_the_manifest_targets_as_apply_simulator_does(
+    built: list[Simulator],
+) -> None:
+    simulator = build(built, "--seed-from", str(SMALL))
+    (manifest,) = load_manifests(SMALL.read_text())
+    expected = {
+        (t.kind, t.id, simulated_status(t))
+        for t in manifest.spec.targets
+        if simulated_status(t) is not None
+    }
+    group = manifest.spec.connection.resource_group
+    assert {(v.kind, v.id, v.status) for v in simulator.items(resource_group=group)} == expected
+
+
+def test_seed_from_is_repeatable_and_uses_each_manifest_s_group(
+    built: list[Simulator], tmp_path: Path
+) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "aiapi.bulkops.dev/v1alpha1",
+                "kind": "BulkTermination",
+                "metadata": {"name": "other"},
+                "spec": {
+                    "connection": {"secretRef": {"name": "key"}, "resourceGroup": "team-m"},
+                    "targets": [
+                        {"kind": "Deployment", "id": "dep-m-0001", "targetStatus": "STOPPED"}
+                    ],
+                },
+            }
+        )
+    )
+    simulator = build(built, "--seed-from", str(SMALL), "--seed-from", str(other))
+    assert "team-m" in simulator.resource_groups()
+    assert [v.id for v in simulator.items(resource_group="team-m")] == ["dep-m-0001"]
+    assert len(simulator.items(resource_group="default")) == 3
+
+
+def test_seed_from_makes_the_group_exist_even_when_every_target_is_already_gone(
+    built: list[Simulator], tmp_path: Path
+) -> None:
+    # dep-g0018 (DELETED) is one of the targets simulated_status makes "already gone".
+    target = {"kind": "Deployment", "id": "dep-g0018", "targetStatus": "DELETED"}
+    assert simulated_status(Target.model_validate(target)) is None
+    gone = tmp_path / "gone.yaml"
+    gone.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "aiapi.bulkops.dev/v1alpha1",
+                "kind": "BulkTermination",
+                "metadata": {"name": "gone"},
+                "spec": {
+                    "connection": {"secretRef": {"name": "key"}, "resourceGroup": "team-x"},
+                    "targets": [target],
+                },
+            }
+        )
+    )
+    simulator = build(built, "--seed-from", str(gone))
+    assert "team-x" in simulator.resource_groups()
+    assert simulator.items() == []
+
+
+def test_seed_from_an_invalid_manifest_is_a_usage_error(
+    built: list[Simulator], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: aiapi.bulkops.dev/v1alpha1\nkind: BulkTermination\nspec: {}\n")
+    result = CliRunner().invoke(simulator_command, ["--seed-from", str(bad)])
+    assert result.exit_code == 2
+    assert str(bad) in result.output
+    assert built == []
+
+
+def test_seed_from_a_missing_file_is_a_usage_error(built: list[Simulator], tmp_path: Path) -> None:
+    result = CliRunner().invoke(simulator_command, ["--seed-from", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2
+    assert built == []
+
+
+def test_an_unwritable_service_key_path_says_so(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "k.json"
+    result = CliRunner().invoke(simulator_command, ["--write-service-key", str(target)])
+    assert result.exit_code == 2
+    assert f"cannot write the service key to {target}" in result.output
+    assert "No such file or directory" in result.output
+    assert "cannot listen" not in result.output
+    assert "listening on" not in result.output
+
+
+# -- the README walkthrough ---------------------------------------------------------------
+
+
+def test_readme_walkthrough_seed_from_then_apply_with_the_written_key(tmp_path: Path) -> None:
+    """``bulkterm simulator --seed-from examples/small.yaml --write-service-key key.json &``
+    then ``bulkterm apply -f examples/small.yaml --service-key key.json`` succeeds.
+
+    The same commands, plus shorter lifecycle phases than the defaults (which make the run
+    take ~20 s of polling, not a different outcome)."""
+    key = tmp_path / "key.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICORE_", "BULKTERM_"))}
+    quick = [
+        "--unknown-seconds", "0.2", "--pending-seconds", "0.3", "--stop-delay-seconds", "0.05",
+        "--stopping-seconds", "0.3", "--deletion-seconds", "0.5",
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        [*BULKTERM, "simulator", "--seed-from", "examples/small.yaml", "--write-service-key", str(key), *quick],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    output = Output(server)
+    try:
+        assert LISTENING.search(output.line()), "first line must announce the URL"
+        while "service key written" not in output.line():
+            pass
+        seeded = output.line()
+        assert seeded.startswith("seeded 3 of the 3 targets of examples/small.yaml")
+        assert seeded.rstrip().endswith("into resource group default")
+        applied = subprocess.run(
+            [*BULKTERM, "apply", "-f", "examples/small.yaml", "--service-key", str(key)],
+            capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
+        )  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        status = yaml.safe_load(applied.stdout)["status"]
+        assert (status["succeeded"], status["failed"]) == (3, 0)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(15)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(10)
+            for stream in (server.stdout, server.stderr):
+                if stream is not None:
+                    stream.close()

@@ -86,10 +86,22 @@ async def test_timings_can_be_changed(sim: Simulator, raw: httpx.AsyncClient) ->
 async def test_bulk_capability_can_be_switched_per_kind(
     sim: Simulator, raw: httpx.AsyncClient, api: httpx.AsyncClient
 ) -> None:
-    await raw.put("/_sim/capabilities", json={"bulk_updates": {"executions": False}})
+    await raw.put("/_sim/capabilities", json={"bulk_updates": {"deployments": True}})
     meta = (await api.get("/v2/lm/meta")).json()
     assert meta["aiApi"]["capabilities"]["bulkUpdates"] == {
         "executions": False,
+        "deployments": True,
+    }
+
+
+async def test_bulk_capability_can_be_switched_for_both_kinds(
+    sim: Simulator, raw: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    answer = await raw.put("/_sim/capabilities", json={"bulk_updates": True})
+    meta = (await api.get("/v2/lm/meta")).json()
+    assert answer.json() == {"bulk_updates": {"deployments": True, "executions": True}}
+    assert meta["aiApi"]["capabilities"]["bulkUpdates"] == {
+        "executions": True,
         "deployments": True,
     }
 
@@ -137,6 +149,8 @@ async def test_state_summarises_items_per_group(sim: Simulator, raw: httpx.Async
         "default": {"deployments": {"RUNNING": 1, "STOPPED": 1, "deleting": 1}}
     }
     assert state["simulated_clock"] is True
+    assert state["bulk_updates"] == {"deployments": False, "executions": False}
+    assert state["resource_groups"] == ["default"]
 
 
 async def test_reset_forgets_items_counters_and_violations(

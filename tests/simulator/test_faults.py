@@ -59,6 +59,7 @@ async def test_unauthorized_rate_answers_401_to_valid_tokens(
     assert sim.violations == []
 
 
+@pytest.mark.simulator(bulk_updates=True)
 @pytest.mark.simulator(faults=Faults(lost_response_rate=1.0))
 async def test_lost_response_applies_the_change_but_the_client_never_hears(
     sim: Simulator, api: httpx.AsyncClient
@@ -70,6 +71,7 @@ async def test_lost_response_applies_the_change_but_the_client_never_hears(
     assert view is not None and view.target_status == "STOPPED"
 
 
+@pytest.mark.simulator(bulk_updates=True)
 @pytest.mark.simulator(faults=Faults(error_rate=1.0, methods=("PATCH",)))
 async def test_faults_can_be_limited_to_some_methods(
     sim: Simulator, api: httpx.AsyncClient

@@ -76,6 +76,7 @@ async def test_items_can_be_configured_to_stay_unknown(sim: Simulator, clock: Si
     assert sim.state_of(Kind.DEPLOYMENT, "stuck-1") is Status.UNKNOWN
 
 
+@pytest.mark.simulator(bulk_updates=True)
 @pytest.mark.parametrize("start", [Status.RUNNING, Status.PENDING])
 async def test_stopped_item_goes_through_stopping_to_stopped(
     sim: Simulator, clock: SimClock, api: httpx.AsyncClient, start: Status
@@ -138,6 +139,7 @@ async def test_running_items_configured_to_die_go_dead_after_a_while(
     assert sim.state_of(Kind.DEPLOYMENT, "doomed-1") is Status.DEAD
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_held_items_never_change_status_even_when_stopped(
     sim: Simulator, clock: SimClock, api: httpx.AsyncClient
 ) -> None:
@@ -179,6 +181,7 @@ async def test_unknown_deployment_carries_the_transient_not_found_message(
     assert body["statusMessage"] == f"Deployment ID {item} not found"
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_fast_fixture_runs_a_whole_stop_in_real_time(simulator: Simulator) -> None:
     simulator.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
     headers = {"Authorization": f"Bearer {simulator.issue_token()}", "AI-Resource-Group": "default"}

@@ -55,7 +55,8 @@ def test_items_move_only_along_the_documented_flows(
         options = STATUSES[kind]
         sim.add_item(kind, item, options[index % len(options)], goes_dead=dead)
     last: dict[str, Status | None] = {item: sim.state_of(kind, item) for item in ids}
-    context = RequestContext(route="PATCH /lm/test", path="/v2/lm/test", request_id="r")
+    url = "http://127.0.0.1/v2/lm/test"
+    context = RequestContext(route="PATCH /lm/test", url=url, request_id="r")
     for action, value in script:
         if action == "advance":
             clock.advance(value)

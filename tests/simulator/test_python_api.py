@@ -164,9 +164,27 @@ async def test_a_client_can_get_a_token_from_the_written_key(
     assert meta.status_code == 200
 
 
-@pytest.mark.simulator(bulk_updates=False)
-async def test_simulator_marker_configures_the_shared_fixture(simulator: Simulator) -> None:
+async def test_the_shared_fixture_keeps_the_product_default_of_bulk_updates_off(
+    simulator: Simulator,
+) -> None:
     assert simulator.config.bulk_updates is False
+
+
+@pytest.mark.simulator(bulk_updates=True)
+async def test_simulator_marker_configures_the_shared_fixture(simulator: Simulator) -> None:
+    assert simulator.config.bulk_updates is True
+
+
+@pytest.mark.simulator(bulk_updates=True, token_expires_in=600)
+class TestMarkersMerge:
+    """A marker on the class (or module) and one on the test combine; the closest wins."""
+
+    @pytest.mark.simulator(token_expires_in=60)
+    def test_the_test_marker_adds_to_the_class_marker(
+        self, simulator_thread: SimulatorThread
+    ) -> None:
+        assert simulator_thread.config.bulk_updates is True
+        assert simulator_thread.config.token_expires_in == 60
 
 
 @pytest.mark.parametrize(

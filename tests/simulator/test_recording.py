@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import SimClock, Simulator
 from tests.simulator.helpers import MERGE_PATCH, bulk
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_a_correct_stop_then_delete_run_records_no_violation(
     sim: Simulator, clock: SimClock, api: httpx.AsyncClient
 ) -> None:
@@ -51,6 +53,7 @@ async def test_violation_says_what_which_item_when_and_where(
     assert "RUNNING" in violation.what
 
 
+@pytest.mark.simulator(bulk_updates=True)
 async def test_each_illegal_request_is_recorded_once(
     sim: Simulator, api: httpx.AsyncClient
 ) -> None:

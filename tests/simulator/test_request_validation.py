@@ -1,6 +1,9 @@
-"""Malformed requests are refused as a whole (400, or 415 for a non-JSON body) and recorded."""
+"""Malformed requests are refused as a whole (400, or 415 for a body of the wrong media type)
+and recorded."""
 
 from __future__ import annotations
+
+import json
 
 import httpx
 import pytest
@@ -8,6 +11,8 @@ import pytest
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import Simulator
 from tests.simulator.helpers import KIND_PARAMS, MERGE_PATCH, bulk, bulk_body
+
+pytestmark = pytest.mark.simulator(bulk_updates=True)
 
 
 def ids(count: int) -> list[str]:
@@ -114,23 +119,67 @@ async def test_body_that_is_not_json_is_refused(sim: Simulator, api: httpx.Async
     assert violation_codes(sim) == ["MalformedRequest"]
 
 
-async def test_body_of_a_non_json_media_type_is_refused(
-    sim: Simulator, api: httpx.AsyncClient
-) -> None:
-    response = await api.patch(
-        "/v2/lm/deployments", content=b"deployments=abcd", headers={"Content-Type": "text/plain"}
-    )
-    assert response.status_code == 415
-    assert violation_codes(sim) == ["UnsupportedMediaType"]
+#: (method, path, what the spec declares as the request body's media type)
+WRITES = [
+    ("PATCH", "/v2/lm/deployments", "application/merge-patch+json"),
+    ("PATCH", "/v2/lm/executions", "application/merge-patch+json"),
+    ("PATCH", "/v2/lm/deployments/running-1", "application/json"),
+    ("PATCH", "/v2/lm/executions/running-1", "application/json"),
+    ("POST", "/v2/lm/deployments", "application/json"),
+    ("POST", "/v2/lm/executions", "application/json"),
+]
+WRONG_TYPES = {
+    "application/merge-patch+json": ["application/json", "text/plain", None],
+    "application/json": ["application/merge-patch+json", "text/plain", None],
+}
 
 
-async def test_bulk_is_accepted_as_application_json_too(
-    sim: Simulator, api: httpx.AsyncClient
+def write_body(method: str, path: str) -> object:
+    if method == "POST":
+        return {"configurationId": "conf-1"}
+    if path.endswith("running-1"):
+        return {"targetStatus": "STOPPED"}
+    kind = Kind.DEPLOYMENT if path.endswith("deployments") else Kind.EXECUTION
+    return bulk_body(kind, ("running-1", TargetStatus.STOPPED))
+
+
+def cases() -> list[object]:
+    found: list[object] = []
+    for method, path, declared in WRITES:
+        for wrong in WRONG_TYPES[declared]:
+            found.append(pytest.param(method, path, wrong, id=f"{method} {path} {wrong}"))
+    return found
+
+
+@pytest.mark.parametrize(("method", "path", "media_type"), cases())
+async def test_a_body_of_another_media_type_than_the_spec_declares_is_415(
+    sim: Simulator, api: httpx.AsyncClient, method: str, path: str, media_type: str | None
 ) -> None:
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
-    body = bulk_body(Kind.DEPLOYMENT, ("running-1", TargetStatus.STOPPED))
-    response = await api.patch("/v2/lm/deployments", json=body)
+    sim.add_item(Kind.EXECUTION, "running-1", Status.RUNNING)
+    content = httpx.Request("POST", "http://x", json=write_body(method, path)).content
+    headers = {} if media_type is None else {"Content-Type": media_type}
+    response = await api.request(method, path, content=content, headers=headers)
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert error["code"] == "01000415"
+    assert violation_codes(sim) == ["UnsupportedMediaType"]
+    assert sim.state_of(Kind.DEPLOYMENT, "running-1") is Status.RUNNING
+    assert sim.state_of(Kind.EXECUTION, "running-1") is Status.RUNNING
+    assert len(sim.items()) == 2
+
+
+@pytest.mark.parametrize(("method", "path", "media_type"), WRITES, ids=str)
+async def test_the_declared_media_type_is_accepted_with_a_charset(
+    sim: Simulator, api: httpx.AsyncClient, method: str, path: str, media_type: str
+) -> None:
+    sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
+    sim.add_item(Kind.EXECUTION, "running-1", Status.RUNNING)
+    content = httpx.Request("POST", "http://x", json=write_body(method, path)).content
+    headers = {"Content-Type": f"{media_type}; charset=utf-8"}
+    response = await api.request(method, path, content=content, headers=headers)
     assert response.status_code == 202
+    assert sim.violations == []
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
@@ -153,7 +202,11 @@ async def test_single_patch_without_exactly_one_change_is_refused(
     sim: Simulator, api: httpx.AsyncClient, body: object
 ) -> None:
     sim.add_item(Kind.DEPLOYMENT, "running-1", Status.RUNNING)
-    response = await api.patch("/v2/lm/deployments/running-1", json=body)
+    response = await api.patch(
+        "/v2/lm/deployments/running-1",
+        content=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 400
 
 
@@ -206,13 +259,28 @@ async def test_create_without_a_valid_configuration_is_refused(
     assert response.status_code == 400
 
 
-async def test_unknown_operation_is_an_enveloped_404(
+@pytest.mark.parametrize(
+    "path", ["/v2/lm/scenarios", "/v2/lm/deployments/d-1/logs", "/v2/nothing", "/v2/lm"]
+)
+async def test_a_path_the_api_does_not_serve_is_a_plain_404_without_the_envelope(
+    sim: Simulator, api: httpx.AsyncClient, path: str
+) -> None:
+    """As a wrong URL answers in the wild: whatever serves the host, not the AI API."""
+    response = await api.get(path)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert response.text == "404: Not Found"
+    assert violation_codes(sim) == ["UnknownRoute"]
+    assert sim.responses[f"GET {path} 404"] == 1
+
+
+async def test_a_path_outside_the_api_is_a_plain_404_and_no_violation(
     sim: Simulator, api: httpx.AsyncClient
 ) -> None:
-    response = await api.get("/v2/lm/scenarios")
+    response = await api.get("/wrong/v2/lm/deployments")
     assert response.status_code == 404
-    assert "error" in response.json()
-    assert violation_codes(sim) == ["UnknownRoute"]
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert sim.violations == []
 
 
 async def test_method_the_api_lacks_is_an_enveloped_405(

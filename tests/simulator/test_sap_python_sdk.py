@@ -31,7 +31,9 @@ from tests.plugins.simulator import simulator_config  # noqa: E402
 @pytest.fixture
 def sim() -> Iterator[SimulatorThread]:
     # A clock that stands still: statuses change only when the test says so.
-    with SimulatorThread(simulator_config(timings=Timings()), clock=SimClock()) as simulator:
+    # Bulk updates on: the SDK's bulk_modify is under test (AI Core's default is off).
+    config = simulator_config(timings=Timings(), bulk_updates=True)
+    with SimulatorThread(config, clock=SimClock()) as simulator:
         for n in range(12):
             status = Status.RUNNING if n % 2 else Status.STOPPED
             simulator.add_item(

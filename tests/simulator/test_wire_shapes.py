@@ -10,6 +10,8 @@ from bulkterm.simulator import Faults, Simulator
 from tests.simulator.helpers import KIND_PARAMS, MERGE_PATCH, bulk, seed_every_status
 from tests.simulator.spec import Spec, load_spec
 
+pytestmark = pytest.mark.simulator(bulk_updates=True)
+
 ITEM_PATH = {
     Kind.DEPLOYMENT: "/lm/deployments/{deploymentId}",
     Kind.EXECUTION: "/lm/executions/{executionId}",
@@ -127,6 +129,7 @@ async def test_bulk_answer_with_accepted_and_refused_items_matches_the_spec(
     assert len(refused) == 2
     for item in refused:
         assert set(item["error"]) >= {"code", "message", "requestId", "target"}
+        assert item["error"]["target"] == f"{sim.url}/v2/lm/{kind.collection}"
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)
@@ -167,7 +170,7 @@ async def test_declared_errors_match_the_spec(
     spec.validate_response(collection(kind), "get", 400, bad_query.json())
 
 
-@pytest.mark.simulator(resource_groups=("default",), max_result_rows=1)
+@pytest.mark.simulator(max_result_rows=1)
 async def test_errors_the_spec_does_not_declare_use_the_same_envelope(
     spec: Spec, sim: Simulator, api: httpx.AsyncClient, raw: httpx.AsyncClient
 ) -> None:
@@ -186,6 +189,59 @@ async def test_errors_the_spec_does_not_declare_use_the_same_envelope(
     assert [r.status_code for r in answers] == [401, 403, 413, 415, 429, 503]
     for response in answers:
         spec.validate_response("/lm/deployments", "get", response.status_code, response.json())
+    assert forbidden.json()["error"]["message"] == "RBAC Access denied"
+
+
+@pytest.mark.parametrize("kind", KIND_PARAMS)
+async def test_403_and_415_have_the_envelope_on_every_operation_of_the_kind(
+    spec: Spec, sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
+    """The spec declares neither; the envelope is ``AiApiError`` as on the declared errors."""
+    sim.add_item(kind, "running-1", Status.RUNNING)
+    other = {"AI-Resource-Group": "other-team"}
+    item_path = f"/v2/lm/{kind.collection}/running-1"
+    answers = {
+        (collection(kind), "get"): await api.get(f"/v2/lm/{kind.collection}", headers=other),
+        (f"{collection(kind)}/$count", "get"): await api.get(
+            f"/v2/lm/{kind.collection}/$count", headers=other
+        ),
+        (ITEM_PATH[kind], "get"): await api.get(item_path, headers=other),
+        (ITEM_PATH[kind], "delete"): await api.delete(item_path, headers=other),
+        (collection(kind), "patch"): await api.patch(
+            f"/v2/lm/{kind.collection}", json={kind.collection: []}
+        ),
+        (ITEM_PATH[kind], "patch"): await api.patch(
+            item_path, json={"targetStatus": "STOPPED"}, headers=MERGE_PATCH
+        ),
+        (collection(kind), "post"): await api.post(
+            f"/v2/lm/{kind.collection}", json={"configurationId": "conf-1"}, headers=MERGE_PATCH
+        ),
+    }
+    statuses = [response.status_code for response in answers.values()]
+    assert statuses == [403, 403, 403, 403, 415, 415, 415]
+    for (path, method), response in answers.items():
+        spec.validate_response(path, method, response.status_code, response.json())
+        assert response.json()["error"]["target"] == str(response.request.url)
+
+
+async def test_error_target_is_the_invoked_url_query_included(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
+    missing = await api.get("/v2/lm/deployments/no-such-item", params={"$select": "status"})
+    bad_query = await api.get("/v2/lm/executions", params={"status": "SLEEPING"})
+    for response in (missing, bad_query):
+        assert response.json()["error"]["target"] == str(response.request.url)
+    assert missing.json()["error"]["target"] == (
+        f"{sim.url}/v2/lm/deployments/no-such-item?%24select=status"
+    )
+    assert bad_query.json()["error"]["target"] == f"{sim.url}/v2/lm/executions?status=SLEEPING"
+
+
+async def test_a_path_the_api_does_not_serve_has_no_envelope(api: httpx.AsyncClient) -> None:
+    """Not an ``AiApiError``: a client must not read it as "this item is gone"."""
+    response = await api.get("/v2/lm/deployments/d-1/logs")
+    assert response.status_code == 404
+    assert not response.headers["Content-Type"].startswith("application/json")
 
 
 @pytest.mark.parametrize("kind", KIND_PARAMS)

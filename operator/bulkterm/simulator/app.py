@@ -3,8 +3,10 @@
 Order of events for every AI API request, mirroring a gateway in front of AI Core: count the
 request → injected delay → injected fault (drop, 5xx, 429, 401) → bearer token → handler
 (resource group, body, operation) → maybe lose the response → count the answer. Refusals are
-raised as :class:`ApiFailure` and rendered here as ``{"error": {...}}``; the ones the client
-caused are recorded as violations on the way out.
+raised as :class:`ApiFailure` and rendered here as ``{"error": {...}}`` whose ``target`` is the
+invoked URL; the ones the client caused are recorded as violations on the way out. A path the
+AI API does not serve is a plain-text 404 without the envelope: what a wrong URL gets in the
+wild, from whatever serves the host.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from bulkterm.simulator.backend import Backend, RequestContext
 from bulkterm.simulator.faults import NO_FAULT, Decision, FaultKind, decide
 from bulkterm.simulator.rules import (
     CODE_BAD_REQUEST,
-    CODE_NOT_FOUND,
     CODE_SERVER_ERROR,
     CODE_THROTTLED,
     CODE_UNAUTHORIZED,
@@ -36,7 +37,10 @@ BACKEND = web.AppKey("backend", Backend)
 _CONTEXT: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("simulator_request")
 
 TOKEN_ROUTE = "POST /oauth/token"
-_JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
+#: Request body media types the spec declares: bulk PATCH is a JSON merge patch, create and
+#: single PATCH are plain JSON.
+JSON_MEDIA = "application/json"
+MERGE_PATCH_MEDIA = "application/merge-patch+json"
 _COLLECTION = "{collection:deployments|executions}"
 _KINDS = {kind.collection: kind for kind in Kind}
 
@@ -70,9 +74,21 @@ def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
+def invoked_url(request: web.Request) -> str:
+    """The URL as the client sent it, query included (``raw_path`` keeps its encoding)."""
+    return f"{base_url(request)}{request.raw_path}"
+
+
 def _error_response(failure: ApiFailure, ctx: RequestContext) -> web.Response:
-    error = api_error(failure.code, failure.message, ctx.request_id, ctx.path, failure.details)
+    error = api_error(failure.code, failure.message, ctx.request_id, ctx.url, failure.details)
     return web.json_response({"error": error}, status=failure.status, headers=failure.headers)
+
+
+def _not_served(backend: Backend, ctx: RequestContext, request: web.Request) -> web.Response:
+    """A path the AI API does not serve: plain text, no envelope (recorded as a violation)."""
+    message = f"{request.method} {request.path}: no such operation in the AI API."
+    backend.record(ctx, ViolationSpec("UnknownRoute", message), 404)
+    return web.Response(status=404, text="404: Not Found", content_type="text/plain")
 
 
 def _drop(request: web.Request) -> web.Response:
@@ -120,13 +136,16 @@ def _authenticate(backend: Backend, request: web.Request) -> None:
     raise ApiFailure(401, CODE_UNAUTHORIZED, text, headers=header)
 
 
-def _route_failure(exc: web.HTTPException) -> ApiFailure:
+def _method_failure(exc: web.HTTPException) -> ApiFailure:
+    """A path the AI API serves, with a method it does not (405, enveloped)."""
     message = f"{exc.reason}: no such operation in the AI API."
-    code = CODE_NOT_FOUND if exc.status == 404 else CODE_BAD_REQUEST
-    name = "UnknownRoute" if exc.status == 404 else "MethodNotAllowed"
     headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
     return ApiFailure(
-        exc.status, code, message, violation=ViolationSpec(name, message), headers=headers
+        exc.status,
+        CODE_BAD_REQUEST,
+        message,
+        violation=ViolationSpec("MethodNotAllowed", message),
+        headers=headers,
     )
 
 
@@ -136,7 +155,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if route is None:
         return await handler(request)
     backend = request.app[BACKEND]
-    ctx = RequestContext(route=route, path=request.path, request_id=backend.request_id())
+    ctx = RequestContext(route=route, url=invoked_url(request), request_id=backend.request_id())
     _CONTEXT.set(ctx)
     with backend.lock:
         backend.recorder.requests[route] += 1
@@ -158,7 +177,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            raise _route_failure(exc) from None
+            if exc.status != 404:
+                raise _method_failure(exc) from None
+            response = _not_served(backend, ctx, request)
     except ApiFailure as failure:
         if failure.violation is not None:
             backend.record(ctx, failure.violation, failure.status)
@@ -186,9 +207,13 @@ def _kind(request: web.Request) -> Kind:
 
 def _resource_group(request: web.Request) -> str:
     backend = request.app[BACKEND]
-    group = validation.resource_group(
-        request.headers.get("AI-Resource-Group"), backend.config.resource_groups
-    )
+    header = request.headers.get("AI-Resource-Group")
+    try:
+        group = validation.resource_group(header, backend.has_resource_group)
+    except ApiFailure as failure:
+        if failure.status == 403:  # well-formed but unknown: the violation names it
+            current_context().resource_group = header
+        raise
     current_context().resource_group = group
     return group
 
@@ -197,11 +222,12 @@ def _query(request: web.Request) -> dict[str, list[str]]:
     return {key: request.query.getall(key) for key in set(request.query.keys())}
 
 
-async def _json_body(request: web.Request) -> object:
-    """The JSON body; 415 for a non-JSON content type, 400 for JSON that does not parse."""
-    declared = "Content-Type" in request.headers
-    if declared and request.content_type not in _JSON_TYPES:
-        message = f"Unsupported Content-Type {request.content_type}: send application/json."
+async def _json_body(request: web.Request, media_type: str) -> object:
+    """The JSON body; 415 unless sent as ``media_type`` (parameters such as ``charset`` are
+    fine), 400 for JSON that does not parse."""
+    if request.content_type != media_type:
+        sent = request.headers.get("Content-Type", "none")
+        message = f"Unsupported Content-Type {sent}: send {media_type}."
         raise ApiFailure(
             415,
             CODE_UNSUPPORTED_MEDIA_TYPE,
@@ -271,7 +297,7 @@ async def count(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     backend, kind = request.app[BACKEND], _kind(request)
     group = _resource_group(request)
-    creation = validation.creation(kind, await _json_body(request))
+    creation = validation.creation(kind, await _json_body(request, JSON_MEDIA))
     body = backend.create(kind, group, creation, base_url(request))
     location = f"{base_url(request)}/v2/lm/{kind.collection}/{body['id']}"
     return web.json_response(body, status=202, headers={"Location": location})
@@ -283,7 +309,7 @@ async def bulk_modify(request: web.Request) -> web.Response:
     refusal = backend.bulk_refusal(kind)
     if refusal is not None:
         raise refusal
-    items = validation.bulk_items(kind, await _json_body(request))
+    items = validation.bulk_items(kind, await _json_body(request, MERGE_PATCH_MEDIA))
     return web.json_response(backend.bulk_modify(kind, group, items, current_context()), status=202)
 
 
@@ -299,7 +325,7 @@ async def modify(request: web.Request) -> web.Response:
     backend, kind = request.app[BACKEND], _kind(request)
     group = _resource_group(request)
     item = validation.item_id(kind, request.match_info["item_id"])
-    change = validation.modification(kind, item, await _json_body(request))
+    change = validation.modification(kind, item, await _json_body(request, JSON_MEDIA))
     return web.json_response(backend.modify(kind, group, item, change), status=202)
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from bulkterm.aiapi.models import ID_PATTERN, RESOURCE_GROUP_PATTERN, Kind, Status, TargetStatus
 from bulkterm.simulator.auth import TokenIssuer
 from bulkterm.simulator.clock import Clock
-from bulkterm.simulator.config import Faults, SimulatorConfig, Timings
+from bulkterm.simulator.config import DEFAULT_RESOURCE_GROUP, Faults, SimulatorConfig, Timings
 from bulkterm.simulator.lifecycle import INITIAL_TARGET, ItemRecord, schedule, settle
 from bulkterm.simulator.recording import Recorder, Violation
 from bulkterm.simulator.rules import (
@@ -64,7 +64,8 @@ class RequestContext:
     """Who asked what: stamped on every violation the request causes."""
 
     route: str
-    path: str
+    #: The invoked URL as the client sent it (scheme, host, path, query): an error's ``target``.
+    url: str
     request_id: str
     resource_group: str | None = None
 
@@ -134,6 +135,12 @@ class Backend:
         self.data_rng = _rng(config.seed, "data")
         self.fault_rng = _rng(config.seed, "faults")
         self._items: dict[tuple[str, Kind], dict[str, ItemRecord]] = {}
+        #: The tenant's resource groups: any other is answered 403 (they are never forgotten).
+        self._groups: set[str] = {
+            DEFAULT_RESOURCE_GROUP,
+            config.initial_resource_group,
+            *config.resource_groups,
+        }
         self._seq = itertools.count()
         self._request_ids = itertools.count(1)
 
@@ -230,6 +237,7 @@ class Backend:
         if target_status is not None and target_status not in _TARGETS[kind]:
             raise ValueError(f"target_status of a {kind} is one of {sorted(_TARGETS[kind])}")
         with self.lock:
+            self._groups.add(resource_group)
             now = self.now()
             wall_now = self.wall(now)
             if configuration_id is None:
@@ -275,6 +283,7 @@ class Backend:
         """Create items with fresh ids in a mix of statuses, created up to 3 days ago."""
         created: list[tuple[Kind, str, Status]] = []
         with self.lock:
+            self.add_resource_group(resource_group)
             wall_now = self.wall(self.now())
             for kind, count in ((Kind.DEPLOYMENT, deployments), (Kind.EXECUTION, executions)):
                 for index in range(count):
@@ -311,9 +320,21 @@ class Backend:
         with self.lock:
             self._items.clear()
 
-    def resource_groups(self) -> list[str]:
+    def add_resource_group(self, resource_group: str) -> None:
+        """Make ``resource_group`` exist (no-op if it does), as creating it in AI Core would."""
+        if not re.match(RESOURCE_GROUP_PATTERN, resource_group):
+            raise ValueError(f"resource group {resource_group!r} does not match the spec's pattern")
         with self.lock:
-            return sorted({group for group, _ in self._items})
+            self._groups.add(resource_group)
+
+    def has_resource_group(self, resource_group: str) -> bool:
+        with self.lock:
+            return resource_group in self._groups
+
+    def resource_groups(self) -> list[str]:
+        """Every resource group that exists, sorted (with items or not)."""
+        with self.lock:
+            return sorted(self._groups)
 
     # -- runtime settings ------------------------------------------------------------------
 
@@ -502,7 +523,7 @@ class Backend:
                 )
                 if refusal is not None:
                     error = api_error(
-                        refusal.code, refusal.message, context.request_id, context.path
+                        refusal.code, refusal.message, context.request_id, context.url
                     )
                     results.append({"id": item_id, "error": error})
                     action = "stop" if requested is TargetStatus.STOPPED else "delete"

@@ -4,6 +4,9 @@ The first line printed is ``AI API simulator listening on <url>`` so scripts can
 port chosen for ``--port 0``. The client secret is never printed: pass it with
 ``--client-secret`` or ``BULKTERM_SIM_CLIENT_SECRET`` and hand it on with
 ``--write-service-key``.
+
+Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen; 2 bad options, an unreadable or
+invalid ``--seed-from`` manifest, or a service key that cannot be written.
 """
 
 from __future__ import annotations
@@ -11,13 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from bulkterm.simulator.clock import SimClock
-from bulkterm.simulator.config import Faults, SimulatorConfig, Timings
+from bulkterm.simulator.config import DEFAULT_RESOURCE_GROUP, Faults, SimulatorConfig, Timings
 from bulkterm.simulator.server import Simulator
+
+
+class InvalidInput(click.ClickException):
+    """Exit 2 with ``Error: <message>``: the input is wrong, nothing is served."""
+
+    exit_code = 2
+
+
+class ServiceKeyNotWritten(Exception):
+    """``--write-service-key`` names a file that cannot be written (the simulator stopped)."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot write the service key to {path}: {reason}")
 
 
 def seconds_or_never(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -36,17 +54,64 @@ def seconds_or_never(ctx: click.Context, param: click.Parameter, value: str | No
 SECONDS = click.FloatRange(min=0)
 RATE = click.FloatRange(0.0, 1.0)
 _DEFAULT = Timings()
+_CONFIG = SimulatorConfig()
 
 
-async def serve(simulator: Simulator, service_key: Path | None) -> None:
-    """Start, announce, wait for SIGINT/SIGTERM, stop."""
+def seed_from_manifests(simulator: Simulator, paths: Sequence[Path]) -> list[str]:
+    """Create the targets of BulkTermination manifests, as ``bulkterm apply --simulator`` does.
+
+    Each target gets the deterministic, realistic status of ``bulkterm.simulator.manifests.simulated_status``
+    (some are already stopped, dead, finished or gone) in its manifest's resource group. Every
+    manifest is read and checked before anything is seeded; :class:`InvalidInput` lists all
+    problems. Returns one line per manifest saying what was seeded where.
+    """
+    # Imported here: only this option needs the manifest reader and the CLI's seeding rules.
+    from bulkterm.manifest import Manifest, ManifestError, load_manifests
+    from bulkterm.simulator.manifests import seed_targets
+
+    manifests: list[tuple[Path, Manifest]] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+            manifests.extend((path, m) for m in load_manifests(text, source=str(path)))
+        except OSError as error:
+            problems.append(f"{path}: cannot read ({error.strerror or error})")
+        except UnicodeDecodeError:
+            problems.append(f"{path}: not UTF-8 text")
+        except ManifestError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise InvalidInput("--seed-from: " + "\n  ".join(["invalid input", *problems]))
+    notes: list[str] = []
+    for path, manifest in manifests:
+        group = manifest.spec.connection.resource_group
+        simulator.add_resource_group(group)
+        before = len(simulator.items(resource_group=group))
+        seed_targets(simulator, manifest.spec.targets, resource_group=group)
+        created = len(simulator.items(resource_group=group)) - before
+        notes.append(
+            f"seeded {created} of the {len(manifest.spec.targets)} targets of {path} "
+            f"({manifest.name}) into resource group {group}"
+        )
+    return notes
+
+
+async def serve(simulator: Simulator, service_key: Path | None, notes: Sequence[str] = ()) -> None:
+    """Start, announce (then print ``notes``), wait for SIGINT/SIGTERM, stop."""
     url = await simulator.start()
     if service_key is not None:
-        simulator.write_service_key(service_key)
+        try:
+            simulator.write_service_key(service_key)
+        except OSError as error:
+            await simulator.stop()
+            raise ServiceKeyNotWritten(service_key, error) from None
     click.echo(f"AI API simulator listening on {url}")
     click.echo(f"  AI API: {url}/v2  token: {url}/oauth/token  control: {url}/_sim")
     if service_key is not None:
         click.echo(f"service key written to {service_key}")
+    for note in notes:
+        click.echo(note)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,10 +148,10 @@ async def serve(simulator: Simulator, service_key: Path | None) -> None:
 )
 @click.option(
     "--token-expires-in",
-    default=3600,
+    default=_CONFIG.token_expires_in,
     type=click.IntRange(min=1),
     show_default=True,
-    help="Token lifetime in seconds.",
+    help="Token lifetime in seconds (XSUAA issues 43199).",
 )
 @click.option(
     "--unknown-seconds",
@@ -155,9 +220,20 @@ async def serve(simulator: Simulator, service_key: Path | None) -> None:
 )
 @click.option(
     "--resource-group",
-    default="default",
-    show_default=True,
-    help="Resource group of the seeded items.",
+    "resource_groups",
+    multiple=True,
+    metavar="ID",
+    help="A resource group that exists besides 'default' (repeatable; any other is answered "
+    "403). --deployments/--executions are seeded into the first one named.",
+)
+@click.option(
+    "--seed-from",
+    "seed_from",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="MANIFEST",
+    help="Create the targets of a BulkTermination YAML file in its resource group, in the "
+    "realistic mix of statuses 'bulkterm apply --simulator' uses (repeatable).",
 )
 @click.option("--latency-ms", type=SECONDS, default=0.0, help="Delay added to every request.")
 @click.option("--error-rate", type=RATE, default=0.0, help="Share of requests answered 503.")
@@ -182,9 +258,11 @@ async def serve(simulator: Simulator, service_key: Path | None) -> None:
     help="Share processed and then dropped (the answer is lost).",
 )
 @click.option(
-    "--no-bulk-updates",
-    is_flag=True,
-    help="Report bulkUpdates false in /lm/meta and refuse bulk PATCH.",
+    "--bulk-updates/--no-bulk-updates",
+    default=_CONFIG.bulk_updates,
+    show_default=True,
+    help="The bulkUpdates capability: report it in /lm/meta and serve bulk PATCH. Off by "
+    "default, as on AI Core (enabled per template).",
 )
 @click.option(
     "--max-result-rows",
@@ -218,7 +296,8 @@ def simulator_command(
     deletion_seconds: float,
     deployments: int,
     executions: int,
-    resource_group: str,
+    resource_groups: tuple[str, ...],
+    seed_from: tuple[Path, ...],
     latency_ms: float,
     error_rate: float,
     throttle_rate: float,
@@ -226,7 +305,7 @@ def simulator_command(
     drop_rate: float,
     unauthorized_rate: float,
     lost_response_rate: float,
-    no_bulk_updates: bool,
+    bulk_updates: bool,
     max_result_rows: int | None,
     manual_clock: bool,
     service_key: Path | None,
@@ -240,7 +319,7 @@ def simulator_command(
             client_id=client_id,
             client_secret=client_secret,
             token_expires_in=token_expires_in,
-            bulk_updates=not no_bulk_updates,
+            bulk_updates=bulk_updates,
             timings=Timings(
                 unknown_seconds=unknown_seconds,
                 pending_seconds=pending_seconds,
@@ -262,14 +341,18 @@ def simulator_command(
             seed=seed,
             initial_deployments=deployments,
             initial_executions=executions,
-            initial_resource_group=resource_group,
+            initial_resource_group=(resource_groups or (DEFAULT_RESOURCE_GROUP,))[0],
+            resource_groups=resource_groups,
             max_result_rows=max_result_rows,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     simulator = Simulator(config, clock=SimClock() if manual_clock else None)
+    notes = seed_from_manifests(simulator, seed_from) if seed_from else []
     try:
-        asyncio.run(serve(simulator, service_key))
+        asyncio.run(serve(simulator, service_key, notes))
+    except ServiceKeyNotWritten as error:
+        raise InvalidInput(str(error)) from None
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
     except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled by the loop when possible

@@ -148,6 +148,10 @@ class Faults:
 BULK_REFUSAL_STATUSES = (400, 403, 404, 405, 501)
 
 
+#: The resource group every tenant has (AI Core creates it with the tenant).
+DEFAULT_RESOURCE_GROUP = "default"
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     """Everything that shapes one simulator instance. The defaults are a faithful AI Core."""
@@ -157,11 +161,13 @@ class SimulatorConfig:
     port: int = 0
     client_id: str = "sim-client"
     client_secret: str = "sim-secret"
-    #: ``expires_in`` of issued tokens. SAP's Python SDK refetches a token on every call when
-    #: this is <= 3600, so a larger value (XSUAA uses 43199) makes benchmarks fairer.
-    token_expires_in: int = 3600
+    #: ``expires_in`` of issued tokens: 43199 (12 h less a second) as XSUAA issues them. SAP's
+    #: Python SDK refetches a token on every call when this is <= 3600.
+    token_expires_in: int = 43199
     #: The ``bulkUpdates`` capability for both kinds (``/_sim/capabilities`` sets them apart).
-    bulk_updates: bool = True
+    #: Off by default, as on AI Core: "The feature is set to false by default" (it is enabled
+    #: per template). Turn it on for anything about bulk PATCH.
+    bulk_updates: bool = False
     #: HTTP status of the refusal of a bulk PATCH while ``bulkUpdates`` is off.
     bulk_refusal_status: int = 400
     timings: Timings = field(default_factory=Timings)
@@ -171,10 +177,13 @@ class SimulatorConfig:
     #: Items created at start-up (see ``Simulator.seed``).
     initial_deployments: int = 0
     initial_executions: int = 0
-    initial_resource_group: str = "default"
-    #: Resource groups that exist; ``None`` accepts any id matching the spec's pattern. A
-    #: request for another group gets 403, as AI Core answers for a group you cannot access.
-    resource_groups: tuple[str, ...] | None = None
+    #: Resource group of the initial items; it exists even when they are 0.
+    initial_resource_group: str = DEFAULT_RESOURCE_GROUP
+    #: Resource groups that exist besides ``default``, ``initial_resource_group`` and every
+    #: group items are seeded into (``add_item``, ``seed``, ``/_sim/items``) or created in
+    #: (``add_resource_group``, ``/_sim/resource-groups``). A request naming any other group
+    #: gets 403 "RBAC Access denied", as AI Core answers for a group the tenant lacks.
+    resource_groups: tuple[str, ...] = ()
     #: ``count`` of a list: ``"total"`` = all matching items before ``$top``/``$skip``;
     #: ``"page"`` = the number of resources returned. The spec ("number of the resource
     #: instances in the list") allows both readings.
@@ -188,9 +197,10 @@ class SimulatorConfig:
     #: Whether ``$select=status`` keeps ``targetStatus``. SAP's Python SDK cannot parse a
     #: ``$select=status`` answer that has it, so AI Core evidently leaves it out.
     select_status_includes_target_status: bool = False
-    #: Whether a bulk DELETE may delete a COMPLETED execution. The status table allows it; the
-    #: bulk pages only name stopped, dead and unknown. Single DELETE always allows it.
-    bulk_delete_completed: bool = True
+    #: Whether a bulk DELETE may delete a COMPLETED execution. Off: SAP's bulk pages say "only
+    #: stopped, dead or unknown ... can be deleted". A single DELETE always may (the status
+    #: table and the delete-an-execution page: "Completed, Dead, Stopped, or Unknown").
+    bulk_delete_completed: bool = False
     #: Serve the ``/_sim`` control API (unauthenticated: keep the simulator on 127.0.0.1).
     control_api: bool = True
 
@@ -207,8 +217,8 @@ class SimulatorConfig:
             raise ValueError("initial item counts must be >= 0")
         if self.max_result_rows is not None and self.max_result_rows < 1:
             raise ValueError("max_result_rows must be >= 1")
-        groups = (self.initial_resource_group, *(self.resource_groups or ()))
-        for group in groups:
+        object.__setattr__(self, "resource_groups", tuple(self.resource_groups))
+        for group in (self.initial_resource_group, *self.resource_groups):
             if not re.match(RESOURCE_GROUP_PATTERN, group):
                 raise ValueError(f"invalid resource group id {group!r}")
         if not self.client_id or not self.client_secret:

@@ -58,6 +58,10 @@ class SeedRequest(_Body):
     items: list[SeedItem] = Field(default_factory=list)
 
 
+class ResourceGroupRequest(_Body):
+    resource_group: str = Field(pattern=RESOURCE_GROUP_PATTERN)
+
+
 class CapabilitiesRequest(_Body):
     bulk_updates: bool | dict[str, bool]
 
@@ -137,6 +141,7 @@ async def state(request: web.Request) -> web.Response:
             "now": backend.now(),
             "simulated_clock": isinstance(backend.clock, SimClock),
             "bulk_updates": {k.collection: v for k, v in backend.bulk_updates.items()},
+            "resource_groups": backend.resource_groups(),
             "timings": asdict(backend.timings),
             "faults": asdict(backend.faults),
             "items": backend.summary(),
@@ -163,6 +168,7 @@ async def get_item(request: web.Request) -> web.Response:
 async def seed_items(request: web.Request) -> web.Response:
     seed: SeedRequest = _parse(SeedRequest, await _body(request))
     backend = _backend(request)
+    backend.add_resource_group(seed.resource_group)
     created: list[dict[str, str]] = []
     for item in seed.items:
         backend.add_item(
@@ -184,6 +190,16 @@ async def seed_items(request: web.Request) -> web.Response:
     return web.json_response(
         {"resource_group": seed.resource_group, "created": created}, status=201
     )
+
+
+async def list_resource_groups(request: web.Request) -> web.Response:
+    return web.json_response({"resource_groups": _backend(request).resource_groups()})
+
+
+async def add_resource_group(request: web.Request) -> web.Response:
+    body: ResourceGroupRequest = _parse(ResourceGroupRequest, await _body(request))
+    _backend(request).add_resource_group(body.resource_group)
+    return web.json_response({"resource_group": body.resource_group}, status=201)
 
 
 async def clear_items(request: web.Request) -> web.Response:
@@ -290,6 +306,8 @@ def add_control_routes(app: web.Application) -> None:
     router.add_get("/state", state)
     router.add_get("/items", list_items)
     router.add_post("/items", seed_items)
+    router.add_get("/resource-groups", list_resource_groups)
+    router.add_post("/resource-groups", add_resource_group)
     router.add_delete("/items", clear_items)
     router.add_get("/items/{kind}/{item_id}", get_item)
     router.add_get("/faults", get_faults)

@@ -81,7 +81,8 @@ class SimulatorControls:
         execution_schedule_id: str | None = None,
         created_at: datetime | None = None,
     ) -> None:
-        """Seed one item in ``status`` (replaces an item with the same id in the group).
+        """Seed one item in ``status`` (replaces an item with the same id in the group); the
+        resource group exists from then on.
 
         ``goes_dead``: PENDING/RUNNING end in DEAD instead of RUNNING/COMPLETED. ``hold``: the
         status never changes (a stuck item); deletion still completes. ``created_at``
@@ -119,7 +120,18 @@ class SimulatorControls:
         return self.backend.items(kind, resource_group)
 
     def clear_items(self) -> None:
+        """Forget every item (resource groups stay: they belong to the tenant, not to items)."""
         self.backend.clear_items()
+
+    # -- resource groups -------------------------------------------------------------------
+
+    def add_resource_group(self, resource_group: str) -> None:
+        """Make a resource group exist; requests naming a group that does not get 403."""
+        self.backend.add_resource_group(resource_group)
+
+    def resource_groups(self) -> list[str]:
+        """Every existing resource group, sorted: ``default``, the config's, the seeded ones."""
+        return self.backend.resource_groups()
 
     # -- counters and violations ---------------------------------------------------------
 

@@ -10,7 +10,7 @@ parameters and unknown item properties are ignored).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bulkterm.aiapi.models import (
@@ -49,8 +49,16 @@ def bad_request(
     )
 
 
-def resource_group(header: str | None, known: tuple[str, ...] | None) -> str:
-    """The ``AI-Resource-Group`` header: required on every deployment/execution operation."""
+#: AI Core's answer for a resource group the token may not use or the tenant lacks (SAP's
+#: troubleshooting page: "403 - forbidden: RBAC Access denied").
+RBAC_DENIED = "RBAC Access denied"
+
+
+def resource_group(header: str | None, exists: Callable[[str], bool]) -> str:
+    """The ``AI-Resource-Group`` header: required on every deployment/execution operation.
+
+    Missing or outside the spec's pattern: 400. A well-formed group that does not exist: 403.
+    """
     if header is None or header == "":
         raise bad_request("Missing header AI-Resource-Group.", "MissingResourceGroup")
     if not _RESOURCE_GROUP.match(header):
@@ -58,13 +66,14 @@ def resource_group(header: str | None, known: tuple[str, ...] | None) -> str:
             f"Invalid AI-Resource-Group {header!r}: must match {RESOURCE_GROUP_PATTERN}.",
             "InvalidResourceGroup",
         )
-    if known is not None and header not in known:
-        message = "forbidden: RBAC Access denied"
+    if not exists(header):
         raise ApiFailure(
             403,
             CODE_FORBIDDEN,
-            message,
-            violation=ViolationSpec("UnknownResourceGroup", f"{message} (resource group {header})"),
+            RBAC_DENIED,
+            violation=ViolationSpec(
+                "UnknownResourceGroup", f"resource group {header} does not exist: {RBAC_DENIED}"
+            ),
         )
     return header
 
