@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -33,15 +33,6 @@ BT = "bulkterminations"
 D = Kind.DEPLOYMENT
 PEERING = "bt-peering"
 FAILOVER_LIMIT = 15.0
-
-
-@pytest.fixture
-def bulk_sim() -> Iterator[SimulatorThread]:
-    """bulkUpdates on explicitly: the test counts bulk PATCHes."""
-    from tests.plugins.simulator import simulator_config
-
-    with SimulatorThread(simulator_config(timings=timings(), bulk_updates=True)) as s:
-        yield s
 
 
 def wait_for_peers(kube: Kube, namespace: str, peers: set[str], timeout: float) -> None:
@@ -78,11 +69,11 @@ def status_write_times(kube: Kube, mark: int, name: str) -> list[float]:
 def test_standby_takes_over_within_15_s_of_a_sigkill(
     kube: Kube,
     namespace: str,
-    bulk_sim: SimulatorThread,
+    sim: SimulatorThread,
     make_operator: Callable[..., OperatorProcess],
     tmp_path: Path,
 ) -> None:
-    sim = bulk_sim
+    sim = sim
     active = make_operator(values={"replicaCount": 2, "peering": {"name": PEERING}})
     # The flags and environment of the chart's Deployment (replicaCount 2), as a pod gets them.
     (deployment,) = kube.list("deployments", namespace=namespace)
@@ -156,13 +147,13 @@ def test_standby_takes_over_within_15_s_of_a_sigkill(
 def test_sigterm_records_what_is_in_flight_and_the_next_replica_resumes(
     kube: Kube,
     namespace: str,
-    bulk_sim: SimulatorThread,
+    sim: SimulatorThread,
     make_operator: Callable[..., OperatorProcess],
 ) -> None:
     """A rolling update or an eviction: SIGTERM mid-run. The operator stops within the pod's
     grace period (the chart's terminationGracePeriodSeconds, 45 s) with the in-flight work in
     the status; the next replica resumes from it and sends nothing twice."""
-    sim = bulk_sim
+    sim = sim
     old = make_operator().start()
     sim.set_timings(timings(stopping=6.0, deletion=1.0))
     ids = [f"dep-{i:03d}" for i in range(20)]

@@ -9,7 +9,7 @@ refused for every call in between, as in a control-plane upgrade or an etcd fail
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -31,15 +31,6 @@ from tests.kube.client import KubeApiError
 pytestmark = pytest.mark.e2e
 BT = "bulkterminations"
 D = Kind.DEPLOYMENT
-
-
-@pytest.fixture
-def bulk_sim() -> Iterator[SimulatorThread]:
-    """bulkUpdates on explicitly: the test counts bulk PATCHes."""
-    from tests.plugins.simulator import simulator_config
-
-    with SimulatorThread(simulator_config(timings=timings(), bulk_updates=True)) as s:
-        yield s
 
 
 def poll(
@@ -81,10 +72,10 @@ def test_control_plane_outage_mid_run_is_waited_out(
     outage_seconds: float,
     kube: Kube,
     namespace: str,
-    bulk_sim: SimulatorThread,
+    sim: SimulatorThread,
     make_operator: Callable[..., OperatorProcess],
 ) -> None:
-    sim = bulk_sim
+    sim = sim
     port = free_port()
     operator = make_operator("--metrics-port", str(port)).start()
     sim.set_timings(timings(stopping=3.0, deletion=1.0))
