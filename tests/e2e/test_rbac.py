@@ -26,7 +26,7 @@ from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import SimulatorThread
 from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret, timings
 from tests.kube import Kube
-from tests.plugins.helm import Release
+from tests.plugins.helm import Release, install_release
 from tests.plugins.kube import namespace_for
 
 pytestmark = pytest.mark.e2e
@@ -116,7 +116,13 @@ def run(
     namespace = namespace_for(f"rbac-{scope}")
     kube.create_namespace(namespace)
     workdir = tmp_path_factory.mktemp(f"rbac-{scope}")
-    release = _install(kube, helm_bin, workdir, namespace, scope)
+    values = {
+        key: [namespace] if key == "watchNamespaces" else value
+        for key, value in SCOPES[scope].items()
+    }
+    release = install_release(
+        helm_bin, kube, workdir, "rbac-" + namespace.rsplit("-", 1)[-1], namespace, values
+    )
     sim = SimulatorThread(simulator_config(timings=timings())).__enter__()
     # The chart's own flags for scope and peering (the rest suit a local process).
     flags = [a for a in release.operator_args() if a.startswith("--peering")]
@@ -165,33 +171,6 @@ def run(
         kube.purge(BT, namespace)
         release.helm("uninstall", release.name, "-n", namespace)
         kube.delete("namespaces", namespace, namespace="")
-
-
-def _install(kube: Kube, helm_bin: Path, workdir: Path, namespace: str, scope: str) -> Release:
-    import subprocess
-
-    import yaml
-
-    from tests.plugins.helm import CHART
-
-    values = {
-        key: [namespace] if key == "watchNamespaces" else value
-        for key, value in SCOPES[scope].items()
-    }
-    values_file = workdir / "values.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    name = "rbac-" + namespace.rsplit("-", 1)[-1]
-
-    def helm(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(helm_bin), *args], capture_output=True, text=True, timeout=120, env=kube.env()
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args[:2])} failed:\n{result.stderr}")
-        return result
-
-    helm("install", name, str(CHART), "-n", namespace, "-f", str(values_file), check=True)
-    return Release(name, namespace, values, kube, helm)
 
 
 def test_both_resources_reach_their_terminal_state(run: Run) -> None:

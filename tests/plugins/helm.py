@@ -85,11 +85,11 @@ class Release:
         return list(container["args"])
 
 
-@pytest.fixture
-def install_chart(
-    kube: Kube, helm_bin: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Release]]:
-    made: list[Release] = []
+def helm_runner(
+    helm_bin: Path, kube: Kube, workdir: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``helm(*args, check=False)`` against the test API server, with Helm's own state kept
+    in ``workdir`` (never the user's ~/.config/helm)."""
 
     def helm(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -97,25 +97,41 @@ def install_chart(
             capture_output=True,
             text=True,
             timeout=120,
-            env=kube.env(HELM_CACHE_HOME=str(tmp_path / "helm-cache"),
-                         HELM_CONFIG_HOME=str(tmp_path / "helm-config"),
-                         HELM_DATA_HOME=str(tmp_path / "helm-data")),
+            env=kube.env(HELM_CACHE_HOME=str(workdir / "helm-cache"),
+                         HELM_CONFIG_HOME=str(workdir / "helm-config"),
+                         HELM_DATA_HOME=str(workdir / "helm-data")),
         )  # fmt: skip
         if check and result.returncode != 0:
             raise AssertionError(f"helm {' '.join(args[:2])} failed:\n{result.stderr}")
         return result
 
+    return helm
+
+
+def install_release(
+    helm_bin: Path, kube: Kube, workdir: Path, name: str, namespace: str, values: dict[str, Any]
+) -> Release:
+    """``helm install`` of the chart as shipped (its ``crds/`` included) into ``namespace``."""
+    helm = helm_runner(helm_bin, kube, workdir)
+    values_file = workdir / f"values-{name}.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    helm("install", name, str(CHART), "-n", namespace, "-f", str(values_file), check=True)
+    return Release(name, namespace, values, kube, helm)
+
+
+@pytest.fixture
+def install_chart(
+    kube: Kube, helm_bin: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Release]]:
+    made: list[Release] = []
+
     def install(
         namespace: str, values: dict[str, Any] | None = None, release: str | None = None
     ) -> Release:
-        values = values or {}
         name = release or "bto-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
-        values_file = tmp_path / f"values-{name}.yaml"
-        values_file.write_text(yaml.safe_dump(values))
-        helm("install", name, str(CHART), "-n", namespace, "-f", str(values_file), check=True)
-        made.append(Release(name, namespace, values, kube, helm))
+        made.append(install_release(helm_bin, kube, tmp_path, name, namespace, values or {}))
         return made[-1]
 
     yield install
     for rel in made:
-        helm("uninstall", rel.name, "-n", rel.namespace, "--wait=false")
+        rel.helm("uninstall", rel.name, "-n", rel.namespace, "--wait=false")

@@ -243,8 +243,10 @@ class Engine:
             return
         # The bulk endpoint deletes only STOPPED, DEAD and UNKNOWN items (the single DELETE
         # also takes a COMPLETED execution): such deletes always go one by one.
-        singles = [i for i in intents if _single_only(i, mem[i.index])]
-        bulkable = [i for i in intents if not _single_only(i, mem[i.index])]
+        singles: list[Intent] = []
+        bulkable: list[Intent] = []
+        for intent in intents:
+            (singles if _single_only(intent, mem[intent.index]) else bulkable).append(intent)
         report = await self.executor.send(
             make_batches(bulkable, self.spec.batch_size), self._bulk, singles
         )

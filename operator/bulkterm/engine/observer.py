@@ -41,6 +41,8 @@ class Observer:
         self._count_usable: dict[Kind, bool] = {kind: True for kind in Kind}
         #: Kinds none of whose targets was found at their first observation.
         self.nothing_found: list[Kind] = []
+        #: Kinds for which that question is decided (a target was seen, or none was found).
+        self._settled: set[Kind] = set()
 
     async def observe_open(
         self, transient: list[TransientError], now: datetime, only: list[int] | None = None
@@ -81,12 +83,18 @@ class Observer:
         ledger = self.ledger
         found: list[Kind] = []
         for kind, idx in by_kind.items():
+            if kind in self._settled:
+                continue  # decided: no scan of every target on every round
             of_kind = [i for i, t in enumerate(ledger.targets) if t.kind is kind]
             untouched = all(ledger.result[i] is None and not ledger.memory[i].seen for i in of_kind)
-            if not untouched or kind in self.nothing_found or len(idx) != len(of_kind):
+            if not untouched:
+                self._settled.add(kind)  # something of this kind exists: never again
+                continue
+            if len(idx) != len(of_kind):
                 continue
             if not all(i in observations and observations[i].gone for i in of_kind):
-                continue
+                continue  # some not observed this round (transient): look again next round
+            self._settled.add(kind)
             self.nothing_found.append(kind)
             found.append(kind)
             for i in of_kind:
