@@ -251,11 +251,13 @@ def _toward_deleted(obs: Observation, mem: Memory) -> Decision:
     if obs.gone:
         if _unconfirmed_gone(obs, mem):
             return _wait("ConfirmingNotFound", "404 right after UNKNOWN; checking again")
-        ours = mem.delete_accepted or (
-            mem.in_flight is not None and mem.in_flight.action is Action.DELETE
-        )
-        if ours:
+        if mem.delete_accepted:
             return _done("Deleted", "deleted")
+        if mem.unconfirmed:
+            # A DELETE was recorded before a restart, and nothing shows whether it went out:
+            # report what was seen (it existed, now it is gone), not whose deletion it was.
+            return _done("Removed", "was seen, then removed (by the DELETE recorded before a "
+                         "restart, or by someone else: the AI API cannot tell)")  # fmt: skip
         if mem.seen:
             return _done("Removed", "was seen, then removed by someone else")
         # Absent is what DELETED asks for, but say that it was never seen: a whole run of
