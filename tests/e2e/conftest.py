@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
 from bulkterm.simulator import SimulatorThread, Timings
 from tests.kube import Kube, condition, free_port
 from tests.plugins.helm import Release
@@ -174,11 +175,23 @@ def operator(make_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return make_operator().start()
 
 
-def secret(namespace: str, key: dict[str, Any], name: str = "aicore-service-key") -> dict[str, Any]:
+def secret(
+    namespace: str,
+    key: dict[str, Any],
+    name: str = "aicore-service-key",
+    *,
+    grant: str | None = "*",
+) -> dict[str, Any]:
+    """The service-key Secret, granted to the namespace's BulkTerminations by ``grant`` (the
+    value of the annotation ``aiapi.bulkops.dev/allowed-bulkterminations``; None: no grant,
+    so the operator refuses to use it)."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if grant is not None:
+        metadata["annotations"] = {GRANT_ANNOTATION: grant}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": metadata,
         "type": "Opaque",
         "data": {"serviceKey": base64.b64encode(json.dumps(key).encode()).decode()},
     }

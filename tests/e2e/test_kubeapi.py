@@ -1,5 +1,6 @@
 """``KubeApi`` against a real kube-apiserver: Secrets read as bytes, each way a Secret
-can be unusable named by its own reason, status written through the subresource."""
+can be unusable named by its own reason (an ungranted one included), status written through
+the subresource."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 
 import pytest
 
-from bulkterm.k8s.kubeapi import KubeApi, SecretProblem
+from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, KubeApi, SecretProblem
 from tests.kube import Kube
 
 KEY = {"clientid": "c", "clientsecret": "s3cr3t", "url": "http://127.0.0.1:9"}
@@ -20,22 +21,62 @@ def api(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> KubeApi:
     return KubeApi()  # configured as the operator configures it: from KUBECONFIG
 
 
-def put_secret(kube: Kube, namespace: str, data: dict[str, str]) -> None:
+def put_secret(
+    kube: Kube, namespace: str, data: dict[str, str], *, grant: str | None = "*"
+) -> None:
+    annotations = {} if grant is None else {GRANT_ANNOTATION: grant}
     kube.create(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "aicore", "namespace": namespace},
+            "metadata": {"name": "aicore", "namespace": namespace, "annotations": annotations},
             "data": data,
         }
     )
 
 
+ENCODED = {"serviceKey": base64.b64encode(json.dumps(KEY).encode()).decode()}
+
+
 async def test_secret_value_is_decoded_from_base64(
     kube: Kube, namespace: str, api: KubeApi
 ) -> None:
-    put_secret(kube, namespace, {"serviceKey": base64.b64encode(json.dumps(KEY).encode()).decode()})
+    put_secret(kube, namespace, ENCODED)
     assert json.loads(await api.read_secret_value(namespace, "aicore", "serviceKey")) == KEY
+
+
+async def test_a_secret_granted_by_name_is_read_for_that_bulktermination_only(
+    kube: Kube, namespace: str, api: KubeApi
+) -> None:
+    put_secret(kube, namespace, ENCODED, grant="cleanup, retire-*")
+    for name in ("cleanup", "retire-q3"):
+        raw = await api.read_secret_value(namespace, "aicore", "serviceKey", bulktermination=name)
+        assert json.loads(raw) == KEY
+    with pytest.raises(SecretProblem) as err:
+        await api.read_secret_value(namespace, "aicore", "serviceKey", bulktermination="other")
+    assert err.value.reason == "SecretNotGranted"
+    assert f"BulkTermination {namespace}/other" in err.value.message
+
+
+async def test_a_secret_without_the_annotation_is_not_granted_without_its_value(
+    kube: Kube, namespace: str, api: KubeApi
+) -> None:
+    put_secret(kube, namespace, ENCODED, grant=None)
+    with pytest.raises(SecretProblem) as err:
+        await api.read_secret_value(namespace, "aicore", "serviceKey", bulktermination="job")
+    assert err.value.reason == "SecretNotGranted"
+    assert f"Secret {namespace}/aicore" in err.value.message
+    assert "s3cr3t" not in str(err.value) and "s3cr3t" not in repr(err.value)
+
+
+async def test_the_grant_is_checked_before_the_key_is_looked_up(
+    kube: Kube, namespace: str, api: KubeApi
+) -> None:
+    # Whether a key exists is not revealed to a BulkTermination the Secret does not trust.
+    put_secret(kube, namespace, ENCODED, grant="someone-else")
+    with pytest.raises(SecretProblem) as err:
+        await api.read_secret_value(namespace, "aicore", "absent", bulktermination="job")
+    assert err.value.reason == "SecretNotGranted"
 
 
 async def test_missing_secret_is_secret_not_found(namespace: str, api: KubeApi) -> None:

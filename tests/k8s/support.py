@@ -12,7 +12,7 @@ from bulkterm.aiapi.models import Kind, Status
 from bulkterm.engine import EngineSettings
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import SecretProblem
+from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_grant
 from bulkterm.k8s.reconciler import CrRef, Reconciler
 from bulkterm.simulator import Simulator, Timings
 
@@ -25,6 +25,7 @@ class FakeKube:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.annotations: dict[tuple[str, str], dict[str, str]] = {}
         self.writes: list[dict[str, Any]] = []
         self.api_calls_at_write: list[int] = []
         #: AI API writes (PATCH, DELETE) the simulator had received when each status landed.
@@ -36,14 +37,22 @@ class FakeKube:
         kube.put_secret("aicore", "serviceKey", sim.service_key())
         return kube
 
-    def put_secret(self, name: str, key: str, value: bytes | dict[str, Any]) -> None:
+    def put_secret(
+        self, name: str, key: str, value: bytes | dict[str, Any], *, grant: str | None = "*"
+    ) -> None:
+        """A Secret in :data:`NS`, granted to BulkTerminations by ``grant`` (None: no grant)."""
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         self.secrets[(NS, name)] = {key: raw}
+        self.annotations[(NS, name)] = {} if grant is None else {GRANT_ANNOTATION: grant}
 
-    async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes:
+    async def read_secret_value(
+        self, namespace: str, name: str, key: str, *, bulktermination: str | None = None
+    ) -> bytes:
+        """As :meth:`bulkterm.k8s.kubeapi.KubeApi.read_secret_value` decides, grant included."""
         data = self.secrets.get((namespace, name))
         if data is None:
             raise SecretProblem("SecretNotFound", f"Secret {namespace}/{name} does not exist")
+        check_grant(self.annotations.get((namespace, name)), namespace, name, bulktermination)
         if key not in data:
             raise SecretProblem(
                 "SecretKeyNotFound", f"Secret {namespace}/{name} has no key {key!r}"

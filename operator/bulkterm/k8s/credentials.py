@@ -9,6 +9,8 @@ reason                     meaning
 SecretRefMissing           ``spec.connection.secretRef`` is absent
 CrossNamespaceSecretRefused the reference names another namespace
 SecretNotFound             the Secret does not exist
+SecretNotGranted           the Secret does not grant its use to this BulkTermination (its
+                           annotation ``aiapi.bulkops.dev/allowed-bulkterminations``)
 SecretKeyNotFound          the Secret has no such key
 SecretForbidden            the operator may not read the Secret (RBAC)
 SecretUnreadable           the API server failed to return it
@@ -17,6 +19,9 @@ Unauthorized               the token endpoint or the AI API refused the credenti
 ========================== ==========================================================
 
 Messages name the Secret, the key and the field at fault, never a value.
+
+The grant is checked where the Secret is read (:func:`bulkterm.k8s.kubeapi.check_grant`),
+before anything here parses the key: an ungranted key is never parsed, used or sent.
 """
 
 from __future__ import annotations
@@ -27,17 +32,23 @@ from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
 from bulkterm.aiapi.models import Kind
-from bulkterm.k8s.kubeapi import SecretProblem
+from bulkterm.k8s.kubeapi import SECRET_NOT_GRANTED, SecretProblem
 from bulkterm.spec import SecretRef
 
 SECRET_REF_MISSING = "SecretRefMissing"
 CROSS_NAMESPACE = "CrossNamespaceSecretRefused"
 INVALID_SERVICE_KEY = "InvalidServiceKey"
 UNAUTHORIZED = "Unauthorized"
+__all__ = ["SECRET_NOT_GRANTED", "CredentialsProblem", "SecretReader", "read_service_key"]
 
 
 class SecretReader(Protocol):
-    async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes: ...
+    async def read_secret_value(
+        self, namespace: str, name: str, key: str, *, bulktermination: str | None = None
+    ) -> bytes:
+        """The value, only if the Secret grants its use to ``bulktermination`` (else
+        :class:`SecretProblem` ``SecretNotGranted``)."""
+        ...
 
 
 class CredentialsProblem(Exception):
@@ -49,8 +60,15 @@ class CredentialsProblem(Exception):
         self.message = message
 
 
-async def read_service_key(kube: SecretReader, namespace: str, ref: SecretRef | None) -> ServiceKey:
-    """The service key ``ref`` points at, from the Secret in the CR's own ``namespace``."""
+async def read_service_key(
+    kube: SecretReader,
+    namespace: str,
+    ref: SecretRef | None,
+    bulktermination: str | None = None,
+) -> ServiceKey:
+    """The service key ``ref`` points at, from the Secret in the CR's own ``namespace``, if
+    that Secret grants its use to BulkTermination ``bulktermination`` (the CR's name; None is
+    granted only by a Secret that allows every BulkTermination, ``*``)."""
     if ref is None:
         raise CredentialsProblem(SECRET_REF_MISSING, "spec.connection.secretRef is required")
     if ref.namespace is not None and ref.namespace != namespace:
@@ -60,7 +78,9 @@ async def read_service_key(kube: SecretReader, namespace: str, ref: SecretRef | 
             f"the BulkTermination's own namespace {namespace!r}",
         )
     try:
-        raw = await kube.read_secret_value(namespace, ref.name, ref.key)
+        raw = await kube.read_secret_value(
+            namespace, ref.name, ref.key, bulktermination=bulktermination
+        )
         return ServiceKey.from_json(raw, source=f"Secret {ref.name} key {ref.key!r}")
     except SecretProblem as exc:
         raise CredentialsProblem(exc.reason, exc.message) from None

@@ -1,6 +1,12 @@
 """The few Kubernetes API calls the operator makes besides kopf's own: read a Secret, write
 ``/status``, delete a finished CR.
 
+A Secret is used only if its owner granted it to the BulkTermination asking (the annotation
+:data:`GRANT_ANNOTATION`, see :func:`check_grant`): RBAC lets the operator ``get`` Secrets for
+every BulkTermination, so without the grant anyone allowed to create a BulkTermination could
+make the operator wield any service key stored in that namespace (a confused deputy). The
+check happens here, before the value leaves this module, and its answer never holds a value.
+
 An API server that is away (connection refused or reset, a timeout, 429/5xx while it starts
 or stops) is weather, not an error: :class:`ApiWeather` retries the call with a bounded backoff
 until the server answers, logging one line when the outage starts and one when it ends, for
@@ -19,7 +25,8 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 import urllib3.exceptions
@@ -146,6 +153,66 @@ class SecretProblem(Exception):
         self.message = message
 
 
+#: The annotation by which a Secret's owner lets BulkTerminations of its namespace use it:
+#: ``*`` for every one, else a comma-separated list of BulkTermination names, each of which
+#: may be a shell-style pattern (``retire-*``). An annotation, not a label: a label value
+#: cannot hold ``*``, commas or 253-character names, and neither RBAC nor the operator (which
+#: only ``get``\s Secrets by name, never lists them) would select by it.
+GRANT_ANNOTATION = f"{API_GROUP}/allowed-bulkterminations"
+#: The reason a Secret without a grant for the asking BulkTermination stalls it with.
+SECRET_NOT_GRANTED = "SecretNotGranted"
+#: The grant that allows every BulkTermination of the namespace.
+GRANT_ALL = "*"
+
+
+def grant_patterns(annotations: Mapping[str, str] | None) -> list[str] | None:
+    """The names/patterns a Secret's grant lists (None: the Secret carries no grant)."""
+    value = (annotations or {}).get(GRANT_ANNOTATION)
+    if value is None:
+        return None
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
+
+
+def check_grant(
+    annotations: Mapping[str, str] | None,
+    namespace: str,
+    secret: str,
+    bulktermination: str | None,
+) -> None:
+    """Raise :class:`SecretProblem` (``SecretNotGranted``) unless the Secret's annotations
+    grant its use to BulkTermination ``bulktermination`` of ``namespace``.
+
+    ``bulktermination`` None (a caller that does not say who asks) is granted only by ``*``:
+    a grant naming BulkTerminations cannot be checked without a name, so it fails closed. The
+    message names the Secret, the annotation and the BulkTermination; it never quotes the
+    annotation's value (not a secret, but not the asker's to read either)."""
+    patterns = grant_patterns(annotations)
+    if patterns is not None:
+        if GRANT_ALL in patterns:
+            return
+        if bulktermination is not None and any(fnmatchcase(bulktermination, p) for p in patterns):
+            return
+    if bulktermination:
+        who = f"BulkTermination {namespace}/{bulktermination}"
+    else:
+        who = f"this BulkTermination (its name was not passed on, so only {GRANT_ALL!r} grants it)"
+    name_or_all = bulktermination or GRANT_ALL
+    if patterns is None:
+        why = f"Secret {namespace}/{secret} is not granted to {who}: it has no annotation"
+    else:
+        why = (
+            f"Secret {namespace}/{secret} is not granted to {who}: its annotation "
+            f"{GRANT_ANNOTATION} does not name it"
+        )
+    raise SecretProblem(
+        SECRET_NOT_GRANTED,
+        f"{why}; the Secret's owner grants it with `kubectl -n {namespace} annotate "
+        f"--overwrite secret {secret} {GRANT_ANNOTATION}={name_or_all}` (a comma-separated "
+        f"list of BulkTermination names or patterns, or {GRANT_ALL!r} for every "
+        f"BulkTermination in {namespace})",
+    )
+
+
 class KopfBackoffs:
     """kopf's ``error_backoffs`` that ride out an outage of up to ``tolerance`` seconds.
 
@@ -193,8 +260,12 @@ class KubeApi:
         self._core = k8s.CoreV1Api(self._client)
         self._custom = k8s.CustomObjectsApi(self._client)
 
-    async def read_secret_value(self, namespace: str, name: str, key: str) -> bytes:
-        """The bytes under ``key`` of Secret ``namespace/name``; never logs or returns metadata."""
+    async def read_secret_value(
+        self, namespace: str, name: str, key: str, *, bulktermination: str | None = None
+    ) -> bytes:
+        """The bytes under ``key`` of Secret ``namespace/name``, if the Secret grants its use
+        to BulkTermination ``bulktermination`` (:func:`check_grant`; checked before the value
+        is even looked up); never logs or returns metadata."""
         try:
             secret = await self.weather.call(
                 "read Secret",
@@ -215,6 +286,8 @@ class KubeApi:
             raise SecretProblem(
                 "SecretUnreadable", f"reading Secret {namespace}/{name} failed (HTTP {exc.status})"
             ) from None
+        annotations = secret.metadata.annotations if secret.metadata else None
+        check_grant(annotations, namespace, name, bulktermination)
         data = secret.data or {}
         if key not in data:
             string_data = secret.string_data or {}
