@@ -5,22 +5,37 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install kube demo test lint bench clean crds-sync image
+.PHONY: install lock kube demo test lint bench clean crds-sync image
+
+#: The hashed locks (requirements/lock.py makes them from pyproject.toml; `make lock`).
+LOCKS := requirements/build.lock requirements/test.lock requirements/runtime.lock
+PIP_INSTALL := $(BIN)/python -m pip install -q --disable-pip-version-check
 
 # One line per phase (the first install takes a minute or more); the tools' own output only
-# when something goes wrong (pip -q and fetch_helm print errors on stderr).
-$(STAMP): pyproject.toml tools/fetch_helm.py
+# when something goes wrong (pip -q and fetch_helm print errors on stderr). Everything comes
+# from the locks with every file's hash checked (pip, the build backend, the dependencies and
+# the test tools); the project itself is installed last, editable and with --no-deps, so
+# nothing unpinned gets in, and `pip check` proves the set consistent.
+$(STAMP): pyproject.toml $(LOCKS) tools/fetch_helm.py
 	@test -x $(BIN)/python || echo "install: creating a virtual environment in $(VENV)"
 	@$(PYTHON) -m venv $(VENV)
-	@echo "install: installing bulk-termination-operator and its test tools (pip, about a minute the first time)"
-	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@echo "install: installing bulk-termination-operator and its test tools from requirements/*.lock (pip, hashes checked; about a minute the first time)"
+	@$(PIP_INSTALL) --require-hashes -r requirements/build.lock
+	@$(PIP_INSTALL) --require-hashes -r requirements/test.lock
+	@$(PIP_INSTALL) --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check -q --disable-pip-version-check >/dev/null
 	@echo "install: fetching helm into $(BIN)"
 	@$(BIN)/python tools/fetch_helm.py --dest $(BIN) >/dev/null
 	@touch $(STAMP)
 
 install: $(STAMP)
 	@:
+
+# Refresh requirements/*.lock from pyproject.toml (reaches PyPI; docs/dependencies.md): pins
+# still allowed are kept; UPGRADE=1 takes the newest allowed version of everything,
+# UPGRADE=name (or "a b") of those packages. Commit the locks with the pyproject.toml change.
+lock: install
+	@$(BIN)/python requirements/lock.py --uv $(BIN)/uv $(if $(filter 1,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
 # A real kube-apiserver v1.36.3 + etcd for the tests, built from Go modules (hack/kube) the
 # first time (about 18 minutes on 2 cores) and cached outside the clone; KUBEBUILDER_ASSETS

@@ -45,13 +45,22 @@ def test_install_says_what_it_is_doing_one_line_per_phase(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"install: creating a virtual environment in {venv}",
-        "install: installing bulk-termination-operator and its test tools (pip, about a minute "
-        "the first time)",
+        "install: installing bulk-termination-operator and its test tools from "
+        "requirements/*.lock (pip, hashes checked; about a minute the first time)",
         f"install: fetching helm into {venv}/bin",
     ]
     assert result.stderr == ""
     calls = log.read_text()
     assert "-m venv" in calls and "pip install" in calls and "tools/fetch_helm.py" in calls
+    installs = [line for line in calls.splitlines() if " -m pip install " in line]
+    # Everything from the hashed locks; the project itself last, adding nothing unpinned.
+    assert [i.split(" -r ")[-1] for i in installs[:2]] == [
+        "requirements/build.lock",
+        "requirements/test.lock",
+    ]
+    assert all("--require-hashes" in i for i in installs[:2])
+    assert installs[2].endswith("--no-deps --no-build-isolation -e .")
+    assert len(installs) == 3
     assert (venv / ".installed-stamp").exists()
 
     again = subprocess.run(
@@ -62,3 +71,29 @@ def test_install_says_what_it_is_doing_one_line_per_phase(tmp_path: Path) -> Non
         cwd=ROOT,
     )
     assert again.returncode == 0 and again.stdout == ""  # installed: nothing to say
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_a_changed_lock_makes_install_run_again(tmp_path: Path) -> None:
+    """The install stamp depends on the locks: after `make lock` the next `make test`
+    installs the new pins instead of testing the old ones."""
+    stamp = tmp_path / "venv" / ".installed-stamp"
+    stamp.parent.mkdir()
+    stamp.touch()
+    newer = {"requirements/test.lock"}
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "install",
+            f"VENV={tmp_path / 'venv'}",
+            *(f"--what-if={path}" for path in newer),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--require-hashes -r requirements/test.lock" in result.stdout
