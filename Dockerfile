@@ -3,47 +3,60 @@
 #
 #   docker build -t bulk-termination-operator:0.1.0 .
 #
-# Stage 1 builds wheels for the project and all its dependencies; stage 2 installs them
-# from a bind mount (nothing from stage 1 is copied into a layer), so the final image
-# holds no build tools, sources, wheels or pip caches.
+# Every package comes from the hashed locks in requirements/ (`make lock`, docs/dependencies.md),
+# installed with --require-hashes: the image holds exactly the files that were locked and
+# tested. Stage 1 builds the project's own wheel with the locked build backend (no build
+# isolation, so nothing unpinned is fetched for it); stage 2 installs requirements/runtime.lock,
+# then that wheel with --no-deps, and `pip check` fails the build if the set is inconsistent.
+# Nothing from stage 1 is copied into a layer (a bind mount), so the final image holds no build
+# tools, sources, wheels or pip caches.
 #
 # Without a registry or an index (hack/image/build.sh, `make image`): PYTHON_IMAGE names a
-# local base with python3 and pip, and WHEELHOUSE a folder of the build context holding
-# wheels for every dependency and for the build backend (setuptools, wheel); then no step
-# reaches a package index.
+# local base with python3 and pip, and WHEELHOUSE a folder of the build context holding the
+# locked files of requirements/runtime.lock and requirements/build.lock; then no step reaches
+# a package index.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
-# Empty: dependencies come from PyPI. Else a path relative to the build context (and
+# Empty: packages come from PyPI. Else a path relative to the build context (and
 # re-included by .dockerignore), used with --no-index.
 ARG WHEELHOUSE=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/build.lock requirements/
 COPY operator/ operator/
-# All runtime dependencies ship manylinux wheels for CPython 3.11, so no compiler is
-# needed; `pip wheel` still builds our own (pure-Python) wheel from source. The context is
-# bind-mounted only for the optional wheelhouse: no layer keeps it.
+# The context is bind-mounted only for the optional wheelhouse: no layer keeps it.
 RUN --mount=type=bind,target=/context \
     if [ -n "$WHEELHOUSE" ]; then set -- --no-index --find-links="/context/$WHEELHOUSE"; fi \
- && pip wheel --no-cache-dir --wheel-dir /wheels "$@" .
+ && pip install --no-cache-dir --require-hashes --only-binary=:all: "$@" -r requirements/build.lock \
+ && pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
+ARG WHEELHOUSE=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
 # A passwd entry for the numeric user keeps getpass/pwd lookups working (kopf derives
 # its identity from the user name when POD_ID is unset, e.g. under plain `docker run`).
 RUN groupadd --system --gid 65532 nonroot \
  && useradd --system --no-log-init --uid 65532 --gid 65532 \
       --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin nonroot
-# --no-index: install exactly the wheels built above, never reach out to an index here.
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/bulk_termination_operator-*.whl \
+# The locked dependencies (binary wheels only: nothing is compiled here), then our wheel from
+# stage 1 with --no-deps and --no-index: nothing outside the lock gets in.
+RUN --mount=type=bind,target=/context \
+    --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    if [ -n "$WHEELHOUSE" ]; then set -- --no-index --find-links="/context/$WHEELHOUSE"; fi \
+ && pip install --no-cache-dir --require-hashes --only-binary=:all: "$@" \
+      -r /context/requirements/runtime.lock \
+ && pip install --no-cache-dir --no-index --no-deps /wheels/bulk_termination_operator-*.whl \
+ && pip check \
  && bulkterm --help > /dev/null
 USER 65532:65532
 WORKDIR /tmp

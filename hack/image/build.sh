@@ -8,9 +8,10 @@
 #      pip, made with debootstrap from the Debian mirror and imported into the project's
 #      image store (hack/image/buildah.sh) the first time only (about 1 minute); later runs
 #      reuse it. BASE_REVISION names it: bump it when the recipe below changes.
-#   3. Wheels for every dependency and the build backend, fetched by the host's pip from
-#      PyPI into hack/image/wheelhouse (gitignored, removed afterwards): binary wheels only,
-#      for CPython 3.11 on glibc 2.36 (the base's), so nothing is compiled.
+#   3. The locked files of requirements/runtime.lock and requirements/build.lock, fetched by
+#      the host's pip from PyPI into hack/image/wheelhouse (gitignored, removed afterwards)
+#      with their hashes checked: binary wheels only, for CPython 3.11 on glibc 2.36 (the
+#      base's), so nothing is compiled. The Dockerfile checks the hashes again on install.
 #   4. `buildah bud` of ./Dockerfile with PYTHON_IMAGE=<local base>,
 #      WHEELHOUSE=hack/image/wheelhouse and --pull=never, in a network namespace with no
 #      interface but a loopback: the build itself can send no traffic at all.
@@ -91,25 +92,20 @@ else
     | grep -vxF "$base" | xargs -r "$here/buildah.sh" rmi >/dev/null 2>&1 || true
 fi
 
-# 3. Wheelhouse: the project's dependencies and build requirements, as wheels for the base.
-mapfile -t reqs < <("$py" - "$root/pyproject.toml" <<'EOF'
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    meta = tomllib.load(f)
-print(*meta["project"]["dependencies"], *meta["build-system"]["requires"], sep="\n")
-EOF
-)
+# 3. Wheelhouse: the files the locks name (dependencies, pip and the build backend), as wheels
+#    for the base. --require-hashes: a file whose hash the lock does not list is refused here.
+locks=("$root/requirements/runtime.lock" "$root/requirements/build.lock")
 version="$("$py" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$root/pyproject.toml")"
 rm -rf "$wheelhouse"
 mkdir -p "$wheelhouse"
-log "fetching ${#reqs[@]} requirements as wheels for CPython $BASE_PYTHON on glibc ${BASE_GLIBC/_/.} ($arch)"
+log "fetching the locked wheels of ${locks[*]#"$root/"} for CPython $BASE_PYTHON on glibc ${BASE_GLIBC/_/.} ($arch)"
 # Every manylinux tag the base's glibc accepts (older pips do not expand one into the rest).
 platforms=()
 for ((minor = ${BASE_GLIBC#2_}; minor >= 5; minor--)); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
 platforms+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
-"$py" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --dest "$wheelhouse" \
-  "${platforms[@]}" --python-version "$BASE_PYTHON" --implementation cp --abi "cp${BASE_PYTHON/./}" \
-  "${reqs[@]}" >&2
+"$py" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --require-hashes \
+  --dest "$wheelhouse" "${platforms[@]}" --python-version "$BASE_PYTHON" --implementation cp \
+  --abi "cp${BASE_PYTHON/./}" "${locks[@]/#/-r}" >&2
 
 # 4. The image.
 image="localhost/bulk-termination-operator:$version"

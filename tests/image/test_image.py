@@ -115,3 +115,19 @@ def test_operator_command_loads(container: str) -> None:
 def test_no_build_leftovers(container: str) -> None:
     proc = run(container, "sh", "-c", "ls -d /wheels /src /context /root/.cache 2>/dev/null")
     assert proc.stdout.strip() == "", f"left in the image: {proc.stdout.split()}"
+
+
+def test_the_image_holds_exactly_the_runtime_lock(container: str) -> None:
+    """Every package of requirements/runtime.lock at its locked version, and nothing else but
+    the project and the base's own installers: the Dockerfile installs from the lock only."""
+    locked = {}
+    for line in (ROOT / "requirements" / "runtime.lock").read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            locked[name.lower().replace("_", "-")] = version
+    proc = run(container, "python3", "-m", "pip", "list", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(proc.stdout)}
+    assert {name: installed.get(name) for name in locked} == locked
+    extra = set(installed) - set(locked) - {"bulk-termination-operator"}
+    assert extra <= {"pip", "setuptools", "wheel"}, f"not from the lock: {sorted(extra)}"
