@@ -34,6 +34,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
         },
     },
     "no-metrics": {"metrics": {"enabled": False}},
+    "no-network-policy": {"networkPolicy": {"enabled": False}},
+    # The least a cluster can give the operator (docs/security.md, "running with the least").
+    "hardened": {
+        "watchNamespaces": ["ml-team"],
+        "rbac": {"secretResourceNames": ["aicore-service-key", "aicore-team-b"]},
+        "metrics": {"bindAddress": "127.0.0.1"},
+        "aiApi": {"caBundle": {"configMap": "corp-ca", "key": "bundle.pem"}},
+        "networkPolicy": {
+            "metricsFrom": [
+                {
+                    "namespaceSelector": {"matchLabels": {"team": "observability"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                }
+            ],
+            "healthFrom": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+            "egress": [
+                {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                {"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443}]},
+            ],
+        },
+    },
+    "secret-names-cluster-wide": {"rbac": {"secretResourceNames": ["aicore-service-key"]}},
     "ttl": {"ttl": {"enabled": True, "defaultSecondsAfterFinished": 86400}},
     "everything": {
         "fullnameOverride": "bulkterm",

@@ -94,7 +94,7 @@ def test_pod_id_env_for_kopf_identity(rendered: Rendering) -> None:
 
 def test_extra_env_is_appended(helm: Helm) -> None:
     names = [e["name"] for e in helm.render("everything").container["env"]]
-    assert names == ["POD_ID", "HTTPS_PROXY", "NODE"]
+    assert names == ["POD_ID", "BULKTERM_METRICS_ADDRESS", "HTTPS_PROXY", "NODE"]
 
 
 # --- replicas, strategy and peering -----------------------------------------------------

@@ -171,6 +171,10 @@ def _object_schemas(node: dict[str, Any], path: str = "") -> list[tuple[str, dic
         found += _object_schemas(node["items"], f"{path}/items")
     if isinstance(node.get("additionalProperties"), dict):
         found += _object_schemas(node["additionalProperties"], f"{path}/*")
+    for index, alternative in enumerate(node.get("oneOf", [])):
+        found += _object_schemas(alternative, f"{path}/oneOf{index}")
+    for name, sub in node.get("definitions", {}).items():
+        found += _object_schemas(sub, f"#/definitions/{name}")
     return found
 
 
@@ -229,6 +233,10 @@ def test_notes_explain_secret_cr_and_wait(helm: Helm) -> None:
     assert (
         "kubectl create secret generic aicore-service-key "
         "--from-file=serviceKey=key.json -n ml-team"
+    ) in notes
+    assert (
+        "kubectl annotate secret aicore-service-key "
+        "aiapi.bulkops.dev/allowed-bulkterminations=cleanup -n ml-team"
     ) in notes
     assert "kubectl wait --for=condition=Complete bt/cleanup -n ml-team" in notes
     # The BulkTermination shown in the notes must be a valid object for the CRD.

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.chart.conftest import VARIANTS
 from tests.kube import Kube
 from tests.plugins.helm import CHART, Release
 from tests.plugins.kube import crd_document
@@ -75,6 +76,10 @@ def variant_values(variant: str, extra_namespaces: Callable[[str], str]) -> dict
         return {"replicaCount": 2}
     if variant == "metrics":
         return {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}
+    if variant == "hardened":  # docs/security.md: NetworkPolicy with egress, CA bundle, names
+        values = dict(VARIANTS["hardened"])
+        values["watchNamespaces"] = [extra_namespaces("a")]
+        return values
     return {}
 
 
@@ -88,7 +93,7 @@ def args_of(release: Release) -> list[str]:
     return release.operator_args()
 
 
-@pytest.mark.parametrize("variant", ["default", "namespaced", "peering", "metrics"])
+@pytest.mark.parametrize("variant", ["default", "namespaced", "peering", "metrics", "hardened"])
 def test_chart_installs_upgrades_and_uninstalls(
     kube: Kube,
     namespace: str,

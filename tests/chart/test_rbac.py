@@ -79,6 +79,10 @@ EXPECTED: dict[str, set[Grant]] = {
         | peering_grants("team-b", "kopfpeerings")
     ),
     "everything": controller_grants("ml-team", secret_names=("aicore-service-key",)),
+    "no-network-policy": CRD_READ | controller_grants("cluster"),
+    "hardened": controller_grants("ml-team", secret_names=("aicore-service-key", "aicore-team-b")),
+    "secret-names-cluster-wide": CRD_READ
+    | controller_grants("cluster", secret_names=("aicore-service-key",)),
 }
 
 
