@@ -18,6 +18,7 @@ import pytest
 
 from bulkterm.simulator import SimClock, Simulator, Timings
 from tests.plugins.simulator import marked_overrides, simulator_config
+from tests.simulator.certs import Pki, make_test_pki
 
 
 @functools.cache
@@ -56,3 +57,9 @@ async def raw(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
     """A client with no headers at all (auth and resource-group tests)."""
     async with http_client(sim.url) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA and a server certificate for 127.0.0.1 (openssl), shared by the session."""
+    return make_test_pki(tmp_path_factory.mktemp("pki"))

@@ -116,6 +116,6 @@ async def test_revoked_tokens_are_refused(sim: Simulator, api: httpx.AsyncClient
     assert (before.status_code, after.status_code) == (200, 401)
 
 
-async def test_control_api_needs_no_token(raw: httpx.AsyncClient) -> None:
+async def test_control_api_on_loopback_needs_no_token(raw: httpx.AsyncClient) -> None:
     response = await raw.get("/_sim/health")
     assert response.json() == {"status": "ok"}

@@ -5,6 +5,11 @@ port chosen for ``--port 0``. The client secret is never printed: pass it with
 ``--client-secret`` or ``BULKTERM_SIM_CLIENT_SECRET`` and hand it on with
 ``--write-service-key``.
 
+Off loopback (``--host 0.0.0.0``, a LAN address) the ``/_sim`` control API requires
+``Authorization: Bearer <control token>``: the one given with ``--control-token`` /
+``BULKTERM_SIM_CONTROL_TOKEN`` (never printed), else a generated one, printed once at start
+(there is no other way to learn it). The start-up lines say whether ``/_sim`` is protected.
+
 Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen; 2 bad options, an unreadable or
 invalid ``--seed-from`` manifest, or a service key that cannot be written.
 """
@@ -20,7 +25,13 @@ from pathlib import Path
 import click
 
 from bulkterm.simulator.clock import SimClock
-from bulkterm.simulator.config import DEFAULT_RESOURCE_GROUP, Faults, SimulatorConfig, Timings
+from bulkterm.simulator.config import (
+    DEFAULT_RESOURCE_GROUP,
+    Faults,
+    SimulatorConfig,
+    Timings,
+    check_control_token,
+)
 from bulkterm.simulator.server import Simulator
 
 
@@ -49,6 +60,18 @@ def seconds_or_never(ctx: click.Context, param: click.Parameter, value: str | No
     if seconds < 0:
         raise click.BadParameter("seconds must be >= 0")
     return seconds
+
+
+def control_token_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """A usable control token (long enough, header-safe); the error never shows the value."""
+    if value is not None:
+        try:
+            check_control_token(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return value
 
 
 SECONDS = click.FloatRange(min=0)
@@ -97,6 +120,29 @@ def seed_from_manifests(simulator: Simulator, paths: Sequence[Path]) -> list[str
     return notes
 
 
+def control_lines(simulator: Simulator) -> list[str]:
+    """What start-up says about a protected ``/_sim``, and by which token; nothing when it is
+    open (on loopback: the default, whose start-up lines scripts and docs already show).
+
+    A generated token is printed here, once: it exists nowhere else. A given one never is.
+    """
+    config = simulator.config
+    token = simulator.control_token
+    if token is None:
+        return []
+    header = "send Authorization: Bearer <control token>"
+    if token == config.control_token:
+        return [
+            f"  control API /_sim: protected, {header} "
+            "(the one given with --control-token or BULKTERM_SIM_CONTROL_TOKEN)"
+        ]
+    return [
+        f"  control API /_sim: protected (listening on {config.host or '*'}, beyond loopback), "
+        f"{header}",
+        f"  control token (generated, shown only this once): {token}",
+    ]
+
+
 async def serve(simulator: Simulator, service_key: Path | None, notes: Sequence[str] = ()) -> None:
     """Start, announce (then print ``notes``), wait for SIGINT/SIGTERM, stop."""
     url = await simulator.start()
@@ -108,6 +154,8 @@ async def serve(simulator: Simulator, service_key: Path | None, notes: Sequence[
             raise ServiceKeyNotWritten(service_key, error) from None
     click.echo(f"AI API simulator listening on {url}")
     click.echo(f"  AI API: {url}/v2  token: {url}/oauth/token  control: {url}/_sim")
+    for line in control_lines(simulator):
+        click.echo(line)
     if service_key is not None:
         click.echo(f"service key written to {service_key}")
     for note in notes:
@@ -280,6 +328,27 @@ async def serve(simulator: Simulator, service_key: Path | None, notes: Sequence[
     default=None,
     help="Write a service key for this simulator to FILE (mode 0600).",
 )
+@click.option(
+    "--control-token",
+    envvar="BULKTERM_SIM_CONTROL_TOKEN",
+    callback=control_token_option,
+    metavar="TOKEN",
+    help="Bearer token /_sim requires (env BULKTERM_SIM_CONTROL_TOKEN; at least 16 "
+    "characters; never printed). Default: none on loopback; off loopback a generated one, "
+    "printed once at start.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
 @click.option("--seed", type=int, default=None, help="Seed of ids, statuses and faults.")
 def simulator_command(
     host: str,
@@ -309,9 +378,14 @@ def simulator_command(
     max_result_rows: int | None,
     manual_clock: bool,
     service_key: Path | None,
+    control_token: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     seed: int | None,
 ) -> None:
     """Run a local SAP AI Core AI API simulator (deployments, executions, bulk stop/delete)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together: give both or neither")
     try:
         config = SimulatorConfig(
             host=host,
@@ -344,10 +418,16 @@ def simulator_command(
             initial_resource_group=(resource_groups or (DEFAULT_RESOURCE_GROUP,))[0],
             resource_groups=resource_groups,
             max_result_rows=max_result_rows,
+            control_token=control_token,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    simulator = Simulator(config, clock=SimClock() if manual_clock else None)
+    try:
+        simulator = Simulator(config, clock=SimClock() if manual_clock else None)
+    except ValueError as error:  # --tls-cert/--tls-key that do not load
+        raise InvalidInput(f"--tls-cert/--tls-key: {error}") from None
     notes = seed_from_manifests(simulator, seed_from) if seed_from else []
     try:
         asyncio.run(serve(simulator, service_key, notes))

@@ -7,8 +7,10 @@ request never sees half of an update.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bulkterm.aiapi.models import RESOURCE_GROUP_PATTERN
 
@@ -201,8 +203,21 @@ class SimulatorConfig:
     #: stopped, dead or unknown ... can be deleted". A single DELETE always may (the status
     #: table and the delete-an-execution page: "Completed, Dead, Stopped, or Unknown").
     bulk_delete_completed: bool = False
-    #: Serve the ``/_sim`` control API (unauthenticated: keep the simulator on 127.0.0.1).
+    #: Serve the ``/_sim`` control API (seed, faults, clock, token revocation).
     control_api: bool = True
+    #: The bearer token every ``/_sim`` request must carry (``Authorization: Bearer <token>``).
+    #: ``None``: ``/_sim`` is open on a loopback ``host`` (nothing else can reach it) and, on any
+    #: other, :class:`~bulkterm.simulator.server.Simulator` generates one (read it back from
+    #: ``Simulator.control_token``). Never in ``repr``.
+    control_token: str | None = field(default=None, repr=False)
+    #: Serve HTTPS with this certificate chain (PEM) and its private key; both or neither.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def loopback(self) -> bool:
+        """Whether ``host`` is reachable from this machine only (see :func:`is_loopback`)."""
+        return is_loopback(self.host)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -223,3 +238,41 @@ class SimulatorConfig:
                 raise ValueError(f"invalid resource group id {group!r}")
         if not self.client_id or not self.client_secret:
             raise ValueError("client_id and client_secret must not be empty")
+        if self.control_token is not None:
+            check_control_token(self.control_token)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+
+
+#: The shortest control token accepted: 16 characters of ``secrets.token_urlsafe`` carry
+#: 96 bits; anything shorter could be guessed by whoever can reach the port.
+MIN_CONTROL_TOKEN_LENGTH = 16
+
+
+def check_control_token(token: str) -> None:
+    """A token a client can send in a header and nobody can guess; ``ValueError`` names the
+    rule broken, never the token."""
+    if len(token) < MIN_CONTROL_TOKEN_LENGTH:
+        raise ValueError(
+            f"the control token must be at least {MIN_CONTROL_TOKEN_LENGTH} characters long "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise ValueError(
+            "the control token must be printable ASCII without spaces (it is sent in a header)"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` listens on the loopback interface only.
+
+    ``localhost`` and loopback addresses (127.0.0.0/8, ::1) are; the wildcards (``""``,
+    ``0.0.0.0``, ``::``), other addresses and other names are not: a name is not resolved,
+    so one that happens to point at 127.0.0.1 still counts as reachable from elsewhere.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

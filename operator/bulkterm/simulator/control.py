@@ -2,16 +2,23 @@
 
 For pipelines and demos that drive the simulator from outside Python (curl, another
 language). Bodies use the same snake_case names as the Python API and the CLI, not the AI
-API's camelCase, so one vocabulary covers all three. No bearer token: keep the simulator on
-127.0.0.1, or turn the control API off (``SimulatorConfig.control_api``).
+API's camelCase, so one vocabulary covers all three.
+
+Whoever reaches ``/_sim`` can reseed the tenant, inject faults and revoke every token, so with
+a control token (``SimulatorConfig.control_token``, always one when the simulator listens
+beyond loopback) every ``/_sim`` request must carry ``Authorization: Bearer <token>``: without
+it, or with another, the answer is 401 with ``{"error": ...}`` and nothing is read or changed.
+The AI API's own routes are not affected: they check their OAuth tokens as before.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bulkterm.aiapi.models import ID_PATTERN, RESOURCE_GROUP_PATTERN, Kind, Status
@@ -124,6 +131,39 @@ async def control_errors(request: web.Request, handler: Any) -> web.StreamRespon
         return response
     except ControlError as error:
         return web.json_response({"error": str(error)}, status=error.status)
+
+
+#: ``WWW-Authenticate`` of a refused control request (RFC 6750), naming what it protects.
+CONTROL_CHALLENGE = 'Bearer realm="bulkterm-simulator-control"'
+
+
+def require_control_token(token: str) -> Middleware:
+    """Middleware: a ``/_sim`` request passes only with ``Authorization: Bearer <token>``.
+
+    Checked before routing to a handler, so a refused request changes nothing; compared in
+    constant time; the answer never echoes what was sent.
+    """
+    expected = token.encode()
+
+    @web.middleware
+    async def control_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            message = (
+                "the control API needs Authorization: Bearer <control token> (the token "
+                "`bulkterm simulator` printed at start, or the one given with --control-token "
+                "or BULKTERM_SIM_CONTROL_TOKEN)"
+            )
+        elif not hmac.compare_digest(given.strip().encode(), expected):
+            message = "wrong control token: nothing was done"
+        else:
+            response: web.StreamResponse = await handler(request)
+            return response
+        return web.json_response(
+            {"error": message}, status=401, headers={"WWW-Authenticate": CONTROL_CHALLENGE}
+        )
+
+    return control_auth
 
 
 def _backend(request: web.Request) -> Backend:
@@ -298,8 +338,10 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
-def add_control_routes(app: web.Application) -> None:
-    sub = web.Application(middlewares=[control_errors])
+def add_control_routes(app: web.Application, token: str | None = None) -> None:
+    """Mount the control API at ``/_sim``; with ``token``, every request must carry it."""
+    guards = [] if token is None else [require_control_token(token)]
+    sub = web.Application(middlewares=[*guards, control_errors])
     sub[BACKEND] = app[BACKEND]
     router = sub.router
     router.add_get("/health", health)

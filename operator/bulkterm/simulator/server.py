@@ -4,6 +4,10 @@ synchronous code (SAP's ``requests``-based SDK, CLI tests).
 Both expose the same inspection and control methods (:class:`SimulatorControls`), which
 only touch the lock-guarded :class:`~bulkterm.simulator.backend.Backend`, so calling them from
 the test thread while the server thread serves requests is safe.
+
+Listening beyond loopback, the ``/_sim`` control API requires a bearer token: the config's, or
+one generated here (``control_token``). With ``tls_cert``/``tls_key`` it serves HTTPS, so
+clients' certificate checks (and ``--ca-bundle``) can be tried against it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
+import ssl
 import threading
 from collections import Counter
 from datetime import datetime
@@ -29,14 +35,50 @@ from bulkterm.simulator.control import add_control_routes
 from bulkterm.simulator.recording import Violation
 
 
-def build_app(backend: Backend) -> web.Application:
-    """The aiohttp application: AI API routes, and ``/_sim`` unless the config turns it off."""
+def build_app(backend: Backend, control_token: str | None = None) -> web.Application:
+    """The aiohttp application: AI API routes, and ``/_sim`` unless the config turns it off
+    (requiring ``control_token`` when given)."""
     app = web.Application(middlewares=[api_middleware])
     app[BACKEND] = backend
     add_api_routes(app)
     if backend.config.control_api:
-        add_control_routes(app)
+        add_control_routes(app, control_token)
     return app
+
+
+def control_token_for(config: SimulatorConfig) -> str | None:
+    """The token ``/_sim`` requires: the config's; else, beyond loopback, a fresh random one
+    (anyone who can reach the port could otherwise reseed the tenant or revoke its tokens);
+    else none."""
+    if not config.control_api:
+        return None
+    if config.control_token is not None:
+        return config.control_token
+    return None if config.loopback else secrets.token_urlsafe(32)
+
+
+def server_tls(config: SimulatorConfig) -> ssl.SSLContext | None:
+    """The server side of HTTPS from ``tls_cert``/``tls_key``; ``ValueError`` naming the file
+    and why when they do not load (missing, unreadable, not PEM, not a pair)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    for path in (config.tls_cert, config.tls_key):
+        try:
+            path.read_bytes()
+        except OSError as error:
+            raise ValueError(
+                f"cannot serve HTTPS: {path}: cannot read ({error.strerror or error})"
+            ) from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (ssl.SSLError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise ValueError(
+            f"cannot serve HTTPS: {config.tls_cert} and {config.tls_key} are not a PEM "
+            f"certificate and its private key ({reason})"
+        ) from None
+    return context
 
 
 def _url_host(host: str) -> str:
@@ -52,6 +94,8 @@ class SimulatorControls:
     """Seeding, inspection and runtime control, shared by both runners."""
 
     backend: Backend
+    #: What every ``/_sim`` request must carry as ``Authorization: Bearer``; ``None``: open.
+    control_token: str | None
 
     @property
     def url(self) -> str:  # pragma: no cover - overridden
@@ -237,6 +281,9 @@ class Simulator(SimulatorControls):
             self.backend.seed(
                 cfg.initial_deployments, cfg.initial_executions, cfg.initial_resource_group
             )
+        self.control_token = control_token_for(cfg)
+        #: Raises ``ValueError`` here, before anything listens, for files that do not load.
+        self._tls = server_tls(cfg)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -259,9 +306,10 @@ class Simulator(SimulatorControls):
         """Listen on ``config.host:config.port`` (0 = a free port) and return the base URL."""
         if self._runner is not None:
             return self.url
-        runner = web.AppRunner(build_app(self.backend), access_log=None, handle_signals=False)
+        app = build_app(self.backend, self.control_token)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
+        site = web.TCPSite(runner, self.config.host, self.config.port, ssl_context=self._tls)
         try:
             await site.start()
         except BaseException:
@@ -269,7 +317,8 @@ class Simulator(SimulatorControls):
             raise
         port = runner.addresses[0][1]
         self._runner = runner
-        self._url = f"http://{_url_host(self.config.host)}:{port}"
+        scheme = "http" if self._tls is None else "https"
+        self._url = f"{scheme}://{_url_host(self.config.host)}:{port}"
         return self._url
 
     async def stop(self) -> None:
@@ -300,6 +349,7 @@ class SimulatorThread(SimulatorControls):
     def __init__(self, config: SimulatorConfig | None = None, clock: Clock | None = None) -> None:
         self.simulator = Simulator(config, clock)
         self.backend = self.simulator.backend
+        self.control_token = self.simulator.control_token
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
