@@ -43,6 +43,15 @@ class TokenProvider:
         self._refresh_at = 0.0
         self.fetches = 0
 
+    def __repr__(self) -> str:
+        """Which key and whether a token is cached, never the token or the key's secret: a
+        provider ends up in tracebacks and debug dumps of the clients that hold it."""
+        cached = "cached" if self._token is not None else "none"
+        return (
+            f"TokenProvider(client_id={self._key.client_id!r}, "
+            f"token_url={self._key.token_url!r}, token={cached}, fetches={self.fetches})"
+        )
+
     async def token(self) -> str:
         """A valid bearer token; fetched at most once per validity period across callers."""
         if self._token is not None and self._clock() < self._refresh_at:
