@@ -4,7 +4,8 @@ Exit codes are part of the interface:
 
 * 0: every target reached its target status (for a dry run: the plan was made).
 * 1: some target (or a run) failed; stderr summarises the failures by reason.
-* 2: invalid input, or credentials missing, malformed or refused; nothing was sent.
+* 2: invalid input, or credentials missing, malformed or refused, or a CA bundle that cannot
+  be used or a server certificate that does not verify; nothing was sent.
 * 130: interrupted by SIGINT (Ctrl-C); 143: terminated by SIGTERM (a cancelled CI job).
   Either way the status as far as it got is printed on stdout, so a rerun can be judged;
   a second signal ends the process at once.
@@ -22,6 +23,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import yaml
@@ -29,6 +31,8 @@ import yaml
 from bulkterm.aiapi.client import AiApiClient, ClientSettings
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
+from bulkterm.aiapi.settings import CaBundleError, load_ca_bundle
+from bulkterm.aiapi.transport import TlsVerificationError
 from bulkterm.display import ProgressView
 from bulkterm.engine import ConditionType, Engine, EngineSettings, Progress
 from bulkterm.manifest import API_VERSION_FULL, Manifest, ManifestError, load_manifests
@@ -57,6 +61,9 @@ class ApplyOptions:
     timeout_seconds: int | None = None
     output: str = "yaml"
     force_terminal: bool | None = None
+    #: PEM file of the CAs to trust for the AI API (``--ca-bundle``); unused with ``simulator``
+    #: (the embedded simulator is plain HTTP on loopback).
+    ca_bundle: str | None = None
 
 
 def run_apply(
@@ -73,6 +80,12 @@ def run_apply(
     except KeyboardInterrupt:  # (SIGTERM while reading: the default, ends at once, also fine)
         print("interrupted (SIGINT) while reading the input: nothing was sent", file=err)
         return EXIT_INTERRUPTED
+    if options.ca_bundle and not options.simulator:
+        try:
+            load_ca_bundle(Path(options.ca_bundle))  # here, not as a TLS failure mid-run
+        except CaBundleError as exc:
+            print(f"error: --ca-bundle: {exc}", file=err)
+            return EXIT_INVALID
     if options.dry_run:
         manifests = [
             Manifest(m.name, m.namespace, m.spec.model_copy(update={"dry_run": True}), m.document)
@@ -223,10 +236,11 @@ async def _apply(
     async with _credentials(manifests, options, err) as key:
         if key is None:
             return EXIT_INVALID
+        bundle = Path(options.ca_bundle) if options.ca_bundle and not options.simulator else None
+        settings = ClientSettings(ca_bundle=bundle)
         try:
             clients = [
-                AiApiClient(key, _resource_group(m, key, options), ClientSettings())
-                for m in manifests
+                AiApiClient(key, _resource_group(m, key, options), settings) for m in manifests
             ]
         except (CredentialsError, ValueError) as exc:  # bad resource group, unloadable PEMs
             print(f"error: {exc}", file=err)
@@ -247,6 +261,11 @@ async def _apply(
                 except AuthError as exc:
                     results.append((manifest, None, f"credentials rejected: {exc.message}"))
                     if _nothing_sent(clients):  # the key itself: every other run would fail too
+                        refused = True
+                        break
+                except TlsVerificationError as exc:  # the same server for every run
+                    results.append((manifest, None, exc.message))
+                    if _nothing_sent(clients):
                         refused = True
                         break
                 except AiApiError as exc:

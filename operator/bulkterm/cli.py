@@ -63,6 +63,14 @@ def main() -> None:
     help="SAP AI Core service key JSON. Default: the AICORE_* environment variables.",
 )
 @click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=True),
+    envvar="BULKTERM_CA_BUNDLE",
+    help="PEM file of the CA certificates to trust for the AI API and its token endpoint "
+    "instead of the public CAs (a TLS-inspecting proxy, a private CA). Env BULKTERM_CA_BUNDLE. "
+    "TLS is always verified.",
+)
+@click.option(
     "--simulator",
     is_flag=True,
     help="Run against an embedded AI API simulator seeded with the manifest's targets.",
@@ -87,6 +95,7 @@ def apply_command(
     files: tuple[str, ...],
     recursive: bool,
     service_key: str | None,
+    ca_bundle: str | None,
     simulator: bool,
     resource_group: str | None,
     dry_run: bool,
@@ -100,7 +109,8 @@ def apply_command(
       0    all targets reached their target status (--dry-run: the plan was made)
       1    some target or run failed (stderr summarises the failures by reason)
       2    invalid input or credentials (nothing was sent): a bad manifest, a
-           missing or malformed service key, or credentials the AI API refused
+           missing or malformed service key, credentials the AI API refused, an
+           unusable --ca-bundle, or a server certificate that did not verify
       130  interrupted (Ctrl-C, SIGINT)
       143  terminated (SIGTERM, e.g. a cancelled CI job)
     After 130 and 143 the status as far as it got is still printed on stdout.
@@ -114,6 +124,7 @@ def apply_command(
             files=files,
             recursive=recursive,
             service_key=service_key,
+            ca_bundle=ca_bundle,
             simulator=simulator,
             resource_group=resource_group,
             dry_run=dry_run,

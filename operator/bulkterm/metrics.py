@@ -1,8 +1,8 @@
 """Prometheus metrics of the operator (and of ``bulkterm apply`` when asked to expose them).
 
-One registry for the process; the operator serves it on ``--metrics-port``. Label values are
-bounded (endpoints and outcomes are fixed vocabularies, never ids), so cardinality stays flat
-however many targets a run has.
+One registry for the process; the operator serves it on ``--metrics-address`` and
+``--metrics-port``. Label values are bounded (endpoints and outcomes are fixed vocabularies,
+never ids), so cardinality stays flat however many targets a run has.
 """
 
 from __future__ import annotations
@@ -75,7 +75,19 @@ KUBE_REACHABLE = Gauge(
 KUBE_REACHABLE.set(1)
 
 
+#: Where ``/metrics`` is served, once :func:`serve` has started it.
+serving: tuple[str, int] | None = None
+
+
 def serve(port: int, addr: str = "0.0.0.0") -> None:
-    """Expose ``/metrics`` on ``port`` in a background thread (no-op when ``port`` is 0)."""
-    if port:
+    """Expose ``/metrics`` on ``addr:port`` in a background thread (no-op when ``port`` is 0).
+
+    One endpoint per process, as there is one registry: the first call starts it, later calls
+    do nothing. ``bulkterm operator`` starts it with ``--metrics-address`` before kopf runs, so
+    that a port in use or an address not on this host is a one-line error, not a traceback.
+    Raises ``OSError`` when it cannot listen.
+    """
+    global serving
+    if port and serving is None:
         start_http_server(port, addr=addr, registry=REGISTRY)
+        serving = (addr, port)

@@ -9,6 +9,12 @@ client-side pacing, the call counters and the metrics. It does not retry: that i
   (``TransientError(sent=False)``, so ``not_executed``);
 * 429 or 503: the server refused it without acting (``not_executed``);
 * 500, 502, 504, a read timeout, a dropped connection: the outcome is unknown.
+
+TLS is always verified: against ``ClientSettings.ca_bundle`` when set (a corporate proxy, a
+private CA), else the public CAs; nothing turns it off. A certificate that does not verify is
+not a connection failure worth retrying but a :class:`TlsVerificationError` (a
+:class:`~bulkterm.aiapi.errors.ConfigurationError`: the run stops, the resource stalls, a
+human fixes the bundle or the URL), raised for the token endpoint and the AI API alike.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import (
     AiApiError,
     AuthError,
+    ConfigurationError,
     CredentialsError,
     NotFoundError,
     TransientError,
 )
 from bulkterm.aiapi.ratelimit import RateLimiter
-from bulkterm.aiapi.settings import ClientSettings
+from bulkterm.aiapi.settings import ClientSettings, load_ca_bundle
 from bulkterm.aiapi.wire import error_for
 
 CLIENT_TYPE = "bulk-termination-operator"
@@ -59,12 +66,13 @@ class Transport:
         self.calls: Counter[str] = Counter()
         #: Paces requests; may be shared by the clients of one tenant.
         self.limiter = limiter or RateLimiter(settings.concurrency, settings.rate_limit_per_second)
-        self._http = httpx.AsyncClient(
+        self._http = _VerifyingClient(
+            settings.ca_bundle,
             timeout=httpx.Timeout(
                 settings.timeout_seconds, connect=settings.connect_timeout_seconds
             ),
             transport=transport,
-            verify=tls_verify(key),
+            verify=tls_verify(key, settings.ca_bundle),
             headers={"AI-Client-Type": CLIENT_TYPE, "Accept": "application/json"},
             limits=httpx.Limits(max_connections=settings.concurrency),
         )
@@ -186,15 +194,80 @@ class _Unauthorized(Exception):
         self.token = token
 
 
-def tls_verify(key: ServiceKey) -> ssl.SSLContext | bool:
-    """``verify`` for httpx: for x509 keys an SSL context with the client certificate loaded.
+class TlsVerificationError(ConfigurationError):
+    """The server's certificate did not verify (unknown CA, wrong host name, expired): the
+    request was not sent. Retrying cannot help; a CA bundle or the service key's URL must."""
+
+    reason = "TLSVerificationFailed"
+
+
+class _VerifyingClient(httpx.AsyncClient):
+    """httpx's client, raising :class:`TlsVerificationError` for a certificate that does not
+    verify, where httpx raises a plain ``ConnectError`` that the token cache and the retry
+    layer would take for a network blip and retry until the deadline.
+
+    ``send`` is where every request passes (``request``, ``post``, the token fetch of
+    :mod:`bulkterm.aiapi.auth`, proxies and mounts alike).
+    """
+
+    def __init__(self, ca_bundle: Path | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ca_bundle = ca_bundle
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        try:
+            return await super().send(request, **kwargs)
+        except httpx.ConnectError as exc:
+            failure = _certificate_failure(exc)
+            if failure is None:
+                raise
+            raise TlsVerificationError(
+                _untrusted_message(request.url, failure, self._ca_bundle)
+            ) from None
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error behind an httpx error, if that is what it was."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx → httpcore → ssl; bounded against a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _untrusted_message(
+    url: httpx.URL, failure: ssl.SSLCertVerificationError, ca_bundle: Path | None
+) -> str:
+    """Which server, what OpenSSL said, what to do; the origin only (no path, no query)."""
+    origin = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+    said = failure.verify_message or failure.reason or "certificate verify failed"
+    if ca_bundle is not None:
+        advice = f"no CA certificate in the CA bundle {ca_bundle} vouches for it"
+    else:
+        advice = (
+            "it is not signed by a public CA; if a TLS-inspecting proxy or a private CA signs "
+            "it, give that CA's certificate with --ca-bundle (BULKTERM_CA_BUNDLE)"
+        )
+    return f"TLS: the certificate of {origin} did not verify ({said}): {advice}"
+
+
+def tls_verify(key: ServiceKey, ca_bundle: Path | None = None) -> ssl.SSLContext | bool:
+    """``verify`` for httpx: ``True`` (the public CAs, certifi), or an SSL context trusting
+    ``ca_bundle`` (:func:`~bulkterm.aiapi.settings.load_ca_bundle`), with the client
+    certificate of x509 keys loaded. Never ``False``: verification cannot be turned off.
 
     ``ssl`` can only load PEM from files, so the PEMs are written to a private temporary
     directory and removed as soon as they are loaded.
     """
-    if key.certificate is None or key.private_key is None:
+    client_certificate = key.certificate is not None and key.private_key is not None
+    if ca_bundle is None and not client_certificate:
         return True
-    context = ssl.create_default_context()
+    context = load_ca_bundle(ca_bundle) if ca_bundle is not None else ssl.create_default_context()
+    if key.certificate is None or key.private_key is None:
+        return context
     with tempfile.TemporaryDirectory(prefix="bulkterm-") as tmp:
         cert = Path(tmp) / "cert.pem"
         pkey = Path(tmp) / "key.pem"

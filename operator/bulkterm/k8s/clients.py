@@ -52,7 +52,9 @@ class ClientPool:
     def for_config(cls, config: OperatorConfig) -> ClientPool:
         return cls(
             ClientSettings(
-                concurrency=config.api_concurrency, rate_limit_per_second=config.api_rate_limit
+                concurrency=config.api_concurrency,
+                rate_limit_per_second=config.api_rate_limit,
+                ca_bundle=config.ca_bundle,
             )
         )
 

@@ -1,18 +1,26 @@
 """``bulkterm operator``: flags → :class:`OperatorConfig` (which also reads ``BULKTERM_*``) → kopf.
 
 Defaults and environment variables live in one place, :class:`OperatorConfig`; a flag given on
-the command line overrides both.
+the command line overrides both. Everything that can be checked before kopf runs is: invalid
+settings, no Kubernetes API to talk to, and addresses the metrics or health endpoint cannot
+listen on end the process with exit 2 and one line naming the flag, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
+from bulkterm import metrics
 from bulkterm.k8s.config import OperatorConfig
+
+#: Settings whose flag is not ``--`` + the field name with dashes.
+FLAGS = {"namespaces": "--namespace", "kube_outage_tolerance_seconds": "--kube-outage-tolerance"}
 
 
 @click.command("operator")
@@ -38,9 +46,21 @@ from bulkterm.k8s.config import OperatorConfig
     help="kopf health endpoint; '' disables. Default http://0.0.0.0:8080/healthz.",
 )
 @click.option(
+    "--metrics-address",
+    help="Address the Prometheus endpoint listens on (an IP address: 127.0.0.1 for this host "
+    "only, :: for every interface). Env BULKTERM_METRICS_ADDRESS. Default 0.0.0.0.",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     help="Prometheus port; 0 disables. Default 9090.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=True, path_type=Path),
+    help="PEM file of the CA certificates to trust for the AI API and its token endpoint "
+    "instead of the public CAs (a TLS-inspecting proxy, a private CA). Env BULKTERM_CA_BUNDLE. "
+    "TLS is always verified.",
 )
 @click.option(
     "--log-level",
@@ -92,6 +112,10 @@ def operator_command(**params: Any) -> None:
         # Before kopf: it would log a traceback and retry every 60 s, for ever.
         click.echo(f"error: no Kubernetes API to connect to: {problem}", err=True)
         click.get_current_context().exit(2)
+    problem = start_listening(config)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        click.get_current_context().exit(2)
     from bulkterm.k8s import handlers
 
     handlers.run_operator(config)
@@ -123,10 +147,56 @@ def build_config(
     try:
         return OperatorConfig(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(error, given) for error in exc.errors())
         raise click.UsageError(f"invalid operator settings: {problems}") from None
+
+
+def _problem(error: Any, given: dict[str, Any]) -> str:
+    """One setting's problem, named as the user wrote it: the flag, or its variable."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    flag = FLAGS.get(field, "--" + field.replace("_", "-"))
+    env = f"BULKTERM_{field.upper()}"
+    named = flag if field in given else f"{env} (flag {flag})"
+    cause = error.get("ctx", {}).get("error") if error["type"] == "value_error" else None
+    return f"{named}: {cause if cause is not None else error['msg']}"
+
+
+def start_listening(config: OperatorConfig) -> str | None:
+    """Start the metrics endpoint and check the health endpoint's address is free, before
+    kopf: a bind failure there would be a traceback. The problem, naming the flag, or None.
+
+    The metrics server starts here for real (``metrics.serve`` starts one per process, so the
+    operator's own call later is a no-op); the health endpoint is kopf's, so its address is
+    only tried (bound and released) and kopf binds it moments later.
+    """
+    if config.metrics_port:
+        try:
+            metrics.serve(config.metrics_port, config.metrics_address)
+        except OSError as error:
+            return (
+                f"cannot listen on --metrics-address {config.metrics_address} --metrics-port "
+                f"{config.metrics_port}: {error.strerror or error}"
+            )
+    address = config.liveness_address
+    reason = None if address is None else _cannot_bind(*address)
+    if reason is None:
+        return None
+    if address is not None and address[1] == config.metrics_port:
+        reason += ": --metrics-port is the same port"
+    return f"cannot listen on --liveness-endpoint {config.liveness_endpoint}: {reason}"
+
+
+def _cannot_bind(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (as aiohttp would: address reuse on), or None."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, where = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(where)
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def kube_credentials_problem() -> str | None:

@@ -1,14 +1,32 @@
-"""Operator settings, from flags or ``BULKTERM_*`` environment variables (pydantic-settings)."""
+"""Operator settings, from flags or ``BULKTERM_*`` environment variables (pydantic-settings).
+
+Where the operator listens (``metrics_address``/``metrics_port``, ``liveness_endpoint``) and
+which CAs it trusts for the AI API (``ca_bundle``) are checked here, so a bad value is a usage
+error at start (exit 2, naming the flag) and not a traceback once kopf runs.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import urllib.parse
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bulkterm.aiapi.settings import load_ca_bundle
+
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class OperatorConfig(BaseSettings):
@@ -23,8 +41,16 @@ class OperatorConfig(BaseSettings):
     #: kopf pauses every operator that sees a peer of the same priority, and all pods of a
     #: Deployment get the same flags: so, unless given, each process draws its own.
     peering_priority: int | None = Field(default=None, ge=1, le=1_000_000)
+    #: kopf's health endpoint, ``http://<address>:<port>/<path>`` (the address is where it
+    #: listens); None: none.
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    #: Address the Prometheus endpoint listens on (an IP address; ``0.0.0.0``: every IPv4
+    #: interface, ``::`` every one, ``127.0.0.1`` this host only).
+    metrics_address: str = "0.0.0.0"
     metrics_port: int = Field(default=9090, ge=0, le=65535)
+    #: PEM file of the CAs to trust for the AI API and its token endpoint instead of the public
+    #: ones (a TLS-inspecting proxy, a private CA); verification itself is never off.
+    ca_bundle: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["plain", "full", "json"] = "full"
     #: At most one status write per CR per this many seconds (plus phase changes, final).
@@ -43,6 +69,69 @@ class OperatorConfig(BaseSettings):
     peering_lifetime: int = Field(default=10, ge=2, le=3600)
     #: Delay before retrying a CR whose credentials are missing or rejected.
     stalled_retry_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        """An IP address to bind (or ``localhost``): any other name would be resolved at bind
+        time, to who knows what."""
+        address = value.strip("[]")
+        if not _is_ip_address(address) and address != "localhost":
+            raise ValueError(
+                f"{value!r} is not an IP address to listen on (e.g. 0.0.0.0, 127.0.0.1, ::)"
+            )
+        return address
+
+    @field_validator("liveness_endpoint")
+    @classmethod
+    def _liveness_url(cls, value: str | None) -> str | None:
+        """What kopf can serve: ``http://ADDRESS:PORT/PATH`` (kopf serves plain HTTP only and
+        would otherwise fail later, with a traceback, or listen somewhere unexpected)."""
+        if value is None:
+            return None
+        example = "e.g. http://0.0.0.0:8080/healthz"
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme != "http":
+            raise ValueError(f"{value!r}: must start with http:// ({example})")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(f"{value!r}: only an address, a port and a path ({example})")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{value!r}: the port is not a number in 0..65535") from None
+        if not port:  # kopf reads a missing port, and port 0, as 80
+            raise ValueError(f"{value!r}: name the port, 1..65535 ({example})")
+        host = parts.hostname or ""
+        if not _is_ip_address(host) and host != "localhost":
+            raise ValueError(
+                f"{value!r}: {host or 'the host'} is not an IP address to listen on ({example}, "
+                "http://[::]:8080/healthz)"
+            ) from None
+        if not parts.path.startswith("/") or parts.path == "/":
+            raise ValueError(f"{value!r}: name the path ({example})")
+        return value
+
+    @field_validator("ca_bundle", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        """``BULKTERM_CA_BUNDLE=`` (as templates render an unset value) means none."""
+        return None if value == "" else value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _loadable_bundle(cls, value: Path | None) -> Path | None:
+        """Loaded once here, so a missing or non-PEM file stops the start, not the first run."""
+        if value is not None:
+            load_ca_bundle(value)
+        return value
+
+    @property
+    def liveness_address(self) -> tuple[str, int] | None:
+        """Where kopf's health endpoint listens, from ``liveness_endpoint``."""
+        if self.liveness_endpoint is None:
+            return None
+        parts = urllib.parse.urlsplit(self.liveness_endpoint)
+        return parts.hostname or "", parts.port or 0
 
     @field_validator("namespaces", mode="before")
     @classmethod
