@@ -26,8 +26,10 @@ from bulkterm.spec import (
     API_VERSION,
     INT64_MAX,
     KIND,
+    MAX_LISTED_TARGETS,
     MAX_TARGETS,
     BulkTerminationSpec,
+    too_many_ids,
 )
 
 API_VERSION_FULL = f"{API_GROUP}/{API_VERSION}"
@@ -69,7 +71,8 @@ class Manifest:
 def load_manifests(text: str, *, source: str = "input") -> list[Manifest]:
     """Parse and validate every document; raise :class:`ManifestError` listing all problems.
 
-    A document listing more than :data:`~bulkterm.spec.MAX_TARGETS` targets is refused from a
+    A document listing more targets than the CRD allows (:data:`~bulkterm.spec.MAX_TARGETS`,
+    :data:`~bulkterm.spec.MAX_LISTED_TARGETS` in ``spec.targets``) is refused from a
     streaming count before anything is built (a 100,001-target file would otherwise take
     seconds and hundreds of MB to be refused); that refusal names only such documents.
     """
@@ -105,8 +108,25 @@ def _construct_documents(text: str) -> list[Any]:
     return list(yaml.load_all(text, Loader=YamlLoader))
 
 
+#: Where target lists are, in the two forms, for the early count.
+_LISTED = ("spec", "targets")
+_ID_LISTS = (("spec", "deployments", "ids"), ("spec", "executions", "ids"))
+
+
 def _too_many_targets(count: int) -> str:
-    return f"spec.targets: {count} targets, at most {MAX_TARGETS} per BulkTermination"
+    return (
+        f"spec.targets: {count} targets, at most {MAX_LISTED_TARGETS} in this form (list up "
+        f"to {MAX_TARGETS} ids in spec.deployments and spec.executions instead)"
+    )
+
+
+def _too_long(listed: int | None, ids: int) -> str | None:
+    """The refusal for target lists of these lengths, or None when they fit."""
+    if listed is not None and listed > MAX_LISTED_TARGETS:
+        return _too_many_targets(listed)
+    if ids > MAX_TARGETS:
+        return f"spec: {too_many_ids(ids)}"
+    return None
 
 
 @dataclass
@@ -126,11 +146,11 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 
 
 def _over_long_target_lists(text: str, source: str) -> list[str]:
-    """``spec.targets`` lists longer than MAX_TARGETS, counted from the parser's events (C
-    speed, nothing built). Aliases are not followed: :func:`_one` counts again after loading.
+    """Target lists longer than the CRD allows, counted from the parser's events (C speed,
+    nothing built). Aliases are not followed: :func:`_one` counts again after loading.
     Below 2 characters per item (``[a,a,…]``) no list can be too long, so short input is not
     scanned at all."""
-    if len(text) <= 2 * MAX_TARGETS:
+    if len(text) <= 2 * MAX_LISTED_TARGETS:
         return []
     resolver = yaml.resolver.Resolver()
     problems: list[str] = []
@@ -138,20 +158,25 @@ def _over_long_target_lists(text: str, source: str) -> list[str]:
     stack: list[_Open] = []
     name: str | None = None
     count: int | None = None
+    ids: dict[tuple[str, ...], int] = {}
     empty = False
     for event in yaml.parse(text, Loader=YamlLoader):
         if isinstance(event, yaml.DocumentStartEvent):
-            stack, name, count, empty = [], None, None, False
+            stack, name, count, ids, empty = [], None, None, {}, False
         elif isinstance(event, yaml.DocumentEndEvent):
             if not empty:
                 position += 1
-                if count is not None and count > MAX_TARGETS:
+                refusal = _too_long(count, sum(ids.values()))
+                if refusal is not None:
                     where = f"{source}: document {position}" + (f" ({name})" if name else "")
-                    problems.append(f"{where}: {_too_many_targets(count)}")
+                    problems.append(f"{where}: {refusal}")
         elif isinstance(event, yaml.CollectionEndEvent):
             done = stack.pop()
-            if done.path == ("spec", "targets") and not done.is_mapping:
-                count = done.items  # a repeated key: the last one counts, as when loading
+            # A repeated key: the last one counts, as when loading.
+            if done.path == _LISTED and not done.is_mapping:
+                count = done.items
+            elif done.path in _ID_LISTS and not done.is_mapping:
+                ids[done.path] = done.items
             _finished(stack)
         elif isinstance(event, yaml.NodeEvent):  # a scalar, an alias, or a collection opens
             path = _path_of(stack, event)
@@ -173,11 +198,11 @@ def _over_long_target_lists(text: str, source: str) -> list[str]:
 
 def _path_of(stack: list[_Open], event: yaml.NodeEvent) -> tuple[str, ...] | None:
     """Where a node opening now sits: ``()`` the root, ``("spec", "targets")``, or None for
-    a key or anything deeper than two levels (nothing there is looked at)."""
+    a key or anything deeper than three levels (nothing there is looked at)."""
     if not stack:
         return ()
     parent = stack[-1]
-    if not parent.is_mapping or parent.path is None or len(parent.path) >= 2:
+    if not parent.is_mapping or parent.path is None or len(parent.path) >= 3:
         return None
     if parent.expect_key:
         parent.key = event.value if isinstance(event, yaml.ScalarEvent) else None
@@ -229,13 +254,13 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
         )
     spec_raw = raw.get("spec")
     spec: BulkTerminationSpec | None = None
-    targets = spec_raw.get("targets") if isinstance(spec_raw, dict) else None
+    refusal = _too_long(*_list_lengths(spec_raw))
     if spec_raw is None and any(_closest(str(k), TOP_LEVEL, raw) == "spec" for k in raw):
         pass  # a misspelt spec: the unknown field above says "did you mean spec?"
     elif not isinstance(spec_raw, dict):
         problems.append(f"{where}: spec is required and must be a mapping")
-    elif isinstance(targets, list) and len(targets) > MAX_TARGETS:
-        problems.append(f"{where}: {_too_many_targets(len(targets))}")  # before pydantic
+    elif refusal is not None:
+        problems.append(f"{where}: {refusal}")  # before pydantic
     else:
         try:
             # Strict JSON mode: the API server would refuse batchSize: "5" too.
@@ -254,6 +279,19 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
         spec=spec,
         document=position,
     )
+
+
+def _list_lengths(spec_raw: Any) -> tuple[int | None, int]:
+    """How long ``spec.targets`` is (None if not a list) and how many ids the compact form has."""
+    if not isinstance(spec_raw, dict):
+        return None, 0
+    targets = spec_raw.get("targets")
+    ids = 0
+    for kind in ("deployments", "executions"):
+        group = spec_raw.get(kind)
+        listed = group.get("ids") if isinstance(group, dict) else None
+        ids += len(listed) if isinstance(listed, list) else 0
+    return (len(targets) if isinstance(targets, list) else None), ids
 
 
 def _as_the_api_server_reads(value: Any) -> Any:
@@ -292,11 +330,12 @@ def describe_errors(exc: ValidationError, spec_raw: Any) -> list[str]:
         if error["type"] == "missing" and loc in suggested:
             continue
         message = unknown[n] if n in unknown else _reason(error, loc, spec_raw)
-        if error["type"] == "value_error" and not loc:
-            # Checks of the whole spec name their place first: "targets[1]: Deployment …".
-            place = re.match(r"targets\[(\d+)\]: (.*)", message, re.DOTALL)
+        if error["type"] == "value_error":
+            # Checks of a whole list name their place first: "targets[1]: Deployment …" (of
+            # the spec), "ids[2]: 'x' is already …" (of spec.deployments).
+            place = re.match(r"(targets|ids)\[(\d+)\]: (.*)", message, re.DOTALL)
             if place:
-                loc, message = ("targets", int(place.group(1))), place.group(2)
+                loc, message = (*loc, place.group(1), int(place.group(2))), place.group(3)
         lines.append(f"{_path(loc, spec_raw)}: {message}")
     return lines
 
@@ -363,7 +402,7 @@ def _reason(error: ErrorDetails, loc: tuple[Any, ...], spec_raw: Any) -> str:
     if kind == "list_type":
         return "must be a list"
     if kind == "too_short":
-        noun = "target" if loc == ("targets",) else "item"
+        noun = "target" if loc == ("targets",) else "id" if loc[-1:] == ("ids",) else "item"
         least = int(ctx.get("min_length", 1))
         return f"must list at least {least} {noun}{'s' if least != 1 else ''}"
     if kind == "too_long":
@@ -371,6 +410,8 @@ def _reason(error: ErrorDetails, loc: tuple[Any, ...], spec_raw: Any) -> str:
             return _too_many_targets(int(ctx.get("actual_length", 0))).removeprefix(
                 "spec.targets: "
             )
+        if loc and loc[-1] == "ids":
+            return f"must list at most {ctx.get('max_length')} ids"
         return f"must list at most {ctx.get('max_length')} items"
     message = error["msg"].removeprefix("Value error, ")
     message = message.replace(" after validation", "").replace("Input should", "must")

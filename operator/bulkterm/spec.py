@@ -7,6 +7,7 @@ in step. Field names on the wire are camelCase (``batchSize``); in Python they a
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,7 +25,11 @@ API_GROUP = "aiapi.bulkops.dev"
 API_VERSION = "v1alpha1"
 KIND = "BulkTermination"
 PLURAL = "bulkterminations"
+#: Targets per BulkTermination, in either form.
 MAX_TARGETS = 10_000
+#: Items of ``spec.targets``: what server-side apply carries with 64-character ids (its
+#: managedFields name every (kind, id) key; 6,000 such items pass etcd's 1.5 MiB limit no more).
+MAX_LISTED_TARGETS = 5_000
 INT64_MAX = 2**63 - 1
 
 
@@ -59,11 +64,49 @@ class Target(_Model):
     target_status: TargetStatus
 
 
+class IdList(_Model):
+    """The compact form: many items of one kind that must all reach one status.
+
+    A plain list of ids is a third of the size of ``targets`` and its managedFields name each id
+    once, so 10,000 ids fit what both client-side and server-side apply carry (the ``targets``
+    list-map does not, see ``MAX_LISTED_TARGETS``).
+    """
+
+    target_status: TargetStatus
+    ids: Annotated[
+        list[Annotated[str, Field(pattern=ID_PATTERN)]],
+        Field(min_length=1, max_length=MAX_TARGETS),
+    ]
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> IdList:
+        """The API server refuses a repeated id in this set-typed list; so do we, as it does."""
+        seen: dict[str, int] = {}
+        for index, id_ in enumerate(self.ids):
+            if id_ in seen:
+                raise ValueError(
+                    f"ids[{index}]: {id_!r} is already listed at ids[{seen[id_]}]; "
+                    "each id may appear once"
+                )
+            seen[id_] = index
+        return self
+
+
 class BulkTerminationSpec(_Model):
-    """What to terminate and how carefully."""
+    """What to terminate and how carefully.
+
+    The targets come in one of two forms: ``targets`` (a (kind, id, targetStatus) item each),
+    or ``deployments``/``executions`` (:class:`IdList`). :attr:`targets` is the one list the
+    engine and the status work with, whichever form was written: status indexes count into it.
+    """
 
     connection: Connection = Field(default_factory=Connection)
-    targets: Annotated[list[Target], Field(min_length=1, max_length=MAX_TARGETS)]
+    listed: Annotated[
+        list[Target] | None,
+        Field(alias="targets", min_length=1, max_length=MAX_LISTED_TARGETS),
+    ] = None
+    deployments: IdList | None = None
+    executions: IdList | None = None
     batch_size: Annotated[int, Field(ge=1, le=MAX_BULK_ITEMS)] = MAX_BULK_ITEMS
     poll_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
     # The API server stores integers as int64 and refuses larger ones.
@@ -75,10 +118,37 @@ class BulkTerminationSpec(_Model):
     unknown_grace_period_seconds: Annotated[int, Field(ge=0, le=86400)] = 120
     dry_run: bool = False
 
+    @cached_property
+    def targets(self) -> tuple[Target, ...]:
+        """Every target, in index order: ``spec.targets`` as written, or the ids of
+        ``spec.deployments`` and then those of ``spec.executions``."""
+        if self.listed is not None:
+            return tuple(self.listed)
+        return tuple(
+            Target(kind=kind, id=id_, target_status=group.target_status)
+            for kind, group in (
+                (Kind.DEPLOYMENT, self.deployments),
+                (Kind.EXECUTION, self.executions),
+            )
+            if group is not None
+            for id_ in group.ids
+        )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> BulkTerminationSpec:
+        """The CRD's CEL rules: one form, and at most MAX_TARGETS ids in the compact one."""
+        compact = self.deployments is not None or self.executions is not None
+        if (self.listed is not None) == compact:
+            raise ValueError(ONE_FORM)
+        ids = sum(len(g.ids) for g in (self.deployments, self.executions) if g is not None)
+        if ids > MAX_TARGETS:
+            raise ValueError(too_many_ids(ids))
+        return self
+
     @model_validator(mode="after")
     def _targets_unique(self) -> BulkTerminationSpec:
         seen: dict[tuple[Kind, str], int] = {}
-        for index, target in enumerate(self.targets):
+        for index, target in enumerate(self.listed or ()):
             key = (target.kind, target.id)
             if key in seen:
                 raise ValueError(
@@ -87,3 +157,17 @@ class BulkTerminationSpec(_Model):
                 )
             seen[key] = index
         return self
+
+
+def too_many_ids(count: int) -> str:
+    return (
+        f"at most {MAX_TARGETS} ids in spec.deployments.ids and spec.executions.ids together, "
+        f"got {count}"
+    )
+
+
+#: The CRD's message for a spec with both forms or neither.
+ONE_FORM = (
+    "list the targets in exactly one of the two forms: spec.targets (kind, id and targetStatus "
+    "each), or spec.deployments and/or spec.executions (ids sharing one targetStatus per kind)"
+)

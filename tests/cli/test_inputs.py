@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 import bulkterm.manifest as manifest_module
+from bulkterm.aiapi.models import Kind
 from bulkterm.manifest import ManifestError, load_manifests
-from bulkterm.spec import MAX_TARGETS
+from bulkterm.spec import MAX_LISTED_TARGETS, MAX_TARGETS
 from tests.cli.test_apply import bulkterm, manifest
 
 
@@ -118,31 +119,71 @@ def test_too_many_targets_are_refused_early_and_cheaply(monkeypatch: pytest.Monk
     with pytest.raises(ManifestError) as refused:
         load_manifests(text, source="big.yaml")
     elapsed = time.monotonic() - started
-    assert refused.value.problems == [
-        "big.yaml: document 1 (big): spec.targets: 100001 targets, "
-        f"at most {MAX_TARGETS} per BulkTermination"
-    ]
+    assert refused.value.problems == [f"big.yaml: document 1 (big): {_listed_refusal(100_001)}"]
     assert elapsed < 10, elapsed  # was 23 s (pure-Python YAML, then pydantic)
 
 
 def test_too_many_targets_in_a_later_document_names_that_document() -> None:
-    text = "---\n".join([_doc("small", "dep-s001"), "", _many_targets(MAX_TARGETS + 1, "later")])
+    over = MAX_LISTED_TARGETS + 1
+    text = "---\n".join([_doc("small", "dep-s001"), "", _many_targets(over, "later")])
     with pytest.raises(ManifestError) as refused:
         load_manifests(text, source="m.yaml")
-    assert refused.value.problems == [
-        f"m.yaml: document 2 (later): spec.targets: {MAX_TARGETS + 1} targets, "
-        f"at most {MAX_TARGETS} per BulkTermination"
-    ]
+    assert refused.value.problems == [f"m.yaml: document 2 (later): {_listed_refusal(over)}"]
 
 
 def test_exactly_the_maximum_is_accepted() -> None:
-    (m,) = load_manifests(_many_targets(MAX_TARGETS))
+    (m,) = load_manifests(_many_targets(MAX_LISTED_TARGETS))
+    assert len(m.spec.targets) == MAX_LISTED_TARGETS
+
+
+def _listed_refusal(count: int) -> str:
+    return (
+        f"spec.targets: {count} targets, at most {MAX_LISTED_TARGETS} in this form (list up to "
+        f"{MAX_TARGETS} ids in spec.deployments and spec.executions instead)"
+    )
+
+
+def _many_ids(deployments: int, executions: int, name: str = "big") -> str:
+    def block(kind: str, prefix: str, count: int) -> list[str]:
+        return [f"  {kind}:", "    targetStatus: DELETED", "    ids:"] + [
+            f"    - {prefix}{i:015x}" for i in range(count)
+        ]
+
+    lines = [
+        "apiVersion: aiapi.bulkops.dev/v1alpha1",
+        "kind: BulkTermination",
+        f"metadata: {{name: {name}}}",
+        "spec:",
+        *block("deployments", "d", deployments),
+        *block("executions", "e", executions),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_compact_form_carries_the_maximum_across_both_kinds() -> None:
+    (m,) = load_manifests(_many_ids(6_000, MAX_TARGETS - 6_000))
     assert len(m.spec.targets) == MAX_TARGETS
+    assert m.spec.targets[0].kind is Kind.DEPLOYMENT
+    assert m.spec.targets[6_000].kind is Kind.EXECUTION  # deployments first, then executions
+
+
+def test_too_many_ids_across_both_kinds_are_refused_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_construction(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the documents were constructed")
+
+    monkeypatch.setattr(manifest_module, "_construct_documents", no_construction)
+    with pytest.raises(ManifestError) as refused:
+        load_manifests(_many_ids(6_000, MAX_TARGETS - 5_999), source="big.yaml")
+    assert refused.value.problems == [
+        f"big.yaml: document 1 (big): spec: at most {MAX_TARGETS} ids in spec.deployments.ids "
+        f"and spec.executions.ids together, got {MAX_TARGETS + 1}"
+    ]
 
 
 def test_an_aliased_targets_list_is_counted_too() -> None:
     """The streaming count cannot see through an alias; the check after loading does."""
-    items = ", ".join(f"{{id: d{i:07d}, targetStatus: STOPPED}}" for i in range(MAX_TARGETS + 1))
+    over = MAX_LISTED_TARGETS + 1
+    items = ", ".join(f"{{id: d{i:07d}, targetStatus: STOPPED}}" for i in range(over))
     text = (
         "apiVersion: aiapi.bulkops.dev/v1alpha1\nkind: BulkTermination\n"
         f"metadata: {{name: job, annotations: {{a: &t [{items}]}}}}\n"
@@ -151,7 +192,7 @@ def test_an_aliased_targets_list_is_counted_too() -> None:
     with pytest.raises(ManifestError) as refused:
         load_manifests(text, source="m.yaml")
     assert any(
-        f"spec.targets: {MAX_TARGETS + 1} targets, at most {MAX_TARGETS}" in p
+        f"spec.targets: {over} targets, at most {MAX_LISTED_TARGETS}" in p
         for p in refused.value.problems
     ), refused.value.problems
 

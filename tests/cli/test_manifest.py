@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bulkterm.manifest import ManifestError, load_manifests
+from bulkterm.spec import ONE_FORM
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -159,7 +160,7 @@ def test_an_empty_or_missing_target_list_is_explained() -> None:
         "m.yaml: document 1 (job): spec.targets: must list at least 1 target"
     ]
     assert problems_of(HEADER + "spec:\n  batchSize: 5\n") == [
-        "m.yaml: document 1 (job): spec.targets: required"
+        f"m.yaml: document 1 (job): spec: {ONE_FORM}"
     ]
     assert problems_of(HEADER + "spec:\n  targets: {id: abcd}\n") == [
         "m.yaml: document 1 (job): spec.targets: must be a list"
@@ -267,4 +268,64 @@ def test_an_object_of_another_kind_is_one_problem_not_one_per_field() -> None:
     secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: key}\nstringData: {a: b}\n"
     assert problems_of(secret) == [
         "m.yaml: document 1 (key): kind must be 'BulkTermination', got 'Secret'"
+    ]
+
+
+# --- the compact form: ids sharing one targetStatus per kind -------------------------------
+
+
+def test_the_compact_form_lists_deployments_then_executions_in_index_order() -> None:
+    (m,) = load_manifests(
+        HEADER + "spec:\n"
+        "  executions: {targetStatus: DELETED, ids: [e0001, e0002]}\n"
+        "  deployments: {targetStatus: STOPPED, ids: [d0001]}\n"
+    )
+    assert [(t.kind.value, t.id, t.target_status.value) for t in m.spec.targets] == [
+        ("Deployment", "d0001", "STOPPED"),
+        ("Execution", "e0001", "DELETED"),
+        ("Execution", "e0002", "DELETED"),
+    ]
+
+
+def test_a_repeated_id_in_the_compact_form_names_both_places() -> None:
+    assert problems_of(
+        HEADER + "spec:\n  deployments: {targetStatus: STOPPED, ids: [d0001, d0002, d0001]}\n"
+    ) == [
+        "m.yaml: document 1 (job): spec.deployments.ids[2]: 'd0001' is already listed at "
+        "ids[0]; each id may appear once"
+    ]
+
+
+def test_the_same_id_as_a_deployment_and_an_execution_is_two_targets() -> None:
+    (m,) = load_manifests(
+        HEADER + "spec:\n"
+        "  deployments: {targetStatus: STOPPED, ids: [x0001]}\n"
+        "  executions: {targetStatus: STOPPED, ids: [x0001]}\n"
+    )
+    assert len(m.spec.targets) == 2
+
+
+def test_both_forms_at_once_are_refused() -> None:
+    assert problems_of(
+        HEADER + "spec:\n"
+        "  targets: [{id: d0001, targetStatus: STOPPED}]\n"
+        "  deployments: {targetStatus: STOPPED, ids: [d0002]}\n"
+    ) == [f"m.yaml: document 1 (job): spec: {ONE_FORM}"]
+
+
+def test_a_compact_list_needs_its_target_status_and_at_least_one_id() -> None:
+    assert problems_of(HEADER + "spec:\n  executions: {ids: [e0001]}\n") == [
+        "m.yaml: document 1 (job): spec.executions.targetStatus: required"
+    ]
+    assert problems_of(HEADER + "spec:\n  executions: {targetStatus: DELETED, ids: []}\n") == [
+        "m.yaml: document 1 (job): spec.executions.ids: must list at least 1 id"
+    ]
+
+
+def test_a_bad_id_in_the_compact_form_is_named_with_its_index() -> None:
+    assert problems_of(
+        HEADER + "spec:\n  deployments: {targetStatus: STOPPED, ids: [d0001, 'd 2']}\n"
+    ) == [
+        "m.yaml: document 1 (job): spec.deployments.ids[1]: must be 4 to 64 ASCII letters, "
+        "digits, '_', '.' or '-', got 'd 2'"
     ]

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.crd.server import problems
+from tests.crd.samples import valid_cr
+from tests.crd.server import create, problems
 from tests.kube import Kube, KubeApiError
 
 TARGETS_IMMUTABLE = (
@@ -20,7 +21,7 @@ TARGETS_IMMUTABLE = (
 )
 SPEC_IMMUTABLE = (
     "Invalid value: spec is immutable once created; create a new BulkTermination to change "
-    "connection, batching, deadlines or dryRun"
+    "connection, batching, deadlines, dryRun or the form of the targets"
 )
 
 
@@ -121,4 +122,54 @@ def test_reordered_targets_are_accepted_a_known_hole(kube: Kube, stored: dict[st
     reordered = list(reversed(stored["spec"]["targets"]))
     updated = _patch(kube, stored, {"spec": {"targets": reordered}})
     assert updated["spec"]["targets"] == reordered
+    assert updated["metadata"]["generation"] == 2
+
+
+# --- the compact form ------------------------------------------------------------------------
+
+DEPLOYMENTS_IMMUTABLE = (
+    "Invalid value: spec.deployments is immutable: status tracks progress by index into its "
+    "ids; create a new BulkTermination for a different set of targets"
+)
+
+
+@pytest.fixture
+def stored_compact(kube: Kube, namespace: str) -> dict[str, Any]:
+    body = valid_cr()
+    del body["spec"]["targets"]
+    body["spec"]["deployments"] = {"targetStatus": "STOPPED", "ids": ["d0001", "d0002"]}
+    return create(kube, body, namespace)
+
+
+@pytest.mark.parametrize(
+    "deployments",
+    [
+        pytest.param({"targetStatus": "STOPPED", "ids": ["d0001", "d0003"]}, id="id"),
+        pytest.param({"targetStatus": "DELETED", "ids": ["d0001", "d0002"]}, id="targetStatus"),
+        pytest.param({"targetStatus": "STOPPED", "ids": ["d0001"]}, id="removed"),
+        pytest.param({"targetStatus": "STOPPED", "ids": ["d0001", "d0002", "d0009"]}, id="added"),
+    ],
+)
+def test_changing_compact_ids_is_refused_with_their_message(
+    kube: Kube, stored_compact: dict[str, Any], deployments: dict[str, Any]
+) -> None:
+    patch = {"spec": {"deployments": deployments}}
+    assert _refused(kube, stored_compact, patch) == [("spec.deployments", DEPLOYMENTS_IMMUTABLE)]
+
+
+def test_adding_the_other_kind_is_refused_with_the_spec_message(
+    kube: Kube, stored_compact: dict[str, Any]
+) -> None:
+    patch = {"spec": {"executions": {"targetStatus": "DELETED", "ids": ["e0001"]}}}
+    assert _refused(kube, stored_compact, patch) == [("spec", SPEC_IMMUTABLE)]
+
+
+def test_reordered_compact_ids_are_accepted_the_same_known_hole(
+    kube: Kube, stored_compact: dict[str, Any]
+) -> None:
+    """Set-typed lists compare without order in CEL too; the generation moves, and the
+    operator refuses to resume on a generation above the one its run started with."""
+    patch = {"spec": {"deployments": {"targetStatus": "STOPPED", "ids": ["d0002", "d0001"]}}}
+    updated = _patch(kube, stored_compact, patch)
+    assert updated["spec"]["deployments"]["ids"] == ["d0002", "d0001"]
     assert updated["metadata"]["generation"] == 2

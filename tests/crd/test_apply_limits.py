@@ -1,0 +1,110 @@
+"""How many targets the ways users apply manifests carry, on the real API server.
+
+Two limits bound a BulkTermination, neither of them the CRD's own:
+
+* client-side ``kubectl apply`` (Argo CD's default) copies the whole manifest into the
+  ``kubectl.kubernetes.io/last-applied-configuration`` annotation, and all annotations together
+  may hold 256 KiB;
+* server-side apply (Flux; Argo CD with ``ServerSideApply=true``) records in ``managedFields``
+  every key it owns: each (kind, id) key of the ``spec.targets`` list-map, each id of a
+  set-typed list; the object must fit etcd's request limit (1.5 MiB by default).
+
+The numbers here are the ones the CRD's descriptions and the README state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from tests.crd.samples import valid_cr
+from tests.kube import Kube
+from tests.plugins.kube import Kubectl
+
+#: AI Core's ids are 16 characters ("d5cdb5bcc7d1fd0b"); the CRD allows up to 64.
+AI_CORE_ID_LENGTH = 16
+
+
+def _ids(prefix: str, count: int, length: int) -> list[str]:
+    return [f"{prefix}{i:0{length - 1}x}" for i in range(count)]
+
+
+def _listed(name: str, count: int, length: int) -> dict[str, Any]:
+    body = valid_cr(
+        targets=[
+            {"kind": "Deployment", "id": id_, "targetStatus": "DELETED"}
+            for id_ in _ids("d", count, length)
+        ]
+    )
+    body["metadata"] = {"name": name}
+    return body
+
+
+def _compact(name: str, count: int, length: int) -> dict[str, Any]:
+    body = valid_cr()
+    body["metadata"] = {"name": name}
+    del body["spec"]["targets"]
+    half = count // 2
+    body["spec"]["deployments"] = {"targetStatus": "STOPPED", "ids": _ids("d", half, length)}
+    body["spec"]["executions"] = {
+        "targetStatus": "DELETED",
+        "ids": _ids("e", count - half, length),
+    }
+    return body
+
+
+def _apply(kubectl: Kubectl, namespace: str, body: dict[str, Any], *flags: str) -> str:
+    """``kubectl apply`` of ``body`` from stdin; the error output if it was refused."""
+    result = kubectl(
+        "apply", "-n", namespace, "-f", "-", *flags, input=yaml.safe_dump(body), timeout=120
+    )
+    return "" if result.returncode == 0 else result.stderr
+
+
+def _stored_targets(kube: Kube, namespace: str, name: str) -> int:
+    spec = kube.get("bt", name, namespace=namespace)["spec"]
+    if "targets" in spec:
+        return len(spec["targets"])
+    return sum(len(spec[kind]["ids"]) for kind in ("deployments", "executions") if kind in spec)
+
+
+def test_server_side_apply_carries_ten_thousand_compact_ids_of_the_longest_kind(
+    kube: Kube, kubectl: Kubectl, namespace: str
+) -> None:
+    body = _compact("ssa-compact", 10_000, 64)
+    assert _apply(kubectl, namespace, body, "--server-side") == ""
+    assert _stored_targets(kube, namespace, "ssa-compact") == 10_000
+
+
+def test_client_side_apply_carries_ten_thousand_compact_ai_core_ids(
+    kube: Kube, kubectl: Kubectl, namespace: str
+) -> None:
+    body = _compact("csa-compact", 10_000, AI_CORE_ID_LENGTH)
+    assert _apply(kubectl, namespace, body) == ""
+    assert _stored_targets(kube, namespace, "csa-compact") == 10_000
+
+
+def test_server_side_apply_carries_five_thousand_listed_targets_of_the_longest_ids(
+    kube: Kube, kubectl: Kubectl, namespace: str
+) -> None:
+    body = _listed("ssa-listed", 5_000, 64)
+    assert _apply(kubectl, namespace, body, "--server-side") == ""
+    assert _stored_targets(kube, namespace, "ssa-listed") == 5_000
+
+
+def test_client_side_apply_carries_three_thousand_five_hundred_listed_ai_core_targets(
+    kube: Kube, kubectl: Kubectl, namespace: str
+) -> None:
+    body = _listed("csa-listed", 3_500, AI_CORE_ID_LENGTH)
+    assert _apply(kubectl, namespace, body) == ""
+    assert _stored_targets(kube, namespace, "csa-listed") == 3_500
+
+
+def test_client_side_apply_of_four_thousand_listed_targets_hits_the_annotation_limit(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    """Why the documented client-side maximum of ``spec.targets`` is 3,500, not the CRD's
+    5,000: the refusal is the API server's, about the annotation kubectl adds."""
+    refused = _apply(kubectl, namespace, _listed("csa-too-many", 4_000, AI_CORE_ID_LENGTH))
+    assert "metadata.annotations: Too long: may not be more than 262144 bytes" in refused
