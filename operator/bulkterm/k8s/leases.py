@@ -1,0 +1,478 @@
+"""One sender per BulkTermination: a ``coordination.k8s.io`` Lease per run.
+
+kopf's peering keeps replicas of *one* deployment from acting together, but only when it is on,
+and only among operators that share a peering object. Two operators without it (``replicaCount:
+2`` with peering off, two releases watching one namespace, a developer's ``bulkterm operator``
+pointed at the cluster) would each run every BulkTermination: each sends, each writes status.
+And after an API outage longer than the peering lifetime, two peered replicas can both believe
+they are active for a moment. So each run also holds a Lease of its own, in the CR's namespace
+and owned by the CR (deleted with it):
+
+* acquired before the run's first status write, so a second operator writes nothing at all;
+  while another live holder has it, the run waits (and says so once in the log);
+* renewed every :attr:`LeaseTiming.renew_every` seconds; a renewal that finds another holder
+  means the run was taken over, and it stops (:class:`LeaseLost`);
+* every AI API *write* waits for a fresh lease (:class:`ExclusiveApi`): renewed less than
+  ``duration - margin`` seconds ago. While the API server is away nobody can renew or take the
+  lease, so sends pause once it would have expired and resume when the renewal lands;
+* released when the run ends or the operator stops (SIGTERM), so a successor takes over at
+  once; after a SIGKILL it expires ``duration`` seconds after the last renewal.
+
+Expiry is judged by the holder's ``renewTime`` against this process's clock, as the Lease API
+intends; the clocks of a cluster's nodes agree within far less than the duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bulkterm.aiapi.base import AiApi
+from bulkterm.aiapi.models import (
+    BulkItemResult,
+    Capabilities,
+    ItemState,
+    Kind,
+    Status,
+    TargetStatus,
+)
+from bulkterm.spec import API_GROUP, API_VERSION, KIND
+
+log = logging.getLogger(__name__)
+
+LEASE_PREFIX = "bulktermination."
+#: Annotation on the Lease naming the CR's uid: a Lease left by a deleted CR of the same name
+#: (before the garbage collector removed it) is not this run's.
+UID_ANNOTATION = f"{API_GROUP}/bulktermination-uid"
+
+
+def holder_identity() -> str:
+    """This process: the pod's name (``HOSTNAME``) and a random suffix, so two processes in
+    one pod, or a restarted container, are told apart."""
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    return f"{host}-{secrets.token_hex(4)}"
+
+
+def lease_name(cr_name: str) -> str:
+    """``bulktermination.<name>``, hashed down when the CR's name is too long for it."""
+    name = LEASE_PREFIX + cr_name
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(cr_name.encode()).hexdigest()[:16]
+    return f"{LEASE_PREFIX}{cr_name[: 253 - len(LEASE_PREFIX) - 17]}-{digest}"
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    #: A holder that has not renewed for this long is gone (bounds failover after a SIGKILL).
+    duration: float = 12.0
+    renew_every: float = 4.0
+    #: Sends stop this long before the lease would expire without a renewal.
+    margin: float = 2.0
+    #: How often a run waiting for another holder looks again.
+    retry_every: float = 2.0
+
+
+@dataclass
+class LeaseRecord:
+    """The parts of a Lease this module reads and writes."""
+
+    holder: str | None
+    renew_time: datetime | None
+    duration: float
+    resource_version: str | None = None
+    cr_uid: str | None = None
+    transitions: int = 0
+    acquire_time: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        if not self.holder or self.renew_time is None:
+            return True
+        return now >= self.renew_time + timedelta(seconds=self.duration)
+
+
+class LeaseConflict(Exception):
+    """The Lease changed (or appeared) since it was read: someone else wrote it."""
+
+
+class LeaseStore(Protocol):
+    """Lease reads and writes; each raises :class:`LeaseConflict` on a lost race and anything
+    else when the API server is away (the caller retries)."""
+
+    async def read(self, namespace: str, name: str) -> LeaseRecord | None: ...
+
+    async def create(self, namespace: str, name: str, record: LeaseRecord, owner: Owner) -> str: ...
+
+    async def replace(
+        self, namespace: str, name: str, record: LeaseRecord, owner: Owner
+    ) -> str: ...
+
+    async def delete(self, namespace: str, name: str, resource_version: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The CR the Lease belongs to (its ownerReference: deleted with it)."""
+
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+        }
+
+
+class LeaseLost(Exception):
+    """Another operator took this run over (or the CR went away): stop, write nothing more."""
+
+    def __init__(self, holder: str | None) -> None:
+        super().__init__(f"taken over by {holder}" if holder else "the lease was removed")
+        self.holder = holder
+
+
+class RunLease:
+    """This process's hold on one run's Lease."""
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        namespace: str,
+        owner: Owner,
+        *,
+        holder: str,
+        timing: LeaseTiming | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self._store = store
+        self.namespace = namespace
+        self.name = lease_name(owner.name)
+        self._owner = owner
+        self.holder = holder
+        self.timing = timing or LeaseTiming()
+        self._clock = clock
+        self._monotonic = monotonic or asyncio.get_running_loop().time
+        self._record: LeaseRecord | None = None
+        #: Monotonic time of the last successful acquire or renewal.
+        self._renewed_at: float | None = None
+        self._lost: LeaseLost | None = None
+        self._fresh = asyncio.Event()
+        self._waited_on: str | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._renewed_at is not None and self._lost is None
+
+    # --- acquiring ---
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        """Hold the Lease, waiting while another live holder has it; False if ``stop`` came
+        first. API server errors are retried (this runs before anything else of the run)."""
+        while not stop.is_set():
+            try:
+                if await self._try_acquire():
+                    self._mark_renewed()
+                    if self._waited_on is not None:
+                        log.info(
+                            "%s/%s: took over from %s",
+                            self.namespace,
+                            self._owner.name,
+                            self._waited_on,
+                        )
+                    return True
+            except LeaseConflict:
+                continue  # raced with another acquirer: read again at once
+            except Exception as exc:  # the API server is away: try again
+                log.debug("lease %s/%s: %s", self.namespace, self.name, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.timing.retry_every)
+        return False
+
+    async def _try_acquire(self) -> bool:
+        now = self._clock()
+        current = await self._store.read(self.namespace, self.name)
+        if current is None:
+            record = self._new_record(now, transitions=0)
+            record.resource_version = await self._store.create(
+                self.namespace, self.name, record, self._owner
+            )
+            self._record = record
+            return True
+        stale = current.cr_uid is not None and current.cr_uid != self._owner.uid
+        if current.holder == self.holder or stale or current.expired(now):
+            transitions = current.transitions + (0 if current.holder == self.holder else 1)
+            record = self._new_record(now, transitions=transitions)
+            record.resource_version = current.resource_version
+            if current.holder == self.holder and current.acquire_time is not None:
+                record.acquire_time = current.acquire_time
+            record.resource_version = await self._store.replace(
+                self.namespace, self.name, record, self._owner
+            )
+            self._record = record
+            return True
+        if self._waited_on != current.holder:
+            self._waited_on = current.holder
+            log.info(
+                "%s/%s: another operator (%s) is running it; waiting until it finishes or its "
+                "lease expires",
+                self.namespace,
+                self._owner.name,
+                current.holder,
+            )
+        return False
+
+    def _new_record(self, now: datetime, *, transitions: int) -> LeaseRecord:
+        return LeaseRecord(
+            holder=self.holder,
+            renew_time=now,
+            acquire_time=now,
+            duration=self.timing.duration,
+            cr_uid=self._owner.uid,
+            transitions=transitions,
+        )
+
+    # --- keeping ---
+
+    async def keep(self) -> None:
+        """Renew until cancelled or lost; run as a task beside the run."""
+        while self._lost is None:
+            await asyncio.sleep(self.timing.renew_every if self._is_fresh() else 0.5)
+            await self.renew()
+
+    async def renew(self) -> None:
+        """One renewal: a replace conditional on the version last written."""
+        if self._record is None or self._lost is not None:
+            return
+        record = replace(self._record, renew_time=self._clock())
+        try:
+            record.resource_version = await self._store.replace(
+                self.namespace, self.name, record, self._owner
+            )
+        except LeaseConflict:
+            await self._check_taken()
+            return
+        except Exception as exc:  # the API server is away: next time
+            log.debug("renewing lease %s/%s: %s", self.namespace, self.name, exc)
+            if not self._is_fresh():
+                self._fresh.clear()
+            return
+        self._record = record
+        self._mark_renewed()
+
+    async def _check_taken(self) -> None:
+        try:
+            current = await self._store.read(self.namespace, self.name)
+        except Exception:  # cannot tell yet; the next renewal asks again
+            return
+        if current is None or current.holder != self.holder:
+            self._lost = LeaseLost(current.holder if current else None)
+            self._fresh.set()  # wake permit() waiters so that they raise
+            log.warning(
+                "%s/%s: the run was taken over (%s); stopping here",
+                self.namespace,
+                self._owner.name,
+                self._lost,
+            )
+            return
+        self._record = current  # our own write whose answer was lost: carry on from it
+
+    def _mark_renewed(self) -> None:
+        self._renewed_at = self._monotonic()
+        self._fresh.set()
+
+    def _is_fresh(self) -> bool:
+        if self._renewed_at is None:
+            return False
+        return self._monotonic() - self._renewed_at < self.timing.duration - self.timing.margin
+
+    async def permit(self) -> None:
+        """Return when a write may go out: the lease is held and fresh. Raises
+        :class:`LeaseLost` once another holder has it."""
+        while True:
+            if self._lost is not None:
+                raise self._lost
+            if self._is_fresh():
+                return
+            self._fresh.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fresh.wait(), self.timing.renew_every)
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` if the run was taken over."""
+        if self._lost is not None:
+            raise self._lost
+
+    # --- releasing ---
+
+    async def release(self) -> None:
+        """Give the Lease up (a successor need not wait for it to expire); best effort, once."""
+        if self._record is None or self._lost is not None:
+            return
+        record, self._record = self._record, None
+        self._renewed_at = None
+        with contextlib.suppress(Exception):
+            await self._store.delete(self.namespace, self.name, record.resource_version or "")
+
+
+class ExclusiveApi:
+    """An :class:`~bulkterm.aiapi.base.AiApi` whose writes wait for :meth:`RunLease.permit`.
+
+    Reads go straight through: two operators reading is harmless, and a run waiting for its
+    lease must not fall behind on what it knows."""
+
+    def __init__(self, api: AiApi, lease: RunLease) -> None:
+        self._api = api
+        self._lease = lease
+
+    @property
+    def calls(self) -> Counter[str]:
+        return self._api.calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+    async def meta(self) -> Capabilities:
+        return await self._api.meta()
+
+    async def list_states(
+        self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
+    ) -> list[ItemState]:
+        return await self._api.list_states(kind, status=status, page_size=page_size)
+
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
+        return await self._api.get_state(kind, item_id, full=full)
+
+    async def count(self, kind: Kind, *, status: Status | None = None) -> int:
+        return await self._api.count(kind, status=status)
+
+    async def bulk_patch(
+        self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
+    ) -> list[BulkItemResult]:
+        await self._lease.permit()
+        return await self._api.bulk_patch(kind, items)
+
+    async def stop(self, kind: Kind, item_id: str) -> None:
+        await self._lease.permit()
+        await self._api.stop(kind, item_id)
+
+    async def delete(self, kind: Kind, item_id: str) -> None:
+        await self._lease.permit()
+        await self._api.delete(kind, item_id)
+
+
+# --- the Kubernetes side ---------------------------------------------------------------------
+
+#: (connect, read) seconds: a renewal must not hang longer than the lease lasts.
+LEASE_REQUEST_TIMEOUT = (2.0, 5.0)
+
+
+def _micro_time(value: datetime | None) -> str | None:
+    """A Lease's MicroTime (RFC 3339 with microseconds, UTC)."""
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class KubeLeaseStore:
+    """:class:`LeaseStore` over ``coordination.k8s.io/v1`` with the sync client in a thread;
+    no retries here (:class:`RunLease` decides when to try again)."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client as k8s
+
+        self._api = k8s.CoordinationV1Api(api_client)
+
+    @staticmethod
+    def _body(name: str, record: LeaseRecord, owner: Owner) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "name": name,
+            "annotations": {UID_ANNOTATION: record.cr_uid} if record.cr_uid else {},
+            "labels": {"app.kubernetes.io/managed-by": "bulk-termination-operator"},
+        }
+        metadata["ownerReferences"] = [owner.reference()]
+        if record.resource_version:
+            metadata["resourceVersion"] = record.resource_version
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": {
+                "holderIdentity": record.holder,
+                "leaseDurationSeconds": max(1, round(record.duration)),
+                "acquireTime": _micro_time(record.acquire_time),
+                "renewTime": _micro_time(record.renew_time),
+                "leaseTransitions": record.transitions,
+            },
+        }
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return await asyncio.to_thread(
+                fn, *args, _request_timeout=LEASE_REQUEST_TIMEOUT, **kwargs
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise LeaseConflict(str(exc.reason)) from None
+            raise
+
+    async def read(self, namespace: str, name: str) -> LeaseRecord | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            lease = await self._call(self._api.read_namespaced_lease, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        spec = lease.spec
+        annotations = lease.metadata.annotations or {}
+        return LeaseRecord(
+            holder=spec.holder_identity or None,
+            renew_time=spec.renew_time,
+            acquire_time=spec.acquire_time,
+            duration=float(spec.lease_duration_seconds or 0),
+            resource_version=lease.metadata.resource_version,
+            cr_uid=annotations.get(UID_ANNOTATION),
+            transitions=int(spec.lease_transitions or 0),
+        )
+
+    async def create(self, namespace: str, name: str, record: LeaseRecord, owner: Owner) -> str:
+        created = await self._call(
+            self._api.create_namespaced_lease, namespace, self._body(name, record, owner)
+        )
+        return str(created.metadata.resource_version)
+
+    async def replace(self, namespace: str, name: str, record: LeaseRecord, owner: Owner) -> str:
+        # A PUT replaces the whole object: the owner goes in again, or the Lease would outlive
+        # its CR.
+        replaced = await self._call(
+            self._api.replace_namespaced_lease, name, namespace, self._body(name, record, owner)
+        )
+        return str(replaced.metadata.resource_version)
+
+    async def delete(self, namespace: str, name: str, resource_version: str) -> None:
+        from kubernetes import client as k8s
+        from kubernetes.client.exceptions import ApiException
+
+        options = k8s.V1DeleteOptions(
+            preconditions=k8s.V1Preconditions(resource_version=resource_version or None)
+        )
+        try:
+            await self._call(self._api.delete_namespaced_lease, name, namespace, body=options)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
