@@ -2,7 +2,8 @@
 
 A record (:class:`Progress`) becomes the status with ``observedGeneration`` on top and on each
 condition, and is sent as a JSON merge patch through the :class:`StatusThrottle`: progress at
-most once per interval, changes of phase and records announcing sends at once.
+most once per interval and in the background, changes of phase and records announcing sends at
+once, waited for.
 """
 
 from __future__ import annotations
@@ -121,9 +122,13 @@ class StatusWriter:
         self._throttle = StatusThrottle(self._write, interval)
 
     async def offer(self, record: Progress, *, force: bool = False) -> bool:
-        """Offer ``record``; returns whether it is on the server (see ``StatusThrottle``)."""
+        """Offer ``record``; returns whether it is on the server (see ``StatusThrottle``).
+
+        Only a forced offer waits for its write: the others are written in the background
+        (``StatusThrottle.offer(wait=False)``), so the engine's rounds never wait for the API
+        server to store a record that need not land before the run goes on."""
         status = with_observed_generation(record, self._ref.generation).to_status()
-        return await self._throttle.offer(status, force=force)
+        return await self._throttle.offer(status, force=force, wait=force)
 
     async def enter(self, record: Progress, situation: Situation) -> Progress:
         """``record`` with the conditions of ``situation``, written at once: every change of

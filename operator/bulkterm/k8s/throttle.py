@@ -6,6 +6,14 @@ happens only when the status differs from the last one written, and then at most
 ``interval`` — except a change of phase (a condition's status or reason), which is written at
 once, and the final write, which is forced. A change held back is flushed when its slot comes,
 so the last state always lands.
+
+An offer can also leave the write to the background (``wait=False``): the caller goes on at
+once and the throttle writes the status when its slot comes (at once for a change of phase).
+The engine's progress is offered that way, so a run never waits for a write that does not have
+to land before it goes on: on a large CR each write takes the API server a second or more
+(it validates and stores the whole object, ~0.9 MB at 5,000 listed targets), and waiting for
+it in every round made a 5,000-target run a third slower than ``bulkterm apply``. Writes stay
+in order: one at a time, under one lock, and a background write never overtakes a newer one.
 """
 
 from __future__ import annotations
@@ -55,18 +63,26 @@ class StatusThrottle:
         self._last_at = float("-inf")
         self._held: dict[str, Any] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        #: When the flusher will write (while it sleeps), and whether it is writing now.
+        self._flush_due = float("inf")
+        self._flushing = False
         self._lock = asyncio.Lock()
         self.writes = 0
         self.skipped = 0
         self.failures = 0
 
-    async def offer(self, status: dict[str, Any], *, force: bool = False) -> bool:
+    async def offer(
+        self, status: dict[str, Any], *, force: bool = False, wait: bool = True
+    ) -> bool:
         """Write ``status`` now if it may be, else hold it back for its slot.
 
         Returns whether ``status`` is on the server when this returns: True if it was written
         now or equals the last status written; False if it is held back (throttled) or its
         write failed (it is then retried in the background). For a forced offer, False
-        always means the write failed."""
+        always means the write failed. ``wait=False`` (ignored with ``force``): never wait
+        for a write; what would be written now is written in the background at once."""
+        if not wait and not force:
+            return self._hold(status)
         async with self._lock:
             if status == self._last:
                 self._held = None
@@ -75,10 +91,34 @@ class StatusThrottle:
             due = self._last_at + self._interval
             phase_changed = self._last is None or phase_of(status) != phase_of(self._last)
             if force or phase_changed or self._clock() >= due:
+                self._held = None  # older than this one (its producer waits for this offer)
                 return await self._write_now(status)
             self._held = status
             self._schedule(due)
             return False
+
+    def _hold(self, status: dict[str, Any]) -> bool:
+        """The offer that does not wait: hold ``status`` and see that the flusher writes it."""
+        writing = self._lock.locked()
+        if status == self._last and not writing:
+            self._held = None
+            self.skipped += 1
+            return True
+        self._held = status
+        due = self._due(status)
+        if self._flusher is not None and not self._flusher.done():
+            if self._flushing or due >= self._flush_due:
+                return False  # the running flusher writes it (after its write, if writing)
+            self._flusher.cancel()  # asleep until later than this status may be written
+        self._start_flusher(due)
+        return False
+
+    def _due(self, status: dict[str, Any]) -> float:
+        """When ``status`` may be written: at once for a change of phase, else after the
+        interval since the last write."""
+        if self._last is None or phase_of(status) != phase_of(self._last):
+            return self._clock()
+        return self._last_at + self._interval
 
     async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
         """Write what is held back (if anything) and stop the background flush.
@@ -105,13 +145,31 @@ class StatusThrottle:
 
     def _schedule(self, due: float) -> None:
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_at(due))
+            self._start_flusher(due)
+
+    def _start_flusher(self, due: float) -> None:
+        self._flush_due = due
+        self._flusher = asyncio.create_task(self._flush_at(due))
 
     async def _flush_at(self, due: float) -> None:
-        await asyncio.sleep(max(0.0, due - self._clock()))
-        async with self._lock:
-            if self._held is not None:
-                await self._write_now(self._held)
+        """Write what is held when ``due``; and again for what was held meanwhile (a
+        background offer during the write), when that one's slot comes."""
+        while True:
+            await asyncio.sleep(max(0.0, due - self._clock()))
+            async with self._lock:
+                held = self._held
+                if held is None:
+                    return
+                self._flushing = True
+                try:
+                    if not await self._write_now(held):
+                        return  # _write_now has scheduled the retry
+                finally:
+                    self._flushing = False
+                if self._held is None:
+                    return
+                due = self._due(self._held)
+                self._flush_due = due
 
     async def _write_now(self, status: dict[str, Any]) -> bool:
         """Write ``status``; on failure keep it held and try again later, never raise:
@@ -127,12 +185,14 @@ class StatusThrottle:
                 type(exc).__name__,
                 f" HTTP {code}" if code else "",
             )
-            self._held = status
+            if self._held is None:  # else a newer status came meanwhile: that one is retried
+                self._held = status
             self._flusher = None
             self._schedule(self._clock() + max(self._interval, 1.0))
             return False
         self._last = status
         self._last_at = self._clock()
-        self._held = None
+        if self._held is status:  # a status held while this one was written stays held
+            self._held = None
         self.writes += 1
         return True

@@ -1,0 +1,571 @@
+"""Benchmark: the operator against ``bulkterm apply`` on the same 10,000-target work.
+
+Both run the same engine; the operator adds Kubernetes around it (kopf, the watch, status
+writes of a ~700 KB object). This measures what that costs, in one run, so the ratio is not
+spoilt by a machine that is busier at another time:
+
+* a real kube-apiserver + etcd (``tests/kube/controlplane.py``, binaries from
+  ``hack/kube/build.sh``) with the CRD, a namespace and a granted service-key Secret;
+* an AI API simulator (in this process, over real HTTP on 127.0.0.1) seeded with the targets
+  in the mix ``bench/run.py`` uses, stop taking 2.5 s and deletion 2 s;
+* ``bulkterm operator`` (a subprocess, admin kubeconfig) running one CR created with
+  ``kubectl create -f`` from the manifest file: wall time from the create to the watch event
+  that carries ``Complete=True``;
+* ``bulkterm apply -f`` (a subprocess) on the same manifest file against a fresh simulator with
+  the same seed: wall time of the process.
+
+Reported: wall time, AI API requests by kind (counted by the simulator), peak RSS and CPU
+seconds of each process, the operator's status PATCHes (audit log) and the watch events of the
+CR (count and bytes, seen by a watch of our own, as any client of the API server would get
+them), the size of the object at the end, the time to the first AI API request, and the ratio
+operator / apply. ``--profile DIR`` attaches py-spy to the operator (raw stacks in DIR).
+
+    .venv/bin/python bench/operator_vs_apply.py                  # 10,000 targets (~2 min)
+    .venv/bin/python bench/operator_vs_apply.py --targets 1000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from bulkterm.aiapi.models import Kind, TargetStatus
+from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
+from bulkterm.simulator import SimulatorConfig, SimulatorThread
+from bulkterm.spec import BulkTerminationSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import bench_timings, categorize, seed_simulator  # noqa: E402  (beside this file)
+from targets import RESOURCE_GROUP  # noqa: E402
+from tests.kube.client import Kube  # noqa: E402  (the test suite's real control plane)
+from tests.kube.controlplane import ControlPlane, free_port  # noqa: E402
+
+NAMESPACE = "bench"
+NAME = "bench-10k"
+SECRET = "aicore-service-key"
+CRD_PATH = ROOT / "crds" / "bulktermination.yaml"
+#: The issue's simulator: a stop takes 2.5 s, a deletion 2 s.
+STOP_SECONDS = 2.5
+DELETE_SECONDS = 2.0
+DEADLINE = 600.0
+
+
+# --- the work ------------------------------------------------------------------------------
+
+
+def manifest(targets: int, executions_share: float, seed: int, form: str) -> dict[str, Any]:
+    """The BulkTermination both variants run: ``targets`` ids from ``make_spec`` (kinds and ids),
+    deployments to be DELETED and executions STOPPED, so that the list form (``spec.targets``)
+    and the compact form (``spec.deployments``/``spec.executions``) say the same."""
+    ids: dict[Kind, list[str]] = {Kind.DEPLOYMENT: [], Kind.EXECUTION: []}
+    rng = random.Random(f"bench:{seed}")  # the kinds and ids of ``targets.make_spec``
+    for i in range(targets):
+        kind = Kind.EXECUTION if rng.random() < executions_share else Kind.DEPLOYMENT
+        rng.random()  # make_spec's draw of the target status
+        prefix = "exe" if kind is Kind.EXECUTION else "dep"
+        ids[kind].append(f"{prefix}-{seed}-{i:06d}")
+    wanted = {Kind.DEPLOYMENT: TargetStatus.DELETED, Kind.EXECUTION: TargetStatus.STOPPED}
+    spec: dict[str, Any] = {
+        "connection": {"secretRef": {"name": SECRET}, "resourceGroup": RESOURCE_GROUP}
+    }
+    if form == "list":
+        spec["targets"] = [
+            {"kind": kind.value, "id": id_, "targetStatus": wanted[kind].value}
+            for kind in (Kind.DEPLOYMENT, Kind.EXECUTION)
+            for id_ in ids[kind]
+        ]
+    else:
+        spec["deployments"] = {
+            "targetStatus": wanted[Kind.DEPLOYMENT].value,
+            "ids": ids[Kind.DEPLOYMENT],
+        }
+        spec["executions"] = {
+            "targetStatus": wanted[Kind.EXECUTION].value,
+            "ids": ids[Kind.EXECUTION],
+        }
+    return {
+        "apiVersion": "aiapi.bulkops.dev/v1alpha1",
+        "kind": "BulkTermination",
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": spec,
+    }
+
+
+def simulator(seed: int, spec: BulkTerminationSpec) -> SimulatorThread:
+    timings = bench_timings()
+    timings = type(timings)(
+        **{
+            **asdict(timings),
+            "stopping_seconds": STOP_SECONDS,
+            "deletion_seconds": DELETE_SECONDS,
+        }
+    )
+    sim = SimulatorThread(
+        SimulatorConfig(host="127.0.0.1", port=0, timings=timings, bulk_updates=True, seed=seed)
+    )
+    sim.start()
+    seed_simulator(sim, spec, [])
+    sim.reset_counters()
+    return sim
+
+
+# --- process measurements ------------------------------------------------------------------
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mib(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a live process, MiB."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+class FirstRequest(threading.Thread):
+    """Notes when the simulator saw its first request, and its first bulk PATCH."""
+
+    def __init__(self, sim: SimulatorThread, since: float) -> None:
+        super().__init__(daemon=True)
+        self.sim = sim
+        self.since = since
+        self.first: float | None = None
+        self.first_patch: float | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set() and self.first_patch is None:
+            counters = self.sim.counters
+            now = time.monotonic() - self.since
+            if self.first is None and any(counters.values()):
+                self.first = now
+            if counters["PATCH /lm/deployments"] or counters["PATCH /lm/executions"]:
+                self.first_patch = now
+            time.sleep(0.02)
+
+
+@dataclass
+class WatchLog:
+    events: int = 0
+    bytes: int = 0
+    largest: int = 0
+    complete_at: float | None = None
+    types: Counter[str] = field(default_factory=Counter)
+
+
+class CrWatch(threading.Thread):
+    """A watch on the one CR, as any client (kubectl, Argo CD) would hold: counts the events
+    and their bytes, and notes when ``Complete=True`` first arrives."""
+
+    def __init__(self, plane: ControlPlane, since: float) -> None:
+        super().__init__(daemon=True)
+        context = ssl.create_default_context(cafile=str(plane.pki / "ca.crt"))
+        context.load_cert_chain(str(plane.pki / "admin.crt"), str(plane.pki / "admin.key"))
+        self.client = httpx.Client(base_url=plane.url, verify=context, timeout=None)
+        self.since = since
+        self.log = WatchLog()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        path = f"/apis/aiapi.bulkops.dev/v1alpha1/namespaces/{NAMESPACE}/bulkterminations"
+        params = {"watch": "1", "fieldSelector": f"metadata.name={NAME}", "timeoutSeconds": "900"}
+        with self.client.stream("GET", path, params=params) as response:
+            self.ready.set()
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                event = json.loads(line)
+                self.log.events += 1
+                self.log.bytes += len(line)
+                self.log.largest = max(self.log.largest, len(line))
+                self.log.types[event.get("type", "?")] += 1
+                conditions = (event.get("object", {}).get("status") or {}).get("conditions") or []
+                complete = any(
+                    c.get("type") == "Complete" and c.get("status") == "True" for c in conditions
+                )
+                if complete and self.log.complete_at is None:
+                    self.log.complete_at = time.monotonic() - self.since
+                if event.get("type") == "DELETED":
+                    return
+
+
+def _ts(value: object) -> float:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def write_timeline(audit: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every write on the CR (from the audit log): what, when after the create, how long the
+    API server took to answer it."""
+    writes: list[dict[str, Any]] = []
+    for event in audit:
+        ref = event.get("objectRef")
+        if not isinstance(ref, dict) or ref.get("resource") != "bulkterminations":
+            continue
+        if event.get("verb") in ("watch", "list", "get"):
+            continue
+        start = _ts(event["requestReceivedTimestamp"])
+        writes.append(
+            {
+                "what": f"{event.get('verb')} {ref.get('subresource') or 'object'}",
+                "user": str((event.get("user") or {}).get("username", ""))[:20],
+                "start": start,
+                "took_s": round(_ts(event["stageTimestamp"]) - start, 3),
+            }
+        )
+    writes.sort(key=lambda w: w["start"])
+    created = next((w["start"] for w in writes if w["what"] == "create object"), None)
+    for w in writes:
+        w["at_s"] = round(w.pop("start") - (created or 0.0), 3)
+    return writes
+
+
+# --- the variants --------------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    name: str
+    wall_seconds: float
+    requests: dict[str, int]
+    peak_rss_mib: float
+    cpu_seconds: float
+    first_request_s: float | None
+    first_bulk_patch_s: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> dict[str, int]:
+        return {k: v for k, v in categorize(self.requests).items() if v}
+
+    @property
+    def api_calls(self) -> int:
+        return sum(n for route, n in self.requests.items() if route != "POST /oauth/token")
+
+
+def run_operator(
+    kube: Kube,
+    plane: ControlPlane,
+    spec: BulkTerminationSpec,
+    manifest_path: Path,
+    workdir: Path,
+    *,
+    seed: int,
+    extra_flags: list[str],
+    profile: Path | None,
+) -> Variant:
+    sim = simulator(seed, spec)
+    try:
+        if kube.get_or_none("secrets", SECRET, namespace=NAMESPACE) is not None:
+            kube.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")
+        kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": SECRET,
+                    "namespace": NAMESPACE,
+                    "annotations": {GRANT_ANNOTATION: "*"},
+                },
+                "stringData": {"serviceKey": json.dumps(sim.service_key())},
+            }
+        )
+        health = f"http://127.0.0.1:{free_port()}/healthz"
+        log_path = workdir / "operator.log"
+        env = kube.env()
+        env.pop("BULKTERM_NAMESPACES", None)
+        started_process = time.monotonic()
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "bulkterm.cli", "operator", "--namespace", NAMESPACE,
+                "--liveness-endpoint", health, "--metrics-port", "0", "--log-format", "plain",
+                *extra_flags,
+            ],
+            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"operator exited early:\n{log_path.read_text()}")
+                try:
+                    if httpx.get(health, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() - started_process > 60:
+                    raise TimeoutError("operator not healthy in 60 s")
+                time.sleep(0.1)
+            spy = None
+            if profile is not None:
+                profile.mkdir(parents=True, exist_ok=True)
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                        str(proc.pid), "--format", "raw", "--rate", "50", "--threads",
+                        "-o", str(profile / "operator.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                time.sleep(1.0)
+            mark = plane.audit_mark()
+            cpu_before = proc_cpu_seconds(proc.pid)
+            rss_before, _ = proc_rss_mib(proc.pid)
+            t0 = time.monotonic()
+            watch = CrWatch(plane, t0)
+            watch.start()
+            watch.ready.wait(10)
+            first = FirstRequest(sim, t0)
+            first.start()
+            created = kube.kubectl("create", "-f", str(manifest_path), timeout=120)
+            if created.returncode != 0:
+                raise RuntimeError(f"kubectl create failed: {created.stderr}")
+            create_seconds = time.monotonic() - t0
+            while watch.log.complete_at is None:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"operator died:\n{log_path.read_text()[-4000:]}")
+                if time.monotonic() - t0 > DEADLINE:
+                    raise TimeoutError(f"not Complete in {DEADLINE} s")
+                time.sleep(0.02)
+            wall = watch.log.complete_at
+            cpu = proc_cpu_seconds(proc.pid) - cpu_before
+            rss_now, rss_peak = proc_rss_mib(proc.pid)
+            first.done.set()
+            time.sleep(1.0)  # the daemon's last events and writes
+            audit: list[dict[str, Any]] = [dict(e) for e in plane.audit_events(mark)]
+            obj = kube.get("bulkterminations", NAME, namespace=NAMESPACE)
+        finally:
+            if profile is not None and spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        object_bytes = len(json.dumps(obj, separators=(",", ":")))
+        status_bytes = len(json.dumps(obj.get("status") or {}, separators=(",", ":")))
+        writes = Counter(
+            f"{e.get('verb')} {(e.get('objectRef') or {}).get('subresource') or 'object'}"
+            for e in audit
+            if (e.get("objectRef") or {}).get("resource") == "bulkterminations"
+            and e.get("verb") not in ("watch", "list", "get")
+        )
+        timeline = write_timeline(audit)
+        annotations = sorted((obj.get("metadata") or {}).get("annotations") or {})
+        return Variant(
+            name="operator",
+            wall_seconds=wall,
+            requests=dict(sim.counters),
+            peak_rss_mib=rss_peak,
+            cpu_seconds=cpu,
+            first_request_s=first.first,
+            first_bulk_patch_s=first.first_patch,
+            extra={
+                "kubectl_create_s": round(create_seconds, 2),
+                "rss_before_create_mib": round(rss_before, 1),
+                "rss_at_complete_mib": round(rss_now, 1),
+                "cr_writes": dict(writes),
+                "status_patches": writes.get("patch status", 0),
+                "write_timeline": timeline,
+                "status_patch_server_s": round(
+                    sum(w["took_s"] for w in timeline if w["what"] == "patch status"), 3
+                ),
+                "watch_events": watch.log.events,
+                "watch_bytes": watch.log.bytes,
+                "watch_event_types": dict(watch.log.types),
+                "largest_watch_event_bytes": watch.log.largest,
+                "object_bytes": object_bytes,
+                "status_bytes": status_bytes,
+                "annotations": annotations,
+                "finalizers": (obj.get("metadata") or {}).get("finalizers") or [],
+                "outcomes": (obj.get("status") or {}).get("outcomes"),
+                "log_tail": log_path.read_text(errors="replace").splitlines()[-5:],
+            },
+        )
+    finally:
+        kube.kubectl(
+            "delete", "bulkterminations", NAME, "-n", NAMESPACE, "--wait=false", timeout=60
+        )
+        kube.kubectl(
+            "patch", "bulkterminations", NAME, "-n", NAMESPACE, "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}', timeout=60,
+        )  # fmt: skip
+        sim.stop()
+
+
+def run_apply(
+    spec: BulkTerminationSpec, manifest_path: Path, workdir: Path, *, seed: int
+) -> Variant:
+    sim = simulator(seed, spec)
+    try:
+        key = sim.write_service_key(workdir / "service-key.json")
+        t0 = time.monotonic()
+        first = FirstRequest(sim, t0)
+        first.start()
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "bulkterm.cli", "apply", "-f", str(manifest_path),
+                "--service-key", str(key), "-o", "json",
+            ],
+            stdout=subprocess.PIPE, stderr=(workdir / "apply.log").open("wb"), cwd=ROOT,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, wait_status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        proc.returncode = os.waitstatus_to_exitcode(wait_status)
+        first.done.set()
+        if proc.returncode != 0:
+            raise RuntimeError(f"bulkterm apply exited {proc.returncode}: {out[-2000:]!r}")
+        status = json.loads(out)
+        status = status.get("status", status) if isinstance(status, dict) else status
+        return Variant(
+            name="bulkterm apply",
+            wall_seconds=wall,
+            requests=dict(sim.counters),
+            peak_rss_mib=usage.ru_maxrss / 1024,
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            first_request_s=first.first,
+            first_bulk_patch_s=first.first_patch,
+            extra={"outcomes": status.get("outcomes") if isinstance(status, dict) else None},
+        )
+    finally:
+        sim.stop()
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def table(operator: Variant | None, apply: Variant | None, targets: int, form: str) -> str:
+    rows: list[tuple[str, str, str]] = []
+
+    def fmt(v: Variant | None, get: Any) -> str:
+        if v is None:
+            return "-"
+        value = get(v)
+        return "-" if value is None else str(value)
+
+    def row(label: str, get: Any) -> None:
+        rows.append((label, fmt(operator, get), fmt(apply, get)))
+
+    row("wall s (create→Complete / process)", lambda v: f"{v.wall_seconds:.1f}")
+    row("first AI API request s", lambda v: v.first_request_s and f"{v.first_request_s:.2f}")
+    row("first bulk PATCH s", lambda v: v.first_bulk_patch_s and f"{v.first_bulk_patch_s:.2f}")
+    row("AI API calls (no token)", lambda v: v.api_calls)
+    kinds = sorted({k for v in (operator, apply) if v for k in v.kinds})
+    for kind in kinds:
+        row(f"  {kind}", lambda v, k=kind: v.kinds.get(k, 0))
+    row("peak RSS MiB", lambda v: f"{v.peak_rss_mib:.0f}")
+    row("CPU s (during the run)", lambda v: f"{v.cpu_seconds:.1f}")
+    if operator is not None:
+        x = operator.extra
+        ops = ", ".join(f"{k} {n}" for k, n in sorted(x["cr_writes"].items()))
+        rows += [
+            ("status PATCHes", str(x["status_patches"]), "-"),
+            ("CR writes by the operator", ops, "-"),
+            ("watch events (bytes)", f"{x['watch_events']} ({x['watch_bytes'] / 1e6:.1f} MB)", "-"),
+            ("object at the end (status) bytes", f"{x['object_bytes']} ({x['status_bytes']})", "-"),
+            ("annotations on the CR", ", ".join(x["annotations"]) or "none", "-"),
+        ]
+    width = max(len(r[0]) for r in rows)
+    lines = [
+        f"{targets} targets ({form} form)",
+        f"{'':{width}}  {'operator':>22}  {'bulkterm apply':>16}",
+    ]
+    lines += [f"{a:{width}}  {b:>22}  {c:>16}" for a, b, c in rows]
+    if operator and apply:
+        lines.append(
+            f"ratio operator / apply (wall): {operator.wall_seconds / apply.wall_seconds:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", type=int, default=10_000)
+    parser.add_argument("--executions-share", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--form", choices=("compact", "list"), default="compact",
+        help="spec.deployments/executions (up to 10,000 ids) or spec.targets (up to 5,000)",
+    )  # fmt: skip
+    parser.add_argument("--skip", choices=("operator", "apply"), action="append", default=[])
+    parser.add_argument("--operator-flag", action="append", default=[], help="passed on")
+    parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the operator here")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bulkterm-bench-op-"))
+    document = manifest(args.targets, args.executions_share, args.seed, args.form)
+    spec = BulkTerminationSpec.model_validate(document["spec"])
+    manifest_path = workdir / "bulktermination.yaml"
+    manifest_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    operator = apply = None
+    plane = ControlPlane(workdir=workdir / "control-plane")
+    try:
+        if "operator" not in args.skip:
+            plane.start()
+            kube = Kube(plane, workdir / "kube")
+            crd = next(d for d in yaml.safe_load_all(CRD_PATH.read_text()) if d)
+            kube.install_crd(crd)
+            kube.create_namespace(NAMESPACE)
+            try:
+                operator = run_operator(
+                    kube, plane, spec, manifest_path, workdir, seed=args.seed,
+                    extra_flags=args.operator_flag, profile=args.profile,
+                )  # fmt: skip
+            finally:
+                kube.close()
+        if "apply" not in args.skip:
+            apply = run_apply(spec, manifest_path, workdir, seed=args.seed)
+    finally:
+        plane.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"work folder kept: {workdir}", file=sys.stderr)
+    print(table(operator, apply, args.targets, args.form), file=sys.stderr)
+    if args.json:
+        out = {
+            "targets": args.targets,
+            "form": args.form,
+            "variants": [
+                {**asdict(v), "api_calls": v.api_calls, "kinds": v.kinds}
+                for v in (operator, apply)
+                if v is not None
+            ],
+            "ratio": operator.wall_seconds / apply.wall_seconds if operator and apply else None,
+        }
+        json.dump(out, sys.stdout, indent=2, default=str)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
