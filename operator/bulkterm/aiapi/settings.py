@@ -60,9 +60,9 @@ def load_ca_bundle(path: Path) -> ssl.SSLContext:
             f"CA bundle {path}: no PEM certificate in it "
             "(expected '-----BEGIN CERTIFICATE-----' blocks)"
         )
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     try:
-        context.load_verify_locations(cadata=data.decode("ascii"))
+        # cadata given: the default (system) CAs are not loaded, only these.
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=data.decode("ascii"))
     except UnicodeDecodeError:
         raise CaBundleError(f"CA bundle {path}: not a PEM file (not ASCII text)") from None
     except (ssl.SSLError, ValueError) as error:
