@@ -110,8 +110,7 @@ async def test_the_refusal_names_the_secret_the_annotation_and_the_bulkterminati
     assert f"Secret {NS}/aicore" in message
     assert f"BulkTermination {NS}/cleanup" in message
     assert (
-        f"kubectl -n {NS} annotate --overwrite secret aicore "
-        "aiapi.bulkops.dev/allowed-bulkterminations=cleanup"
+        f"kubectl -n {NS} annotate secret aicore aiapi.bulkops.dev/allowed-bulkterminations=cleanup"
     ) in message
 
 
@@ -141,6 +140,7 @@ async def test_a_grant_not_naming_the_bulktermination_refuses_it(grant: str) -> 
     problem = await problem_of(Secrets(GOOD, grant=grant), SecretRef(name="k"))
     assert problem.reason == "SecretNotGranted"
     assert f"its annotation {GRANT_ANNOTATION} does not name it" in problem.message
+    assert "adds 'cleanup' to that comma-separated list" in problem.message
 
 
 async def test_without_the_name_of_the_bulktermination_only_a_grant_for_all_allows() -> None:

@@ -197,19 +197,23 @@ def check_grant(
     else:
         who = f"this BulkTermination (its name was not passed on, so only {GRANT_ALL!r} grants it)"
     name_or_all = bulktermination or GRANT_ALL
+    either = (
+        f"names or shell-style patterns of BulkTerminations, or {GRANT_ALL!r} for every "
+        f"BulkTermination in {namespace}"
+    )
     if patterns is None:
-        why = f"Secret {namespace}/{secret} is not granted to {who}: it has no annotation"
-    else:
-        why = (
-            f"Secret {namespace}/{secret} is not granted to {who}: its annotation "
-            f"{GRANT_ANNOTATION} does not name it"
+        raise SecretProblem(
+            SECRET_NOT_GRANTED,
+            f"Secret {namespace}/{secret} is not granted to {who}: it has no annotation "
+            f"{GRANT_ANNOTATION}; the Secret's owner grants it with `kubectl -n {namespace} "
+            f"annotate secret {secret} {GRANT_ANNOTATION}={name_or_all}` (a comma-separated "
+            f"list of {either})",
         )
     raise SecretProblem(
         SECRET_NOT_GRANTED,
-        f"{why}; the Secret's owner grants it with `kubectl -n {namespace} annotate "
-        f"--overwrite secret {secret} {GRANT_ANNOTATION}={name_or_all}` (a comma-separated "
-        f"list of BulkTermination names or patterns, or {GRANT_ALL!r} for every "
-        f"BulkTermination in {namespace})",
+        f"Secret {namespace}/{secret} is not granted to {who}: its annotation "
+        f"{GRANT_ANNOTATION} does not name it; the Secret's owner adds {name_or_all!r} to that "
+        f"comma-separated list ({either})",
     )
 
 
