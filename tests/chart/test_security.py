@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from bulkterm.k8s.config import OperatorConfig
+
 from .conftest import NAMESPACE, Helm, Rendering, rbac_rules
 
 pytestmark = pytest.mark.helm
@@ -217,3 +219,17 @@ def test_bad_security_values_fail_with_the_key_named(
     assert proc.returncode != 0, f"accepted bad values {values}"
     assert "schema" in proc.stderr, proc.stderr
     assert named in proc.stderr, proc.stderr
+
+
+def test_every_bulkterm_variable_the_chart_sets_is_one_the_operator_reads(
+    rendered: Rendering,
+) -> None:
+    read = {f"BULKTERM_{name.upper()}" for name in OperatorConfig.model_fields}
+    assert {n for n in env_of(rendered) if n.startswith("BULKTERM_")} <= read
+
+
+def test_the_operator_accepts_the_metrics_addresses_the_chart_renders(rendered: Rendering) -> None:
+    address = env_of(rendered).get("BULKTERM_METRICS_ADDRESS")
+    if address is None:
+        pytest.skip("metrics are off in this variant")
+    assert OperatorConfig(metrics_address=address["value"]).metrics_address == address["value"]
