@@ -11,8 +11,8 @@ import difflib
 import json
 import re
 import typing
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -29,6 +29,7 @@ from bulkterm.spec import (
     MAX_LISTED_TARGETS,
     MAX_TARGETS,
     BulkTerminationSpec,
+    UnboundedSpec,
     too_many_ids,
 )
 
@@ -66,18 +67,23 @@ class Manifest:
     namespace: str | None
     spec: BulkTerminationSpec
     document: int  # 1-based position in the input, for messages
+    #: ``metadata.labels`` as written (``bulkterm split`` carries them over).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def load_manifests(text: str, *, source: str = "input") -> list[Manifest]:
+def load_manifests(
+    text: str, *, source: str = "input", unbounded: bool = False
+) -> list[Manifest]:
     """Parse and validate every document; raise :class:`ManifestError` listing all problems.
 
     A document listing more targets than the CRD allows (:data:`~bulkterm.spec.MAX_TARGETS`,
     :data:`~bulkterm.spec.MAX_LISTED_TARGETS` in ``spec.targets``) is refused from a
     streaming count before anything is built (a 100,001-target file would otherwise take
     seconds and hundreds of MB to be refused); that refusal names only such documents.
+    ``unbounded`` lifts the size limits and nothing else (``bulkterm split``).
     """
     try:
-        too_long = _over_long_target_lists(text, source)
+        too_long = [] if unbounded else _over_long_target_lists(text, source)
         if too_long:
             raise ManifestError(too_long)
         documents = _construct_documents(text)
@@ -94,7 +100,7 @@ def load_manifests(text: str, *, source: str = "input") -> list[Manifest]:
             continue
         position += 1
         try:
-            manifests.append(_one(raw, position, source))
+            manifests.append(_one(raw, position, source, unbounded=unbounded))
         except ManifestError as exc:
             problems.extend(exc.problems)
     if not manifests and not problems:
@@ -221,7 +227,7 @@ def _finished(stack: list[_Open]) -> None:
         parent.items += 1
 
 
-def _one(raw: Any, position: int, source: str) -> Manifest:
+def _one(raw: Any, position: int, source: str, *, unbounded: bool = False) -> Manifest:
     where = f"{source}: document {position}"
     if not isinstance(raw, dict):
         raise ManifestError([f"{where}: expected a mapping, got {type(raw).__name__}"])
@@ -254,7 +260,7 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
         )
     spec_raw = raw.get("spec")
     spec: BulkTerminationSpec | None = None
-    refusal = _too_long(*_list_lengths(spec_raw))
+    refusal = None if unbounded else _too_long(*_list_lengths(spec_raw))
     if spec_raw is None and any(_closest(str(k), TOP_LEVEL, raw) == "spec" for k in raw):
         pass  # a misspelt spec: the unknown field above says "did you mean spec?"
     elif not isinstance(spec_raw, dict):
@@ -267,7 +273,8 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
             # (default=str: YAML turns an unquoted 2024-01-01 into a date; kubectl sends it
             # as the string it looks like, and so do we.)
             text = json.dumps(_as_the_api_server_reads(spec_raw), default=str)
-            spec = BulkTerminationSpec.model_validate_json(text, strict=True)
+            model = UnboundedSpec if unbounded else BulkTerminationSpec
+            spec = model.model_validate_json(text, strict=True)
         except ValidationError as exc:
             problems.extend(f"{where}: {line}" for line in describe_errors(exc, spec_raw))
     if problems or spec is None:
@@ -278,7 +285,14 @@ def _one(raw: Any, position: int, source: str) -> Manifest:
         namespace=namespace if isinstance(namespace, str) else None,
         spec=spec,
         document=position,
+        labels=_labels(metadata.get("labels")),
     )
+
+
+def _labels(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items() if isinstance(v, str)}
 
 
 def _list_lengths(spec_raw: Any) -> tuple[int | None, int]:
@@ -442,9 +456,9 @@ def _model_at(parent: Sequence[Any]) -> type[BaseModel] | None:
 
 
 def _field(model: type[BaseModel], alias: str) -> FieldInfo | None:
-    for name, field in model.model_fields.items():
-        if alias in (field.alias, name):
-            return field
+    for name, info in model.model_fields.items():
+        if alias in (info.alias, name):
+            return info
     return None
 
 

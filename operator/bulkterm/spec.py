@@ -8,7 +8,7 @@ in step. Field names on the wire are camelCase (``batchSize``); in Python they a
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -134,6 +134,9 @@ class BulkTerminationSpec(_Model):
             for id_ in group.ids
         )
 
+    #: The CRD's bound on ids in the compact form (None: :class:`UnboundedSpec`).
+    max_ids: ClassVar[int | None] = MAX_TARGETS
+
     @model_validator(mode="after")
     def _one_form(self) -> BulkTerminationSpec:
         """The CRD's CEL rules: one form, and at most MAX_TARGETS ids in the compact one."""
@@ -141,7 +144,7 @@ class BulkTerminationSpec(_Model):
         if (self.listed is not None) == compact:
             raise ValueError(ONE_FORM)
         ids = sum(len(g.ids) for g in (self.deployments, self.executions) if g is not None)
-        if ids > MAX_TARGETS:
+        if self.max_ids is not None and ids > self.max_ids:
             raise ValueError(too_many_ids(ids))
         return self
 
@@ -157,6 +160,20 @@ class BulkTerminationSpec(_Model):
                 )
             seen[key] = index
         return self
+
+
+class UnboundedIdList(IdList):
+    ids: Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]], Field(min_length=1)]
+
+
+class UnboundedSpec(BulkTerminationSpec):
+    """A spec valid in every way but its size: what ``bulkterm split`` reads, to write it out
+    again as BulkTerminations the API server takes."""
+
+    max_ids: ClassVar[int | None] = None
+    listed: Annotated[list[Target] | None, Field(alias="targets", min_length=1)] = None
+    deployments: UnboundedIdList | None = None
+    executions: UnboundedIdList | None = None
 
 
 def too_many_ids(count: int) -> str:

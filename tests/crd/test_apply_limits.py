@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from bulkterm.manifest import load_manifests
+from bulkterm.split import split_manifest
 from tests.crd.samples import valid_cr
 from tests.kube import Kube
 from tests.plugins.kube import Kubectl
@@ -108,3 +110,18 @@ def test_client_side_apply_of_four_thousand_listed_targets_hits_the_annotation_l
     5,000: the refusal is the API server's, about the annotation kubectl adds."""
     refused = _apply(kubectl, namespace, _listed("csa-too-many", 4_000, AI_CORE_ID_LENGTH))
     assert "metadata.annotations: Too long: may not be more than 262144 bytes" in refused
+
+
+def test_more_than_one_cr_holds_is_split_into_parts_server_side_apply_takes(
+    kube: Kube, kubectl: Kubectl, namespace: str
+) -> None:
+    big = _listed("huge", 25_000, AI_CORE_ID_LENGTH)
+    (manifest,) = load_manifests(yaml.safe_dump(big), unbounded=True)
+    parts = split_manifest(manifest)
+    result = kubectl(
+        "apply", "--server-side", "-n", namespace, "-f", "-",
+        input=yaml.safe_dump_all(parts), timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stored = [_stored_targets(kube, namespace, f"huge-{n}") for n in (1, 2, 3)]
+    assert stored == [10_000, 10_000, 5_000]
