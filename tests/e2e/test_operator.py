@@ -230,6 +230,25 @@ def test_deleting_the_resource_mid_run_stops_its_work(
     assert sum(sim.counters.values()) == calls  # no polling after the resource is gone
 
 
+def test_deleting_the_resource_mid_run_logs_one_line_and_no_error(
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    sim.set_timings(timings(stopping=30.0, deletion=1.0))
+    seed(sim, (D, "dep-slow", Status.RUNNING))
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(bulk_termination(namespace, "doomed", ("Deployment", "dep-slow", "DELETED")))
+    wait_for_first_bulk_patch(sim)
+    kube.delete(BT, "doomed", namespace=namespace)
+    kube.wait_gone(BT, "doomed", namespace=namespace, timeout=30)
+    time.sleep(2.0)  # whatever the daemon logs after the resource is gone
+    log = operator.log()
+    stopped = [line for line in log.splitlines() if "run stopped" in line]
+    assert len(stopped) == 1, log
+    assert f"{namespace}/doomed: run stopped: the BulkTermination was deleted" in stopped[0]
+    assert "Traceback" not in log, log
+    assert "final status not written" not in log, log
+
+
 def test_ttl_deletes_the_resource_after_it_finished(
     kube: Kube,
     namespace: str,

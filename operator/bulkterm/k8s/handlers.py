@@ -25,6 +25,7 @@ from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter, KubeApi
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
+log = logging.getLogger(__name__)
 registry = kopf.OperatorRegistry()
 #: Set by ``bulkterm operator`` before kopf starts.
 CONFIG = OperatorConfig()
@@ -175,7 +176,13 @@ async def reconcile(
             config=CONFIG,
             clients=clients(),
         )
-        await reconciler.run(stop)
+        result = await reconciler.run(stop)
+        deleted = stopped.reason is not None and bool(
+            stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED
+        )
+        if (reconciler.resource_gone or deleted) and not (result and result.terminal):
+            # One line, not an error: deleting a BulkTermination mid-run is how it is stopped.
+            log.info("%s/%s: run stopped: the BulkTermination was deleted", namespace, name)
     finally:
         bridge_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

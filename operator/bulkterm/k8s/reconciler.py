@@ -101,13 +101,24 @@ class Reconciler:
         )
         self._events = RunEvents(events)
         self._record: Progress | None = None
+        #: The stop event of the current ``run`` (set by the run itself when the CR is gone).
+        self._stop = asyncio.Event()
         #: The reason of the stall the CR is in, if any.
         self._stalled: str | None = None
 
     # -- the flow --------------------------------------------------------------------------
 
+    @property
+    def resource_gone(self) -> bool:
+        """A status write was answered 404: the BulkTermination was deleted under the run
+        (before kopf's finalizer was on it, or after it was taken off). The run stops by
+        itself then; it is not an error."""
+        return self._status.gone
+
     async def run(self, stop: asyncio.Event) -> Progress | None:
-        """Reconcile until terminal or ``stop``; cancelling this cancels the engine with it."""
+        """Reconcile until terminal, ``stop``, or the resource is gone; cancelling this
+        cancels the engine with it."""
+        self._stop = stop
         cancelled = False
         try:
             result = await self._reconcile(stop)
@@ -117,9 +128,10 @@ class Reconciler:
         finally:
             # Cancelled (kopf's hard stop): one last attempt, no waiting between retries.
             landed = await self._status.close(() if cancelled else CLOSE_RETRY_DELAYS)
-        if not landed:
+        if not landed and not self.resource_gone:
             # Raising makes kopf restart the daemon, which resumes from the last status
-            # that did land and writes the outcome again.
+            # that did land and writes the outcome again. (A resource that is gone has no
+            # status to write: its host says once that the run stopped, see ``resource_gone``.)
             raise StatusWriteError(
                 f"{self.ref.namespace}/{self.ref.name}: final status not written"
             )
@@ -139,7 +151,7 @@ class Reconciler:
         await self._first_visit(spec)
         metrics.ACTIVE_RUNS.inc()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.resource_gone:
                 result = await self._attempt(spec, stop)
                 if result is not None:
                     return result
@@ -264,6 +276,10 @@ class Reconciler:
         :class:`RecordNotWritten` tells the engine not to send (and to offer it again)."""
         previous, self._record = self._record, record
         metrics.RECONCILE_ROUNDS.inc()
+        if self.resource_gone:
+            # Nobody to report to: stop as on deletion (the engine is reaped, sends nothing).
+            self._stop.set()
+            return
         sends = announces_sends(previous, record)
         written = await self._status.offer(record, force=sends)
         if sends and not written:

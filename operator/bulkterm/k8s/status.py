@@ -146,6 +146,11 @@ class StatusWriter:
         await self.offer(record, force=True)
         return record
 
+    @property
+    def gone(self) -> bool:
+        """The API server answered a write with 404: the BulkTermination was deleted."""
+        return self._throttle.gone
+
     async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
         """Write what is held back and stop writing; False if the last status never landed."""
         return await self._throttle.close(retry_delays)

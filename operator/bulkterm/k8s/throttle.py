@@ -70,6 +70,8 @@ class StatusThrottle:
         self.writes = 0
         self.skipped = 0
         self.failures = 0
+        #: The API server answered 404: the resource is gone, nothing more is written.
+        self.gone = False
 
     async def offer(
         self, status: dict[str, Any], *, force: bool = False, wait: bool = True
@@ -81,9 +83,13 @@ class StatusThrottle:
         write failed (it is then retried in the background). For a forced offer, False
         always means the write failed. ``wait=False`` (ignored with ``force``): never wait
         for a write; what would be written now is written in the background at once."""
+        if self.gone:
+            return False
         if not wait and not force:
             return self._hold(status)
         async with self._lock:
+            if self.gone:
+                return False
             if status == self._last:
                 self._held = None
                 self.skipped += 1
@@ -123,12 +129,15 @@ class StatusThrottle:
     async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
         """Write what is held back (if anything) and stop the background flush.
 
-        Returns False if the API server refused the last status even after retries."""
+        Returns False if the API server refused the last status even after retries, or the
+        resource is ``gone``."""
         await self._cancel_flusher()
         for delay in (*retry_delays, None):
             async with self._lock:
                 written = self._held is None or await self._write_now(self._held)
             await self._cancel_flusher()  # close() does its own retrying
+            if self.gone:
+                return False
             if written:
                 return True
             if delay is None:
@@ -177,6 +186,12 @@ class StatusThrottle:
         try:
             await self._write(status)
         except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                # Deleted (its finalizer already gone): no retry, no warning; the run is over
+                # and its owner says so once (see ``gone``).
+                self.gone = True
+                self._held = None
+                return False
             self.failures += 1
             metrics.STATUS_WRITE_FAILURES.inc()
             code = getattr(exc, "status", None)
