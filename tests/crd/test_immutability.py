@@ -52,7 +52,7 @@ def test_status_changes_are_accepted(kube: Kube, stored: dict[str, Any]) -> None
     updated = kube.patch_status(
         "bt", meta["name"], {"total": 2, "pending": 2}, namespace=meta["namespace"]
     )
-    assert updated["status"] == {"total": 2, "pending": 2}
+    assert updated["status"] == {"observedGeneration": 0, "total": 2, "pending": 2}
 
 
 def _changed_id(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:

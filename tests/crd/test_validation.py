@@ -91,6 +91,19 @@ def test_minimal_cr_is_admitted_with_every_default_filled_in(kube: Kube, namespa
     }
 
 
+def test_a_new_object_reads_not_yet_observed_until_the_operator_writes(
+    kube: Kube, namespace: str
+) -> None:
+    """kstatus reads a status without ``observedGeneration`` as Current (it never reads
+    Ready); the schema's status default makes a new object's generation 1 unobserved (0), so
+    Flux and ``kubectl wait`` see InProgress even while no operator watches the namespace."""
+    stored = create(kube, valid_cr(), namespace)
+    assert stored["metadata"]["generation"] == 1
+    assert stored["status"] == {"observedGeneration": 0}
+    read = kube.get("bt", stored["metadata"]["name"], namespace=namespace)
+    assert read["status"] == {"observedGeneration": 0}
+
+
 def test_secret_key_defaults_to_service_key(kube: Kube, namespace: str) -> None:
     assert admit(kube, valid_cr(), namespace)["spec"]["connection"]["secretRef"] == {
         "name": "aicore-service-key",
@@ -569,7 +582,10 @@ def test_kopf_private_status_fields_are_pruned(
     name = stored["metadata"]["name"]
     status = {"kopf": {"progress": {}}, "create_fn": {"ok": 1}, "total": 2}
     kube.patch_status("bt", name, status, namespace=namespace)
-    assert kube.get("bt", name, namespace=namespace)["status"] == {"total": 2}
+    assert kube.get("bt", name, namespace=namespace)["status"] == {
+        "observedGeneration": 0,
+        "total": 2,
+    }
 
 
 def _engine_shaped_status() -> dict[str, Any]:
