@@ -1,4 +1,4 @@
-"""The ``bulkterm`` command: ``operator``, ``apply`` and ``simulator``.
+"""The ``bulkterm`` command: ``operator``, ``apply``, ``split`` and ``simulator``.
 
 Subcommands import their machinery lazily: ``bulkterm apply`` on a laptop never loads kopf, and
 ``bulkterm operator`` never loads the simulator.
@@ -21,6 +21,7 @@ class LazyGroup(click.Group):
     lazy: dict[str, str] = {
         "operator": "bulkterm.k8s.command:operator_command",
         "simulator": "bulkterm.simulator.command:simulator_command",
+        "split": "bulkterm.split:split_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
