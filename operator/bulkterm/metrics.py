@@ -7,9 +7,29 @@ never ids), so cardinality stays flat however many targets a run has.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# The standard process_* (CPU, memory, open files), python_info and python_gc_* series, which
+# dashboards and alerts expect of any exporter (the default registry has them; ours is our own).
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+
+def endpoint_label(call: str) -> str:
+    """``bulk_patch deployments`` → ``bulk_patch_deployments``: one token, easy in PromQL."""
+    return "_".join(call.split())
+
 
 AIAPI_CALLS = Counter(
     "bulkterm_aiapi_calls_total",

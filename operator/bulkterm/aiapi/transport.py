@@ -171,8 +171,9 @@ class Transport:
 
     @staticmethod
     def _observe(label: str, outcome: str, started: float) -> None:
-        metrics.AIAPI_CALLS.labels(label, outcome).inc()
-        metrics.AIAPI_LATENCY.labels(label).observe(time.monotonic() - started)
+        endpoint = metrics.endpoint_label(label)
+        metrics.AIAPI_CALLS.labels(endpoint, outcome).inc()
+        metrics.AIAPI_LATENCY.labels(endpoint).observe(time.monotonic() - started)
 
 
 def _outcome(error: AiApiError) -> str:
