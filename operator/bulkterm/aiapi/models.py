@@ -6,9 +6,10 @@ strictly; everything else the server sends is ignored, so a newer server never b
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 #: The id pattern of deployments and executions: ``^[\w.-]{4,64}$`` in the spec, where ``\w``
 #: is ASCII (as in Go's RE2, which the API server uses for the CRD). Spelled out here because
@@ -18,6 +19,8 @@ ID_PATTERN = r"^[A-Za-z0-9_.-]{4,64}$"
 RESOURCE_GROUP_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9.-]{1,251}[a-zA-Z0-9]$"
 #: The AI API refuses bulk requests above this size (``maxItems: 100``).
 MAX_BULK_ITEMS = 100
+#: ``executableIds`` of a list or ``$count`` names at most this many ids (``AiexecutableIdsList``).
+MAX_EXECUTABLE_IDS = 1000
 
 
 class Kind(StrEnum):
@@ -49,6 +52,14 @@ class TargetStatus(StrEnum):
 
     STOPPED = "STOPPED"
     DELETED = "DELETED"
+
+
+class ScheduleStatus(StrEnum):
+    """``status`` of an execution schedule (``AiExecutionScheduleStatus``): an ACTIVE schedule
+    starts executions, an INACTIVE one starts none until it is set ACTIVE again."""
+
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
 
 
 class ItemState(BaseModel):
@@ -109,3 +120,55 @@ class Capabilities(BaseModel):
     runtime_identifier: str | None = Field(default=None, alias="runtimeIdentifier")
     api_version: str | None = None
     bulk_updates: BulkUpdates = Field(default_factory=BulkUpdates)
+
+
+class ItemSummary(BaseModel):
+    """One item as a selector sees it: what it is, where it came from and how old it is.
+
+    Read from the full item (``AiDeployment``/``AiExecution``), because the spec's ``$select``
+    has only ``status``, whose answer lacks ``scenarioId``, ``targetStatus`` and
+    ``executionScheduleId``. ``created_at`` (never ``modified_at``) is what age means: every
+    status change moves ``modifiedAt``. Fields the spec does not require are optional.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    id: str
+    status: Status
+    created_at: AwareDatetime = Field(alias="createdAt")
+    configuration_id: str = Field(alias="configurationId")
+    target_status: str | None = Field(default=None, alias="targetStatus")
+    modified_at: AwareDatetime | None = Field(default=None, alias="modifiedAt")
+    scenario_id: str | None = Field(default=None, alias="scenarioId")
+    executable_id: str | None = Field(default=None, alias="executableId")
+    #: Executions a schedule started carry its id; ``None`` for deployments and manual runs.
+    execution_schedule_id: str | None = Field(default=None, alias="executionScheduleId")
+
+    @property
+    def deleting(self) -> bool:
+        """A deletion was accepted and is under way (``targetStatus: DELETED``)."""
+        return self.target_status == TargetStatus.DELETED
+
+
+class ScheduleSummary(BaseModel):
+    """One execution schedule (``AiExecutionSchedule``): what a selector pauses.
+
+    ``id`` and ``status`` are not required by the spec's schema, but a schedule without an id
+    cannot be paused and one without a status cannot be judged, so both are required here.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    id: str
+    status: ScheduleStatus
+    configuration_id: str = Field(alias="configurationId")
+    name: str
+    cron: str
+    created_at: AwareDatetime = Field(alias="createdAt")
+    modified_at: AwareDatetime = Field(alias="modifiedAt")
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status is ScheduleStatus.ACTIVE

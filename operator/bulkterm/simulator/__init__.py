@@ -10,12 +10,14 @@ from bulkterm.simulator.backend import ItemView
 from bulkterm.simulator.clock import Clock, SimClock
 from bulkterm.simulator.config import Faults, SimulatorConfig, Timings
 from bulkterm.simulator.recording import Violation
+from bulkterm.simulator.schedules import ScheduleView
 from bulkterm.simulator.server import Simulator, SimulatorControls, SimulatorThread
 
 __all__ = [
     "Clock",
     "Faults",
     "ItemView",
+    "ScheduleView",
     "SimClock",
     "Simulator",
     "SimulatorConfig",

@@ -336,8 +336,67 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response(backend.delete(kind, group, item), status=202)
 
 
+def _schedules_served(request: web.Request) -> Backend:
+    """The backend, when it serves execution schedules; otherwise the path is not served."""
+    backend = request.app[BACKEND]
+    if not backend.config.execution_schedules:
+        raise web.HTTPNotFound()
+    return backend
+
+
+async def list_schedules(request: web.Request) -> web.Response:
+    backend = _schedules_served(request)
+    group = _resource_group(request)
+    query = validation.schedule_list_query(
+        _query(request), accept_plain_top_skip=backend.config.accept_plain_top_skip
+    )
+    return web.json_response(backend.list_schedules(group, query))
+
+
+async def count_schedules(request: web.Request) -> web.Response:
+    backend = _schedules_served(request)
+    group = _resource_group(request)
+    filters = validation.schedule_filters(_query(request))
+    return web.Response(
+        text=str(backend.count_schedules(group, filters)), content_type="text/plain"
+    )
+
+
+async def get_schedule(request: web.Request) -> web.Response:
+    backend = _schedules_served(request)
+    group = _resource_group(request)
+    schedule = validation.schedule_id(request.match_info["item_id"])
+    return web.json_response(backend.get_schedule(group, schedule))
+
+
+async def modify_schedule(request: web.Request) -> web.Response:
+    backend = _schedules_served(request)
+    group = _resource_group(request)
+    schedule = validation.schedule_id(request.match_info["item_id"])
+    change = validation.schedule_modification(await _json_body(request, JSON_MEDIA))
+    return web.json_response(backend.modify_schedule(group, schedule, change), status=202)
+
+
+async def delete_schedule(request: web.Request) -> web.Response:
+    backend = _schedules_served(request)
+    group = _resource_group(request)
+    schedule = validation.schedule_id(request.match_info["item_id"])
+    return web.json_response(backend.delete_schedule(group, schedule), status=202)
+
+
+async def list_configurations(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND]
+    group = _resource_group(request)
+    query = validation.configuration_query(
+        _query(request), accept_plain_top_skip=backend.config.accept_plain_top_skip
+    )
+    return web.json_response(backend.list_configurations(group, query))
+
+
 def add_api_routes(app: web.Application) -> None:
-    """The token endpoint and the AI API operations the product uses (spec v2.42.0)."""
+    """The token endpoint and the AI API operations the product uses (spec v2.42.0):
+    deployments and executions, execution schedules (read, pause, delete) and the list of
+    configurations (what a selector by scenario needs to find a scenario's schedules)."""
     router = app.router
     router.add_post("/oauth/token", token)
     router.add_get("/v2/lm/meta", meta)
@@ -349,3 +408,9 @@ def add_api_routes(app: web.Application) -> None:
     router.add_get(f"/v2/lm/{_COLLECTION}/{{item_id}}", get_item)
     router.add_patch(f"/v2/lm/{_COLLECTION}/{{item_id}}", modify)
     router.add_delete(f"/v2/lm/{_COLLECTION}/{{item_id}}", delete)
+    router.add_get("/v2/lm/executionSchedules/$count", count_schedules)
+    router.add_get("/v2/lm/executionSchedules", list_schedules)
+    router.add_get("/v2/lm/executionSchedules/{item_id}", get_schedule)
+    router.add_patch("/v2/lm/executionSchedules/{item_id}", modify_schedule)
+    router.add_delete("/v2/lm/executionSchedules/{item_id}", delete_schedule)
+    router.add_get("/v2/lm/configurations", list_configurations)

@@ -16,7 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bulkterm.aiapi.models import ID_PATTERN, RESOURCE_GROUP_PATTERN, Kind, Status, TargetStatus
+from bulkterm.aiapi.models import (
+    ID_PATTERN,
+    RESOURCE_GROUP_PATTERN,
+    Kind,
+    ScheduleStatus,
+    Status,
+    TargetStatus,
+)
 from bulkterm.simulator.auth import TokenIssuer
 from bulkterm.simulator.clock import Clock
 from bulkterm.simulator.config import DEFAULT_RESOURCE_GROUP, Faults, SimulatorConfig, Timings
@@ -24,19 +31,45 @@ from bulkterm.simulator.lifecycle import INITIAL_TARGET, ItemRecord, schedule, s
 from bulkterm.simulator.recording import Recorder, Violation
 from bulkterm.simulator.rules import (
     CODE_BULK_UNSUPPORTED,
+    CODE_NOT_FOUND,
     CODE_RESULT_TOO_LARGE,
     Refusal,
     check_change,
     check_reconfiguration,
     not_found,
 )
-from bulkterm.simulator.seeding import CONFIGURATIONS, configuration_for, new_id, status_at
-from bulkterm.simulator.validation import Creation, Filters, ListQuery, Modification
+from bulkterm.simulator.schedules import (
+    DEFAULT_CRON,
+    DEFAULT_PERIOD_SECONDS,
+    ScheduleRecord,
+    ScheduleView,
+    due_runs,
+    schedule_json,
+)
+from bulkterm.simulator.seeding import (
+    CONFIGURATIONS,
+    Configuration,
+    configuration_for,
+    new_id,
+    status_at,
+)
+from bulkterm.simulator.validation import (
+    ConfigurationQuery,
+    Creation,
+    Filters,
+    ListQuery,
+    Modification,
+    ScheduleFilters,
+    ScheduleListQuery,
+    ScheduleModification,
+    bad_request,
+)
 from bulkterm.simulator.wire import (
     JSON,
     ApiFailure,
     ViolationSpec,
     api_error,
+    configuration_json,
     deployment_url,
     full_item,
     status_item,
@@ -52,6 +85,9 @@ _MODIFIED_MESSAGE = {
 #: Live create messages differ from the spec examples (contract §6.2, §12).
 _CREATED_MESSAGE = {Kind.DEPLOYMENT: "Deployment scheduled.", Kind.EXECUTION: "Execution scheduled"}
 _DELETED_MESSAGE = "Deletion scheduled"
+#: The spec's examples: no live text of these answers is known (contract §6.3).
+_SCHEDULE_MODIFIED = "Execution Schedule modified"
+_SCHEDULE_DELETED = "Execution Schedule deleted"
 #: ``targetStatus`` values an item can show (the spec's read enums).
 _TARGETS = {
     Kind.DEPLOYMENT: frozenset({"RUNNING", "STOPPED", "DELETED"}),
@@ -107,6 +143,24 @@ def _matches(record: ItemRecord, filters: Filters) -> bool:
     )
 
 
+def _schedule_matches(record: ScheduleRecord, filters: ScheduleFilters) -> bool:
+    return (filters.status is None or record.status is filters.status) and (
+        filters.configuration_id is None or record.configuration_id == filters.configuration_id
+    )
+
+
+def _page_or_refuse(rows: list[JSON], limit: int | None, what: str) -> None:
+    """The 413 another ``/v2/lm`` endpoint answers for too many rows (contract §5.2)."""
+    if limit is not None and len(rows) > limit:
+        message = f"Result set exceeds the maximum of {limit} rows. Use $top and $skip to paginate."
+        raise ApiFailure(
+            413,
+            CODE_RESULT_TOO_LARGE,
+            message,
+            violation=ViolationSpec("ResultTooLarge", f"{what}: {message}"),
+        )
+
+
 def _rng(seed: int | None, stream: str) -> random.Random:
     # Separate streams: faults drawn per request must not shift the ids of seeded items.
     return random.Random(None if seed is None else f"{seed}:{stream}")
@@ -141,6 +195,11 @@ class Backend:
             config.initial_resource_group,
             *config.resource_groups,
         }
+        #: Execution schedules per resource group, in creation order.
+        self._schedules: dict[str, dict[str, ScheduleRecord]] = {}
+        #: Configurations items and schedules of a group use: ``(group, id)`` → configuration
+        #: and its creation (wall) time, so a configuration keeps one scenario and executable.
+        self._configurations: dict[tuple[str, str], tuple[Configuration, float]] = {}
         self._seq = itertools.count()
         self._request_ids = itertools.count(1)
 
@@ -163,6 +222,8 @@ class Backend:
         return self._items.setdefault((resource_group, kind), {})
 
     def _live(self, resource_group: str, kind: Kind, item_id: str) -> ItemRecord | None:
+        if kind is Kind.EXECUTION:
+            self._run_schedules(resource_group)
         bucket = self._items.get((resource_group, kind))
         record = None if bucket is None else bucket.get(item_id)
         if bucket is None or record is None:
@@ -173,6 +234,8 @@ class Backend:
         return None
 
     def _live_all(self, resource_group: str, kind: Kind) -> list[ItemRecord]:
+        if kind is Kind.EXECUTION:
+            self._run_schedules(resource_group)
         bucket = self._items.get((resource_group, kind))
         if not bucket:
             return []
@@ -222,12 +285,16 @@ class Backend:
         configuration_id: str | None = None,
         execution_schedule_id: str | None = None,
         created_at: datetime | None = None,
+        scenario_id: str | None = None,
+        executable_id: str | None = None,
     ) -> None:
         """Put one item in ``status`` now (replacing any item with that id in the group).
 
         ``target_status`` defaults to what the status implies: STOPPED for STOPPING/STOPPED,
         otherwise the kind's initial target (RUNNING / COMPLETED). ``DELETED`` seeds an item
-        whose deletion is in progress.
+        whose deletion is in progress. ``scenario_id``/``executable_id`` place the item's
+        configuration (``configuration_id``, required with them) in that scenario; a
+        configuration keeps the scenario it was first given (:meth:`configuration`).
         """
         kind, status = Kind(kind), Status(status)
         if not re.match(ID_PATTERN, item_id):
@@ -236,15 +303,25 @@ class Backend:
             raise ValueError(f"resource group {resource_group!r} does not match the spec's pattern")
         if target_status is not None and target_status not in _TARGETS[kind]:
             raise ValueError(f"target_status of a {kind} is one of {sorted(_TARGETS[kind])}")
+        if created_at is not None and created_at.tzinfo is None:
+            raise ValueError("created_at must be timezone-aware (e.g. datetime.now(UTC))")
         with self.lock:
             self._groups.add(resource_group)
             now = self.now()
             wall_now = self.wall(now)
-            if configuration_id is None:
-                configuration = self.data_rng.choice(CONFIGURATIONS[kind])
-            else:
-                configuration = configuration_for(kind, configuration_id)
             created = wall_now if created_at is None else created_at.timestamp()
+            if configuration_id is None:
+                if scenario_id is not None or executable_id is not None:
+                    raise ValueError("scenario_id and executable_id need a configuration_id")
+                configuration_id = self.data_rng.choice(CONFIGURATIONS[kind]).id
+            configuration = self.configuration(
+                resource_group,
+                kind,
+                configuration_id,
+                scenario_id=scenario_id,
+                executable_id=executable_id,
+                created=created,
+            )
             target = target_status or (
                 "STOPPED" if status in (Status.STOPPING, Status.STOPPED) else INITIAL_TARGET[kind]
             )
@@ -300,6 +377,54 @@ class Backend:
                     created.append((kind, item_id, status))
         return created
 
+    def configuration(
+        self,
+        resource_group: str,
+        kind: Kind,
+        configuration_id: str,
+        *,
+        scenario_id: str | None = None,
+        executable_id: str | None = None,
+        created: float | None = None,
+    ) -> Configuration:
+        """The configuration ``configuration_id`` of the group, registered on first use.
+
+        First use takes the scenario and executable given, else the catalogue's (or made-up
+        ones for an id the catalogue lacks). Later uses must agree: a configuration belongs
+        to one scenario and one executable (``ValueError`` otherwise).
+        """
+        if not re.match(ID_PATTERN, configuration_id):
+            raise ValueError(f"configuration id {configuration_id!r} does not match {ID_PATTERN}")
+        for name, value in (("scenario id", scenario_id), ("executable id", executable_id)):
+            if value is not None and not re.match(ID_PATTERN, value):
+                raise ValueError(f"{name} {value!r} does not match {ID_PATTERN}")
+        with self.lock:
+            key = (resource_group, configuration_id)
+            known = self._configurations.get(key)
+            stamp = self.wall(self.now()) if created is None else created
+            if known is None:
+                base = configuration_for(kind, configuration_id)
+                configuration = Configuration(
+                    base.id,
+                    base.name,
+                    scenario_id or base.scenario_id,
+                    executable_id or base.executable_id,
+                )
+                self._configurations[key] = (configuration, stamp)
+                return configuration
+            configuration, since = known
+            for name, given, held in (
+                ("scenario", scenario_id, configuration.scenario_id),
+                ("executable", executable_id, configuration.executable_id),
+            ):
+                if given is not None and given != held:
+                    raise ValueError(
+                        f"configuration {configuration_id} belongs to {name} {held}, not {given}"
+                    )
+            if stamp < since:  # a back-dated item: the configuration is at least as old
+                self._configurations[key] = (configuration, stamp)
+            return configuration
+
     def item(self, kind: Kind, item_id: str, resource_group: str = "default") -> ItemView | None:
         with self.lock:
             record = self._live(resource_group, Kind(kind), item_id)
@@ -317,8 +442,11 @@ class Backend:
             return [self._view(r) for group, k in keys for r in self._live_all(group, k)]
 
     def clear_items(self) -> None:
+        """Forget every item, and the execution schedules and configurations that made them."""
         with self.lock:
             self._items.clear()
+            self._schedules.clear()
+            self._configurations.clear()
 
     def add_resource_group(self, resource_group: str) -> None:
         """Make ``resource_group`` exist (no-op if it does), as creating it in AI Core would."""
@@ -411,7 +539,7 @@ class Backend:
                         "userDeployments": True,
                         "userExecutions": True,
                         "timeToLiveDeployments": False,
-                        "executionSchedules": False,
+                        "executionSchedules": self.config.execution_schedules,
                         "logs": {"executions": False, "deployments": False},
                         "bulkUpdates": {
                             "executions": bulk[Kind.EXECUTION],
@@ -605,3 +733,213 @@ class Backend:
                 raise self._refuse(refusal, kind, item_id)
             schedule(record, TargetStatus.DELETED, self.now(), self.wall)
             return {"id": item_id, "message": _DELETED_MESSAGE, "targetStatus": "DELETED"}
+
+    # -- execution schedules ---------------------------------------------------------------
+
+    def _run_schedules(self, resource_group: str) -> None:
+        """Start every execution the group's ACTIVE schedules owe by now, each at its due time
+        (so its lifecycle has moved on as far as it would have)."""
+        schedules = self._schedules.get(resource_group)
+        if not schedules:
+            return
+        now = self.now()
+        for record in schedules.values():
+            for at in due_runs(record, now, self.wall):
+                self._spawn(record, at)
+
+    def _spawn(self, schedule_record: ScheduleRecord, at: float) -> None:
+        kind = Kind.EXECUTION
+        group = schedule_record.resource_group
+        configuration = self.configuration(group, kind, schedule_record.configuration_id)
+        stamp = self.wall(at)
+        item_id = self._new_id(kind)
+        schedule_record.runs += 1
+        self._bucket(group, kind)[item_id] = ItemRecord(
+            kind=kind,
+            id=item_id,
+            resource_group=group,
+            status=Status.UNKNOWN,
+            target_status=INITIAL_TARGET[kind],
+            status_since=at,
+            created_at=stamp,
+            modified_at=stamp,
+            configuration_id=configuration.id,
+            configuration_name=configuration.name,
+            scenario_id=configuration.scenario_id,
+            executable_id=configuration.executable_id,
+            seq=next(self._seq),
+            execution_schedule_id=schedule_record.id,
+        )
+
+    def add_schedule(
+        self,
+        schedule_id: str,
+        *,
+        configuration_id: str,
+        resource_group: str = "default",
+        status: ScheduleStatus = ScheduleStatus.ACTIVE,
+        period_seconds: float = DEFAULT_PERIOD_SECONDS,
+        cron: str = DEFAULT_CRON,
+        name: str | None = None,
+        scenario_id: str | None = None,
+        executable_id: str | None = None,
+        created_at: datetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        """Seed one execution schedule (replacing one with the same id in the group).
+
+        ACTIVE, it starts an execution of ``configuration_id`` every ``period_seconds`` of the
+        clock from now on (``cron`` is shown, not interpreted).
+        """
+        status = ScheduleStatus(status)
+        if not re.match(ID_PATTERN, schedule_id):
+            raise ValueError(f"schedule id {schedule_id!r} does not match {ID_PATTERN}")
+        if not re.match(RESOURCE_GROUP_PATTERN, resource_group):
+            raise ValueError(f"resource group {resource_group!r} does not match the spec's pattern")
+        if not period_seconds > 0:
+            raise ValueError(f"period_seconds must be > 0, got {period_seconds}")
+        if not cron.strip():
+            raise ValueError("cron must not be empty")
+        if name is not None and len(name) > 256:
+            raise ValueError("name is at most 256 characters (AiExecutionSchedule.name)")
+        for label, value in (("created_at", created_at), ("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{label} must be timezone-aware (e.g. datetime.now(UTC))")
+        if start is not None and end is not None and end <= start:
+            raise ValueError("end must be later than start")
+        with self.lock:
+            self._groups.add(resource_group)
+            now = self.now()
+            wall_now = self.wall(now)
+            created = wall_now if created_at is None else created_at.timestamp()
+            self.configuration(
+                resource_group,
+                Kind.EXECUTION,
+                configuration_id,
+                scenario_id=scenario_id,
+                executable_id=executable_id,
+                created=created,
+            )
+            self._run_schedules(resource_group)  # a replaced schedule owes its runs first
+            self._schedules.setdefault(resource_group, {})[schedule_id] = ScheduleRecord(
+                id=schedule_id,
+                resource_group=resource_group,
+                name=name or f"schedule {schedule_id}",
+                cron=cron,
+                configuration_id=configuration_id,
+                status=status,
+                period_seconds=float(period_seconds),
+                next_run=now + period_seconds,
+                created_at=created,
+                modified_at=max(created, wall_now),
+                start=created if start is None else start.timestamp(),
+                end=None if end is None else end.timestamp(),
+            )
+
+    def execution_schedule(
+        self, schedule_id: str, resource_group: str = "default"
+    ) -> ScheduleView | None:
+        with self.lock:
+            self._run_schedules(resource_group)
+            record = self._schedules.get(resource_group, {}).get(schedule_id)
+            return None if record is None else ScheduleView.of(record)
+
+    def schedules(self, resource_group: str | None = None) -> list[ScheduleView]:
+        """Every schedule, optionally of one resource group, in creation order per group."""
+        with self.lock:
+            groups = [g for g in self._schedules if resource_group in (None, g)]
+            for group in groups:
+                self._run_schedules(group)
+            return [ScheduleView.of(r) for g in groups for r in self._schedules[g].values()]
+
+    def _schedule_record(self, resource_group: str, schedule_id: str) -> ScheduleRecord:
+        self._run_schedules(resource_group)
+        record = self._schedules.get(resource_group, {}).get(schedule_id)
+        if record is None:
+            message = f"Execution schedule {schedule_id} not found."
+            raise ApiFailure(404, CODE_NOT_FOUND, message)
+        return record
+
+    def list_schedules(self, resource_group: str, query: ScheduleListQuery) -> JSON:
+        """``AiExecutionScheduleList`` in creation order, paged by ``$top``/``$skip``."""
+        with self.lock:
+            self._run_schedules(resource_group)
+            matching = [
+                r
+                for r in self._schedules.get(resource_group, {}).values()
+                if _schedule_matches(r, query.filters)
+            ]
+            page = [schedule_json(r) for r in matching[query.skip : query.skip + query.top]]
+            _page_or_refuse(page, self.config.max_result_rows, "list executionSchedules")
+            count = len(matching) if self.config.list_count == "total" else len(page)
+            return {"count": count, "resources": page}
+
+    def count_schedules(self, resource_group: str, filters: ScheduleFilters) -> int:
+        with self.lock:
+            self._run_schedules(resource_group)
+            schedules = self._schedules.get(resource_group, {}).values()
+            return sum(1 for r in schedules if _schedule_matches(r, filters))
+
+    def get_schedule(self, resource_group: str, schedule_id: str) -> JSON:
+        with self.lock:
+            return schedule_json(self._schedule_record(resource_group, schedule_id))
+
+    def modify_schedule(
+        self, resource_group: str, schedule_id: str, change: ScheduleModification
+    ) -> JSON:
+        """Apply a PATCH: runs due before it are started first; setting ACTIVE restarts the
+        period from now (missed runs are not caught up), INACTIVE stops further runs. Setting
+        the status a schedule already has is accepted and changes nothing."""
+        with self.lock:
+            record = self._schedule_record(resource_group, schedule_id)
+            now = self.now()
+            if change.configuration_id is not None:
+                self.configuration(resource_group, Kind.EXECUTION, change.configuration_id)
+                record.configuration_id = change.configuration_id
+            if change.cron is not None:
+                record.cron = change.cron
+            start = record.start if change.start is None else change.start
+            end = record.end if change.end is None else change.end
+            if end is not None and end <= start:
+                raise bad_request("end must be later than start.", "MalformedRequest")
+            record.start, record.end = start, end
+            if change.end is not None and record.next_run == float("inf"):
+                record.next_run = now + record.period_seconds
+            if change.status is not None and change.status is not record.status:
+                record.status = change.status
+                if change.status is ScheduleStatus.ACTIVE:
+                    record.next_run = now + record.period_seconds
+            record.modified_at = self.wall(now)
+            return {"id": schedule_id, "message": _SCHEDULE_MODIFIED}
+
+    def delete_schedule(self, resource_group: str, schedule_id: str) -> JSON:
+        """Gone at once; the executions it started stay (with its ``executionScheduleId``)."""
+        with self.lock:
+            self._schedule_record(resource_group, schedule_id)
+            del self._schedules[resource_group][schedule_id]
+            return {"id": schedule_id, "message": _SCHEDULE_DELETED}
+
+    # -- configurations --------------------------------------------------------------------
+
+    def list_configurations(self, resource_group: str, query: ConfigurationQuery) -> JSON:
+        """``AiConfigurationList`` of the configurations the group's items and schedules use
+        (the simulator knows no others), in the order they were first used."""
+        with self.lock:
+            matching = [
+                (configuration, created)
+                for (group, _), (configuration, created) in self._configurations.items()
+                if group == resource_group
+                and (query.scenario_id is None or configuration.scenario_id == query.scenario_id)
+                and (
+                    query.executable_ids is None
+                    or configuration.executable_id in query.executable_ids
+                )
+            ]
+            page = [
+                configuration_json(configuration, created)
+                for configuration, created in matching[query.skip : query.skip + query.top]
+            ]
+            _page_or_refuse(page, self.config.max_result_rows, "list configurations")
+            count = len(matching) if self.config.list_count == "total" else len(page)
+            return {"count": count, "resources": page}

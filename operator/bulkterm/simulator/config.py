@@ -203,6 +203,10 @@ class SimulatorConfig:
     #: stopped, dead or unknown ... can be deleted". A single DELETE always may (the status
     #: table and the delete-an-execution page: "Completed, Dead, Stopped, or Unknown").
     bulk_delete_completed: bool = False
+    #: Serve execution schedules (``/lm/executionSchedules``) and say so in ``/lm/meta``
+    #: (``capabilities.executionSchedules``). Off: their paths are not served (plain 404),
+    #: as on a runtime without schedules.
+    execution_schedules: bool = True
     #: Serve the ``/_sim`` control API (seed, faults, clock, token revocation).
     control_api: bool = True
     #: The bearer token every ``/_sim`` request must carry (``Authorization: Bearer <token>``).

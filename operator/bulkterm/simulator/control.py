@@ -19,13 +19,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from bulkterm.aiapi.models import ID_PATTERN, RESOURCE_GROUP_PATTERN, Kind, Status
+from bulkterm.aiapi.models import ID_PATTERN, RESOURCE_GROUP_PATTERN, Kind, ScheduleStatus, Status
 from bulkterm.simulator.app import BACKEND
 from bulkterm.simulator.backend import Backend, ItemView
 from bulkterm.simulator.clock import SimClock
 from bulkterm.simulator.config import Faults, Timings
+from bulkterm.simulator.schedules import DEFAULT_CRON, DEFAULT_PERIOD_SECONDS, ScheduleView
 
 T = TypeVar("T")
 
@@ -56,6 +57,27 @@ class SeedItem(_Body):
     hold: bool = False
     configuration_id: str | None = Field(default=None, pattern=ID_PATTERN)
     execution_schedule_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    #: Back-dates the item (RFC 3339 with an offset), for selection by age.
+    created_at: AwareDatetime | None = None
+    #: With ``configuration_id``: the scenario and executable of that configuration.
+    scenario_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    executable_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class SeedSchedule(_Body):
+    """An execution schedule: ``cron`` is shown, ``period_seconds`` is how often it runs."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    configuration_id: str = Field(pattern=ID_PATTERN)
+    status: ScheduleStatus = ScheduleStatus.ACTIVE
+    period_seconds: float = Field(default=DEFAULT_PERIOD_SECONDS, gt=0)
+    cron: str = Field(default=DEFAULT_CRON, min_length=1)
+    name: str | None = Field(default=None, max_length=256)
+    scenario_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    executable_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    created_at: AwareDatetime | None = None
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
 
 
 class SeedRequest(_Body):
@@ -63,6 +85,7 @@ class SeedRequest(_Body):
     deployments: int = Field(default=0, ge=0)
     executions: int = Field(default=0, ge=0)
     items: list[SeedItem] = Field(default_factory=list)
+    execution_schedules: list[SeedSchedule] = Field(default_factory=list)
 
 
 class ResourceGroupRequest(_Body):
@@ -90,6 +113,15 @@ def view_json(view: ItemView) -> dict[str, Any]:
     data["status"] = str(view.status)
     data["created_at"] = view.created_at.isoformat()
     data["modified_at"] = view.modified_at.isoformat()
+    return data
+
+
+def schedule_json(view: ScheduleView) -> dict[str, Any]:
+    data = asdict(view)
+    data["status"] = str(view.status)
+    for key in ("created_at", "modified_at", "start", "end"):
+        value = getattr(view, key)
+        data[key] = None if value is None else value.isoformat()
     return data
 
 
@@ -210,19 +242,43 @@ async def seed_items(request: web.Request) -> web.Response:
     backend = _backend(request)
     backend.add_resource_group(seed.resource_group)
     created: list[dict[str, str]] = []
-    for item in seed.items:
-        backend.add_item(
-            item.kind,
-            item.id,
-            item.status,
-            resource_group=seed.resource_group,
-            target_status=item.target_status,
-            goes_dead=item.goes_dead,
-            hold=item.hold,
-            configuration_id=item.configuration_id,
-            execution_schedule_id=item.execution_schedule_id,
-        )
-        created.append({"kind": str(item.kind), "id": item.id, "status": str(item.status)})
+    try:
+        for schedule in seed.execution_schedules:
+            backend.add_schedule(
+                schedule.id,
+                configuration_id=schedule.configuration_id,
+                resource_group=seed.resource_group,
+                status=schedule.status,
+                period_seconds=schedule.period_seconds,
+                cron=schedule.cron,
+                name=schedule.name,
+                scenario_id=schedule.scenario_id,
+                executable_id=schedule.executable_id,
+                created_at=schedule.created_at,
+                start=schedule.start,
+                end=schedule.end,
+            )
+            created.append(
+                {"kind": "ExecutionSchedule", "id": schedule.id, "status": str(schedule.status)}
+            )
+        for item in seed.items:
+            backend.add_item(
+                item.kind,
+                item.id,
+                item.status,
+                resource_group=seed.resource_group,
+                target_status=item.target_status,
+                goes_dead=item.goes_dead,
+                hold=item.hold,
+                configuration_id=item.configuration_id,
+                execution_schedule_id=item.execution_schedule_id,
+                created_at=item.created_at,
+                scenario_id=item.scenario_id,
+                executable_id=item.executable_id,
+            )
+            created.append({"kind": str(item.kind), "id": item.id, "status": str(item.status)})
+    except ValueError as error:  # e.g. a configuration given two scenarios
+        raise ControlError(str(error)) from None
     for kind, item_id, status in backend.seed(
         seed.deployments, seed.executions, seed.resource_group
     ):
@@ -230,6 +286,12 @@ async def seed_items(request: web.Request) -> web.Response:
     return web.json_response(
         {"resource_group": seed.resource_group, "created": created}, status=201
     )
+
+
+async def list_schedules(request: web.Request) -> web.Response:
+    group = request.query.get("resource_group")
+    views = _backend(request).schedules(group)
+    return web.json_response([schedule_json(v) for v in views])
 
 
 async def list_resource_groups(request: web.Request) -> web.Response:
@@ -352,6 +414,7 @@ def add_control_routes(app: web.Application, token: str | None = None) -> None:
     router.add_post("/resource-groups", add_resource_group)
     router.add_delete("/items", clear_items)
     router.add_get("/items/{kind}/{item_id}", get_item)
+    router.add_get("/execution-schedules", list_schedules)
     router.add_get("/faults", get_faults)
     router.add_put("/faults", put_faults)
     router.add_patch("/faults", put_faults)

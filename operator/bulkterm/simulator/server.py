@@ -26,13 +26,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bulkterm.aiapi.models import Kind, Status
+from bulkterm.aiapi.models import Kind, ScheduleStatus, Status
 from bulkterm.simulator.app import BACKEND, add_api_routes, api_middleware
 from bulkterm.simulator.backend import Backend, ItemView
 from bulkterm.simulator.clock import Clock, SimClock
 from bulkterm.simulator.config import Faults, SimulatorConfig, Timings
 from bulkterm.simulator.control import add_control_routes
 from bulkterm.simulator.recording import Violation
+from bulkterm.simulator.schedules import DEFAULT_CRON, DEFAULT_PERIOD_SECONDS, ScheduleView
 
 
 def build_app(backend: Backend, control_token: str | None = None) -> web.Application:
@@ -124,13 +125,17 @@ class SimulatorControls:
         configuration_id: str | None = None,
         execution_schedule_id: str | None = None,
         created_at: datetime | None = None,
+        scenario_id: str | None = None,
+        executable_id: str | None = None,
     ) -> None:
         """Seed one item in ``status`` (replaces an item with the same id in the group); the
         resource group exists from then on.
 
         ``goes_dead``: PENDING/RUNNING end in DEAD instead of RUNNING/COMPLETED. ``hold``: the
         status never changes (a stuck item); deletion still completes. ``created_at``
-        back-dates the item (for age-based selection); default now.
+        back-dates the item (for age-based selection); default now. ``scenario_id`` and
+        ``executable_id`` put its configuration (``configuration_id``, required with them)
+        in that scenario, for selection by scenario or executable.
         """
         self.backend.add_item(
             kind,
@@ -143,6 +148,8 @@ class SimulatorControls:
             configuration_id=configuration_id,
             execution_schedule_id=execution_schedule_id,
             created_at=created_at,
+            scenario_id=scenario_id,
+            executable_id=executable_id,
         )
 
     def seed(
@@ -164,8 +171,58 @@ class SimulatorControls:
         return self.backend.items(kind, resource_group)
 
     def clear_items(self) -> None:
-        """Forget every item (resource groups stay: they belong to the tenant, not to items)."""
+        """Forget every item and execution schedule (resource groups stay: they belong to the
+        tenant, not to items)."""
         self.backend.clear_items()
+
+    # -- execution schedules -----------------------------------------------------------------
+
+    def add_execution_schedule(
+        self,
+        schedule_id: str,
+        *,
+        configuration_id: str,
+        resource_group: str = "default",
+        status: ScheduleStatus = ScheduleStatus.ACTIVE,
+        period_seconds: float = DEFAULT_PERIOD_SECONDS,
+        cron: str = DEFAULT_CRON,
+        name: str | None = None,
+        scenario_id: str | None = None,
+        executable_id: str | None = None,
+        created_at: datetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        """Seed one execution schedule (replaces one with the same id in the group).
+
+        While ACTIVE it starts an execution of ``configuration_id`` (with its
+        ``executionScheduleId``) every ``period_seconds`` of the simulator's clock, the first
+        one period from now; ``cron`` is shown on the wire, not interpreted. ``scenario_id``
+        and ``executable_id`` place the configuration as :meth:`add_item` does.
+        """
+        self.backend.add_schedule(
+            schedule_id,
+            configuration_id=configuration_id,
+            resource_group=resource_group,
+            status=status,
+            period_seconds=period_seconds,
+            cron=cron,
+            name=name,
+            scenario_id=scenario_id,
+            executable_id=executable_id,
+            created_at=created_at,
+            start=start,
+            end=end,
+        )
+
+    def execution_schedule(
+        self, schedule_id: str, resource_group: str = "default"
+    ) -> ScheduleView | None:
+        """The schedule now (its runs so far started); ``None`` if deleted or never seeded."""
+        return self.backend.execution_schedule(schedule_id, resource_group)
+
+    def execution_schedules(self, resource_group: str | None = None) -> list[ScheduleView]:
+        return self.backend.schedules(resource_group)
 
     # -- resource groups -------------------------------------------------------------------
 

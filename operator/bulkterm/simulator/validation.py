@@ -12,12 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from bulkterm.aiapi.models import (
     ID_PATTERN,
     MAX_BULK_ITEMS,
+    MAX_EXECUTABLE_IDS,
     RESOURCE_GROUP_PATTERN,
     Kind,
+    ScheduleStatus,
     Status,
     TargetStatus,
 )
@@ -27,8 +30,6 @@ from bulkterm.simulator.wire import ApiFailure, ViolationSpec
 #: ``$top`` default and maximum (``Aitop`` in the spec).
 TOP_DEFAULT = 10_000
 TOP_MAXIMUM = 100_000
-#: ``executableIds`` may name at most this many ids (``AiexecutableIdsList``).
-MAX_EXECUTABLE_IDS = 1000
 
 _ID = re.compile(ID_PATTERN)
 _RESOURCE_GROUP = re.compile(RESOURCE_GROUP_PATTERN)
@@ -129,23 +130,30 @@ def _int_param(query: Query, name: str, *, maximum: int | None = None) -> int | 
     return number
 
 
+def _executable_ids(query: Query) -> frozenset[str] | None:
+    """``executableIds``: comma-joined (``style: form, explode: false``), each id
+    pattern-checked, at most 1000 (``AiexecutableIdsList``)."""
+    raw = [part for value in query.get("executableIds", ()) for part in value.split(",") if part]
+    if not raw:
+        return None
+    for executable_id in raw:
+        if not _ID.match(executable_id):
+            raise bad_request(
+                f"Invalid executableIds item {executable_id!r}: must match {ID_PATTERN}.",
+                "MalformedRequest",
+            )
+    if len(raw) > MAX_EXECUTABLE_IDS:
+        raise bad_request(
+            f"executableIds takes at most {MAX_EXECUTABLE_IDS} ids, got {len(raw)}.",
+            "MalformedRequest",
+        )
+    return frozenset(raw)
+
+
 def filters(kind: Kind, query: Query) -> Filters:
     """``executableIds`` (comma-joined), ``configurationId``, ``scenarioId``, ``status`` and, for
     executions, ``executionScheduleId``."""
-    executable_ids: frozenset[str] | None = None
-    raw = [part for value in query.get("executableIds", ()) for part in value.split(",") if part]
-    if raw:
-        for executable_id in raw:
-            if not _ID.match(executable_id):
-                raise bad_request(
-                    f"Invalid executableIds item {executable_id!r}: must match {ID_PATTERN}.",
-                    "MalformedRequest",
-                )
-        if len(raw) > MAX_EXECUTABLE_IDS:
-            raise bad_request(
-                f"executableIds takes at most {MAX_EXECUTABLE_IDS} ids.", "MalformedRequest"
-            )
-        executable_ids = frozenset(raw)
+    executable_ids = _executable_ids(query)
     status_value = _single(query, "status")
     status: Status | None = None
     if status_value is not None:
@@ -172,6 +180,18 @@ def list_query(kind: Kind, query: Query, *, accept_plain_top_skip: bool) -> List
     ``$top`` wins over ``top`` when both are given. ``$top`` above the spec's maximum
     (100000) or a negative number is a 400.
     """
+    top, skip = _paging(query, accept_plain_top_skip=accept_plain_top_skip)
+    select = _single(query, "$select")
+    if select is not None and select != "status":
+        raise bad_request(
+            f"Invalid $select {select!r}: only 'status' is supported.", "MalformedRequest"
+        )
+    return ListQuery(
+        filters=filters(kind, query), top=top, skip=skip, select_status=select == "status"
+    )
+
+
+def _paging(query: Query, *, accept_plain_top_skip: bool) -> tuple[int, int]:
     top = _int_param(query, "$top", maximum=TOP_MAXIMUM)
     skip = _int_param(query, "$skip")
     if accept_plain_top_skip:
@@ -179,17 +199,7 @@ def list_query(kind: Kind, query: Query, *, accept_plain_top_skip: bool) -> List
             top = _int_param(query, "top", maximum=TOP_MAXIMUM)
         if skip is None:
             skip = _int_param(query, "skip")
-    select = _single(query, "$select")
-    if select is not None and select != "status":
-        raise bad_request(
-            f"Invalid $select {select!r}: only 'status' is supported.", "MalformedRequest"
-        )
-    return ListQuery(
-        filters=filters(kind, query),
-        top=TOP_DEFAULT if top is None else top,
-        skip=skip or 0,
-        select_status=select == "status",
-    )
+    return (TOP_DEFAULT if top is None else top), (skip or 0)
 
 
 def select_status(query: Query) -> bool:
@@ -347,3 +357,136 @@ def creation(kind: Kind, body: object) -> Creation:
             "ttl must be a number followed by m, h or d (e.g. 24H).", "MalformedRequest", kind=kind
         )
     return Creation(configuration_id=configuration, ttl=ttl)
+
+
+# -- execution schedules -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleFilters:
+    """The filters of ``GET /executionSchedules`` and its ``$count``: the spec has only these
+    two (no ``scenarioId``: a schedule names a configuration, not a scenario)."""
+
+    configuration_id: str | None = None
+    status: ScheduleStatus | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleListQuery:
+    filters: ScheduleFilters
+    top: int = TOP_DEFAULT
+    skip: int = 0
+
+
+def schedule_filters(query: Query) -> ScheduleFilters:
+    """``configurationId`` (id pattern) and ``status`` (one of ACTIVE, INACTIVE)."""
+    status_value = _single(query, "status")
+    status: ScheduleStatus | None = None
+    if status_value is not None:
+        try:
+            status = ScheduleStatus(status_value)
+        except ValueError:
+            raise bad_request(
+                f"Invalid status {status_value!r}: one of {', '.join(ScheduleStatus)}.",
+                "MalformedRequest",
+            ) from None
+    return ScheduleFilters(configuration_id=_id_param(query, "configurationId"), status=status)
+
+
+def schedule_list_query(query: Query, *, accept_plain_top_skip: bool) -> ScheduleListQuery:
+    """Filters plus ``$top``/``$skip`` (the spec declares no ``$select`` here)."""
+    top, skip = _paging(query, accept_plain_top_skip=accept_plain_top_skip)
+    return ScheduleListQuery(filters=schedule_filters(query), top=top, skip=skip)
+
+
+def schedule_id(value: str) -> str:
+    if not _ID.match(value):
+        raise bad_request(
+            f"Invalid execution schedule id {value!r}: must match {ID_PATTERN}.", "InvalidId"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ScheduleModification:
+    """What a ``PATCH /executionSchedules/{id}`` changes; ``None`` leaves a field as it is."""
+
+    cron: str | None = None
+    start: float | None = None
+    end: float | None = None
+    configuration_id: str | None = None
+    status: ScheduleStatus | None = None
+
+
+#: The properties of ``AiExecutionScheduleModificationRequest``.
+SCHEDULE_FIELDS = ("cron", "start", "end", "configurationId", "status")
+
+
+def _date_time(name: str, value: object) -> float:
+    """An OpenAPI ``date-time`` (RFC 3339, with an offset) as epoch seconds."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.timestamp()
+    raise bad_request(
+        f"{name} must be an RFC 3339 date-time with an offset (e.g. 2025-01-01T00:00:00Z), "
+        f"got {value!r}.",
+        "MalformedRequest",
+    )
+
+
+def schedule_modification(body: object) -> ScheduleModification:
+    """The spec's ``AiExecutionScheduleModificationRequest``: any of ``cron``, ``start``,
+    ``end``, ``configurationId``, ``status`` (ACTIVE/INACTIVE); at least one of them."""
+    if not isinstance(body, dict):
+        raise bad_request("Body must be a JSON object.", "MalformedRequest")
+    if not any(name in body for name in SCHEDULE_FIELDS):
+        raise bad_request(
+            f"Body must contain at least one of {', '.join(SCHEDULE_FIELDS)}.", "MalformedRequest"
+        )
+    cron = body.get("cron")
+    if cron is not None and (not isinstance(cron, str) or not cron.strip()):
+        raise bad_request("cron must be a non-empty string.", "MalformedRequest")
+    configuration = body.get("configurationId")
+    if configuration is not None and (
+        not isinstance(configuration, str) or not _ID.match(configuration)
+    ):
+        raise bad_request(f"configurationId must match {ID_PATTERN}.", "MalformedRequest")
+    status: ScheduleStatus | None = None
+    if body.get("status") is not None:
+        try:
+            status = ScheduleStatus(body["status"])
+        except ValueError:
+            raise bad_request(
+                f"status must be ACTIVE or INACTIVE, got {body['status']!r}.", "MalformedRequest"
+            ) from None
+    start = None if body.get("start") is None else _date_time("start", body["start"])
+    end = None if body.get("end") is None else _date_time("end", body["end"])
+    if start is not None and end is not None and end <= start:
+        raise bad_request("end must be later than start.", "MalformedRequest")
+    return ScheduleModification(
+        cron=cron, start=start, end=end, configuration_id=configuration, status=status
+    )
+
+
+@dataclass(frozen=True)
+class ConfigurationQuery:
+    """``GET /configurations``: the filters a selector needs (``$search`` is not modelled)."""
+
+    scenario_id: str | None
+    executable_ids: frozenset[str] | None
+    top: int = TOP_DEFAULT
+    skip: int = 0
+
+
+def configuration_query(query: Query, *, accept_plain_top_skip: bool) -> ConfigurationQuery:
+    top, skip = _paging(query, accept_plain_top_skip=accept_plain_top_skip)
+    return ConfigurationQuery(
+        scenario_id=_id_param(query, "scenarioId"),
+        executable_ids=_executable_ids(query),
+        top=top,
+        skip=skip,
+    )

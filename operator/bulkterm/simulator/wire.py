@@ -13,6 +13,7 @@ from typing import Any
 
 from bulkterm.aiapi.models import Kind
 from bulkterm.simulator.lifecycle import ItemRecord
+from bulkterm.simulator.seeding import Configuration
 
 JSON = dict[str, Any]
 
@@ -79,6 +80,19 @@ def status_item(record: ItemRecord, *, include_target_status: bool) -> JSON:
     body["createdAt"] = timestamp(record.created_at)
     body["modifiedAt"] = timestamp(record.modified_at)
     return body
+
+
+def configuration_json(configuration: Configuration, created_at: float) -> JSON:
+    """An ``AiConfiguration`` without bindings (the simulator does not model them)."""
+    return {
+        "id": configuration.id,
+        "name": configuration.name,
+        "scenarioId": configuration.scenario_id,
+        "executableId": configuration.executable_id,
+        "parameterBindings": [],
+        "inputArtifactBindings": [],
+        "createdAt": timestamp(created_at),
+    }
 
 
 def api_error(
