@@ -56,14 +56,19 @@ func judge(file string, out io.Writer) error {
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
-		object := map[string]interface{}{}
-		if err := yaml.Unmarshal(doc, &object); err != nil {
+		// Through JSON and Unstructured's own decoder, as a client reads the API server:
+		// integers become int64 (kstatus refuses a float64 generation).
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
-		if len(object) == 0 {
+		if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
 			continue
 		}
-		u := &unstructured.Unstructured{Object: object}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(js); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
 		result, err := status.Compute(u)
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", file, u.GetName(), err)
