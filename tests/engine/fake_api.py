@@ -16,6 +16,7 @@ import asyncio
 import heapq
 import itertools
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,13 +30,17 @@ from bulkterm.aiapi.errors import (
     PermanentError,
 )
 from bulkterm.aiapi.models import (
+    ID_PATTERN,
     MAX_BULK_ITEMS,
     ApiErrorBody,
     BulkItemResult,
     BulkUpdates,
     Capabilities,
     ItemState,
+    ItemSummary,
     Kind,
+    ScheduleStatus,
+    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -75,6 +80,26 @@ class Item:
     #: When a STOP was accepted; a STOP that arrives while this is set hits a moving item.
     stop_accepted_at: datetime | None = None
     delete_accepted_at: datetime | None = None
+    created_at: datetime = START
+    configuration_id: str = "fake-configuration"
+    scenario_id: str = "fake-scenario"
+    executable_id: str = "fake-executable"
+    execution_schedule_id: str | None = None
+
+
+@dataclass
+class Schedule:
+    """An execution schedule: while ACTIVE it starts an execution every ``period_seconds``."""
+
+    id: str
+    configuration_id: str
+    scenario_id: str
+    status: ScheduleStatus
+    period_seconds: float
+    next_run: datetime
+    created_at: datetime
+    modified_at: datetime
+    runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,10 +134,11 @@ class FakeAiApi:
 
     calls: Counter[str] = field(default_factory=Counter)
     items: dict[tuple[Kind, str], Item] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
     sent: list[Sent] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     #: Errors to raise on the next calls of a method ("meta", "list", "get", "count",
-    #: "bulk_patch", "stop", "delete"), in order.
+    #: "bulk_patch", "stop", "delete", "list_schedules", "pause_schedule"), in order.
     fail_next: dict[str, list[Exception]] = field(default_factory=dict)
     #: Per-item errors to give (in order) to the next writes of an id.
     refuse: dict[str, list[ApiErrorBody]] = field(default_factory=dict)
@@ -136,11 +162,54 @@ class FakeAiApi:
     # --- setting up the world ---
 
     def add(
-        self, kind: Kind, item_id: str, status: Status, target_status: str | None = None
+        self,
+        kind: Kind,
+        item_id: str,
+        status: Status,
+        target_status: str | None = None,
+        *,
+        created_at: datetime | None = None,
+        configuration_id: str = "fake-configuration",
+        scenario_id: str = "fake-scenario",
+        executable_id: str = "fake-executable",
+        execution_schedule_id: str | None = None,
     ) -> None:
         if target_status is None:
             target_status = "RUNNING" if kind is Kind.DEPLOYMENT else "COMPLETED"
-        self.items[(kind, item_id)] = Item(kind, item_id, status, target_status)
+        self.items[(kind, item_id)] = Item(
+            kind,
+            item_id,
+            status,
+            target_status,
+            created_at=created_at or self.clock.now(),
+            configuration_id=configuration_id,
+            scenario_id=scenario_id,
+            executable_id=executable_id,
+            execution_schedule_id=execution_schedule_id if kind is Kind.EXECUTION else None,
+        )
+
+    def add_schedule(
+        self,
+        schedule_id: str,
+        *,
+        configuration_id: str = "fake-configuration",
+        scenario_id: str = "fake-scenario",
+        status: ScheduleStatus = ScheduleStatus.ACTIVE,
+        period_seconds: float = 3600.0,
+    ) -> None:
+        """A schedule that, while ACTIVE, starts a PENDING execution every period (the
+        first one period from now), as the simulator's do."""
+        now = self.clock.now()
+        self.schedules[schedule_id] = Schedule(
+            schedule_id,
+            configuration_id,
+            scenario_id,
+            status,
+            period_seconds,
+            next_run=now + timedelta(seconds=period_seconds),
+            created_at=now,
+            modified_at=now,
+        )
 
     def add_stopping(self, kind: Kind, item_id: str, after: float) -> None:
         """An item someone else is already stopping; it reaches STOPPED ``after`` seconds on."""
@@ -165,8 +234,24 @@ class FakeAiApi:
     def _push(self, at: datetime, key: tuple[Kind, str], what: str, status: Status | None) -> None:
         heapq.heappush(self._events, (at, next(self._seq), key, what, status))
 
+    def _run_schedules(self, now: datetime) -> None:
+        for schedule in self.schedules.values():
+            while schedule.status is ScheduleStatus.ACTIVE and schedule.next_run <= now:
+                schedule.runs += 1
+                self.add(
+                    Kind.EXECUTION,
+                    f"{schedule.id}-run-{schedule.runs}",
+                    Status.PENDING,
+                    created_at=schedule.next_run,
+                    configuration_id=schedule.configuration_id,
+                    scenario_id=schedule.scenario_id,
+                    execution_schedule_id=schedule.id,
+                )
+                schedule.next_run += timedelta(seconds=schedule.period_seconds)
+
     def _advance(self) -> None:
         now = self.clock.now()
+        self._run_schedules(now)
         while self._events and self._events[0][0] <= now:
             _, _, key, what, status = heapq.heappop(self._events)
             item = self.items.get(key)
@@ -192,8 +277,11 @@ class FakeAiApi:
             target_status=item.target_status if self.report_target_status else None,
         )
 
-    def _enter(self, method: str, kind: Kind | None = None, n: int = 1) -> None:
-        self.calls[f"{method} {kind.collection}" if kind else method] += n
+    def _enter(
+        self, method: str, kind: Kind | None = None, n: int = 1, label: str | None = None
+    ) -> None:
+        """Count the call under the real client's label; raise what the test queued."""
+        self.calls[label or (f"{method} {kind.collection}" if kind else method)] += n
         self._advance()
         if self.always_fail is not None:
             raise self.always_fail
@@ -219,6 +307,93 @@ class FakeAiApi:
         self._enter("list", kind, n=max(1, math.ceil(len(found) / page_size)))
         await asyncio.sleep(0)
         return [self._state(i) for i in found]
+
+    async def list_items(
+        self,
+        kind: Kind,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        executable_ids: Sequence[str] | None = None,
+        status: Status | None = None,
+        execution_schedule_id: str | None = None,
+        page_size: int = 1000,
+    ) -> list[ItemSummary]:
+        """The client's filters, refused as the client refuses them (``ValueError``)."""
+        for value in (
+            scenario_id,
+            configuration_id,
+            execution_schedule_id,
+            *(executable_ids or ()),
+        ):
+            if value is not None and not re.fullmatch(ID_PATTERN, value):
+                raise ValueError(f"{value!r} does not match {ID_PATTERN}")
+        if executable_ids is not None and not executable_ids:
+            raise ValueError("executable_ids is empty: give None for no executable filter")
+        if execution_schedule_id is not None and kind is not Kind.EXECUTION:
+            raise ValueError("execution_schedule_id filters executions only")
+        self._advance()
+        found = [
+            i
+            for i in self.items.values()
+            if i.kind is kind
+            and (status is None or i.status is status)
+            and (scenario_id is None or i.scenario_id == scenario_id)
+            and (configuration_id is None or i.configuration_id == configuration_id)
+            and (executable_ids is None or i.executable_id in executable_ids)
+            and (execution_schedule_id is None or i.execution_schedule_id == execution_schedule_id)
+        ]
+        parts = 1 if executable_ids is None else math.ceil(len(set(executable_ids)) / 1000)
+        self._enter("list", kind, n=max(parts, math.ceil(len(found) / page_size)))
+        await asyncio.sleep(0)
+        return [
+            ItemSummary(
+                id=i.id,
+                status=i.status,
+                created_at=i.created_at,
+                modified_at=i.created_at,
+                configuration_id=i.configuration_id,
+                scenario_id=i.scenario_id,
+                executable_id=i.executable_id,
+                target_status=i.target_status,
+                execution_schedule_id=i.execution_schedule_id,
+            )
+            for i in found
+        ]
+
+    async def list_execution_schedules(
+        self,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        status: ScheduleStatus | None = None,
+    ) -> list[ScheduleSummary]:
+        self._enter("list_schedules", label="list executionSchedules")
+        await asyncio.sleep(0)
+        return [
+            ScheduleSummary(
+                id=s.id,
+                status=s.status,
+                configuration_id=s.configuration_id,
+                name=f"schedule {s.id}",
+                cron="0 * * * *",
+                created_at=s.created_at,
+                modified_at=s.modified_at,
+            )
+            for s in self.schedules.values()
+            if (scenario_id is None or s.scenario_id == scenario_id)
+            and (configuration_id is None or s.configuration_id == configuration_id)
+            and (status is None or s.status is status)
+        ]
+
+    async def pause_execution_schedule(self, schedule_id: str) -> None:
+        self._enter("pause_schedule", label="patch executionSchedules")
+        await asyncio.sleep(0)
+        schedule = self.schedules.get(schedule_id)
+        if schedule is None:
+            raise NotFoundError(f"execution schedule {schedule_id} not found", status_code=404)
+        schedule.status = ScheduleStatus.INACTIVE
+        schedule.modified_at = self.clock.now()
 
     async def _single_call_latency(self) -> None:
         self._concurrent += 1

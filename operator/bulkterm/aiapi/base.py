@@ -15,7 +15,10 @@ from bulkterm.aiapi.models import (
     BulkItemResult,
     Capabilities,
     ItemState,
+    ItemSummary,
     Kind,
+    ScheduleStatus,
+    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -25,7 +28,8 @@ class AiApi(Protocol):
     """Calls of the AI API for one endpoint and one resource group."""
 
     #: Calls made so far, keyed ``"<method> <kind>"`` e.g. ``"bulk_patch deployments"``,
-    #: ``"list deployments"``, ``"get executions"``, ``"token"``, ``"meta"``.
+    #: ``"list deployments"``, ``"get executions"``, ``"list executionSchedules"``,
+    #: ``"patch executionSchedules"``, ``"list configurations"``, ``"token"``, ``"meta"``.
     calls: Counter[str]
 
     async def meta(self) -> Capabilities:
@@ -39,6 +43,41 @@ class AiApi(Protocol):
 
         Raises ``ListPagingError`` when the list cannot be paged to its end (the server
         ignores ``$skip``), ``EndpointNotFoundError`` on a 404 (the spec declares none)."""
+        ...
+
+    async def list_items(
+        self,
+        kind: Kind,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        executable_ids: Sequence[str] | None = None,
+        status: Status | None = None,
+        execution_schedule_id: str | None = None,
+        page_size: int = 1000,
+    ) -> list[ItemSummary]:
+        """Every item matching all the given server-side filters, with what a selector needs
+        (``createdAt``, ``scenarioId``, ``targetStatus``, ``executionScheduleId``…).
+
+        Paged like :meth:`list_states`; more than 1000 ``executable_ids`` are split into
+        several requests. ``ValueError`` before sending for an id outside the spec's pattern,
+        an empty ``executable_ids`` or ``execution_schedule_id`` with deployments."""
+        ...
+
+    async def list_execution_schedules(
+        self,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        status: ScheduleStatus | None = None,
+    ) -> list[ScheduleSummary]:
+        """Every execution schedule matching the filters (``scenario_id`` through the
+        scenario's configurations: schedules have no scenario filter of their own)."""
+        ...
+
+    async def pause_execution_schedule(self, schedule_id: str) -> None:
+        """Set the schedule INACTIVE (a write: retried only when surely not executed);
+        already INACTIVE is fine; ``NotFoundError`` when it does not exist."""
         ...
 
     async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:

@@ -22,7 +22,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -43,11 +43,16 @@ from bulkterm.aiapi.errors import (
     PermanentError,
 )
 from bulkterm.aiapi.models import (
+    ID_PATTERN,
+    MAX_EXECUTABLE_IDS,
     RESOURCE_GROUP_PATTERN,
     BulkItemResult,
     Capabilities,
     ItemState,
+    ItemSummary,
     Kind,
+    ScheduleStatus,
+    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -56,8 +61,13 @@ from bulkterm.aiapi.ratelimit import RateLimiter
 from bulkterm.aiapi.retry import RetryPolicy
 from bulkterm.aiapi.settings import ClientSettings
 from bulkterm.aiapi.transport import CLIENT_TYPE, Transport
+from bulkterm.aiapi.wire import Identified, Page
 
 __all__ = ["CLIENT_TYPE", "MERGE_PATCH", "AiApiClient", "ClientSettings", "validate_batch"]
+
+_T = TypeVar("_T", bound=Identified)
+#: ``$top`` of the spec (``Aitop``): at most 100,000.
+MAX_PAGE_SIZE = 100_000
 
 
 class AiApiClient:
@@ -171,12 +181,126 @@ class AiApiClient:
             params["scenarioId"] = scenario_id
         if executable_ids:
             params["executableIds"] = ",".join(executable_ids)
-        walk = PageWalk(label, size)
-        while True:
-            params["$skip"] = str(walk.skip)
-            response = await self._collection_call(label, f"/lm/{kind.collection}", params=params)
-            if walk.add(wire.page(response, kind)):
-                return walk.items
+        return await self._walk(
+            label, f"/lm/{kind.collection}", params, size, lambda r: wire.page(r, kind)
+        )
+
+    async def list_items(
+        self,
+        kind: Kind,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        executable_ids: Sequence[str] | None = None,
+        status: Status | None = None,
+        execution_schedule_id: str | None = None,
+        page_size: int = 1000,
+    ) -> list[ItemSummary]:
+        """Every item of ``kind`` matching all the given filters, each as an
+        :class:`ItemSummary` (``createdAt``, ``scenarioId``, ``configurationId``,
+        ``targetStatus``, ``executionScheduleId``…), for a selector to resolve.
+
+        The filters are the spec's server-side ones; everything else (age, several statuses,
+        ``targetStatus``, exclusions) is the caller's to filter. The items are read whole:
+        the spec's ``$select`` offers only ``status``, whose answer lacks ``scenarioId``,
+        ``targetStatus`` and ``executionScheduleId``. Paging as :meth:`list_states`
+        (:class:`ListPagingError`, :class:`EndpointNotFoundError`).
+
+        ``executable_ids`` beyond the spec's 1000 per request are split into requests of
+        1000 and the answers merged (each item has one executable, so the parts do not
+        overlap). Bad filters raise ``ValueError`` before anything is sent: an id outside
+        the id pattern, an empty ``executable_ids`` (``None`` means no filter; an empty
+        list would silently mean everything), ``execution_schedule_id`` for deployments
+        (the spec has no such filter there, and a server ignoring it would list them all).
+        """
+        size = _page_size(page_size)
+        label = f"list {kind.collection}"
+        params: dict[str, str] = {"$top": str(size)}
+        if status is not None:
+            params["status"] = Status(status).value
+        for name, value in (
+            ("scenarioId", scenario_id),
+            ("configurationId", configuration_id),
+            ("executionScheduleId", execution_schedule_id),
+        ):
+            if value is not None:
+                params[name] = _checked_id(name, value)
+        if execution_schedule_id is not None and kind is not Kind.EXECUTION:
+            raise ValueError(
+                "execution_schedule_id filters executions only: deployments have no "
+                "executionScheduleId filter in the AI API"
+            )
+        path = f"/lm/{kind.collection}"
+        chunks = _executable_id_chunks(executable_ids)
+        found: dict[str, ItemSummary] = {}
+        for chunk in chunks:
+            if chunk is not None:
+                params["executableIds"] = ",".join(chunk)
+            for item in await self._walk(
+                label, path, params, size, lambda r: wire.summary_page(r, kind)
+            ):
+                found.setdefault(item.id, item)
+        return list(found.values())
+
+    async def list_execution_schedules(
+        self,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        status: ScheduleStatus | None = None,
+        page_size: int = 1000,
+    ) -> list[ScheduleSummary]:
+        """Every execution schedule matching all the given filters.
+
+        ``configurationId`` and ``status`` are the spec's server-side filters. A schedule
+        names a configuration, not a scenario, and the spec has no ``scenarioId`` filter for
+        schedules, so ``scenario_id`` is resolved first: the scenario's configurations
+        (``GET /lm/configurations?scenarioId=``, counted as ``"list configurations"``),
+        then the schedules of those. Paging and errors as :meth:`list_items`; a runtime
+        without schedules (``/lm/meta``: ``executionSchedules`` false) answers
+        :class:`EndpointNotFoundError`.
+        """
+        size = _page_size(page_size)
+        params: dict[str, str] = {"$top": str(size)}
+        if configuration_id is not None:
+            params["configurationId"] = _checked_id("configurationId", configuration_id)
+        if status is not None:
+            params["status"] = ScheduleStatus(status).value
+        allowed: set[str] | None = None
+        if scenario_id is not None:
+            scenario = _checked_id("scenarioId", scenario_id)
+            configurations = await self._walk(
+                "list configurations",
+                "/lm/configurations",
+                {"$top": str(size), "scenarioId": scenario},
+                size,
+                wire.configuration_page,
+            )
+            allowed = {c.id for c in configurations if c.scenario_id == scenario}
+            if not allowed or (configuration_id is not None and configuration_id not in allowed):
+                return []
+        schedules = await self._walk(
+            "list executionSchedules", "/lm/executionSchedules", params, size, wire.schedule_page
+        )
+        return [s for s in schedules if allowed is None or s.configuration_id in allowed]
+
+    async def pause_execution_schedule(self, schedule_id: str) -> None:
+        """``PATCH /lm/executionSchedules/{id}`` with ``{"status": "INACTIVE"}``: the schedule
+        starts no new execution. Pausing a paused schedule is fine (the same PATCH again).
+
+        A write: resent only when the server certainly did not act (see
+        :mod:`~bulkterm.aiapi.retry`), though setting INACTIVE twice would be harmless.
+        :class:`NotFoundError` when the schedule does not exist (the AI API's 404);
+        ``ValueError`` for an id outside the spec's pattern, before anything is sent.
+        """
+        ident = _checked_id("execution schedule id", schedule_id)
+        await self._call(
+            "patch executionSchedules",
+            "PATCH",
+            f"/lm/executionSchedules/{wire.path_id(ident)}",
+            json_body={"status": ScheduleStatus.INACTIVE.value},
+            write=True,
+        )
 
     async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
         response = await self._call(
@@ -248,6 +372,23 @@ class AiApiClient:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    async def _walk(
+        self,
+        label: str,
+        path: str,
+        params: Mapping[str, str],
+        size: int,
+        read: Callable[[httpx.Response], Page[_T]],
+    ) -> list[_T]:
+        """Every page of a list, ``$top=size`` each, until :class:`PageWalk` says it ended."""
+        query = dict(params)
+        walk: PageWalk[_T] = PageWalk(label, size)
+        while True:
+            query["$skip"] = str(walk.skip)
+            response = await self._collection_call(label, path, params=query)
+            if walk.add(read(response)):
+                return walk.items
+
     async def _call(
         self,
         label: str,
@@ -291,3 +432,32 @@ class AiApiClient:
             return await self._call(label, "GET", path, params=params, accept=accept)
         except NotFoundError as exc:
             raise wire.collection_not_served(label, exc, self.key.api_url + path) from None
+
+
+def _checked_id(name: str, value: str) -> str:
+    """``value`` if it matches the spec's id pattern; the server would answer 400 otherwise."""
+    if not isinstance(value, str) or not re.fullmatch(ID_PATTERN, value):
+        raise ValueError(f"{name} {value!r} does not match the AI API's id pattern {ID_PATTERN}")
+    return value
+
+
+def _page_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be an integer in 1..{MAX_PAGE_SIZE}, got {size!r}")
+    return size
+
+
+def _executable_id_chunks(ids: Sequence[str] | None) -> list[list[str] | None]:
+    """The ``executableIds`` of each request: ``[None]`` (one request, no filter), or the ids
+    checked, de-duplicated and cut into parts of at most 1000 (the spec's ``maxItems``)."""
+    if ids is None:
+        return [None]
+    if isinstance(ids, str):
+        raise ValueError("executable_ids is a list of ids, not one string")
+    unique = list(dict.fromkeys(_checked_id("executable id", i) for i in ids))
+    if not unique:
+        raise ValueError("executable_ids is empty: give None for no executable filter")
+    return [
+        unique[start : start + MAX_EXECUTABLE_IDS]
+        for start in range(0, len(unique), MAX_EXECUTABLE_IDS)
+    ]

@@ -120,6 +120,9 @@ class Capabilities(BaseModel):
     runtime_identifier: str | None = Field(default=None, alias="runtimeIdentifier")
     api_version: str | None = None
     bulk_updates: BulkUpdates = Field(default_factory=BulkUpdates)
+    #: ``capabilities.executionSchedules``: the runtime serves ``/lm/executionSchedules``
+    #: (absent means false, the schema's default).
+    execution_schedules: bool = False
 
 
 class ItemSummary(BaseModel):

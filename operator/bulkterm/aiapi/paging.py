@@ -17,9 +17,12 @@ The walk ends at the first page shorter than ``$top``. It cannot run for ever:
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from bulkterm.aiapi.errors import ListPagingError
-from bulkterm.aiapi.models import ItemState
-from bulkterm.aiapi.wire import Page
+from bulkterm.aiapi.wire import Identified, Page
+
+T = TypeVar("T", bound=Identified)
 
 #: Pages a walk may take when the first page's ``count`` gives no bound.
 MAX_PAGES_UNCOUNTED = 10_000
@@ -33,8 +36,11 @@ def page_budget(count: int | None, size: int) -> int:
     return pages + max(2, pages)
 
 
-class PageWalk:
-    """The state of one walk: feed it pages with :meth:`add` until it says the list ended."""
+class PageWalk(Generic[T]):
+    """The state of one walk: feed it pages with :meth:`add` until it says the list ended.
+
+    Any list whose resources have an ``id`` walks the same way: items, schedules,
+    configurations."""
 
     def __init__(self, label: str, size: int) -> None:
         self.label = label
@@ -42,16 +48,16 @@ class PageWalk:
         #: ``$skip`` of the next page to read.
         self.skip = 0
         self.pages = 0
-        self._items: dict[str, ItemState] = {}
+        self._items: dict[str, T] = {}
         self._count: int | None = None
         self._budget = MAX_PAGES_UNCOUNTED
 
     @property
-    def items(self) -> list[ItemState]:
+    def items(self) -> list[T]:
         """Every distinct item seen, in the order first seen."""
         return list(self._items.values())
 
-    def add(self, page: Page) -> bool:
+    def add(self, page: Page[T]) -> bool:
         """Take the page read at :attr:`skip`; ``True`` when the list has ended."""
         self.pages += 1
         new = 0

@@ -18,9 +18,9 @@ Which 404 means what:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,7 +34,14 @@ from bulkterm.aiapi.errors import (
     PermanentError,
     TransientError,
 )
-from bulkterm.aiapi.models import BulkUpdates, Capabilities, ItemState, Kind
+from bulkterm.aiapi.models import (
+    BulkUpdates,
+    Capabilities,
+    ItemState,
+    ItemSummary,
+    Kind,
+    ScheduleSummary,
+)
 
 #: Status codes after which the server certainly did not act on a request, so a write may be
 #: sent again. 500, 502 and 504 are not: the service, or a gateway that forwarded the request
@@ -165,13 +172,16 @@ def sub_object(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 
 def capabilities(response: httpx.Response) -> Capabilities:
-    """``GET /lm/meta``; an absent ``bulkUpdates`` means off (the schema's default)."""
+    """``GET /lm/meta``; an absent ``bulkUpdates`` or ``executionSchedules`` means off (the
+    schema's defaults)."""
     body = json_object(response)
     ai_api = sub_object(body, "aiApi")
-    bulk = sub_object(sub_object(ai_api, "capabilities"), "bulkUpdates")
+    capabilities = sub_object(ai_api, "capabilities")
+    bulk = sub_object(capabilities, "bulkUpdates")
     return Capabilities(
         runtimeIdentifier=body.get("runtimeIdentifier"),
         api_version=ai_api.get("version"),
+        execution_schedules=capabilities.get("executionSchedules") is True,
         bulk_updates=BulkUpdates(
             deployments=bulk.get("deployments") is True,
             executions=bulk.get("executions") is True,
@@ -179,22 +189,84 @@ def capabilities(response: httpx.Response) -> Capabilities:
     )
 
 
+class Identified(Protocol):
+    """What paging needs of a listed resource: its id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=Identified)
+
+
 @dataclass(frozen=True, slots=True)
-class Page:
+class Page(Generic[T]):
     """One page of a list: its items and the ``count`` it reports (``None`` if unusable)."""
 
-    items: list[ItemState]
+    items: list[T]
     count: int | None
 
 
-def page(response: httpx.Response, kind: Kind) -> Page:
+def page_of(response: httpx.Response, label: str, parse: Callable[[Any], T]) -> Page[T]:
+    """A ``{"count", "resources"}`` answer, each resource read by ``parse``."""
     body = json_object(response)
     resources = body.get("resources")
     if not isinstance(resources, list):
-        raise PermanentError(f"list {kind.collection}: response has no 'resources' list")
+        raise PermanentError(f"{label}: response has no 'resources' list")
     count = body.get("count")
     usable = isinstance(count, int) and not isinstance(count, bool) and count >= 0
-    return Page([item_state(raw, kind) for raw in resources], count if usable else None)
+    return Page([parse(raw) for raw in resources], count if usable else None)
+
+
+def page(response: httpx.Response, kind: Kind) -> Page[ItemState]:
+    return page_of(response, f"list {kind.collection}", lambda raw: item_state(raw, kind))
+
+
+def summary_page(response: httpx.Response, kind: Kind) -> Page[ItemSummary]:
+    """A page of full items, read as :class:`ItemSummary`."""
+
+    def parse(raw: Any) -> ItemSummary:
+        try:
+            return ItemSummary.model_validate(raw)
+        except ValueError:
+            raise PermanentError(
+                f"list {kind.collection}: an item lacks a valid id, status, configurationId or "
+                "createdAt (RFC 3339 with an offset)"
+            ) from None
+
+    return page_of(response, f"list {kind.collection}", parse)
+
+
+def schedule_page(response: httpx.Response) -> Page[ScheduleSummary]:
+    def parse(raw: Any) -> ScheduleSummary:
+        try:
+            return ScheduleSummary.model_validate(raw)
+        except ValueError:
+            raise PermanentError(
+                "list executionSchedules: a schedule lacks a valid id, status (ACTIVE or "
+                "INACTIVE), configurationId, name, cron, createdAt or modifiedAt"
+            ) from None
+
+    return page_of(response, "list executionSchedules", parse)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationRef:
+    """The part of an ``AiConfiguration`` that places it: which scenario it belongs to."""
+
+    id: str
+    scenario_id: str
+
+
+def configuration_page(response: httpx.Response) -> Page[ConfigurationRef]:
+    def parse(raw: Any) -> ConfigurationRef:
+        ident = raw.get("id") if isinstance(raw, dict) else None
+        scenario = raw.get("scenarioId") if isinstance(raw, dict) else None
+        if not isinstance(ident, str) or not isinstance(scenario, str):
+            raise PermanentError("list configurations: a configuration lacks id or scenarioId")
+        return ConfigurationRef(ident, scenario)
+
+    return page_of(response, "list configurations", parse)
 
 
 def item_state(raw: Any, kind: Kind) -> ItemState:
