@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lock kube demo test lint bench clean crds-sync image
+.PHONY: install lock kube kstatus gitops-testdata demo test lint bench clean crds-sync image
 
 #: The hashed locks (requirements/lock.py makes them from pyproject.toml; `make lock`).
 LOCKS := requirements/build.lock requirements/test.lock requirements/runtime.lock
@@ -43,6 +43,17 @@ lock: install
 kube:
 	@bash hack/kube/build.sh >/dev/null
 
+# kstatus's own verdict (sigs.k8s.io/cli-utils) for tests/gitops, built from hack/kstatus
+# (about a minute the first time) and cached outside the clone; without Go the tests that
+# need it skip and say so.
+kstatus:
+	@if command -v go >/dev/null; then bash hack/kstatus/build.sh >/dev/null; fi
+
+# Re-capture the BulkTerminations the GitOps health checks are tested against (real API
+# server, operator and simulator; about 15 s): deploy/argocd/.../testdata. docs/gitops.md.
+gitops-testdata: install kube
+	$(BIN)/python hack/gitops/capture.py
+
 # The operator image from ./Dockerfile, built by buildah on a local Debian base with no
 # registry (hack/image; needs root; first time about 1.5 minutes, then about 30 s), then
 # checked: entrypoint `bulkterm operator`, runs as 65532:65532, answers --version.
@@ -54,7 +65,7 @@ demo: install
 	$(BIN)/bulkterm apply -f examples/bulktermination.yaml --simulator
 
 # pytest exits 5 when it collects nothing; that must fail CI, not pass silently.
-test: install kube
+test: install kube kstatus
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
