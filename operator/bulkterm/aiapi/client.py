@@ -68,6 +68,9 @@ __all__ = ["CLIENT_TYPE", "MERGE_PATCH", "AiApiClient", "ClientSettings", "valid
 _T = TypeVar("_T", bound=Identified)
 #: ``$top`` of the spec (``Aitop``): at most 100,000.
 MAX_PAGE_SIZE = 100_000
+#: Longest ``executableIds`` value one request carries, URL-encoded: request lines of 8 KB
+#: are a common gateway limit, and the rest of the URL needs room too.
+MAX_EXECUTABLE_IDS_CHARS = 6000
 
 
 class AiApiClient:
@@ -206,9 +209,9 @@ class AiApiClient:
         ``targetStatus`` and ``executionScheduleId``. Paging as :meth:`list_states`
         (:class:`ListPagingError`, :class:`EndpointNotFoundError`).
 
-        ``executable_ids`` beyond the spec's 1000 per request are split into requests of
-        1000 and the answers merged (each item has one executable, so the parts do not
-        overlap). Bad filters raise ``ValueError`` before anything is sent: an id outside
+        ``executable_ids`` are split into requests of at most the spec's 1000 ids and at most
+        6000 URL-encoded characters (gateways limit request lines, often to 8 KB), and the
+        answers merged (each item has one executable, so the parts do not overlap). Bad filters raise ``ValueError`` before anything is sent: an id outside
         the id pattern, an empty ``executable_ids`` (``None`` means no filter; an empty
         list would silently mean everything), ``execution_schedule_id`` for deployments
         (the spec has no such filter there, and a server ignoring it would list them all).
@@ -449,7 +452,9 @@ def _page_size(size: int) -> int:
 
 def _executable_id_chunks(ids: Sequence[str] | None) -> list[list[str] | None]:
     """The ``executableIds`` of each request: ``[None]`` (one request, no filter), or the ids
-    checked, de-duplicated and cut into parts of at most 1000 (the spec's ``maxItems``)."""
+    checked, de-duplicated and cut into parts of at most 1000 ids (the spec's ``maxItems``)
+    and at most :data:`MAX_EXECUTABLE_IDS_CHARS` characters URL-encoded (1000 ids of 64
+    characters would make a 67 KB URL, which gateways refuse long before)."""
     if ids is None:
         return [None]
     if isinstance(ids, str):
@@ -457,7 +462,15 @@ def _executable_id_chunks(ids: Sequence[str] | None) -> list[list[str] | None]:
     unique = list(dict.fromkeys(_checked_id("executable id", i) for i in ids))
     if not unique:
         raise ValueError("executable_ids is empty: give None for no executable filter")
-    return [
-        unique[start : start + MAX_EXECUTABLE_IDS]
-        for start in range(0, len(unique), MAX_EXECUTABLE_IDS)
-    ]
+    chunks: list[list[str] | None] = []
+    chunk: list[str] = []
+    length = 0
+    for ident in unique:
+        cost = len(ident) + 3  # the id and its separator, "%2C" once encoded
+        if chunk and (len(chunk) == MAX_EXECUTABLE_IDS or length + cost > MAX_EXECUTABLE_IDS_CHARS):
+            chunks.append(chunk)
+            chunk, length = [], 0
+        chunk.append(ident)
+        length += cost
+    chunks.append(chunk)
+    return chunks

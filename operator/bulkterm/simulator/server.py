@@ -35,11 +35,18 @@ from bulkterm.simulator.control import add_control_routes
 from bulkterm.simulator.recording import Violation
 from bulkterm.simulator.schedules import DEFAULT_CRON, DEFAULT_PERIOD_SECONDS, ScheduleView
 
+#: Longest request line served: the spec allows 1000 ``executableIds`` of up to 64 characters
+#: (about 67 KB URL-encoded), far beyond aiohttp's 8 KB default. Gateways in front of AI Core
+#: have limits of their own; the client keeps its requests short anyway.
+MAX_REQUEST_LINE = 128 * 1024
+
 
 def build_app(backend: Backend, control_token: str | None = None) -> web.Application:
     """The aiohttp application: AI API routes, and ``/_sim`` unless the config turns it off
     (requiring ``control_token`` when given)."""
-    app = web.Application(middlewares=[api_middleware])
+    app = web.Application(
+        middlewares=[api_middleware], handler_args={"max_line_size": MAX_REQUEST_LINE}
+    )
     app[BACKEND] = backend
     add_api_routes(app)
     if backend.config.control_api:
