@@ -38,10 +38,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.kube import ControlPlane, Kube, condition, free_port  # noqa: E402
+
 from bulkterm.aiapi.models import Kind, Status  # noqa: E402
 from bulkterm.k8s.kubeapi import GRANT_ANNOTATION  # noqa: E402
 from bulkterm.simulator import SimulatorConfig, SimulatorThread, Timings  # noqa: E402
-from tests.kube import ControlPlane, Kube, condition, free_port  # noqa: E402
 
 TESTDATA = ROOT / "deploy" / "argocd" / "aiapi.bulkops.dev" / "BulkTermination" / "testdata"
 CRD = ROOT / "crds" / "bulktermination.yaml"
@@ -160,7 +161,11 @@ class Capture:
 
 
 def capture(out: Path, workdir: Path) -> list[Path]:
-    crd = next(d for d in yaml.safe_load_all(CRD.read_text()) if d and d.get("kind") == "CustomResourceDefinition")
+    crd = next(
+        d
+        for d in yaml.safe_load_all(CRD.read_text())
+        if d and d.get("kind") == "CustomResourceDefinition"
+    )
     with ControlPlane(workdir=workdir / "plane") as plane, SimulatorThread(
         SimulatorConfig(host="127.0.0.1", port=0, bulk_updates=True, timings=timings(0.5), seed=1)
     ) as sim:  # fmt: skip
@@ -176,7 +181,14 @@ def capture(out: Path, workdir: Path) -> list[Path]:
             shot.save("new", "new.yaml", "A new BulkTermination no operator has seen yet")
             kube.delete(BT, "new", namespace=NAMESPACE)
 
-            for item in ("d-done-1", "d-done-2", "d-fail-1", "d-dry-1", "d-changed-1", "d-changed-2"):
+            for item in (
+                "d-done-1",
+                "d-done-2",
+                "d-fail-1",
+                "d-dry-1",
+                "d-changed-1",
+                "d-changed-2",
+            ):
                 sim.add_item(Kind.DEPLOYMENT, item, Status.RUNNING)
             sim.add_item(Kind.EXECUTION, "e-done-1", Status.STOPPED)
             kube.create(secret(sim.service_key()))
@@ -203,9 +215,15 @@ def capture(out: Path, workdir: Path) -> list[Path]:
                 wait(BT, "complete", true("Complete"), namespace=NAMESPACE, timeout=60)
                 shot.save("complete", "complete.yaml", "Every target reached its status: Complete")
                 wait(BT, "failed", true("Failed"), namespace=NAMESPACE, timeout=60)
-                shot.save("failed", "failed.yaml", "Finished with a target that does not exist: Failed")
+                shot.save(
+                    "failed", "failed.yaml", "Finished with a target that does not exist: Failed"
+                )
                 wait(BT, "dry-run", true("Complete"), namespace=NAMESPACE, timeout=60)
-                shot.save("dry-run", "dry-run.yaml", "spec.dryRun: the plan is written, nothing sent: Complete")
+                shot.save(
+                    "dry-run",
+                    "dry-run.yaml",
+                    "spec.dryRun: the plan is written, nothing sent: Complete",
+                )
                 wait(BT, "stalled", true("Stalled"), namespace=NAMESPACE, timeout=60)
                 shot.save("stalled", "stalled.yaml", "The Secret it names does not exist: Stalled")
                 wait(BT, "changed-after-finish", true("Complete"), namespace=NAMESPACE, timeout=60)
@@ -226,7 +244,9 @@ def capture(out: Path, workdir: Path) -> list[Path]:
                     and o["status"].get("succeeded", 0) == 1,
                     namespace=NAMESPACE, timeout=60,
                 )  # fmt: skip
-                shot.save("running", "running.yaml", "Mid-run: one target done, two actions awaited")
+                shot.save(
+                    "running", "running.yaml", "Mid-run: one target done, two actions awaited"
+                )
 
             # The operator is gone: a spec change to a finished run stays unacknowledged
             # (generation 2, status.observedGeneration 1) whatever the operator would do.
