@@ -433,6 +433,7 @@ class Backend:
     def items(self, kind: Kind | None = None, resource_group: str | None = None) -> list[ItemView]:
         """Every live item, optionally of one kind and/or one resource group."""
         with self.lock:
+            self._run_all_schedules()
             keys = [
                 (group, k)
                 for group, k in self._items
@@ -485,6 +486,7 @@ class Backend:
     def summary(self) -> dict[str, dict[str, dict[str, int]]]:
         """``{group: {collection: {status: n, "deleting": n}}}`` of the live items."""
         with self.lock:
+            self._run_all_schedules()
             result: dict[str, dict[str, dict[str, int]]] = {}
             for group, kind in sorted(self._items, key=lambda key: (key[0], str(key[1]))):
                 counts: dict[str, int] = {}
@@ -746,6 +748,10 @@ class Backend:
         for record in schedules.values():
             for at in due_runs(record, now, self.wall):
                 self._spawn(record, at)
+
+    def _run_all_schedules(self) -> None:
+        for group in list(self._schedules):
+            self._run_schedules(group)
 
     def _spawn(self, schedule_record: ScheduleRecord, at: float) -> None:
         kind = Kind.EXECUTION
