@@ -156,7 +156,7 @@ class Capture:
         path = self.out / file
         path.write_text(header + yaml.safe_dump(obj, sort_keys=False, width=100))
         self.written.append(path)
-        print(f"capture: {path.relative_to(ROOT)}: {what}")
+        print(f"capture: {path}: {what}")
         return obj
 
 
