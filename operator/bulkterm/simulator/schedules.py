@@ -24,8 +24,9 @@ from bulkterm.simulator.wire import JSON, timestamp
 #: Period of a schedule that does not say (AI Core's cron examples run hourly at most).
 DEFAULT_PERIOD_SECONDS = 3600.0
 DEFAULT_CRON = "0 * * * *"
-#: Runs a single look may replay per schedule: a clock moved a year past a one-second period
-#: would otherwise create millions of executions in one request.
+#: Periods a single look may replay per schedule (runs, and periods skipped before ``start``):
+#: a clock moved a year past a one-second period would otherwise create millions of
+#: executions in one request. The next look goes on from there.
 MAX_CATCH_UP_RUNS = 10_000
 
 
@@ -96,12 +97,14 @@ def due_runs(record: ScheduleRecord, now: float, wall: Callable[[float], float])
     """Clock times of the runs due by ``now`` (advancing ``next_run`` past them).
 
     Runs before ``start`` are skipped; after ``end`` none is due again. At most
-    :data:`MAX_CATCH_UP_RUNS` per call: the next look starts the rest.
+    :data:`MAX_CATCH_UP_RUNS` periods per call: the next look starts the rest.
     """
     if not record.active:
         return []
     runs: list[float] = []
-    while record.next_run <= now and len(runs) < MAX_CATCH_UP_RUNS:
+    for _ in range(MAX_CATCH_UP_RUNS):
+        if record.next_run > now:
+            break
         at = record.next_run
         record.next_run = at + record.period_seconds
         stamp = wall(at)
