@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,9 @@ from bulkterm.aiapi.models import (
     BulkItemResult,
     Capabilities,
     ItemState,
+    ItemSummary,
     Kind,
+    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -170,6 +173,15 @@ class Watched:
         seen = self._seen(kind, [(item_id, TargetStatus.DELETED)])
         await self.api.delete(kind, item_id)
         self.writes += [replace(w, accepted=True) for w in seen]
+
+    async def list_items(self, kind: Kind, **filters: Any) -> list[ItemSummary]:
+        return await self.api.list_items(kind, **filters)
+
+    async def list_execution_schedules(self, **filters: Any) -> list[ScheduleSummary]:
+        return await self.api.list_execution_schedules(**filters)
+
+    async def pause_execution_schedule(self, schedule_id: str) -> None:
+        await self.api.pause_execution_schedule(schedule_id)
 
 
 def writes_to_moving_items(writes: Sequence[Write]) -> list[str]:

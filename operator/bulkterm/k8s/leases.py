@@ -42,7 +42,10 @@ from bulkterm.aiapi.models import (
     BulkItemResult,
     Capabilities,
     ItemState,
+    ItemSummary,
     Kind,
+    ScheduleStatus,
+    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -372,6 +375,24 @@ class ExclusiveApi:
     async def delete(self, kind: Kind, item_id: str) -> None:
         await self._lease.permit()
         await self._api.delete(kind, item_id)
+
+    async def list_items(self, kind: Kind, **filters: Any) -> list[ItemSummary]:
+        return await self._api.list_items(kind, **filters)
+
+    async def list_execution_schedules(
+        self,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        status: ScheduleStatus | None = None,
+    ) -> list[ScheduleSummary]:
+        return await self._api.list_execution_schedules(
+            scenario_id=scenario_id, configuration_id=configuration_id, status=status
+        )
+
+    async def pause_execution_schedule(self, schedule_id: str) -> None:
+        await self._lease.permit()
+        await self._api.pause_execution_schedule(schedule_id)
 
 
 # --- the Kubernetes side ---------------------------------------------------------------------
