@@ -13,23 +13,28 @@ import pytest
 from .conftest import CHART, ROOT
 
 TOP_CRDS = ROOT / "crds"
+# The chart's copy of the top-level crds/, rendered by templates/crds.yaml (crds.enabled).
+CHART_CRD_COPIES = CHART / "files" / "crds"
 CHART_CRDS = CHART / "crds"
-# Files in the chart's crds/ that are not copies of the top-level crds/: kopf's peering
-# CRDs, which Helm must install before the peering objects the chart creates.
-CHART_ONLY_CRDS = {"kopf-peering.yaml"}
 
 
-def test_chart_crds_are_byte_identical_copies() -> None:
+def test_chart_crd_copies_are_byte_identical() -> None:
     top = sorted(p.name for p in TOP_CRDS.glob("*.yaml"))
     assert top, f"no CRDs in {TOP_CRDS}"
     for name in top:
-        copy = CHART_CRDS / name
+        copy = CHART_CRD_COPIES / name
         assert copy.is_file(), f"{copy} missing: run `make crds-sync`"
         assert copy.read_bytes() == (TOP_CRDS / name).read_bytes(), (
             f"{copy.relative_to(ROOT)} differs from crds/{name}: run `make crds-sync`"
         )
-    extra = {p.name for p in CHART_CRDS.iterdir()} - set(top) - CHART_ONLY_CRDS
-    assert not extra, f"unexpected files in {CHART_CRDS.relative_to(ROOT)}: {sorted(extra)}"
+    extra = {p.name for p in CHART_CRD_COPIES.iterdir()} - set(top)
+    assert not extra, f"unexpected files in {CHART_CRD_COPIES.relative_to(ROOT)}: {sorted(extra)}"
+
+
+def test_chart_crds_folder_has_no_copy_of_the_bulktermination_crd() -> None:
+    """A copy left in the chart's crds/ (an old `make crds-sync`) would be installed before
+    the templates, and the templated CRD would then fail as owned by no release."""
+    assert sorted(p.name for p in CHART_CRDS.iterdir()) == ["kopf-peering.yaml"]
 
 
 # --- Dockerfile -------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The chart's RBAC is least privilege: exactly the grants the operator needs, nothing more.
 
-Every rendered rule is flattened into (where, apiGroup, resource, verb, resourceNames)
-grants and compared with the complete expected set, so an added verb fails a test as
-surely as a missing one.
+Every rendered rule of the operator's roles is flattened into (where, apiGroup, resource,
+verb, resourceNames) grants and compared with the complete expected set, so an added verb
+fails a test as surely as a missing one. The aggregated view/edit/admin ClusterRoles are for
+users, not the operator (bound to nobody by the chart): test_aggregated_roles.py covers them.
 """
 
 from __future__ import annotations
@@ -21,9 +22,22 @@ FULLNAME = f"{RELEASE}-bulk-termination-operator"
 Grant = tuple[str, str, str, str, tuple[str, ...]]  # where, group, resource, verb, names
 
 
+AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def is_aggregated(role: dict[str, Any]) -> bool:
+    """A ClusterRole the chart makes for the built-in view/edit/admin roles to aggregate."""
+    labels = role["metadata"].get("labels") or {}
+    return any(key.startswith(AGGREGATE_LABEL) for key in labels)
+
+
+def operator_docs(rendering: Rendering) -> list[dict[str, Any]]:
+    return [d for d in rendering.docs if not is_aggregated(d)]
+
+
 def grants(rendering: Rendering) -> set[Grant]:
     out: set[Grant] = set()
-    for role, rule in rbac_rules(rendering.docs, "ClusterRole", "Role"):
+    for role, rule in rbac_rules(operator_docs(rendering), "ClusterRole", "Role"):
         where = "cluster" if role["kind"] == "ClusterRole" else role["metadata"]["namespace"]
         names = tuple(rule.get("resourceNames", ()))
         for group in rule["apiGroups"]:
@@ -123,7 +137,8 @@ def test_delete_on_bulkterminations_only_with_ttl(helm: Helm, variant_name: str)
 def test_namespaced_install_grants_nothing_cluster_wide(helm: Helm, variant_name: str) -> None:
     rendering = helm.render(variant_name)
     assert {g for g in grants(rendering) if g[0] == "cluster"} == set()
-    assert rendering.of_kind("ClusterRole") == rendering.of_kind("ClusterRoleBinding") == []
+    assert [r for r in rendering.of_kind("ClusterRole") if not is_aggregated(r)] == []
+    assert rendering.of_kind("ClusterRoleBinding") == []
     assert {r["metadata"]["namespace"] for r in rendering.of_kind("Role")} == set(
         VARIANTS[variant_name]["watchNamespaces"]
     )
@@ -139,6 +154,7 @@ def test_every_role_is_bound_to_the_operator_service_account(rendered: Rendering
     roles = {
         (r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
         for r in rendered.of_kind("ClusterRole") + rendered.of_kind("Role")
+        if not is_aggregated(r)
     }
     bound = set()
     for binding in rendered.of_kind("ClusterRoleBinding") + rendered.of_kind("RoleBinding"):

@@ -5,8 +5,12 @@ set-up and fails the tests instead of skipping them.
 
 - ``helm_bin`` (session): the path of the helm binary.
 - ``install_chart``: ``install_chart(namespace, values, release=None) -> Release`` runs
-  ``helm install --wait=false`` of the chart exactly as shipped (its ``crds/`` included) into
-  ``namespace``; every release made in a test is uninstalled afterwards. A Release hands out a
+  ``helm install --wait=false`` of the chart as shipped (its ``crds/`` included) into
+  ``namespace``, with ``crds.enabled=false`` unless ``values`` say otherwise: the ``kube``
+  fixture has already installed the BulkTermination CRD, which a templated CRD of the release
+  could not take over (Helm refuses objects without its ownership labels), and one CRD cannot
+  belong to several releases at once. ``tests/chart/test_crds.py`` installs the templated CRD.
+  Every release made in a test is uninstalled afterwards. A Release hands out a
   kubeconfig holding a token of the chart's own ServiceAccount, so an operator run with it has
   exactly the rendered RBAC, as the API server enforces it.
 """
@@ -111,8 +115,10 @@ def helm_runner(
 def install_release(
     helm_bin: Path, kube: Kube, workdir: Path, name: str, namespace: str, values: dict[str, Any]
 ) -> Release:
-    """``helm install`` of the chart as shipped (its ``crds/`` included) into ``namespace``."""
+    """``helm install`` of the chart as shipped (its ``crds/`` included) into ``namespace``;
+    the CRD template is off unless ``values`` set ``crds.enabled`` (see the module docstring)."""
     helm = helm_runner(helm_bin, kube, workdir)
+    values = {**values, "crds": {"enabled": False, **values.get("crds", {})}}
     values_file = workdir / f"values-{name}.yaml"
     values_file.write_text(yaml.safe_dump(values))
     helm("install", name, str(CHART), "-n", namespace, "-f", str(values_file), check=True)

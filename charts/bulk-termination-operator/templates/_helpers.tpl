@@ -41,14 +41,18 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/*
-Labels for every object of the release.
+Labels for every object of the release, commonLabels included. commonLabels never reach a
+selector (a Deployment's selector is immutable, so adding a label later would break
+`helm upgrade`); the chart's own labels win over a commonLabel of the same key.
 */}}
 {{- define "bulkterm.labels" -}}
-{{ include "bulkterm.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/part-of: bulk-termination-operator
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ include "bulkterm.chart" . }}
+{{- $own := dict -}}
+{{- $_ := set $own "app.kubernetes.io/version" .Chart.AppVersion -}}
+{{- $_ := set $own "app.kubernetes.io/part-of" "bulk-termination-operator" -}}
+{{- $_ := set $own "app.kubernetes.io/managed-by" .Release.Service -}}
+{{- $_ := set $own "helm.sh/chart" (include "bulkterm.chart" .) -}}
+{{- $selector := include "bulkterm.selectorLabels" . | fromYaml -}}
+{{- toYaml (merge $selector $own (deepCopy .Values.commonLabels)) -}}
 {{- end -}}
 
 {{/*
@@ -113,6 +117,14 @@ so that they run for `helm install`, `helm template` and `helm lint` alike.
 {{- end -}}
 {{- if ne (len .Values.watchNamespaces) (len (uniq .Values.watchNamespaces)) -}}
 {{- fail (printf "watchNamespaces has duplicates: %v" .Values.watchNamespaces) -}}
+{{- end -}}
+{{- with .Values.podDisruptionBudget -}}
+{{- if and .enabled (not (kindIs "invalid" .minAvailable)) (not (kindIs "invalid" .maxUnavailable)) -}}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)." -}}
+{{- end -}}
+{{- if and .enabled (kindIs "invalid" .minAvailable) (kindIs "invalid" .maxUnavailable) -}}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable (or enabled=false)." -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
