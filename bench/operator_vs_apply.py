@@ -59,6 +59,7 @@ from run import bench_timings, categorize, seed_simulator  # noqa: E402  (beside
 from targets import RESOURCE_GROUP  # noqa: E402
 from tests.kube.client import Kube  # noqa: E402  (the test suite's real control plane)
 from tests.kube.controlplane import ControlPlane, free_port  # noqa: E402
+from tests.kube.controlplane import _die_with_parent as die_with_parent  # noqa: E402
 
 NAMESPACE = "bench"
 NAME = "bench-10k"
@@ -193,26 +194,47 @@ class CrWatch(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
+        """Watch from a list's resourceVersion, again after any answer but 200 (a fresh API
+        server answers 429 while its storage initialises) or the end of the stream."""
         path = f"/apis/aiapi.bulkops.dev/v1alpha1/namespaces/{NAMESPACE}/bulkterminations"
-        params = {"watch": "1", "fieldSelector": f"metadata.name={NAME}", "timeoutSeconds": "900"}
-        with self.client.stream("GET", path, params=params) as response:
-            self.ready.set()
-            for line in response.iter_lines():
-                if not line:
+        selector = f"metadata.name={NAME}"
+        while True:
+            try:
+                listed = self.client.get(path, params={"fieldSelector": selector})
+                if listed.status_code != 200:
+                    time.sleep(0.2)
                     continue
-                event = json.loads(line)
-                self.log.events += 1
-                self.log.bytes += len(line)
-                self.log.largest = max(self.log.largest, len(line))
-                self.log.types[event.get("type", "?")] += 1
-                conditions = (event.get("object", {}).get("status") or {}).get("conditions") or []
-                complete = any(
-                    c.get("type") == "Complete" and c.get("status") == "True" for c in conditions
-                )
-                if complete and self.log.complete_at is None:
-                    self.log.complete_at = time.monotonic() - self.since
-                if event.get("type") == "DELETED":
-                    return
+                params = {
+                    "watch": "1",
+                    "fieldSelector": selector,
+                    "resourceVersion": listed.json()["metadata"]["resourceVersion"],
+                    "timeoutSeconds": "900",
+                }
+                with self.client.stream("GET", path, params=params) as response:
+                    if response.status_code != 200:
+                        time.sleep(0.2)
+                        continue
+                    self.ready.set()
+                    for line in response.iter_lines():
+                        if line and self._seen(line):
+                            return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+    def _seen(self, line: str) -> bool:
+        """Count one event; True when the watch may end (the CR was deleted)."""
+        event = json.loads(line)
+        self.log.events += 1
+        self.log.bytes += len(line)
+        self.log.largest = max(self.log.largest, len(line))
+        self.log.types[event.get("type", "?")] += 1
+        conditions = (event.get("object", {}).get("status") or {}).get("conditions") or []
+        complete = any(
+            c.get("type") == "Complete" and c.get("status") == "True" for c in conditions
+        )
+        if complete and self.log.complete_at is None:
+            self.log.complete_at = time.monotonic() - self.since
+        return bool(event.get("type") == "DELETED")
 
 
 def _ts(value: object) -> float:
@@ -278,6 +300,7 @@ def run_operator(
     seed: int,
     extra_flags: list[str],
     profile: Path | None,
+    operator_source: Path | None = None,
 ) -> Variant:
     sim = simulator(seed, spec)
     try:
@@ -299,6 +322,8 @@ def run_operator(
         log_path = workdir / "operator.log"
         env = kube.env()
         env.pop("BULKTERM_NAMESPACES", None)
+        if operator_source is not None:  # another checkout's operator, for an A/B run
+            env["PYTHONPATH"] = str(operator_source)
         started_process = time.monotonic()
         proc = subprocess.Popen(
             [
@@ -307,6 +332,7 @@ def run_operator(
                 *extra_flags,
             ],
             stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         try:
             while True:
@@ -338,7 +364,8 @@ def run_operator(
             t0 = time.monotonic()
             watch = CrWatch(plane, t0)
             watch.start()
-            watch.ready.wait(10)
+            if not watch.ready.wait(60):
+                raise TimeoutError("the watch of the CR did not start in 60 s")
             first = FirstRequest(sim, t0)
             first.start()
             created = kube.kubectl("create", "-f", str(manifest_path), timeout=120)
@@ -517,9 +544,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", choices=("operator", "apply"), action="append", default=[])
     parser.add_argument("--operator-flag", action="append", default=[], help="passed on")
     parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the operator here")
+    parser.add_argument(
+        "--operator-source",
+        type=Path,
+        help="run the operator from this source root (e.g. OLD/operator of a git worktree)",
+    )
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the operator and the control plane are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     workdir = Path(tempfile.mkdtemp(prefix="bulkterm-bench-op-"))
     document = manifest(args.targets, args.executions_share, args.seed, args.form)
@@ -539,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
                 operator = run_operator(
                     kube, plane, spec, manifest_path, workdir, seed=args.seed,
                     extra_flags=args.operator_flag, profile=args.profile,
+                    operator_source=args.operator_source,
                 )  # fmt: skip
             finally:
                 kube.close()
@@ -564,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         json.dump(out, sys.stdout, indent=2, default=str)
         print()
+    if operator and apply and operator.extra["outcomes"] != apply.extra["outcomes"]:
+        print("the operator and bulkterm apply ended with different outcomes", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -530,7 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-tracemalloc", action="store_true", help="skip the second, traced scale run"
     )
-    p.add_argument("--skip", action="append", default=[], choices=["bulk", "single", "sdk"])
+    p.add_argument(
+        "--skip", action="append", default=[], choices=["bulk", "single", "sdk", "operator"]
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -619,7 +621,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"setup": info, "results": [r.as_dict() for r in results]}, indent=2))
     engine_violations = any(r.violations for r in results if r.name.startswith("engine"))
-    return 0 if all(r.ok for r in results) and not engine_violations else 1
+    operator_ok = "operator" in args.skip or run_operator_vs_apply(args.quick)
+    return 0 if all(r.ok for r in results) and not engine_violations and operator_ok else 1
+
+
+def run_operator_vs_apply(quick: bool) -> bool:
+    """``operator_vs_apply.py``: the operator on a real kube-apiserver against ``bulkterm
+    apply`` on the same 10,000 targets (200 with ``--quick``); its table goes to stderr, and
+    it fails if the two end with different outcomes. A child process: it starts its own
+    control plane and simulators."""
+    targets = "200" if quick else "10000"
+    script = Path(__file__).resolve().parent / "operator_vs_apply.py"
+    print(f"running the operator vs bulkterm apply ({targets} targets) …", file=sys.stderr)
+    done = subprocess.run([sys.executable, str(script), "--targets", targets], check=False)
+    return done.returncode == 0
 
 
 if __name__ == "__main__":
