@@ -56,6 +56,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
         },
     },
     "secret-names-cluster-wide": {"rbac": {"secretResourceNames": ["aicore-service-key"]}},
+    "monitoring": {
+        "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+        "grafana": {"dashboard": {"enabled": True, "annotations": {"grafana_folder": "Ops"}}},
+    },
+    "platform": {
+        "replicaCount": 2,
+        "commonLabels": {"team": "ml-platform", "cost-center": "4711"},
+        "podLabels": {"sidecar.istio.io/inject": "false"},
+        "podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": None},
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+            }
+        ],
+        "extraArgs": ["--peering-priority=200"],
+        "prometheusRule": {"enabled": True},
+        "grafana": {"dashboard": {"enabled": True}},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    },
+    "no-crds": {"crds": {"enabled": False}, "rbac": {"aggregateClusterRoles": False}},
     "ttl": {"ttl": {"enabled": True, "defaultSecondsAfterFinished": 86400}},
     "everything": {
         "fullnameOverride": "bulkterm",
