@@ -28,9 +28,7 @@ def rendered_crd(helm: Helm, name: str, values: dict[str, Any]) -> dict[str, Any
     proc = helm.template_with(name, values)
     assert proc.returncode == 0, proc.stderr
     crds = [
-        d
-        for d in yaml.safe_load_all(proc.stdout)
-        if d and d["kind"] == "CustomResourceDefinition"
+        d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "CustomResourceDefinition"
     ]
     assert len(crds) <= 1
     return crds[0] if crds else None

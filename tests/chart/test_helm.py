@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import CHART, KUBE_VERSION, ROOT, NAMESPACE, RELEASE, VARIANTS, Helm, Rendering
+from .conftest import CHART, KUBE_VERSION, NAMESPACE, RELEASE, ROOT, VARIANTS, Helm, Rendering
 
 pytestmark = pytest.mark.helm
 

@@ -42,8 +42,9 @@ def test_pdb_protects_the_standbys_with_several_replicas(helm: Helm) -> None:
     platform = helm.render("platform")
     pdb = platform.one("PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1 and "maxUnavailable" not in pdb["spec"]
-    assert pdb["spec"]["selector"]["matchLabels"] == (
-        platform.deployment["spec"]["selector"]["matchLabels"]
+    assert (
+        pdb["spec"]["selector"]["matchLabels"]
+        == (platform.deployment["spec"]["selector"]["matchLabels"])
     )
 
 
@@ -121,7 +122,9 @@ def aggregated(rendering: Rendering) -> dict[str, dict[str, Any]]:
 
 
 def _verbs(role: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]
+    }
 
 
 def test_view_role_reads_bulkterminations_and_aggregates_into_view_edit_admin(helm: Helm) -> None:
@@ -190,11 +193,14 @@ BAD_VALUES = [
         id="spread-incomplete",
     ),
     pytest.param(
-        {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "z",
-                                        "whenUnsatisfiable": "Never"}]},
+        {
+            "topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": "z", "whenUnsatisfiable": "Never"}
+            ]
+        },
         "whenUnsatisfiable",
         id="spread-enum",
-    ),  # fmt: skip
+    ),
     pytest.param({"rbac": {"aggregateClusterRoles": "yes"}}, "aggregateClusterRoles", id="agg"),
     pytest.param({"grafana": {"dashboard": {"enable": True}}}, "enable", id="dashboard-typo"),
     pytest.param({"prometheusRule": {"enabled": 1}}, "enabled", id="rule-not-bool"),
