@@ -12,7 +12,14 @@ from kubernetes.client.exceptions import ApiException
 
 from bulkterm.k8s.throttle import StatusThrottle
 from bulkterm.simulator import Simulator
-from tests.k8s.support import FakeEvents, FakeKube, reconciler, running_for_deletion, spec
+from tests.k8s.support import (
+    FakeEvents,
+    FakeKube,
+    ai_api_sends,
+    reconciler,
+    running_for_deletion,
+    spec,
+)
 
 pytestmark = pytest.mark.simulator(bulk_updates=True)
 
@@ -58,4 +65,5 @@ async def test_a_run_whose_resource_is_deleted_stops_without_error(
         await asyncio.wait_for(run.run(asyncio.Event()), 20)
     assert run.resource_gone
     assert kube.refused == 1  # the first refused write ends it: no retries
+    assert ai_api_sends(simulator) == 0  # its sends were never announced, so never sent
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

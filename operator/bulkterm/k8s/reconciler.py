@@ -253,6 +253,8 @@ class Reconciler:
         except RecordNotWritten:
             # An engine that leaves the retry to its host: it sent nothing. Start again from
             # the last record that landed (``_on_progress`` kept it), after the usual pause.
+            if self.resource_gone:
+                return None  # nothing to retry for: the run ends (see ``resource_gone``)
             log.warning(
                 "%s/%s: status announcing sends not written; retrying later",
                 self.ref.namespace,
@@ -276,11 +278,14 @@ class Reconciler:
         :class:`RecordNotWritten` tells the engine not to send (and to offer it again)."""
         previous, self._record = self._record, record
         metrics.RECONCILE_ROUNDS.inc()
-        if self.resource_gone:
-            # Nobody to report to: stop as on deletion (the engine is reaped, sends nothing).
-            self._stop.set()
-            return
         sends = announces_sends(previous, record)
+        if self.resource_gone:
+            # Nobody to report to: stop as on deletion (the engine is reaped), and send nothing.
+            self._stop.set()
+            if sends:
+                self._record = previous
+                raise RecordNotWritten(f"{self.ref.namespace}/{self.ref.name} is gone")
+            return
         written = await self._status.offer(record, force=sends)
         if sends and not written:
             # Not the record of this CR yet: the next offer must again count as a send round.
