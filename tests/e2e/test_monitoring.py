@@ -1,0 +1,84 @@
+"""Every metric the chart's Grafana dashboard and PrometheusRule read is one a real operator
+serves: ``bulkterm operator`` as the chart's ServiceAccount on the real API server, one
+BulkTermination run to Complete against the simulator, then ``GET /metrics``.
+
+A name counts as served when the page has a sample of it, or declares its family (``# TYPE``):
+a labelled counter such as ``bulkterm_kube_stalled_calls_total`` has no sample until its first
+increment, but a query of it is right all the same. ``up`` is Prometheus' own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bulkterm.aiapi.models import Kind, Status
+from bulkterm.simulator import SimulatorThread
+from tests.chart.promql import PROMETHEUS_SERIES, dashboard_exprs, metric_names, rendered_rules
+from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret
+from tests.kube import Kube, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.helm]
+
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("", "_sum", "_count", "_created"),
+    "info": ("_info",),
+}
+
+
+def served_names(page: str) -> set[str]:
+    names: set[str] = set()
+    for family in text_string_to_metric_families(page):
+        names |= {sample.name for sample in family.samples}
+        names |= {family.name + suffix for suffix in SUFFIXES.get(family.type, ("",))}
+    return names
+
+
+@pytest.fixture
+def metrics_page(
+    kube: Kube,
+    namespace: str,
+    sim: SimulatorThread,
+    make_operator: Callable[..., OperatorProcess],
+) -> str:
+    port = free_port()
+    make_operator("--metrics-address", "127.0.0.1", "--metrics-port", str(port)).start()
+    sim.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(bulk_termination(namespace, "watched", ("Deployment", "dep-run1", "STOPPED")))
+    kube.wait_for(
+        "bulkterminations", "watched", has_condition("Complete"), namespace=namespace, timeout=60
+    )
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+
+
+def test_every_metric_the_dashboard_queries_is_served(metrics_page: str) -> None:
+    used = {name for expr in dashboard_exprs() for name in metric_names(expr)}
+    assert used - PROMETHEUS_SERIES, "the dashboard reads no operator metric"
+    assert sorted(used - PROMETHEUS_SERIES - served_names(metrics_page)) == []
+
+
+def test_every_metric_the_alerts_use_is_served(metrics_page: str, helm_bin: Path) -> None:
+    used = {name for rule in rendered_rules(helm_bin) for name in metric_names(rule["expr"])}
+    assert used - PROMETHEUS_SERIES, "the alerts read no operator metric"
+    assert sorted(used - PROMETHEUS_SERIES - served_names(metrics_page)) == []
+
+
+def test_the_run_left_samples_for_what_the_alerts_count(metrics_page: str) -> None:
+    """The alerts' ratios and increases need these series to exist after a normal run."""
+    samples = {f.name for f in text_string_to_metric_families(metrics_page) if f.samples}
+    assert {
+        "bulkterm_targets",
+        "bulkterm_aiapi_calls",
+        "bulkterm_active_bulkterminations",
+        "bulkterm_kube_reachable",
+        "bulkterm_status_write_failures",
+        "process_resident_memory_bytes",
+    } <= samples
