@@ -39,7 +39,7 @@ def test_default_flags(helm: Helm) -> None:
     ]
 
 
-def test_every_flag_is_one_the_operator_cli_declares(rendered: Rendering) -> None:
+def test_every_flag_is_one_the_operator_cli_declares(rendered: Rendering, variant: str) -> None:
     known = {
         "--namespace",
         "--all-namespaces",
@@ -54,8 +54,19 @@ def test_every_flag_is_one_the_operator_cli_declares(rendered: Rendering) -> Non
         "--api-concurrency",
         "--default-ttl-seconds",
     }
-    for arg in args_of(rendered):
+    extra = VARIANTS[variant].get("extraArgs", [])
+    chart_args = args_of(rendered)[: len(args_of(rendered)) - len(extra)]
+    for arg in chart_args:
         assert arg.split("=", 1)[0] in known, arg
+
+
+def test_extra_args_in_the_variants_are_flags_the_operator_cli_declares(variant: str) -> None:
+    """extraArgs go to the operator unchecked by the chart; the ones the tests use must exist."""
+    from bulkterm.k8s.command import operator_command
+
+    declared = {opt for param in operator_command.params for opt in param.opts}
+    for arg in VARIANTS[variant].get("extraArgs", []):
+        assert arg.split("=", 1)[0] in declared, arg
 
 
 def test_namespaced_flags(helm: Helm) -> None:

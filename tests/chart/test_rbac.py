@@ -97,6 +97,11 @@ EXPECTED: dict[str, set[Grant]] = {
     "hardened": controller_grants("ml-team", secret_names=("aicore-service-key", "aicore-team-b")),
     "secret-names-cluster-wide": CRD_READ
     | controller_grants("cluster", secret_names=("aicore-service-key",)),
+    "monitoring": CRD_READ | controller_grants("cluster"),
+    "platform": CRD_READ
+    | controller_grants("cluster")
+    | peering_grants("cluster", "clusterkopfpeerings"),
+    "no-crds": CRD_READ | controller_grants("cluster"),
 }
 
 
