@@ -76,8 +76,9 @@ lint: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# The chart renders the CRD from its byte-identical copy (templates/crds.yaml; crds.enabled).
 crds-sync:
-	cp crds/*.yaml charts/bulk-termination-operator/crds/
+	cp crds/bulktermination.yaml charts/bulk-termination-operator/files/crds/bulktermination.yaml
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -34,7 +34,14 @@ from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
 from bulkterm.aiapi.settings import CaBundleError, load_ca_bundle
 from bulkterm.aiapi.transport import TlsVerificationError
 from bulkterm.display import ProgressView
-from bulkterm.engine import ConditionType, Engine, EngineSettings, Progress
+from bulkterm.engine import ConditionType, Engine, EngineSettings, Progress, utcnow
+from bulkterm.engine.selection import (
+    SelectionRefused,
+    describe_selection,
+    pause_schedules,
+    refused_record,
+    run_targets,
+)
 from bulkterm.manifest import API_VERSION_FULL, Manifest, ManifestError, load_manifests
 from bulkterm.spec import KIND
 
@@ -339,7 +346,23 @@ class _Interrupted(Exception):
 
 
 async def _run_one(manifest: Manifest, api: AiApiClient, view: ProgressView) -> Progress:
-    engine = Engine(manifest.spec, api, settings=EngineSettings())
+    now = utcnow()
+    try:
+        targets, selection = await run_targets(manifest.spec, api, None, now=now)
+    except SelectionRefused as refusal:
+        view.message(f"{manifest.name}: {refusal.message}; nothing was sent")
+        return refused_record(len(manifest.spec.targets), refusal, now)
+    if selection is not None:
+        view.message(f"{manifest.name}: {describe_selection(selection)}")
+        if selection.schedules and not manifest.spec.dry_run:
+            selection = await pause_schedules(api, selection)
+            view.message(
+                f"{manifest.name}: {selection.schedules_paused} execution schedule(s) set "
+                "INACTIVE before any target was sent"
+            )
+    engine = Engine(
+        manifest.spec, api, settings=EngineSettings(), targets=targets, selection=selection
+    )
     retrying = False
 
     async def on_progress(record: Progress) -> None:
@@ -434,7 +457,7 @@ async def _embedded_simulator(
     manifests: list[Manifest], options: ApplyOptions, err: IO[str]
 ) -> AsyncIterator[ServiceKey]:
     from bulkterm.simulator import Simulator, SimulatorConfig
-    from bulkterm.simulator.manifests import demo_timings, seed_targets
+    from bulkterm.simulator.manifests import demo_timings, seed_selector, seed_targets
 
     # bulkUpdates on, explicitly (the simulator's own default is off, as on a tenant without
     # it): the demo shows the bulk path, and says so.
@@ -445,6 +468,8 @@ async def _embedded_simulator(
         group = options.resource_group or manifest.spec.connection.resource_group
         sim.add_resource_group(group)  # known even when every target is simulated as gone
         seed_targets(sim, manifest.spec.targets, resource_group=group)
+        if manifest.spec.selector is not None:
+            seed_selector(sim, manifest.spec.selector, resource_group=group, now=utcnow())
     url = await sim.start()
     print(f"embedded AI API simulator at {url} (bulkUpdates on)", file=err)
     server_log = logging.getLogger("aiohttp.server")

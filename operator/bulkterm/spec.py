@@ -7,6 +7,7 @@ in step. Field names on the wire are camelCase (``batchSize``); in Python they a
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cached_property
 from typing import Annotated, ClassVar
 
@@ -18,6 +19,7 @@ from bulkterm.aiapi.models import (
     MAX_BULK_ITEMS,
     RESOURCE_GROUP_PATTERN,
     Kind,
+    Status,
     TargetStatus,
 )
 
@@ -92,6 +94,71 @@ class IdList(_Model):
         return self
 
 
+#: Targets a selector may match by default, and at most.
+DEFAULT_SELECTOR_MAX_TARGETS = 1_000
+#: ``executableIds`` the AI API takes in one list filter.
+MAX_EXECUTABLE_IDS = 1_000
+_Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class Selector(_Model):
+    """Targets found by what they are rather than listed by id: resolved once, when the run
+    starts, and frozen (a run never grows while it runs; a restart resumes the same set).
+
+    Filters the AI API has (scenario, configuration, executables, one status, schedule) are
+    sent with the list request; the rest (several statuses, age by ``createdAt``, exclusions)
+    are applied to what it returns. Age is never judged by ``modifiedAt``, which every status
+    change moves.
+    """
+
+    kind: Kind
+    target_status: TargetStatus
+    scenario_id: _Id | None = None
+    configuration_id: _Id | None = None
+    executable_ids: (
+        Annotated[list[_Id], Field(min_length=1, max_length=MAX_EXECUTABLE_IDS)] | None
+    ) = None
+    execution_schedule_id: _Id | None = None
+    statuses: Annotated[list[Status], Field(min_length=1, max_length=7)] | None = None
+    created_before: datetime | None = None
+    older_than_seconds: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    exclude_ids: Annotated[list[_Id], Field(min_length=1, max_length=MAX_TARGETS)] | None = None
+    #: A selector matching more fails before any write: a typo must not stop a fleet.
+    max_targets: Annotated[int, Field(ge=1, le=MAX_TARGETS)] = DEFAULT_SELECTOR_MAX_TARGETS
+    #: Executions only: set the schedules of the selected executions INACTIVE first, so that
+    #: no new executions start during or after the run.
+    pause_execution_schedules: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Selector:
+        narrowing = (
+            self.scenario_id, self.configuration_id, self.executable_ids,
+            self.execution_schedule_id, self.statuses, self.created_before,
+            self.older_than_seconds,
+        )  # fmt: skip
+        if all(f is None for f in narrowing):
+            raise ValueError(NO_FILTER)
+        if self.kind is not Kind.EXECUTION and self.execution_schedule_id is not None:
+            raise ValueError(
+                "executionScheduleId: only executions have a schedule (kind: Execution)"
+            )
+        if self.kind is not Kind.EXECUTION and self.pause_execution_schedules:
+            raise ValueError(
+                "pauseExecutionSchedules: only executions have schedules (kind: Execution)"
+            )
+        for name, values in (("statuses", self.statuses), ("excludeIds", self.exclude_ids)):
+            if values is not None and len(set(values)) != len(values):
+                raise ValueError(f"{name}: each value may appear once")
+        return self
+
+
+NO_FILTER = (
+    "a selector needs at least one filter (scenarioId, configurationId, executableIds, "
+    "executionScheduleId, statuses, createdBefore or olderThanSeconds): it must never mean "
+    "every item of the resource group"
+)
+
+
 class BulkTerminationSpec(_Model):
     """What to terminate and how carefully.
 
@@ -107,6 +174,7 @@ class BulkTerminationSpec(_Model):
     ] = None
     deployments: IdList | None = None
     executions: IdList | None = None
+    selector: Selector | None = None
     batch_size: Annotated[int, Field(ge=1, le=MAX_BULK_ITEMS)] = MAX_BULK_ITEMS
     poll_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
     # The API server stores integers as int64 and refuses larger ones.
@@ -141,8 +209,10 @@ class BulkTerminationSpec(_Model):
     def _one_form(self) -> BulkTerminationSpec:
         """The CRD's CEL rules: one form, and at most MAX_TARGETS ids in the compact one."""
         compact = self.deployments is not None or self.executions is not None
-        if (self.listed is not None) == compact:
+        if self.listed is not None and compact:
             raise ValueError(ONE_FORM)
+        if self.listed is None and not compact and self.selector is None:
+            raise ValueError(NO_TARGETS)
         ids = sum(len(g.ids) for g in (self.deployments, self.executions) if g is not None)
         if self.max_ids is not None and ids > self.max_ids:
             raise ValueError(too_many_ids(ids))
@@ -183,8 +253,12 @@ def too_many_ids(count: int) -> str:
     )
 
 
-#: The CRD's message for a spec with both forms or neither.
+#: The CRD's messages for a spec with both forms of target lists, or no targets at all.
 ONE_FORM = (
-    "list the targets in exactly one of the two forms: spec.targets (kind, id and targetStatus "
-    "each), or spec.deployments and/or spec.executions (ids sharing one targetStatus per kind)"
+    "list the targets in one of the two forms, not both: spec.targets (kind, id and "
+    "targetStatus each), or spec.deployments and/or spec.executions (ids sharing one "
+    "targetStatus per kind)"
+)
+NO_TARGETS = (
+    "name the targets: spec.targets, spec.deployments and/or spec.executions, or spec.selector"
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bulkterm.manifest import ManifestError, load_manifests
-from bulkterm.spec import ONE_FORM
+from bulkterm.spec import NO_TARGETS, ONE_FORM
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -160,7 +160,7 @@ def test_an_empty_or_missing_target_list_is_explained() -> None:
         "m.yaml: document 1 (job): spec.targets: must list at least 1 target"
     ]
     assert problems_of(HEADER + "spec:\n  batchSize: 5\n") == [
-        f"m.yaml: document 1 (job): spec: {ONE_FORM}"
+        f"m.yaml: document 1 (job): spec: {NO_TARGETS}"
     ]
     assert problems_of(HEADER + "spec:\n  targets: {id: abcd}\n") == [
         "m.yaml: document 1 (job): spec.targets: must be a list"

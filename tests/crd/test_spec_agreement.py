@@ -51,8 +51,8 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _implied(crd_node: dict[str, Any], key: str, py_value: Any = None) -> bool:
-    """Keywords one side states that add nothing: lengths implied by an enum or a bounded
-    pattern (CRD), and int64's maximum (pydantic; the API server applies it to every integer)."""
+    """Keywords one side states that add nothing: lengths implied by an enum, a bounded
+    pattern or a date-time format (CRD), and int64's maximum (pydantic; the API server applies it to every integer)."""
     if key == "maximum" and crd_node.get("type") == "integer" and key not in crd_node:
         return py_value == INT64_MAX
     if key in ("minLength", "maxLength"):
@@ -64,6 +64,8 @@ def _implied(crd_node: dict[str, Any], key: str, py_value: Any = None) -> bool:
             return crd_node[key] == 64
         if key == "maxLength" and crd_node.get("pattern", "").endswith("{1,251}[a-zA-Z0-9]$"):
             return crd_node[key] == 253
+        if key == "maxLength" and crd_node.get("format") == "date-time":
+            return True  # a bound for CEL's cost estimate; the format bounds it already
     return False
 
 

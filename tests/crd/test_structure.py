@@ -143,6 +143,7 @@ def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
         "outcomes",
         "capabilities",
         "plan",
+        "selection",
         "conditions",
     }
     assert status["properties"]["inFlight"]["maxItems"] == 50
@@ -190,6 +191,7 @@ def test_cel_rules_are_cheap(openapi: dict[str, Any]) -> None:
         ".spec.targets",
         ".spec.deployments",
         ".spec.executions",
+        ".spec.selector",
     }
     for path, rule in rules:
         assert ".all(" not in rule["rule"] and ".exists" not in rule["rule"], (

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bulkterm.manifest import ManifestError, load_manifests
-from bulkterm.spec import ONE_FORM
+from bulkterm.spec import NO_TARGETS, ONE_FORM
 from tests.crd.samples import example_documents, valid_cr
 from tests.crd.server import admit, create, problems, refusal
 from tests.kube import Kube, KubeApiError
@@ -38,6 +38,9 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             node[last] = copy.deepcopy(value)
 
     return mutate
+
+
+SELECTOR = {"kind": "Deployment", "targetStatus": "STOPPED", "scenarioId": "scenario-1"}
 
 
 def _compact_instead(
@@ -89,6 +92,22 @@ def test_minimal_cr_is_admitted_with_every_default_filled_in(kube: Kube, namespa
         "unknownGracePeriodSeconds": 120,
         "dryRun": False,
     }
+
+
+def test_a_selector_alone_is_admitted_with_its_defaults(kube: Kube, namespace: str) -> None:
+    body = valid_cr()
+    del body["spec"]["targets"]
+    body["spec"]["selector"] = {
+        "kind": "Execution",
+        "targetStatus": "DELETED",
+        "executionScheduleId": "sch-0001",
+        "statuses": ["COMPLETED", "DEAD"],
+        "createdBefore": "2026-11-01T00:00:00Z",
+        "pauseExecutionSchedules": True,
+    }
+    selector = admit(kube, body, namespace)["spec"]["selector"]
+    assert selector["maxTargets"] == 1000
+    assert selector["pauseExecutionSchedules"] is True
 
 
 def test_a_new_object_reads_not_yet_observed_until_the_operator_writes(
@@ -293,7 +312,43 @@ BAD: list[Any] = [
         "Too many: 5001: must have at most 5000 items",
         id="5001-targets",
     ),
-    pytest.param(_set("spec.targets", ...), "spec", ONE_FORM, id="targets-missing"),
+    pytest.param(_set("spec.targets", ...), "spec", NO_TARGETS, id="targets-missing"),
+    pytest.param(
+        _set("spec.selector", {"kind": "Deployment", "targetStatus": "STOPPED"}),
+        "spec.selector",
+        "a selector needs at least one filter",
+        id="selector-without-filter",
+    ),
+    pytest.param(
+        _set("spec.selector", {**SELECTOR, "executionScheduleId": "sch-0001"}),
+        "spec.selector",
+        "executionScheduleId: only executions have a schedule",
+        id="schedule-of-a-deployment",
+    ),
+    pytest.param(
+        _set("spec.selector", {**SELECTOR, "pauseExecutionSchedules": True}),
+        "spec.selector",
+        "pauseExecutionSchedules: only executions have schedules",
+        id="pause-schedules-of-deployments",
+    ),
+    pytest.param(
+        _set("spec.selector", {**SELECTOR, "statuses": ["RUNNING", "GONE"]}),
+        "spec.selector.statuses[1]",
+        "Unsupported value",
+        id="selector-unknown-status",
+    ),
+    pytest.param(
+        _set("spec.selector", {**SELECTOR, "maxTargets": 10_001}),
+        "spec.selector.maxTargets",
+        "should be less than or equal to 10000",
+        id="selector-maxTargets-over",
+    ),
+    pytest.param(
+        _set("spec.selector", {**SELECTOR, "olderThanSeconds": 0}),
+        "spec.selector.olderThanSeconds",
+        "should be greater than or equal to 1",
+        id="selector-age-zero",
+    ),
     pytest.param(
         _set("spec.deployments", {"targetStatus": "STOPPED", "ids": ["d0001"]}),
         "spec",

@@ -340,7 +340,7 @@ def test_metrics_are_served_and_count_the_run(
     kube.wait_for(BT, "measured", has_condition("Complete"), namespace=namespace, timeout=60)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'bulkterm_targets_total{outcome="succeeded"} 1.0' in text
-    assert 'bulkterm_aiapi_calls_total{endpoint="bulk_patch deployments",outcome="ok"} 1.0' in text
+    assert 'bulkterm_aiapi_calls_total{endpoint="bulk_patch_deployments",outcome="ok"} 1.0' in text
     assert "bulkterm_token_refreshes_total 1.0" in text
     assert "bulkterm_active_bulkterminations 0.0" in text
     assert "bulkterm_reconcile_rounds_total" in text

@@ -150,11 +150,6 @@ def test_a_secret_granted_to_other_bulkterminations_does_not_serve_this_one(
     assert sim.state_of(Kind.DEPLOYMENT, "dep-other-team") is Status.RUNNING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reconciler does not yet pass the CR's name to read_service_key (one-line change "
-    "in k8s/reconciler.py, _attempt); until then only a '*' grant serves a run",
-)
 def test_a_secret_granted_by_name_serves_the_bulktermination_it_names(
     kube: Kube,
     namespace: str,

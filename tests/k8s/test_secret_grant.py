@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import Simulator
 from tests.k8s.support import REF, FakeEvents, FakeKube, condition, reconciler, run_for, spec
@@ -46,11 +44,6 @@ async def test_an_ungranted_secret_stalls_without_an_ai_api_call_then_recovers(
     assert simulator.state_of(Kind.DEPLOYMENT, "dep-run1") is Status.STOPPED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reconciler does not yet pass the CR's name to read_service_key (one-line change "
-    "in k8s/reconciler.py, _attempt); until then only a '*' grant serves a run",
-)
 async def test_a_secret_granted_by_name_serves_that_bulktermination(
     simulator: Simulator, events: FakeEvents
 ) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bulkterm.aiapi.base import AiApi
@@ -46,10 +46,10 @@ from bulkterm.engine.executor import (
 from bulkterm.engine.ledger import Ledger
 from bulkterm.engine.observer import Observer
 from bulkterm.engine.planning import plan_of
-from bulkterm.engine.progress import Phase, Progress, Situation
+from bulkterm.engine.progress import Phase, Progress, SelectionRecord, Situation
 from bulkterm.engine.settings import EngineSettings
 from bulkterm.engine.timing import backoff_delay, poll_interval
-from bulkterm.spec import BulkTerminationSpec
+from bulkterm.spec import BulkTerminationSpec, Target
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -76,7 +76,12 @@ class Engine:
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        targets: Sequence[Target] | None = None,
+        selection: SelectionRecord | None = None,
     ) -> None:
+        """``targets`` overrides ``spec.targets``: the spec's own plus those a selector
+        resolved to before the run (status indexes count into this list); ``selection`` is
+        the record of that resolution, kept in every progress record."""
         self.spec = spec
         self.settings = settings or EngineSettings()
         self.executor = Executor(
@@ -85,7 +90,11 @@ class Engine:
             bulk_concurrency=self.settings.bulk_concurrency,
             list_page_size=self.settings.list_page_size,
         )
-        self.ledger = Ledger.from_record(spec.targets, self.settings, record)
+        self.ledger = Ledger.from_record(
+            spec.targets if targets is None else targets, self.settings, record
+        )
+        if selection is not None:
+            self.ledger.selection = selection
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()

@@ -28,6 +28,7 @@ from bulkterm.engine.progress import (
     InFlightGroup,
     Plan,
     Progress,
+    SelectionRecord,
     Situation,
     UnknownGroup,
     build_conditions,
@@ -65,6 +66,7 @@ class Ledger:
         self.completion_time: datetime | None = None
         self.capabilities: CapabilitiesRecord | None = None
         self.plan: Plan | None = None
+        self.selection: SelectionRecord | None = None
         self.loaded_terminal: Progress | None = None
 
     # --- loading a saved record ---
@@ -112,6 +114,7 @@ class Ledger:
         ledger.completion_time = record.completion_time
         ledger.capabilities = record.capabilities
         ledger.plan = record.plan
+        ledger.selection = record.selection
         return ledger
 
     # --- results ---
@@ -267,6 +270,7 @@ class Ledger:
             capabilities=self.capabilities,
             conditions=list(self.conditions),
             plan=self.plan,
+            selection=self.selection,
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer
 from pydantic.alias_generators import to_camel
 
-from bulkterm.aiapi.models import Kind
+from bulkterm.aiapi.models import Kind, TargetStatus
 from bulkterm.engine.decisions import Action
 
 
@@ -112,6 +112,29 @@ class CapabilitiesRecord(_Record):
     bulk_updates: BulkUpdatesRecord = Field(default_factory=BulkUpdatesRecord)
 
 
+class SelectionRecord(_Record):
+    """What ``spec.selector`` resolved to when the run started: frozen for the run, so a
+    restart works on the same ids instead of asking the AI API again."""
+
+    kind: Kind
+    target_status: TargetStatus
+    resolved_at: datetime
+    #: Items the AI API listed for the selector's server-side filters.
+    listed: int
+    #: Items chosen; they are the targets ``firstIndex`` .. ``firstIndex + selected - 1``.
+    selected: int
+    first_index: int
+    #: Listed items not chosen, by why (``status``, ``createdTooRecently``, ``excludeIds``,
+    #: ``alreadyAtTarget``, ``alsoListed``).
+    excluded: dict[str, int] = Field(default_factory=dict)
+    #: The chosen ids, gzip + base64 (``bulkterm.engine.selection.encode_ids``).
+    ids: str
+    #: Execution schedules to set INACTIVE before any send (``pauseExecutionSchedules``).
+    schedules: list[str] = Field(default_factory=list)
+    #: How many of ``schedules`` are INACTIVE now (paused, or found paused or gone).
+    schedules_paused: int = 0
+
+
 class PlanAction(StrEnum):
     STOP = "Stop"
     DELETE = "Delete"
@@ -183,6 +206,7 @@ class Progress(_Record):
     capabilities: CapabilitiesRecord | None = None
     conditions: list[Condition] = Field(default_factory=list)
     plan: Plan | None = None
+    selection: SelectionRecord | None = None
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

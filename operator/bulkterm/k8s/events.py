@@ -58,6 +58,10 @@ class RunEvents:
     def failed(self, message: str) -> None:
         self._sink.warning("Failed", message)
 
+    def selected(self, message: str) -> None:
+        """What ``spec.selector`` resolved to, once per run (``kubectl describe`` shows it)."""
+        self._sink.normal("Selected", message)
+
     def count_calls(self, calls: Mapping[str, int]) -> None:
         """Count BatchSubmitted from ``calls`` (a client's call counter) from now on."""
         self._calls = calls

@@ -28,9 +28,16 @@ from pydantic import ValidationError
 from bulkterm import metrics
 from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.credentials import ServiceKey
-from bulkterm.aiapi.errors import AuthError, ConfigurationError, CredentialsError
+from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
 from bulkterm.engine import Engine, EngineSettings, Phase, Progress, Situation, utcnow
 from bulkterm.engine.errors import RecordNotWritten
+from bulkterm.engine.progress import SelectionRecord
+from bulkterm.engine.selection import (
+    SelectionRefused,
+    describe_selection,
+    pause_schedules,
+    run_targets,
+)
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.credentials import (
@@ -54,7 +61,7 @@ from bulkterm.k8s.status import (
 )
 from bulkterm.k8s.throttle import CLOSE_RETRY_DELAYS
 from bulkterm.manifest import describe_errors
-from bulkterm.spec import BulkTerminationSpec
+from bulkterm.spec import BulkTerminationSpec, Target
 
 __all__ = [
     "CrRef",
@@ -143,7 +150,7 @@ class Reconciler:
         except ValidationError as exc:
             await self._invalid_spec("; ".join(describe_errors(exc, self._spec_raw)))
             return None
-        self._record = restore(self.ref, self._status_raw, len(spec.targets))
+        self._record = restore(self.ref, self._status_raw, _expected_total(spec, self._status_raw))
         if self._record.terminal:
             return self._record
         if self._spec_changed_after_start():
@@ -203,7 +210,9 @@ class Reconciler:
         """One try with the credentials as they are now: the record when the engine ended or
         was stopped, None when the run must wait and try again (stalled, or nothing sent)."""
         try:
-            key = await read_service_key(self._kube, self.ref.namespace, spec.connection.secret_ref)
+            key = await read_service_key(
+                self._kube, self.ref.namespace, spec.connection.secret_ref, self.ref.name
+            )
             async with contextlib.AsyncExitStack() as stack:
                 api = await self._client(stack, key, spec.connection.resource_group)
                 if self._stalled is not None:
@@ -225,7 +234,18 @@ class Reconciler:
         self, spec: BulkTerminationSpec, api: AiApiClient, stop: asyncio.Event
     ) -> Progress | None:
         """Run the engine until it ends or ``stop`` (the record), or it cannot go on (None)."""
-        engine = Engine(spec, api, self._record, settings=self._engine_settings)
+        chosen = await self._targets(spec, api)
+        if chosen is None or isinstance(chosen, Progress):
+            return chosen
+        targets, selection = chosen
+        engine = Engine(
+            spec,
+            api,
+            self._record,
+            settings=self._engine_settings,
+            targets=targets,
+            selection=selection,
+        )
         self._events.count_calls(api.calls)
         task = asyncio.create_task(
             engine.run(self._on_progress), name=f"engine {self.ref.namespace}/{self.ref.name}"
@@ -269,6 +289,38 @@ class Reconciler:
         metrics.TARGETS.labels("succeeded").inc(record.succeeded)
         metrics.TARGETS.labels("failed").inc(record.failed)
         return record
+
+    async def _targets(
+        self, spec: BulkTerminationSpec, api: AiApiClient
+    ) -> tuple[list[Target], SelectionRecord | None] | Progress | None:
+        """The run's targets: the spec's, then what its selector resolved to (once: a restart
+        reads them back from the status). A Failed record if the selector is refused, None
+        if the AI API cannot be asked now (try again later)."""
+        recorded = self._record.selection if self._record is not None else None
+        try:
+            targets, selection = await run_targets(spec, api, recorded, now=utcnow())
+            if selection is not None and not spec.dry_run:
+                if selection.schedules_paused < len(selection.schedules):
+                    selection = await pause_schedules(api, selection)
+        except SelectionRefused as refusal:
+            record = await self._enter(Situation(Phase.FAILED, refusal.reason, refusal.message))
+            await self._status.close()
+            self._events.failed(refusal.message)
+            return record
+        except (AuthError, ConfigurationError) as exc:
+            await self._stall(refused(exc))
+            return None
+        except AiApiError as exc:
+            log.warning(
+                "%s/%s: resolving spec.selector failed (%s); trying again later",
+                self.ref.namespace,
+                self.ref.name,
+                exc.message,
+            )
+            return None
+        if selection is not None and recorded is None:
+            self._events.selected(describe_selection(selection))
+        return targets, selection
 
     async def _on_progress(self, record: Progress) -> None:
         """The engine's progress callback.
@@ -350,7 +402,18 @@ async def _until_done_or_set(task: asyncio.Task[Any], stop: asyncio.Event) -> No
 def _accepted_message(spec: BulkTerminationSpec) -> str:
     n = len(spec.targets)
     mode = " (dry run)" if spec.dry_run else ""
+    if spec.selector is not None:
+        listed = f"{n} listed target(s) and " if n else ""
+        return f"accepted {listed}a selector{mode}; resolving it with the AI API"
     return f"accepted {n} target(s){mode}; waiting for the first AI API observation"
+
+
+def _expected_total(spec: BulkTerminationSpec, status: dict[str, Any]) -> int:
+    """How many targets the saved record must count to be this run's: the spec's, plus what
+    its selector resolved to (recorded in ``status.selection``)."""
+    selection = status.get("selection") if spec.selector is not None else None
+    selected = selection.get("selected") if isinstance(selection, dict) else None
+    return len(spec.targets) + (selected if isinstance(selected, int) else 0)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

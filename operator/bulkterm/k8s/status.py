@@ -119,6 +119,9 @@ class StatusWriter:
         self._ref = ref
         self._clock = clock
         self._written_keys: set[str] = set(current)
+        #: The status as the last write left it on the server (empty: nothing written yet, so
+        #: the first write sends every key).
+        self._landed: dict[str, Any] = {}
         self._throttle = StatusThrottle(self._write, interval)
 
     async def offer(self, record: Progress, *, force: bool = False) -> bool:
@@ -156,9 +159,13 @@ class StatusWriter:
         return await self._throttle.close(retry_delays)
 
     async def _write(self, status: dict[str, Any]) -> None:
-        # Merge patch: a key that disappeared must be sent as null, or the old value stays.
-        patch: dict[str, Any] = dict(status)
+        # Merge patch: only the keys that changed since the last write landed (a key left out
+        # keeps its value, so a large, unchanging one such as ``selection`` is sent once), and
+        # a key that disappeared as null, or the old value would stay.
+        patch = {k: v for k, v in status.items() if k not in self._landed or self._landed[k] != v}
         for gone in self._written_keys - status.keys():
             patch[gone] = None
-        await self._kube.patch_status(self._ref.namespace, self._ref.name, patch)
+        if patch:
+            await self._kube.patch_status(self._ref.namespace, self._ref.name, patch)
         self._written_keys = set(status)
+        self._landed = dict(status)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator.config import Timings
-from bulkterm.spec import Target
+from bulkterm.spec import Selector, Target
 
 
 def demo_timings() -> Timings:
@@ -72,3 +73,60 @@ def seed_targets(sim: Any, targets: Sequence[Target], *, resource_group: str) ->
         if status is not None:
             stuck = status is Status.UNKNOWN and target.target_status is TargetStatus.DELETED
             sim.add_item(target.kind, target.id, status, resource_group=resource_group, hold=stuck)
+
+
+def seed_selector(
+    sim: Any, selector: Selector, *, resource_group: str, now: datetime, count: int = 24
+) -> None:
+    """Seed a population a selector can be tried on: ``count`` items it matches (old enough,
+    in the realistic status mix), a quarter as many too recent for its age filter, and as many
+    again in another scenario and configuration, which the list filters leave out.
+
+    Deterministic, so ``bulkterm apply --simulator`` shows the same selection every time.
+    The selector's execution schedule (or one per scenario) exists and is ACTIVE."""
+    prefix = "d" if selector.kind is Kind.DEPLOYMENT else "e"
+    scenario = selector.scenario_id or "sim-scenario"
+    configuration = selector.configuration_id or f"{scenario}-config"
+    executable = selector.executable_ids[0] if selector.executable_ids else f"{scenario}-exec"
+    schedule = selector.execution_schedule_id
+    if selector.kind is Kind.EXECUTION:
+        schedule = schedule or f"{scenario}-nightly"
+        sim.add_execution_schedule(
+            schedule,
+            configuration_id=configuration,
+            resource_group=resource_group,
+            scenario_id=scenario,
+            executable_id=executable,
+            period_seconds=86_400.0,
+        )
+    age = timedelta(seconds=selector.older_than_seconds or 0)
+    oldest = min(now - age, selector.created_before or now) - timedelta(days=1)
+    recent = now - timedelta(minutes=5)
+
+    def add(
+        n: int, created: datetime, scenario_id: str, config: str, schedule_id: str | None
+    ) -> None:
+        item_id = f"{prefix}sim{n:013d}"
+        target = Target(kind=selector.kind, id=item_id, target_status=selector.target_status)
+        status = simulated_status(target) or Status.DEAD
+        if selector.statuses and n % 2 == 0:
+            status = selector.statuses[n % len(selector.statuses)]
+        sim.add_item(
+            selector.kind,
+            item_id,
+            status,
+            resource_group=resource_group,
+            configuration_id=config,
+            scenario_id=scenario_id,
+            executable_id=executable,
+            created_at=created,
+            execution_schedule_id=schedule_id,
+        )
+
+    quarter = max(1, count // 4)
+    for n in range(count):
+        add(n, oldest - timedelta(hours=n), scenario, configuration, schedule)
+    for n in range(count, count + quarter):
+        add(n, recent, scenario, configuration, schedule)
+    for n in range(count + quarter, count + 2 * quarter):
+        add(n, oldest, f"{scenario}-other", f"{configuration}-other", None)
