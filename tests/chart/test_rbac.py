@@ -47,6 +47,10 @@ def grants(rendering: Rendering) -> set[Grant]:
     return out
 
 
+#: The run's Lease: read, taken, renewed, released (bulkterm.k8s.leases).
+LEASE_VERBS = ("get", "create", "update", "delete")
+
+
 def controller_grants(
     where: str, *, ttl: bool = False, secret_names: tuple[str, ...] = ()
 ) -> set[Grant]:
@@ -57,6 +61,7 @@ def controller_grants(
         (where, GROUP, "bulkterminations/status", "patch", ()),
         (where, "", "secrets", "get", secret_names),
         (where, "", "events", "create", ()),
+        *{(where, "coordination.k8s.io", "leases", verb, ()) for verb in LEASE_VERBS},
     }
     if ttl:
         expected.add((where, GROUP, "bulkterminations", "delete", ()))
@@ -132,10 +137,11 @@ def test_secrets_are_get_only(rendered: Rendering) -> None:
 
 @pytest.mark.parametrize("variant_name", ["default", "namespaced", "peering", "metrics"])
 def test_delete_on_bulkterminations_only_with_ttl(helm: Helm, variant_name: str) -> None:
-    assert not [g for g in grants(helm.render(variant_name)) if g[3] == "delete"]
-    assert [g for g in grants(helm.render("ttl")) if g[3] == "delete"] == [
-        ("cluster", GROUP, "bulkterminations", "delete", ())
-    ]
+    def deletes(rendering: Rendering) -> list[Grant]:
+        return [g for g in grants(rendering) if g[3] == "delete" and g[2] == "bulkterminations"]
+
+    assert deletes(helm.render(variant_name)) == []
+    assert deletes(helm.render("ttl")) == [("cluster", GROUP, "bulkterminations", "delete", ())]
 
 
 @pytest.mark.parametrize("variant_name", ["namespaced", "peering-namespaced", "everything"])

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bulkterm.aiapi.models import Kind, Status
 from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
 from bulkterm.simulator import SimulatorThread, Timings
 from tests.kube import Kube, condition, free_port
@@ -219,3 +220,26 @@ def has_condition(type_: str, status: str = "True") -> Callable[[dict[str, Any]]
         return c is not None and c.get("status") == status
 
     return check
+
+
+def start_deployment_run(
+    kube: Kube,
+    namespace: str,
+    sim: SimulatorThread,
+    name: str,
+    count: int,
+    target_status: str = "STOPPED",
+    *,
+    stopping: float = 3.0,
+) -> list[str]:
+    """``count`` RUNNING deployments (``dep-000``…) that take ``stopping`` seconds to stop, the
+    Secret, and a BulkTermination ``name`` bringing them to ``target_status``; returns the
+    ids once the first bulk PATCH reached the simulator."""
+    sim.set_timings(timings(stopping=stopping, deletion=1.0))
+    ids = [f"dep-{i:03d}" for i in range(count)]
+    for i in ids:
+        sim.add_item(Kind.DEPLOYMENT, i, Status.RUNNING)
+    kube.create(secret(namespace, sim.service_key()))
+    kube.create(bulk_termination(namespace, name, *[("Deployment", i, target_status) for i in ids]))
+    wait_for_first_bulk_patch(sim)
+    return ids

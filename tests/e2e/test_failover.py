@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     bulk_termination,
     has_condition,
     secret,
+    start_deployment_run,
     timings,
     wait_for_first_bulk_patch,
 )
@@ -102,15 +103,7 @@ def test_standby_takes_over_within_15_s_of_a_sigkill(
         standby.start()
         wait_for_peers(kube, namespace, {"replica-a", "replica-b"}, 30)
 
-        sim.set_timings(timings(stopping=25.0, deletion=1.0))
-        ids = [f"dep-{i:03d}" for i in range(20)]
-        for i in ids:
-            sim.add_item(D, i, Status.RUNNING)
-        kube.create(secret(namespace, sim.service_key()))
-        kube.create(
-            bulk_termination(namespace, "failover", *[("Deployment", i, "STOPPED") for i in ids])
-        )
-        wait_for_first_bulk_patch(sim)
+        start_deployment_run(kube, namespace, sim, "failover", 20, stopping=25.0)
         kube.wait_for(
             BT,
             "failover",

@@ -15,15 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bulkterm.aiapi.models import Kind, Status
+from bulkterm.aiapi.models import Kind
 from bulkterm.simulator import SimulatorThread
 from tests.e2e.conftest import (
     OperatorProcess,
-    bulk_termination,
     has_condition,
-    secret,
-    timings,
-    wait_for_first_bulk_patch,
+    start_deployment_run,
 )
 from tests.kube import Kube, free_port
 from tests.kube.client import KubeApiError
@@ -78,15 +75,7 @@ def test_control_plane_outage_mid_run_is_waited_out(
     sim = sim
     port = free_port()
     operator = make_operator("--metrics-port", str(port)).start()
-    sim.set_timings(timings(stopping=3.0, deletion=1.0))
-    ids = [f"dep-{i:03d}" for i in range(20)]
-    for i in ids:
-        sim.add_item(D, i, Status.RUNNING)
-    kube.create(secret(namespace, sim.service_key()))
-    kube.create(
-        bulk_termination(namespace, "weather", *[("Deployment", i, "STOPPED") for i in ids])
-    )
-    wait_for_first_bulk_patch(sim)
+    start_deployment_run(kube, namespace, sim, "weather", 20, stopping=3.0)
     poll(kube, "weather", namespace, lambda o: o.get("status", {}).get("active", 0) > 0, 10)
 
     kube.plane.pause()

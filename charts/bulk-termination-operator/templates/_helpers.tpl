@@ -163,4 +163,9 @@ ClusterRole (all namespaces) or into a Role per watched namespace.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Application: one Lease per run (bulktermination.<name>, owned by the BulkTermination), so
+# that two operators never both send for one BulkTermination (bulkterm.k8s.leases).
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update", "delete"]
 {{- end -}}

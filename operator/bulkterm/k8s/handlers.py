@@ -22,13 +22,17 @@ from bulkterm import metrics
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter, KubeApi
+from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease, holder_identity
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
+from bulkterm.k8s.status import IGNORED_NOTE, acknowledgement, unacknowledged
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 registry = kopf.OperatorRegistry()
 #: Set by ``bulkterm operator`` before kopf starts.
 CONFIG = OperatorConfig()
+#: Who this process is in the Leases of its runs (``bulkterm.k8s.leases``).
+HOLDER = holder_identity()
 #: kopf's finalizer on every unfinished BulkTermination (see ``configure``).
 FINALIZER = f"{API_GROUP}/finalizer"
 #: How long a new run waits for kopf's finalizer before its first status write.
@@ -133,6 +137,43 @@ def _finished_with_ttl(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
     return is_terminal(dict(status)) and _ttl(spec) is not None
 
 
+def _finished_unacknowledged(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    return unacknowledged(dict(status), int(meta.get("generation") or 1))
+
+
+@kopf.timer(
+    API_GROUP,
+    API_VERSION,
+    PLURAL,
+    id="acknowledge",
+    when=_finished_unacknowledged,
+    interval=1.0,
+    registry=registry,
+)
+async def acknowledge(
+    body: kopf.Body,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    name: str,
+    namespace: str | None,
+    **_: Any,
+) -> None:
+    """A finished run acknowledges a spec change without acting on it, so that Flux, Argo CD
+    and ``kubectl wait`` see the change observed instead of waiting for ever. A timer, not an
+    update handler: those make kopf keep a copy of the whole spec in an annotation, which
+    for 10,000 targets would double the object."""
+    generation = int(meta.get("generation") or 1)
+    if namespace is None or not unacknowledged(dict(status), generation):
+        return
+    await kube().patch_status(namespace, name, acknowledgement(dict(status), generation))
+    kopf.event(
+        body,
+        type="Warning",
+        reason="SpecChangeIgnored",
+        message=IGNORED_NOTE.format(generation=generation).strip(" ()").capitalize(),
+    )
+
+
 @kopf.daemon(
     API_GROUP,
     API_VERSION,
@@ -167,14 +208,22 @@ async def reconcile(
     bridge_task = asyncio.create_task(bridge())
     try:
         await _finalizer_landed(body, stopped)
+        api = kube()
+        lease = RunLease(
+            KubeLeaseStore(api.api_client),
+            namespace,
+            Owner(name=name, uid=str(meta.get("uid") or "")),
+            holder=HOLDER,
+        )
         reconciler = Reconciler(
             CrRef(namespace=namespace, name=name, generation=int(meta.get("generation") or 1)),
             dict(spec),
             dict(status),
-            kube=kube(),
+            kube=api,
             events=KopfEvents(body),
             config=CONFIG,
             clients=clients(),
+            lease=lease,
         )
         result = await reconciler.run(stop)
         deleted = stopped.reason is not None and bool(
@@ -272,7 +321,7 @@ def run_operator(config: OperatorConfig) -> None:
     # The kubernetes client logs request bodies at DEBUG: Secrets must never reach a log.
     for noisy in ("kubernetes", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    metrics.serve(config.metrics_port)
+    metrics.serve(config.metrics_port, config.metrics_address)
     CONFIG = config
     priority = config.peering_priority
     if config.peering is not None and priority is None:

@@ -260,6 +260,8 @@ class KubeApi:
         self, api_client: k8s.ApiClient | None = None, weather: ApiWeather | None = None
     ) -> None:
         self._client = api_client or _load_client()
+        #: The client, for the Lease calls of ``bulkterm.k8s.leases``.
+        self.api_client = self._client
         self.weather = weather or ApiWeather()
         self._core = k8s.CoreV1Api(self._client)
         self._custom = k8s.CustomObjectsApi(self._client)

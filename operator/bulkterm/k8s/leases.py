@@ -78,12 +78,12 @@ def lease_name(cr_name: str) -> str:
 @dataclass(frozen=True)
 class LeaseTiming:
     #: A holder that has not renewed for this long is gone (bounds failover after a SIGKILL).
-    duration: float = 12.0
-    renew_every: float = 4.0
+    duration: float = 10.0
+    renew_every: float = 3.0
     #: Sends stop this long before the lease would expire without a renewal.
     margin: float = 2.0
     #: How often a run waiting for another holder looks again.
-    retry_every: float = 2.0
+    retry_every: float = 1.0
 
 
 @dataclass
@@ -137,6 +137,11 @@ class Owner:
             "name": self.name,
             "uid": self.uid,
         }
+
+
+class LeaseForbidden(Exception):
+    """RBAC does not let the operator write Leases in the namespace: no run may start there
+    (running without the lease would give up the guarantee it exists for)."""
 
 
 class LeaseLost(Exception):
@@ -199,6 +204,8 @@ class RunLease:
                     return True
             except LeaseConflict:
                 continue  # raced with another acquirer: read again at once
+            except LeaseForbidden:
+                raise
             except Exception as exc:  # the API server is away: try again
                 log.debug("lease %s/%s: %s", self.namespace, self.name, exc)
             with contextlib.suppress(TimeoutError):
@@ -340,10 +347,8 @@ class ExclusiveApi:
     def __init__(self, api: AiApi, lease: RunLease) -> None:
         self._api = api
         self._lease = lease
-
-    @property
-    def calls(self) -> Counter[str]:
-        return self._api.calls
+        #: The wrapped client's counter itself (the same object), so call counts add up.
+        self.calls: Counter[str] = api.calls
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._api, name)
@@ -376,8 +381,26 @@ class ExclusiveApi:
         await self._lease.permit()
         await self._api.delete(kind, item_id)
 
-    async def list_items(self, kind: Kind, **filters: Any) -> list[ItemSummary]:
-        return await self._api.list_items(kind, **filters)
+    async def list_items(
+        self,
+        kind: Kind,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        executable_ids: Sequence[str] | None = None,
+        status: Status | None = None,
+        execution_schedule_id: str | None = None,
+        page_size: int = 1000,
+    ) -> list[ItemSummary]:
+        return await self._api.list_items(
+            kind,
+            scenario_id=scenario_id,
+            configuration_id=configuration_id,
+            executable_ids=executable_ids,
+            status=status,
+            execution_schedule_id=execution_schedule_id,
+            page_size=page_size,
+        )
 
     async def list_execution_schedules(
         self,
@@ -448,6 +471,12 @@ class KubeLeaseStore:
         except ApiException as exc:
             if exc.status == 409:
                 raise LeaseConflict(str(exc.reason)) from None
+            if exc.status == 403:
+                raise LeaseForbidden(
+                    "the operator may not read or write Leases (coordination.k8s.io) in this "
+                    "namespace; each run holds one so that two operators never both send "
+                    "(grant get, create, update and delete on leases: the chart does)"
+                ) from None
             raise
 
     async def read(self, namespace: str, name: str) -> LeaseRecord | None:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from bulkterm import metrics
+from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
@@ -49,6 +50,7 @@ from bulkterm.k8s.credentials import (
     unusable,
 )
 from bulkterm.k8s.events import EventSink, RunEvents
+from bulkterm.k8s.leases import ExclusiveApi, LeaseForbidden, LeaseLost, RunLease
 from bulkterm.k8s.status import (
     CrRef,
     StatusPatcher,
@@ -94,6 +96,7 @@ class Reconciler:
         engine_settings: EngineSettings | None = None,
         clients: ClientPool | None = None,
         clock: Callable[[], datetime] = utcnow,
+        lease: RunLease | None = None,
     ) -> None:
         self.ref = ref
         self._spec_raw = spec
@@ -112,6 +115,10 @@ class Reconciler:
         self._stop = asyncio.Event()
         #: The reason of the stall the CR is in, if any.
         self._stalled: str | None = None
+        #: The run's Lease (None: exclusivity left to the host, as in unit tests).
+        self._lease = lease
+        #: Another operator took the run over: this one writes nothing more.
+        self.handed_over = False
 
     # -- the flow --------------------------------------------------------------------------
 
@@ -120,22 +127,37 @@ class Reconciler:
         """A status write was answered 404: the BulkTermination was deleted under the run
         (before kopf's finalizer was on it, or after it was taken off). The run stops by
         itself then; it is not an error."""
-        return self._status.gone
+        return self._status.gone and not self.handed_over
 
     async def run(self, stop: asyncio.Event) -> Progress | None:
         """Reconcile until terminal, ``stop``, or the resource is gone; cancelling this
         cancels the engine with it."""
         self._stop = stop
         cancelled = False
+        keeper: asyncio.Task[None] | None = None
         try:
+            if self._lease is not None and not await self._hold_lease(stop):
+                return None  # stopped while another operator runs it: nothing written
+            if self._lease is not None:
+                keeper = asyncio.create_task(self._lease.keep(), name=f"lease {self.ref.name}")
             result = await self._reconcile(stop)
+        except LeaseLost as lost:
+            self._handed_over = True
+            self._status.abandon()
+            log.info("%s/%s: run handed over (%s)", self.ref.namespace, self.ref.name, lost)
+            return None
         except asyncio.CancelledError:
             cancelled = True
             raise
         finally:
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
             # Cancelled (kopf's hard stop): one last attempt, no waiting between retries.
             landed = await self._status.close(() if cancelled else CLOSE_RETRY_DELAYS)
-        if not landed and not self.resource_gone:
+            if self._lease is not None and not self.handed_over:
+                await self._lease.release()
+        if not landed and not self._status.gone:
             # Raising makes kopf restart the daemon, which resumes from the last status
             # that did land and writes the outcome again. (A resource that is gone has no
             # status to write: its host says once that the run stopped, see ``resource_gone``.)
@@ -143,6 +165,27 @@ class Reconciler:
                 f"{self.ref.namespace}/{self.ref.name}: final status not written"
             )
         return result
+
+    async def _hold_lease(self, stop: asyncio.Event) -> bool:
+        """Acquire the run's Lease before anything is written; False if ``stop`` came first.
+        RBAC that refuses Leases stalls the run (it must not run without one)."""
+        assert self._lease is not None
+        while not stop.is_set():
+            try:
+                return await self._lease.acquire(stop)
+            except LeaseForbidden as exc:
+                self._record = self._record or Progress()
+                await self._stall(CredentialsProblem("LeaseForbidden", str(exc)))
+                await _wait(stop, self._config.stalled_retry_seconds)
+        return False
+
+    @property
+    def handed_over(self) -> bool:
+        return self._handed_over
+
+    @handed_over.setter
+    def handed_over(self, value: bool) -> None:
+        self._handed_over = value
 
     async def _reconcile(self, stop: asyncio.Event) -> Progress | None:
         try:
@@ -214,9 +257,10 @@ class Reconciler:
                 self._kube, self.ref.namespace, spec.connection.secret_ref, self.ref.name
             )
             async with contextlib.AsyncExitStack() as stack:
-                api = await self._client(stack, key, spec.connection.resource_group)
+                client = await self._client(stack, key, spec.connection.resource_group)
                 if self._stalled is not None:
-                    await check_accepted(api)
+                    await check_accepted(client)
+                api: AiApi = client if self._lease is None else ExclusiveApi(client, self._lease)
                 return await self._run_engine(spec, api, stop)
         except CredentialsProblem as problem:
             await self._stall(problem)
@@ -231,7 +275,7 @@ class Reconciler:
             raise unusable(exc) from None
 
     async def _run_engine(
-        self, spec: BulkTerminationSpec, api: AiApiClient, stop: asyncio.Event
+        self, spec: BulkTerminationSpec, api: AiApi, stop: asyncio.Event
     ) -> Progress | None:
         """Run the engine until it ends or ``stop`` (the record), or it cannot go on (None)."""
         chosen = await self._targets(spec, api)
@@ -291,7 +335,7 @@ class Reconciler:
         return record
 
     async def _targets(
-        self, spec: BulkTerminationSpec, api: AiApiClient
+        self, spec: BulkTerminationSpec, api: AiApi
     ) -> tuple[list[Target], SelectionRecord | None] | Progress | None:
         """The run's targets: the spec's, then what its selector resolved to (once: a restart
         reads them back from the status). A Failed record if the selector is refused, None

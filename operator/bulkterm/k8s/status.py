@@ -65,6 +65,38 @@ def is_terminal(status: Mapping[str, Any] | None) -> bool:
     return _terminal_condition(status) is not None
 
 
+#: How a finished run's conditions say that a later spec change was not acted on.
+IGNORED_NOTE = (
+    " (the spec changed to generation {generation} after the run finished and was ignored: "
+    "a BulkTermination runs once; create a new one to run again)"
+)
+
+
+def unacknowledged(status: Mapping[str, Any] | None, generation: int) -> bool:
+    """A finished run whose spec changed afterwards (a reorder CEL cannot see, or a label
+    under server-side apply's field ownership): its ``observedGeneration`` lags behind, and
+    kstatus would call it InProgress for ever."""
+    if not is_terminal(status) or status is None:
+        return False
+    observed = status.get("observedGeneration")
+    return isinstance(observed, int) and observed != generation
+
+
+def acknowledgement(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
+    """The status patch that acknowledges ``generation`` on a finished run: the conditions
+    keep their status, reason and transition time (terminal conditions never flip back);
+    ``observedGeneration`` moves, and each message says that the change was ignored."""
+    note = IGNORED_NOTE.format(generation=generation)
+    conditions = []
+    for raw in status.get("conditions") or ():
+        condition = dict(raw)
+        message = str(condition.get("message", "")).split(" (the spec changed to generation")[0]
+        condition["message"] = message + note
+        condition["observedGeneration"] = generation
+        conditions.append(condition)
+    return {"observedGeneration": generation, "conditions": conditions}
+
+
 def finished_at(status: Mapping[str, Any] | None) -> datetime | None:
     """When the run became terminal: the terminal condition's ``lastTransitionTime``."""
     condition = _terminal_condition(status)
@@ -148,6 +180,10 @@ class StatusWriter:
         )
         await self.offer(record, force=True)
         return record
+
+    def abandon(self) -> None:
+        """Write nothing more: another operator has taken the run over and writes its status."""
+        self._throttle.gone = True
 
     @property
     def gone(self) -> bool:
