@@ -79,9 +79,9 @@ def bulk_termination(name: str) -> str:
 def users(
     kube: Kube, namespace: str, install_chart: Callable[..., Release]
 ) -> Iterator[Callable[..., Any]]:
-    """The chart installed with its defaults, the built-in roles aggregated, an editor and a
+    """The chart installed with its default RBAC, the built-in roles aggregated, an editor and a
     viewer bound in ``namespace``; yields ``as_user(user, *kubectl_args, input=None)``."""
-    install_chart(namespace)
+    install_chart(namespace, {"rbac": {"aggregateClusterRoles": True}})  # the chart's default
     aggregate(kube)
     bind(kube, namespace, EDITOR, "edit")
     bind(kube, namespace, VIEWER, "view")

@@ -91,12 +91,13 @@ def variant_values(variant: str, extra_namespaces: Callable[[str], str]) -> dict
     if variant == "metrics":
         return {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}
     if variant == "platform":  # PDB, spread, labels, extra flags, dashboard, rules
-        return dict(VARIANTS["platform"])
+        return {**VARIANTS["platform"], "rbac": {"aggregateClusterRoles": True}}
     if variant == "hardened":  # docs/security.md: NetworkPolicy with egress, CA bundle, names
         values = dict(VARIANTS["hardened"])
         values["watchNamespaces"] = [extra_namespaces("a")]
         return values
-    return {}
+    # The chart's defaults, with the users' aggregated ClusterRoles the fixture leaves out.
+    return {"rbac": {"aggregateClusterRoles": True}}
 
 
 def on_server(kube: Kube, doc: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,7 +9,11 @@ set-up and fails the tests instead of skipping them.
   ``namespace``, with ``crds.enabled=false`` unless ``values`` say otherwise: the ``kube``
   fixture has already installed the BulkTermination CRD, which a templated CRD of the release
   could not take over (Helm refuses objects without its ownership labels), and one CRD cannot
-  belong to several releases at once. ``tests/chart/test_crds.py`` installs the templated CRD.
+  belong to several releases at once. ``tests/chart/test_install.py`` installs the templated CRD.
+  Likewise ``rbac.aggregateClusterRoles=false`` unless asked for: those ClusterRoles are for
+  namespace users, bound to nobody by the chart, while the releases made here stand for the
+  operator's identity, whose every granted rule ``tests/e2e/test_rbac.py`` proves needed.
+  ``tests/chart/test_aggregated_roles.py`` installs them.
   Every release made in a test is uninstalled afterwards. A Release hands out a
   kubeconfig holding a token of the chart's own ServiceAccount, so an operator run with it has
   exactly the rendered RBAC, as the API server enforces it.
@@ -116,9 +120,14 @@ def install_release(
     helm_bin: Path, kube: Kube, workdir: Path, name: str, namespace: str, values: dict[str, Any]
 ) -> Release:
     """``helm install`` of the chart as shipped (its ``crds/`` included) into ``namespace``;
-    the CRD template is off unless ``values`` set ``crds.enabled`` (see the module docstring)."""
+    the CRD template and the users' aggregated ClusterRoles are off unless ``values`` turn
+    them on (see the module docstring)."""
     helm = helm_runner(helm_bin, kube, workdir)
-    values = {**values, "crds": {"enabled": False, **values.get("crds", {})}}
+    values = {
+        **values,
+        "crds": {"enabled": False, **values.get("crds", {})},
+        "rbac": {"aggregateClusterRoles": False, **values.get("rbac", {})},
+    }
     values_file = workdir / f"values-{name}.yaml"
     values_file.write_text(yaml.safe_dump(values))
     helm("install", name, str(CHART), "-n", namespace, "-f", str(values_file), check=True)
