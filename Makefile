@@ -78,7 +78,7 @@ bench: install
 
 # The chart renders the CRD from its byte-identical copy (templates/crds.yaml; crds.enabled).
 crds-sync:
-	cp crds/bulktermination.yaml charts/bulk-termination-operator/files/crds/bulktermination.yaml
+	cp crds/*.yaml charts/bulk-termination-operator/files/crds/
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

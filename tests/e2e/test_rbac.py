@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status
+from bulkterm.k8s.leases import LeaseTiming
 from bulkterm.simulator import SimulatorThread
 from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret, timings
 from tests.kube import Kube
@@ -123,7 +124,9 @@ def run(
     release = install_release(
         helm_bin, kube, workdir, "rbac-" + namespace.rsplit("-", 1)[-1], namespace, values
     )
-    sim = SimulatorThread(simulator_config(timings=timings())).__enter__()
+    # Stopping takes longer than the lease's renewal interval, so a renewal is part of the run.
+    stopping = LeaseTiming().renew_every + 1.5
+    sim = SimulatorThread(simulator_config(timings=timings(stopping=stopping))).__enter__()
     # The chart's own flags for scope and peering (the rest suit a local process).
     flags = [a for a in release.operator_args() if a.startswith("--peering")]
     operator = OperatorProcess(

@@ -13,8 +13,9 @@ import pytest
 from bulkterm.aiapi.client import AiApiClient, ClientSettings
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AuthError
-from bulkterm.aiapi.models import Kind
+from bulkterm.aiapi.models import Kind, Status
 from bulkterm.k8s.clients import ClientPool
+from bulkterm.k8s.fleet import FleetApi
 from bulkterm.simulator import Simulator
 from tests.k8s.support import (
     REF,
@@ -113,9 +114,10 @@ async def test_the_rate_limit_holds_for_the_tenant_not_per_client(simulator: Sim
     pool = ClientPool(ClientSettings(rate_limit_per_second=10))
     key = key_of(simulator)
     async with pool.client(key, "default") as a, pool.client(key, "default") as b:
-        await a.meta()  # the token, outside the measurement
+        await a.list_items(Kind.DEPLOYMENT)  # the token, outside the measurement
         started = time.monotonic()
-        await asyncio.gather(*(c.meta() for c in (a, b) for _ in range(10)))
+        # (list_items: each run's own request; listings of states are shared, see below)
+        await asyncio.gather(*(c.list_items(Kind.DEPLOYMENT) for c in (a, b) for _ in range(10)))
         elapsed = time.monotonic() - started
     assert elapsed >= 0.8
 
@@ -130,7 +132,58 @@ async def test_a_key_the_client_cannot_use_is_refused_before_anything_is_shared(
     assert pool.tenants == 0
 
 
-async def test_leased_clients_are_ai_api_clients(simulator: Simulator) -> None:
+async def test_leased_clients_are_fleet_views_over_ai_api_clients(simulator: Simulator) -> None:
     pool = ClientPool(ClientSettings())
     async with pool.client(key_of(simulator), None) as api:
-        assert isinstance(api, AiApiClient)
+        assert isinstance(api, FleetApi)
+        assert isinstance(api._own, AiApiClient)
+
+
+# --- the runs of one group share their listings --------------------------------------------
+
+LIST = "GET /lm/deployments"
+
+
+async def test_runs_of_one_group_share_a_listing_under_way(simulator: Simulator) -> None:
+    simulator.add_item(Kind.DEPLOYMENT, "dep-0001", Status.RUNNING)
+    pool = ClientPool(ClientSettings())
+    key = key_of(simulator)
+    async with pool.client(key, "default") as a, pool.client(key, "default") as b:
+        seen = await asyncio.gather(a.list_states(Kind.DEPLOYMENT), b.list_states(Kind.DEPLOYMENT))
+        assert [[s.id for s in states] for states in seen] == [["dep-0001"], ["dep-0001"]]
+        assert seen[0] is not seen[1]  # each run keeps its own list
+    assert simulator.counters[LIST] == 1
+
+
+async def test_a_listing_from_before_a_runs_last_write_is_not_shared_with_it(
+    simulator: Simulator,
+) -> None:
+    simulator.add_item(Kind.DEPLOYMENT, "dep-0001", Status.RUNNING)
+    pool = ClientPool(ClientSettings())
+    key = key_of(simulator)
+    async with pool.client(key, "default") as a, pool.client(key, "default") as b:
+        await a.list_states(Kind.DEPLOYMENT)
+        await b.stop(Kind.DEPLOYMENT, "dep-0001")
+        await b.list_states(Kind.DEPLOYMENT)  # must not be a's, from before
+        assert simulator.counters[LIST] == 2
+        await a.list_states(Kind.DEPLOYMENT)  # a wrote nothing: b's fresh listing serves it
+        assert simulator.counters[LIST] == 2
+
+
+async def test_other_resource_groups_list_for_themselves(simulator: Simulator) -> None:
+    simulator.add_resource_group("other-group")
+    pool = ClientPool(ClientSettings())
+    key = key_of(simulator)
+    async with pool.client(key, "default") as a, pool.client(key, "other-group") as b:
+        await asyncio.gather(a.list_states(Kind.DEPLOYMENT), b.list_states(Kind.DEPLOYMENT))
+    assert simulator.counters[LIST] == 2
+
+
+async def test_capabilities_are_read_once_for_many_runs(simulator: Simulator) -> None:
+    pool = ClientPool(ClientSettings())
+    key = key_of(simulator)
+    async with pool.client(key, "default") as a, pool.client(key, "default") as b:
+        for _ in range(3):
+            await a.meta()
+            await b.meta()
+    assert simulator.counters["GET /lm/meta"] == 1

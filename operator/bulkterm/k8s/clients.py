@@ -9,6 +9,11 @@ ten times the configured rate, so every client the pool hands out for a tenant s
   certificate) gets a token cache of its own, so a token fetched with the old credentials is
   never used in the name of the new ones.
 
+The runs of one tenant, credentials and resource group also share their listings
+(:mod:`bulkterm.k8s.fleet`): each run gets a :class:`~bulkterm.k8s.fleet.FleetApi`, its own
+client for writes and item reads, and a :class:`~bulkterm.k8s.fleet.SharedReads` with a client
+of its own for the lists every run makes alike.
+
 A tenant and its token caches live while a client uses them; the last one out closes them, so
 no credentials outlive the runs that read them.
 """
@@ -25,6 +30,7 @@ from bulkterm.aiapi.client import AiApiClient, ClientSettings
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.ratelimit import RateLimiter
 from bulkterm.k8s.config import OperatorConfig
+from bulkterm.k8s.fleet import FleetApi, SharedReads
 
 
 @dataclass
@@ -35,9 +41,18 @@ class _Tokens:
 
 
 @dataclass
+class _Reads:
+    shared: SharedReads
+    client: AiApiClient
+    users: int = 0
+
+
+@dataclass
 class _Tenant:
     limiter: RateLimiter
     tokens: dict[str, _Tokens] = field(default_factory=dict)
+    #: Shared reads by (credentials, resource group).
+    reads: dict[tuple[str, str | None], _Reads] = field(default_factory=dict)
     users: int = 0
 
 
@@ -63,10 +78,14 @@ class ClientPool:
         """Tenants with a client in use."""
         return len(self._tenants)
 
+    def shared_reads(self, key: ServiceKey, resource_group: str | None) -> SharedReads | None:
+        """The reads shared by the runs of ``key``'s credentials in ``resource_group``."""
+        tenant = self._tenants.get((key.api_url, key.client_id))
+        reads = tenant.reads.get((_fingerprint(key), resource_group)) if tenant else None
+        return reads.shared if reads else None
+
     @asynccontextmanager
-    async def client(
-        self, key: ServiceKey, resource_group: str | None
-    ) -> AsyncIterator[AiApiClient]:
+    async def client(self, key: ServiceKey, resource_group: str | None) -> AsyncIterator[FleetApi]:
         """A client for ``key`` and ``resource_group``, closed on exit.
 
         Raises what :class:`AiApiClient` raises for a key or group it cannot use
@@ -84,30 +103,47 @@ class ClientPool:
         # The first client of these credentials owns the token cache and its connection to the
         # token endpoint, in the group that is always valid; it sends nothing else.
         owner = tokens.owner if tokens is not None else AiApiClient(key, "default", settings)
+        reads = tenant.reads.get((credentials, resource_group)) if tenant is not None else None
         try:
             api = AiApiClient(key, resource_group, settings, tokens=owner.tokens, limiter=limiter)
+            if reads is None:
+                reader = AiApiClient(
+                    key, resource_group, settings, tokens=owner.tokens, limiter=limiter
+                )
+                reads = _Reads(SharedReads(reader), reader)
         except BaseException:
             if tokens is None:
                 await owner.aclose()
             raise
-        # No await from here to the yield: concurrent callers see one tenant, one token cache.
+        # No await from here to the yield: concurrent callers see one tenant, one token cache,
+        # one set of shared reads.
         if tenant is None:
             tenant = self._tenants[tenant_id] = _Tenant(limiter)
         if tokens is None:
             tokens = tenant.tokens[credentials] = _Tokens(owner)
+        tenant.reads.setdefault((credentials, resource_group), reads)
         tenant.users += 1
         tokens.users += 1
+        reads.users += 1
         try:
-            yield api
+            yield FleetApi(api, reads.shared)
         finally:
             tenant.users -= 1
             tokens.users -= 1
+            reads.users -= 1
+            # The bookkeeping first, with no await in between (as on the way in); then close.
             closing = [api]
+            last_reader = reads.users == 0
+            if last_reader:
+                del tenant.reads[(credentials, resource_group)]
+                closing.append(reads.client)
             if tokens.users == 0:
                 del tenant.tokens[credentials]
                 closing.append(tokens.owner)
             if tenant.users == 0:
                 del self._tenants[tenant_id]
+            if last_reader:
+                await reads.shared.close()
             for done in closing:
                 await done.aclose()
 

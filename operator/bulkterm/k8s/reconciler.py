@@ -27,7 +27,6 @@ from pydantic import ValidationError
 
 from bulkterm import metrics
 from bulkterm.aiapi.base import AiApi
-from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
 from bulkterm.engine import Engine, EngineSettings, Phase, Progress, Situation, utcnow
@@ -50,6 +49,7 @@ from bulkterm.k8s.credentials import (
     unusable,
 )
 from bulkterm.k8s.events import EventSink, RunEvents
+from bulkterm.k8s.fleet import FleetApi
 from bulkterm.k8s.leases import ExclusiveApi, LeaseForbidden, LeaseLost, RunLease
 from bulkterm.k8s.status import (
     CrRef,
@@ -268,7 +268,7 @@ class Reconciler:
 
     async def _client(
         self, stack: contextlib.AsyncExitStack, key: ServiceKey, group: str
-    ) -> AiApiClient:
+    ) -> FleetApi:
         try:
             return await stack.enter_async_context(self._clients.client(key, group))
         except (CredentialsError, ValueError) as exc:

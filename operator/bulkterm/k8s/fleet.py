@@ -1,0 +1,221 @@
+"""Many BulkTerminations, one AI API: the reads every run of a tenant and resource group make
+alike are made once.
+
+Each run polls by listing whole kinds (``$select=status``, paged): a hundred runs of a hundred
+targets would list the same ten thousand items a hundred times per poll, where one run of ten
+thousand lists them once. So the runs of one tenant, credentials and resource group share a
+:class:`SharedReads`:
+
+* a list or ``$count`` already under way, or finished less than ``max_age`` seconds ago, is
+  shared, **but only with runs whose last write finished before it started**: no run ever
+  sees a listing older than its own last accepted write, which is exactly the guarantee an
+  unshared listing gave it (the AI API changes status asynchronously anyway);
+* ``GET /meta`` (capabilities) is read once per ``meta_ttl``.
+
+Writes (bulk PATCH, single PATCH and DELETE) and item GETs stay each run's own: they name its
+own targets, and one run's refused item must never be another's. Bulk requests already carry
+up to 100 items, so a hundred runs of a hundred targets send as many as one of ten thousand.
+The shared reads go through a client of their own, not a run's, so a run that ends never
+cancels a listing another run waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bulkterm.aiapi.base import AiApi
+from bulkterm.aiapi.models import (
+    BulkItemResult,
+    Capabilities,
+    ItemState,
+    ItemSummary,
+    Kind,
+    ScheduleStatus,
+    ScheduleSummary,
+    Status,
+    TargetStatus,
+)
+
+T = TypeVar("T")
+
+#: How old a shared listing may be for a run whose last write finished before it started.
+MAX_AGE_SECONDS = 2.0
+#: Capabilities do not change during a run; a new tenant configuration shows within this.
+META_TTL_SECONDS = 60.0
+
+
+@dataclass
+class _Flight:
+    started: float
+    task: asyncio.Future[Any]
+
+
+class SharedReads:
+    """The reads of one tenant, credentials and resource group, shared by its runs."""
+
+    def __init__(
+        self,
+        reader: AiApi,
+        *,
+        max_age: float = MAX_AGE_SECONDS,
+        meta_ttl: float = META_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reader = reader
+        self._max_age = max_age
+        self._meta_ttl = meta_ttl
+        self._clock = clock
+        self._flights: dict[tuple[Any, ...], _Flight] = {}
+        #: Reads answered from another run's request (for the benchmark and the tests).
+        self.shared = 0
+
+    async def _share(
+        self,
+        key: tuple[Any, ...],
+        not_before: float,
+        max_age: float,
+        call: Callable[[], Awaitable[T]],
+    ) -> T:
+        now = self._clock()
+        flight = self._flights.get(key)
+        if flight is not None and self._usable(flight, not_before, max_age, now):
+            self.shared += 1
+            result: T = await asyncio.shield(flight.task)
+            return result
+        task: asyncio.Future[T] = asyncio.ensure_future(call())
+        self._flights[key] = _Flight(now, task)
+        return await asyncio.shield(task)
+
+    @staticmethod
+    def _usable(flight: _Flight, not_before: float, max_age: float, now: float) -> bool:
+        if flight.started <= not_before:
+            return False  # it may not show this run's last write
+        if not flight.task.done():
+            return True
+        if flight.task.cancelled() or flight.task.exception() is not None:
+            return False  # an error is each run's to retry
+        return now - flight.started <= max_age
+
+    async def meta(self) -> Capabilities:
+        return await self._share(("meta",), float("-inf"), self._meta_ttl, self.reader.meta)
+
+    async def list_states(
+        self, kind: Kind, *, status: Status | None, page_size: int, not_before: float
+    ) -> list[ItemState]:
+        states = await self._share(
+            ("list", kind, status, page_size),
+            not_before,
+            self._max_age,
+            lambda: self.reader.list_states(kind, status=status, page_size=page_size),
+        )
+        return list(states)  # each run gets its own list to keep
+
+    async def count(self, kind: Kind, *, status: Status | None, not_before: float) -> int:
+        return await self._share(
+            ("count", kind, status),
+            not_before,
+            self._max_age,
+            lambda: self.reader.count(kind, status=status),
+        )
+
+    async def close(self) -> None:
+        """Cancel what nobody waits for any more (the last run has left)."""
+        for flight in self._flights.values():
+            flight.task.cancel()
+        await asyncio.gather(*(f.task for f in self._flights.values()), return_exceptions=True)
+        self._flights.clear()
+
+
+class FleetApi:
+    """One run's view of the AI API: its own writes and item reads, the shared listings.
+
+    Remembers when its last write finished, so that no shared listing older than that reaches
+    it (see :class:`SharedReads`)."""
+
+    def __init__(
+        self, own: AiApi, shared: SharedReads, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._own = own
+        self._shared = shared
+        self._clock = clock
+        self._last_write = float("-inf")
+        #: The run's own client's counter (writes and item reads; shared reads are counted by
+        #: the client that made them).
+        self.calls: Counter[str] = own.calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._own, name)
+
+    async def _write(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        finally:
+            # Also after an error: the write may have reached the server.
+            self._last_write = self._clock()
+
+    async def meta(self) -> Capabilities:
+        return await self._shared.meta()
+
+    async def list_states(
+        self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
+    ) -> list[ItemState]:
+        return await self._shared.list_states(
+            kind, status=status, page_size=page_size, not_before=self._last_write
+        )
+
+    async def count(self, kind: Kind, *, status: Status | None = None) -> int:
+        return await self._shared.count(kind, status=status, not_before=self._last_write)
+
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
+        return await self._own.get_state(kind, item_id, full=full)
+
+    async def bulk_patch(
+        self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
+    ) -> list[BulkItemResult]:
+        return await self._write(lambda: self._own.bulk_patch(kind, items))
+
+    async def stop(self, kind: Kind, item_id: str) -> None:
+        await self._write(lambda: self._own.stop(kind, item_id))
+
+    async def delete(self, kind: Kind, item_id: str) -> None:
+        await self._write(lambda: self._own.delete(kind, item_id))
+
+    async def list_items(
+        self,
+        kind: Kind,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        executable_ids: Sequence[str] | None = None,
+        status: Status | None = None,
+        execution_schedule_id: str | None = None,
+        page_size: int = 1000,
+    ) -> list[ItemSummary]:
+        return await self._own.list_items(
+            kind,
+            scenario_id=scenario_id,
+            configuration_id=configuration_id,
+            executable_ids=executable_ids,
+            status=status,
+            execution_schedule_id=execution_schedule_id,
+            page_size=page_size,
+        )
+
+    async def list_execution_schedules(
+        self,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        status: ScheduleStatus | None = None,
+    ) -> list[ScheduleSummary]:
+        return await self._own.list_execution_schedules(
+            scenario_id=scenario_id, configuration_id=configuration_id, status=status
+        )
+
+    async def pause_execution_schedule(self, schedule_id: str) -> None:
+        await self._write(lambda: self._own.pause_execution_schedule(schedule_id))
