@@ -177,7 +177,9 @@ def _key(sim_url: str = "https://ai.example") -> ServiceKey:
 
 
 def test_verification_is_on_without_a_bundle() -> None:
-    assert tls_verify(_key()) is True
+    context = tls_verify(_key())
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode is ssl.CERT_REQUIRED
+    assert tls_verify(_key()) is context  # made once, shared by every client
 
 
 def test_verification_with_a_bundle_is_a_verifying_context(pki: Pki) -> None:

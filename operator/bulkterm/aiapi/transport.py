@@ -19,6 +19,7 @@ human fixes the bundle or the URL), raised for the token endpoint and the AI API
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import ssl
@@ -255,8 +256,28 @@ def _untrusted_message(
     return f"TLS: the certificate of {origin} did not verify ({said}): {advice}"
 
 
+@functools.lru_cache(maxsize=8)
+def _trust(ca_bundle: Path | None, _version: int | None) -> ssl.SSLContext:
+    """The SSL context of clients without a client certificate, made once per CA bundle (and
+    version of its file) and shared: loading the CAs costs about 25 ms, which a hundred
+    BulkTerminations starting together paid a hundred times (httpx builds one per client)."""
+    if ca_bundle is not None:
+        return load_ca_bundle(ca_bundle)
+    return httpx.create_ssl_context()  # what httpx would use: the public CAs (certifi)
+
+
+def _trusted(ca_bundle: Path | None) -> ssl.SSLContext:
+    if ca_bundle is None:
+        return _trust(None, None)
+    try:
+        version = ca_bundle.stat().st_mtime_ns
+    except OSError:
+        return load_ca_bundle(ca_bundle)  # says clearly what is wrong with the file
+    return _trust(ca_bundle, version)
+
+
 def tls_verify(key: ServiceKey, ca_bundle: Path | None = None) -> ssl.SSLContext | bool:
-    """``verify`` for httpx: ``True`` (the public CAs, certifi), or an SSL context trusting
+    """``verify`` for httpx: an SSL context trusting the public CAs (certifi), or one trusting
     ``ca_bundle`` (:func:`~bulkterm.aiapi.settings.load_ca_bundle`), with the client
     certificate of x509 keys loaded. Never ``False``: verification cannot be turned off.
 
@@ -264,8 +285,8 @@ def tls_verify(key: ServiceKey, ca_bundle: Path | None = None) -> ssl.SSLContext
     directory and removed as soon as they are loaded.
     """
     client_certificate = key.certificate is not None and key.private_key is not None
-    if ca_bundle is None and not client_certificate:
-        return True
+    if not client_certificate:
+        return _trusted(ca_bundle)
     context = load_ca_bundle(ca_bundle) if ca_bundle is not None else ssl.create_default_context()
     if key.certificate is None or key.private_key is None:
         return context
