@@ -51,8 +51,38 @@ TOKEN_REFRESHES = Counter(
 )
 TARGETS = Counter(
     "bulkterm_targets_total",
-    "Targets that reached an end, by outcome (succeeded, failed).",
+    "Targets that reached an end, by outcome (succeeded, failed), counted as they finish.",
     ["outcome"],
+    registry=REGISTRY,
+)
+TARGET_FAILURES = Counter(
+    "bulkterm_target_failures_total",
+    "Failed targets by reason (NotFound, CannotStopUnknown, DeadlineExceeded, ...), counted "
+    "from each run's failure list as it grows (the list keeps the first 100 of a run).",
+    ["reason"],
+    registry=REGISTRY,
+)
+RUNS = Counter(
+    "bulkterm_runs_total",
+    "Runs (BulkTerminations) that ended, by result (complete, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+RUN_DURATION = Histogram(
+    "bulkterm_run_duration_seconds",
+    "From a run's start (the first visit) to its end, for runs that ended.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+    registry=REGISTRY,
+)
+STALLS = Counter(
+    "bulkterm_stalls_total",
+    "Times a run stalled waiting for a human, by reason (SecretNotFound, Unauthorized, ...).",
+    ["reason"],
+    registry=REGISTRY,
+)
+STALLED_RUNS = Gauge(
+    "bulkterm_stalled_bulkterminations",
+    "BulkTerminations of this process stalled now (waiting for a human).",
     registry=REGISTRY,
 )
 ACTIVE_RUNS = Gauge(

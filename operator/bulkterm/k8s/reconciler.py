@@ -115,6 +115,8 @@ class Reconciler:
         self._stop = asyncio.Event()
         #: The reason of the stall the CR is in, if any.
         self._stalled: str | None = None
+        #: (succeeded, failed, failures) of the last record counted into the metrics.
+        self._counted: tuple[int, int, int] | None = None
         #: The run's Lease (None: exclusivity left to the host, as in unit tests).
         self._lease = lease
         #: Another operator took the run over: this one writes nothing more.
@@ -157,6 +159,7 @@ class Reconciler:
             landed = await self._status.close(() if cancelled else CLOSE_RETRY_DELAYS)
             if self._lease is not None and not self.handed_over:
                 await self._lease.release()
+            self._set_stalled(None)  # the gauge counts runs of this process
         if not landed and not self._status.gone:
             # Raising makes kopf restart the daemon, which resumes from the last status
             # that did land and writes the outcome again. (A resource that is gone has no
@@ -326,12 +329,14 @@ class Reconciler:
             )
             return None
         self._record = record
-        self._stalled = None
+        self._set_stalled(None)
         await self._status.offer(record, force=True)
         self._events.progress(record, final=True)
         self._events.finished(record)
-        metrics.TARGETS.labels("succeeded").inc(record.succeeded)
-        metrics.TARGETS.labels("failed").inc(record.failed)
+        self._count(record)
+        metrics.RUNS.labels("complete" if record.condition("Complete") else "failed").inc()
+        if record.start_time is not None:
+            metrics.RUN_DURATION.observe((utcnow() - record.start_time).total_seconds())
         return record
 
     async def _targets(
@@ -374,6 +379,7 @@ class Reconciler:
         :class:`RecordNotWritten` tells the engine not to send (and to offer it again)."""
         previous, self._record = self._record, record
         metrics.RECONCILE_ROUNDS.inc()
+        self._count(record)
         sends = announces_sends(previous, record)
         if self.resource_gone:
             # Nobody to report to: stop as on deletion (the engine is reaped), and send nothing.
@@ -413,12 +419,36 @@ class Reconciler:
         self._record = await self._status.enter(self._record, situation)
         return self._record
 
+    def _set_stalled(self, reason: str | None) -> None:
+        """Enter (a reason) or leave (None) a stall, keeping the stalled-runs gauge true."""
+        if (self._stalled is None) != (reason is None):
+            metrics.STALLED_RUNS.inc() if reason is not None else metrics.STALLED_RUNS.dec()
+        self._stalled = reason
+
+    def _count(self, record: Progress) -> None:
+        """Targets and failures into the metrics as they finish: the growth since the last
+        record counted (the first counts from what the run had when this process took it)."""
+        if self._counted is None:
+            self._counted = (record.succeeded, record.failed, len(record.failures))
+            return
+        succeeded, failed, failures = self._counted
+        metrics.TARGETS.labels("succeeded").inc(max(0, record.succeeded - succeeded))
+        metrics.TARGETS.labels("failed").inc(max(0, record.failed - failed))
+        for failure in record.failures[failures:]:
+            metrics.TARGET_FAILURES.labels(failure.reason).inc()
+        self._counted = (
+            max(succeeded, record.succeeded),
+            max(failed, record.failed),
+            max(failures, len(record.failures)),
+        )
+
     async def _stall(self, problem: CredentialsProblem) -> None:
         await self._enter(Situation(Phase.STALLED, problem.reason, problem.message))
         if self._stalled != problem.reason:
+            metrics.STALLS.labels(problem.reason).inc()
             self._events.stalled(problem.reason, problem.message)
             log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, problem.message)
-        self._stalled = problem.reason
+        self._set_stalled(problem.reason)
 
     async def _refused(self, record: Progress, exc: AuthError | ConfigurationError) -> None:
         """The engine ended on refused credentials or a URL the AI API does not serve; it
@@ -430,7 +460,7 @@ class Reconciler:
         if self._stalled != problem.reason:
             self._events.stalled(problem.reason, problem.message)
             log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, problem.message)
-        self._stalled = problem.reason
+        self._set_stalled(problem.reason)
 
 
 async def _until_done_or_set(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
