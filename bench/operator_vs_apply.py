@@ -74,21 +74,39 @@ DEADLINE = 600.0
 # --- the work ------------------------------------------------------------------------------
 
 
-def manifest(targets: int, executions_share: float, seed: int, form: str) -> dict[str, Any]:
-    """The BulkTermination both variants run: ``targets`` ids from ``make_spec`` (kinds and ids),
-    deployments to be DELETED and executions STOPPED, so that the list form (``spec.targets``)
-    and the compact form (``spec.deployments``/``spec.executions``) say the same."""
-    ids: dict[Kind, list[str]] = {Kind.DEPLOYMENT: [], Kind.EXECUTION: []}
-    rng = random.Random(f"bench:{seed}")  # the kinds and ids of ``targets.make_spec``
+def target_ids(targets: int, executions_share: float, seed: int) -> list[tuple[Kind, str]]:
+    """The kinds and ids of ``targets.make_spec`` (same seed, same draws), in its order."""
+    out: list[tuple[Kind, str]] = []
+    rng = random.Random(f"bench:{seed}")
     for i in range(targets):
         kind = Kind.EXECUTION if rng.random() < executions_share else Kind.DEPLOYMENT
         rng.random()  # make_spec's draw of the target status
         prefix = "exe" if kind is Kind.EXECUTION else "dep"
-        ids[kind].append(f"{prefix}-{seed}-{i:06d}")
+        out.append((kind, f"{prefix}-{seed}-{i:06d}"))
+    return out
+
+
+def manifest(targets: int, executions_share: float, seed: int, form: str) -> dict[str, Any]:
+    """The BulkTermination both variants run: ``targets`` ids from ``make_spec`` (kinds and ids),
+    deployments to be DELETED and executions STOPPED, so that the list form (``spec.targets``)
+    and the compact form (``spec.deployments``/``spec.executions``) say the same."""
+    return manifest_of(target_ids(targets, executions_share, seed), form, NAME)
+
+
+def manifest_of(
+    pairs: list[tuple[Kind, str]], form: str, name: str, poll_interval: int | None = None
+) -> dict[str, Any]:
+    """One BulkTermination named ``name`` for these (kind, id) pairs: deployments DELETED,
+    executions STOPPED (a kind with no id is left out of the compact form)."""
+    ids: dict[Kind, list[str]] = {Kind.DEPLOYMENT: [], Kind.EXECUTION: []}
+    for kind, id_ in pairs:
+        ids[kind].append(id_)
     wanted = {Kind.DEPLOYMENT: TargetStatus.DELETED, Kind.EXECUTION: TargetStatus.STOPPED}
     spec: dict[str, Any] = {
         "connection": {"secretRef": {"name": SECRET}, "resourceGroup": RESOURCE_GROUP}
     }
+    if poll_interval is not None:
+        spec["pollIntervalSeconds"] = poll_interval
     if form == "list":
         spec["targets"] = [
             {"kind": kind.value, "id": id_, "targetStatus": wanted[kind].value}
@@ -96,18 +114,13 @@ def manifest(targets: int, executions_share: float, seed: int, form: str) -> dic
             for id_ in ids[kind]
         ]
     else:
-        spec["deployments"] = {
-            "targetStatus": wanted[Kind.DEPLOYMENT].value,
-            "ids": ids[Kind.DEPLOYMENT],
-        }
-        spec["executions"] = {
-            "targetStatus": wanted[Kind.EXECUTION].value,
-            "ids": ids[Kind.EXECUTION],
-        }
+        for kind, field_name in ((Kind.DEPLOYMENT, "deployments"), (Kind.EXECUTION, "executions")):
+            if ids[kind]:
+                spec[field_name] = {"targetStatus": wanted[kind].value, "ids": ids[kind]}
     return {
         "apiVersion": "aiapi.bulkops.dev/v1alpha1",
         "kind": "BulkTermination",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": spec,
     }
 

@@ -1,5 +1,10 @@
 """Benchmark: bulkterm's engine against a careful script on SAP's official Python client.
 
+``make bench`` runs this file, which hands over to ``fleet.py`` (the fleet benchmark: engine vs
+SDK script at 1,000 and 10,000 targets, the operator with 1 x 10,000 and 100 x 100, one table,
+``bench/results/latest.json`` and ``scaling.png``). ``--classic`` runs the single-N
+comparison below instead:
+
 One run seeds fresh, identically configured simulators with the same targets in the same
 statuses and drives each to completion with:
 
@@ -13,8 +18,8 @@ It reports what the simulator saw (requests by route, token requests, bulk PATCH
 calls, polling), wall time, protocol violations and whether every target ended at its target
 status. Counts are the metric; wall time is secondary. See ``bench/README.md``.
 
-    .venv/bin/python bench/run.py                     # the default run (~1-2 min)
-    .venv/bin/python bench/run.py --targets 50 --quick --json   # smoke (<15 s), JSON on stdout
+    .venv/bin/python bench/run.py --classic                     # the classic run (~1-2 min)
+    .venv/bin/python bench/run.py --classic --targets 50 --quick --json   # smoke, JSON on stdout
 """
 
 from __future__ import annotations
@@ -637,5 +642,18 @@ def run_operator_vs_apply(quick: bool) -> bool:
     return done.returncode == 0
 
 
+def entry(argv: Sequence[str] | None = None) -> int:
+    """``make bench``: the fleet benchmark (``fleet.py``: one table, ``bench/results``);
+    ``--classic`` first runs this file's single-N comparison instead (engine bulk on/off, SDK
+    script, the 10,000-target scale run, then ``operator_vs_apply.py``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--classic" in args:
+        args.remove("--classic")
+        return main(args)
+    import fleet  # beside this file; imported late, since it imports this module
+
+    return fleet.main(args)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

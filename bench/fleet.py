@@ -1,0 +1,791 @@
+"""The fleet benchmark: engine vs SDK script against N, and the operator with one CR vs many.
+
+One run, one table (``make bench``; ``bench/run.py`` calls :func:`main`), so every ratio in it
+compares numbers measured minutes apart on the same machine under the same load: absolute
+times on a shared 2-core VM are noisy, ratios within one run are not (much).
+
+* **engine, N**: ``bulkterm apply -f`` (a subprocess: the engine as users run it, start-up
+  included) on one compact manifest of N ids (``spec.deployments`` DELETED,
+  ``spec.executions`` STOPPED; ``operator_vs_apply.manifest_of``).
+* **SDK script, N**: ``sdk_baseline.cleanup`` (SAP's ``ai-api-client-sdk`` 2.6.1, as a careful
+  user writes it) on the same ids, in a subprocess of its own (``sdk_worker.py``). At 10,000
+  targets it takes 10+ minutes here (one GET per open target per round), so it runs only with
+  ``--full``; the table says so.
+* **operator, C x M**: ``bulkterm operator`` (a fresh subprocess for each row, so its peak RSS
+  is that row's) on a real kube-apiserver + etcd (``tests/kube/controlplane.py``), C CRs of M
+  ids each created with one ``kubectl create -f``; the same ids as ``engine, C·M`` split in C
+  parts. Wall time: from just before the create to the last CR's ``Complete=True`` (or
+  ``Failed``), seen by a watch on the namespace. Peak RSS is the operator's VmHWM, CPU seconds
+  its utime + stime from the create to the last Complete.
+* ``--limits`` adds operator rows with 10 x 1,000 and 10 x 10,000 ids in flight at once (the
+  memory and CPU of 10,000 and 100,000 targets across CRs).
+
+Every row gets a fresh simulator (``bulkterm.simulator`` over HTTP on 127.0.0.1, in this
+process) with the same seed, configuration and seeded statuses (``run.seed_simulator``'s mix,
+plus RUNNING bystanders nobody may touch), a stop taking 2.5 s and a deletion 2 s (issue 14's
+simulator), ``--latency-ms`` (20) added to every request, token included. The simulator
+counts every request by route, so calls are counted the same way for every client; afterwards
+it is asked whether every target reached its target status and no bystander was touched.
+
+Writes ``--results`` (``bench/results``, not with ``--quick`` unless given):
+``latest.json`` and ``scaling.png`` (``plot.py``).
+
+    .venv/bin/python bench/fleet.py                  # ~10 min: N = 1,000 / 10,000, 1x10,000, 100x100
+    .venv/bin/python bench/fleet.py --full --limits  # + the SDK at 10,000, + 10x1,000 and 10x10,000
+    .venv/bin/python bench/fleet.py --quick --json   # smoke (~2 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from bulkterm.aiapi.models import Kind, Status, TargetStatus
+from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
+from bulkterm.simulator import SimulatorConfig, SimulatorThread, Timings
+from bulkterm.simulator.manifests import simulated_status
+from bulkterm.spec import Target
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+from operator_vs_apply import (  # noqa: E402  (beside this file)
+    CRD_PATH,
+    DELETE_SECONDS,
+    NAMESPACE,
+    SECRET,
+    STOP_SECONDS,
+    manifest_of,
+    proc_cpu_seconds,
+    proc_rss_mib,
+    target_ids,
+)
+from run import TOKEN_ROUTE, bench_timings, categorize, parse_faults  # noqa: E402
+from targets import RESOURCE_GROUP  # noqa: E402
+from tests.kube.client import Kube  # noqa: E402  (the test suite's real control plane)
+from tests.kube.controlplane import ControlPlane, free_port  # noqa: E402
+from tests.kube.controlplane import _die_with_parent as die_with_parent  # noqa: E402
+
+NOT_RUNNING = frozenset({Status.STOPPED, Status.DEAD, Status.COMPLETED})
+WANTED = {Kind.DEPLOYMENT: TargetStatus.DELETED, Kind.EXECUTION: TargetStatus.STOPPED}
+#: Wall-clock bound of one row, so a regression fails instead of hanging.
+DEADLINE = 1800.0
+Pairs = list[tuple[Kind, str]]
+
+
+# --- one row of the table ------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """What one client did with N targets (in ``crs`` CRs for the operator)."""
+
+    key: str
+    label: str
+    client: str  # "engine" | "sdk" | "operator"
+    targets: int
+    crs: int = 1
+    requests: dict[str, int] = field(default_factory=dict)
+    wall_seconds: float | None = None
+    peak_rss_mib: float | None = None
+    cpu_seconds: float | None = None
+    correct: int = 0
+    wrong: list[str] = field(default_factory=list)
+    bystanders_touched: list[str] = field(default_factory=list)
+    violations: int = 0
+    #: Why the row was not measured (``None``: it was).
+    skipped: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None
+
+    @property
+    def ok(self) -> bool:
+        return not self.measured or (
+            self.correct == self.targets and not self.bystanders_touched and not self.violations
+        )
+
+    @property
+    def api_calls(self) -> int:
+        """AI API calls, token requests left out (the SDK's token habits are not the point)."""
+        return sum(n for route, n in self.requests.items() if route != TOKEN_ROUTE)
+
+    def kinds(self) -> dict[str, int]:
+        """Calls by kind: bulk PATCH, list pages, GET one, other (meta, $count, single calls)."""
+        c = categorize(self.requests)
+        return {
+            "bulk_patch": c["bulk_patch"],
+            "list": c["list"],
+            "get_one": c["get_one"],
+            "other": c["meta"] + c["count"] + c["single_patch"] + c["single_delete"] + c["other"],
+            "token": c["token"],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(api_calls=self.api_calls, kinds=self.kinds(), ok=self.ok)
+        return data
+
+
+# --- the simulator, the same for every row -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    seed: int
+    executions_share: float
+    bystanders_share: float
+    latency_ms: float
+    token_expires_in: int
+    timings: Timings
+    poll_interval: int | None
+
+    def config(self) -> SimulatorConfig:
+        return SimulatorConfig(
+            host="127.0.0.1",
+            port=0,
+            seed=self.seed,
+            timings=self.timings,
+            faults=parse_faults(None, self.latency_ms),
+            token_expires_in=self.token_expires_in,
+            bulk_updates=True,
+        )
+
+
+def fleet_timings(scale: float) -> Timings:
+    """``run.bench_timings`` with issue 14's slow stop (2.5 s) and deletion (2 s)."""
+    return replace(
+        bench_timings(scale),
+        stopping_seconds=STOP_SECONDS * scale,
+        deletion_seconds=DELETE_SECONDS * scale,
+    )
+
+
+def bystanders(setup: Setup, n: int) -> list[str]:
+    return [f"other-{setup.seed}-{i:06d}" for i in range(round(n * setup.bystanders_share))]
+
+
+@contextmanager
+def simulator(setup: Setup, pairs: Pairs, others: Sequence[str]) -> Iterator[SimulatorThread]:
+    """A fresh simulator seeded like ``run.seed_simulator`` (UNKNOWN items that must be DELETED
+    held UNKNOWN), counters reset so that only the client's calls count."""
+    with SimulatorThread(setup.config()) as sim:
+        for kind, id_ in pairs:
+            target = Target.model_construct(kind=kind, id=id_, target_status=WANTED[kind])
+            status = simulated_status(target)
+            if status is None:
+                continue
+            hold = status is Status.UNKNOWN and WANTED[kind] is TargetStatus.DELETED
+            sim.add_item(kind, id_, status, resource_group=RESOURCE_GROUP, hold=hold)
+        for id_ in others:
+            sim.add_item(Kind.DEPLOYMENT, id_, Status.RUNNING, resource_group=RESOURCE_GROUP)
+        sim.reset_counters()
+        yield sim
+
+
+def verify(row: Row, sim: SimulatorThread, pairs: Pairs, others: Sequence[str]) -> None:
+    """The truth, read from the simulator: DELETED targets gone, STOPPED ones not running."""
+    for kind, id_ in pairs:
+        view = sim.item(kind, id_, RESOURCE_GROUP)
+        if WANTED[kind] is TargetStatus.DELETED:
+            ok = view is None
+        else:
+            ok = view is not None and view.status in NOT_RUNNING and not view.deleting
+        if ok:
+            row.correct += 1
+        elif len(row.wrong) < 20:
+            row.wrong.append(f"{kind.value}/{id_}: is {'gone' if view is None else view.status}")
+    for id_ in others:
+        view = sim.item(Kind.DEPLOYMENT, id_, RESOURCE_GROUP)
+        if view is None or view.status is not Status.RUNNING or view.target_status != "RUNNING":
+            row.bystanders_touched.append(id_)
+    row.requests = dict(sim.counters)
+    row.violations = len(sim.violations)
+
+
+def _wait_child(proc: subprocess.Popen[bytes]) -> tuple[int, float, float]:
+    """(exit code, peak RSS MiB, CPU s) of a child, from ``wait4``'s rusage."""
+    _, wait_status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(wait_status)
+    return proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+# --- engine and SDK script -----------------------------------------------------------------
+
+
+def run_engine(setup: Setup, n: int, workdir: Path) -> Row:
+    pairs = target_ids(n, setup.executions_share, setup.seed)
+    others = bystanders(setup, n)
+    row = Row(f"engine-{n}", f"engine, {n:,}", "engine", n)
+    path = workdir / f"engine-{n}.yaml"
+    path.write_text(yaml.safe_dump(manifest_of(pairs, "compact", "fleet", setup.poll_interval)))
+    with simulator(setup, pairs, others) as sim:
+        key = sim.write_service_key(workdir / "service-key.json")
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "bulkterm.cli", "apply", "-f", str(path),
+                "--service-key", str(key), "-o", "json",
+            ],
+            stdout=(workdir / f"engine-{n}.json").open("wb"),
+            stderr=(workdir / f"engine-{n}.log").open("wb"),
+            cwd=ROOT,
+        )  # fmt: skip
+        code, row.peak_rss_mib, row.cpu_seconds = _wait_child(proc)
+        row.wall_seconds = time.monotonic() - started
+        verify(row, sim, pairs, others)
+    if code != 0:
+        raise RuntimeError(f"bulkterm apply exited {code}: {_tail(workdir / f'engine-{n}.log')}")
+    status = json.loads((workdir / f"engine-{n}.json").read_text())
+    status = status.get("status", status) if isinstance(status, dict) else {}
+    row.extra["outcomes"] = status.get("outcomes") if isinstance(status, dict) else None
+    return row
+
+
+def run_sdk(setup: Setup, n: int, workdir: Path) -> Row:
+    pairs = target_ids(n, setup.executions_share, setup.seed)
+    others = bystanders(setup, n)
+    row = Row(f"sdk-{n}", f"SDK script, {n:,}", "sdk", n)
+    with simulator(setup, pairs, others) as sim:
+        order = workdir / f"sdk-{n}.json"
+        order.write_text(
+            json.dumps(
+                {
+                    "key": sim.service_key(),
+                    "resource_group": RESOURCE_GROUP,
+                    "jobs": [
+                        [
+                            "execution" if kind is Kind.EXECUTION else "deployment",
+                            id_,
+                            WANTED[kind].value,
+                        ]
+                        for kind, id_ in pairs
+                    ],
+                    "deadline_s": DEADLINE,
+                }
+            )
+        )
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "sdk_worker.py"), str(order)],
+            stdout=(workdir / f"sdk-{n}.out").open("wb"),
+            stderr=(workdir / f"sdk-{n}.log").open("wb"),
+            cwd=ROOT,
+        )
+        code, row.peak_rss_mib, row.cpu_seconds = _wait_child(proc)
+        row.wall_seconds = time.monotonic() - started
+        verify(row, sim, pairs, others)
+    if code != 0:
+        raise RuntimeError(f"the SDK script exited {code}: {_tail(workdir / f'sdk-{n}.log')}")
+    row.extra.update(json.loads((workdir / f"sdk-{n}.out").read_text()))
+    return row
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:]
+
+
+# --- the operator ----------------------------------------------------------------------------
+
+
+class FleetWatch(threading.Thread):
+    """A watch on every BulkTermination of the namespace (as ``kubectl wait`` or Argo CD holds
+    one): notes when each named CR first carries ``Complete=True`` or ``Failed=True``."""
+
+    def __init__(self, plane: ControlPlane, names: set[str]) -> None:
+        super().__init__(daemon=True)
+        context = ssl.create_default_context(cafile=str(plane.pki / "ca.crt"))
+        context.load_cert_chain(str(plane.pki / "admin.crt"), str(plane.pki / "admin.key"))
+        self.client = httpx.Client(base_url=plane.url, verify=context, timeout=None)
+        self.names = names
+        self.since = time.monotonic()
+        #: name → (seconds since ``since``, "Complete" | "Failed")
+        self.terminal: dict[str, tuple[float, str]] = {}
+        self.events = 0
+        self.bytes = 0
+        self.ready = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        path = f"/apis/aiapi.bulkops.dev/v1alpha1/namespaces/{NAMESPACE}/bulkterminations"
+        while not self.done.is_set():
+            try:
+                listed = self.client.get(path)
+                if listed.status_code != 200:
+                    time.sleep(0.2)
+                    continue
+                body = listed.json()
+                for item in body.get("items") or []:
+                    self._note(item)
+                params = {
+                    "watch": "1",
+                    "resourceVersion": body["metadata"]["resourceVersion"],
+                    "timeoutSeconds": "1800",
+                }
+                with self.client.stream("GET", path, params=params) as response:
+                    if response.status_code != 200:
+                        time.sleep(0.2)
+                        continue
+                    self.ready.set()
+                    for line in response.iter_lines():
+                        if not line:
+                            continue
+                        self.events += 1
+                        self.bytes += len(line)
+                        self._note(json.loads(line).get("object") or {})
+                        if self.done.is_set():
+                            return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+    def _note(self, obj: dict[str, Any]) -> None:
+        name = (obj.get("metadata") or {}).get("name")
+        if name not in self.names or name in self.terminal:
+            return
+        for c in (obj.get("status") or {}).get("conditions") or []:
+            if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+                self.terminal[name] = (time.monotonic() - self.since, c["type"])
+                if len(self.terminal) == len(self.names):
+                    self.done.set()
+                return
+
+
+class Plane:
+    """The real control plane the operator rows share: started once, CRD and namespace in."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.plane = ControlPlane(workdir=workdir / "control-plane")
+        self.workdir = workdir
+        self.kube: Kube | None = None
+
+    def start(self) -> Kube:
+        if self.kube is None:
+            self.plane.start()
+            self.kube = Kube(self.plane, self.workdir / "kube")
+            crd = next(d for d in yaml.safe_load_all(CRD_PATH.read_text()) if d)
+            self.kube.install_crd(crd)
+            self.kube.create_namespace(NAMESPACE)
+        return self.kube
+
+    def stop(self) -> None:
+        if self.kube is not None:
+            self.kube.close()
+        self.plane.stop()
+
+
+def run_operator(setup: Setup, plane: Plane, crs: int, per_cr: int, workdir: Path) -> Row:
+    """C CRs of M ids each, on a fresh operator and a fresh simulator."""
+    n = crs * per_cr
+    pairs = target_ids(n, setup.executions_share, setup.seed)
+    others = bystanders(setup, n)
+    row = Row(f"operator-{crs}x{per_cr}", f"operator, {crs}x{per_cr:,}", "operator", n, crs)
+    names = [f"fleet-{i:03d}" for i in range(crs)]
+    docs = [
+        manifest_of(pairs[i * per_cr : (i + 1) * per_cr], "compact", name, setup.poll_interval)
+        for i, name in enumerate(names)
+    ]
+    path = workdir / f"{row.key}.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    kube = plane.start()
+    with simulator(setup, pairs, others) as sim:
+        if kube.get_or_none("secrets", SECRET, namespace=NAMESPACE) is not None:
+            kube.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")
+        kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": SECRET,
+                    "namespace": NAMESPACE,
+                    "annotations": {GRANT_ANNOTATION: "*"},
+                },
+                "stringData": {"serviceKey": json.dumps(sim.service_key())},
+            }
+        )
+        health = f"http://127.0.0.1:{free_port()}/healthz"
+        log_path = workdir / f"{row.key}.operator.log"
+        env = kube.env()
+        env.pop("BULKTERM_NAMESPACES", None)
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "bulkterm.cli", "operator", "--namespace", NAMESPACE,
+                "--liveness-endpoint", health, "--metrics-port", "0", "--log-format", "plain",
+            ],
+            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
+        watch: FleetWatch | None = None
+        try:
+            _wait_healthy(proc, health, log_path)
+            mark = plane.plane.audit_mark()
+            rss_before, _ = proc_rss_mib(proc.pid)
+            cpu_before = proc_cpu_seconds(proc.pid)
+            watch = FleetWatch(plane.plane, set(names))
+            watch.start()
+            if not watch.ready.wait(60):
+                raise TimeoutError("the watch of the namespace did not start in 60 s")
+            t0 = time.monotonic()
+            created = kube.kubectl("create", "-f", str(path), timeout=600)
+            if created.returncode != 0:
+                raise RuntimeError(f"kubectl create failed: {created.stderr[-2000:]}")
+            row.extra["kubectl_create_s"] = round(time.monotonic() - t0, 2)
+            while not watch.done.wait(0.05):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"operator died:\n{_tail(log_path)}")
+                if time.monotonic() - t0 > DEADLINE:
+                    raise TimeoutError(f"{len(watch.terminal)}/{crs} CRs finished in {DEADLINE} s")
+            row.wall_seconds = max(at for at, _ in watch.terminal.values()) - (t0 - watch.since)
+            row.cpu_seconds = proc_cpu_seconds(proc.pid) - cpu_before
+            _, row.peak_rss_mib = proc_rss_mib(proc.pid)
+            verify(row, sim, pairs, others)
+            time.sleep(1.0)  # the last status writes land before the audit log is read
+            writes = Counter(
+                f"{e.get('verb')} {ref.get('resource')}"
+                + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+                for e in plane.plane.audit_events(mark)
+                if isinstance(ref := e.get("objectRef"), dict)
+                and e.get("verb") not in ("watch", "list", "get")
+            )
+            finished = Counter(kind for _, kind in watch.terminal.values())
+            row.extra.update(
+                {
+                    "rss_before_create_mib": round(rss_before, 1),
+                    "finished": dict(finished),
+                    "first_complete_s": round(
+                        min(at for at, _ in watch.terminal.values()) - (t0 - watch.since), 2
+                    ),
+                    "kube_writes": dict(sorted(writes.items())),
+                    "watch_events": watch.events,
+                    "watch_bytes": watch.bytes,
+                }
+            )
+            if finished.get("Failed"):
+                row.wrong.append(f"{finished['Failed']} CRs Failed")
+        finally:
+            if watch is not None:
+                watch.done.set()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            kube.purge("bulkterminations", NAMESPACE)
+    return row
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], health: str, log_path: Path) -> None:
+    started = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"operator exited early:\n{_tail(log_path)}")
+        try:
+            if httpx.get(health, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() - started > 60:
+            raise TimeoutError("operator not healthy in 60 s")
+        time.sleep(0.1)
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: tuple[int, int]
+    operator: tuple[tuple[int, int], tuple[int, int]]
+    limits: tuple[tuple[int, int], ...]
+    sdk_largest: bool
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    if args.quick:
+        return Plan((100, 300), ((1, 300), (10, 30)), ((3, 100),) if args.limits else (), True)
+    return Plan(
+        (1_000, 10_000),
+        ((1, 10_000), (100, 100)),
+        ((10, 1_000), (10, 10_000)) if args.limits else (),
+        args.full,
+    )
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def ratios(rows: list[Row]) -> dict[str, float]:
+    """The ratios the issue sets goals for, from this run's rows only."""
+    by = {r.key: r for r in rows if r.measured}
+    out: dict[str, float] = {}
+    for r in by.values():
+        if r.client == "engine" and (s := by.get(f"sdk-{r.targets}")) is not None:
+            assert r.wall_seconds and s.wall_seconds
+            out[f"calls_sdk_over_engine_{r.targets}"] = s.api_calls / max(1, r.api_calls)
+            out[f"time_sdk_over_engine_{r.targets}"] = s.wall_seconds / r.wall_seconds
+    ops = [r for r in rows if r.client == "operator" and r.measured]
+    one = next((r for r in ops if r.crs == 1), None)
+    many = next((r for r in ops if r.crs > 1 and one and r.targets == one.targets), None)
+    if one and many and one.wall_seconds and many.wall_seconds:
+        out["calls_many_over_one_cr"] = many.api_calls / max(1, one.api_calls)
+        out["time_many_over_one_cr"] = many.wall_seconds / one.wall_seconds
+    return out
+
+
+def render(rows: list[Row], info: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title="fleet benchmark: engine vs SDK script, operator 1 CR vs many (one run)",
+        caption=_caption(info),
+    )
+    table.add_column("metric", style="bold")
+    for r in rows:
+        table.add_column(r.label, justify="right")
+    by = {r.key: r for r in rows}
+    one_cr = next((r for r in rows if r.client == "operator" and r.crs == 1 and r.measured), None)
+
+    def row(name: str, cell: Callable[[Row], str], *, end: bool = False) -> None:
+        table.add_row(
+            name,
+            *(cell(r) if r.measured else f"[dim]{r.skipped}[/dim]" for r in rows),
+            end_section=end,
+        )
+
+    row("targets (CRs)", lambda r: f"{r.targets:,}" + (f" ({r.crs})" if r.crs > 1 else ""))
+    row("AI API calls (no token)", lambda r: f"[bold]{r.api_calls:,}[/bold]")
+    row("  bulk PATCH", lambda r: f"{r.kinds()['bulk_patch']:,}")
+    row("  list pages", lambda r: f"{r.kinds()['list']:,}")
+    row("  GET one", lambda r: f"{r.kinds()['get_one']:,}")
+    row("  other (meta, $count, single)", lambda r: f"{r.kinds()['other']:,}")
+    row("token requests", lambda r: f"{r.kinds()['token']:,}", end=True)
+    row("wall time", lambda r: f"{r.wall_seconds:.1f} s")
+    row("peak RSS", lambda r: f"{r.peak_rss_mib:.0f} MiB")
+    row("CPU", lambda r: f"{r.cpu_seconds:.1f} s", end=True)
+    row("at target status", _correct_cell, end=True)
+
+    def vs_sdk(value: Callable[[Row], float], word: str) -> Callable[[Row], str]:
+        def cell(r: Row) -> str:
+            sdk = by.get(f"sdk-{r.targets}")
+            if r.client == "sdk":
+                return "baseline"
+            if r.client != "engine" or sdk is None or not sdk.measured:
+                return "—"
+            return f"[bold]{value(sdk) / max(value(r), 1e-9):.1f}x {word}[/bold]"
+
+        return cell
+
+    row("calls: SDK ÷ engine", vs_sdk(lambda r: r.api_calls, "fewer"))
+    row("wall time: SDK ÷ engine", vs_sdk(lambda r: r.wall_seconds or 0.0, "faster"), end=True)
+
+    def vs_one(value: Callable[[Row], float]) -> Callable[[Row], str]:
+        def cell(r: Row) -> str:
+            if r.client != "operator" or one_cr is None or r.targets != one_cr.targets:
+                return "—"
+            if r is one_cr:
+                return "baseline"
+            return f"[bold]{value(r) / max(value(one_cr), 1e-9):.2f}x[/bold]"
+
+        return cell
+
+    row("calls ÷ 1 CR of the same ids", vs_one(lambda r: r.api_calls))
+    row("wall time ÷ 1 CR of the same ids", vs_one(lambda r: r.wall_seconds or 0.0))
+    console.print(table)
+
+
+def _correct_cell(r: Row) -> str:
+    text = f"{r.correct:,}/{r.targets:,}"
+    if r.ok:
+        return f"[green]{text} ✓[/green]"
+    problems = r.wrong[:2] + [f"bystander {b}" for b in r.bystanders_touched[:2]]
+    if r.violations:
+        problems.append(f"{r.violations} violations")
+    return f"[red]{text} ✗[/red]\n" + "\n".join(problems)
+
+
+def _caption(info: dict[str, Any]) -> str:
+    return (
+        f"{info['date']}, {info['machine']}, commit {info['commit']}; "
+        f"seed {info['seed']}, executions {info['executions_share']:.0%} (STOPPED), deployments "
+        f"DELETED, bystanders {info['bystanders_share']:.0%} of targets, stop "
+        f"{info['timings']['stopping_seconds']} s, deletion {info['timings']['deletion_seconds']} s, "
+        f"latency {info['latency_ms']} ms/request (token too), token expires_in "
+        f"{info['token_expires_in']} s, bulkUpdates on, pollIntervalSeconds "
+        f"{info['poll_interval'] or '10 (default)'}; wall times include process start-up"
+    )
+
+
+def machine_info() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else "?"
+
+    dirty = git("status", "--porcelain", "--", "operator")
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "commit": git("rev-parse", "--short", "HEAD") + (" (operator/ modified)" if dirty else ""),
+    }
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: N = 100/300, 1x300, 10x30")
+    p.add_argument("--full", action="store_true", help="also the SDK script at 10,000 (10+ min)")
+    p.add_argument(
+        "--limits", action="store_true", help="also the operator with 10x1,000 and 10x10,000"
+    )
+    p.add_argument("--skip", action="append", default=[], choices=["engine", "sdk", "operator"])
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--executions-share", type=float, default=0.3)
+    p.add_argument("--bystanders", type=float, default=0.2, help="share of targets (0.2)")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="added to every request (20)")
+    p.add_argument(
+        "--token-expires-in",
+        type=int,
+        default=43199,
+        help="43199 (XSUAA's 12 h: the SDK caches its token); <= 3600 makes it fetch one per call",
+    )
+    p.add_argument("--poll-interval", type=int, help="spec.pollIntervalSeconds (default 10)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        help="folder for latest.json and scaling.png (default bench/results; none with --quick)",
+    )
+    p.add_argument("--json", action="store_true", help="JSON on stdout (the table on stderr)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # unwind: stop what we started
+    the_plan = plan(args)
+    setup = Setup(
+        seed=args.seed,
+        executions_share=args.executions_share,
+        bystanders_share=args.bystanders,
+        latency_ms=args.latency_ms,
+        token_expires_in=args.token_expires_in,
+        timings=fleet_timings(0.5 if args.quick else 1.0),
+        poll_interval=args.poll_interval or (2 if args.quick else None),
+    )
+    info = {
+        **machine_info(),
+        "seed": setup.seed,
+        "executions_share": setup.executions_share,
+        "bystanders_share": setup.bystanders_share,
+        "latency_ms": setup.latency_ms,
+        "token_expires_in": setup.token_expires_in,
+        "poll_interval": setup.poll_interval,
+        "timings": asdict(setup.timings),
+        "quick": args.quick,
+        "full": args.full,
+    }
+    log = Console(stderr=True)
+    out = log if args.json else Console()
+    if not out.is_terminal:
+        out.width = max(out.width, 200)
+    workdir = Path(tempfile.mkdtemp(prefix="bulkterm-bench-fleet-"))
+    plane = Plane(workdir)
+    steps: list[tuple[Row, Callable[[], Row]]] = []
+    small, large = the_plan.sizes
+    for n in (small, large):
+        if "engine" not in args.skip:
+            steps.append(
+                (
+                    Row(f"engine-{n}", f"engine, {n:,}", "engine", n),
+                    _bind(run_engine, setup, n, workdir),
+                )
+            )
+        if "sdk" not in args.skip:
+            sdk = Row(f"sdk-{n}", f"SDK script, {n:,}", "sdk", n)
+            if n == large and not the_plan.sdk_largest:
+                sdk.skipped = "only with --full"
+            steps.append((sdk, _bind(run_sdk, setup, n, workdir)))
+    if "operator" not in args.skip:
+        for crs, per_cr in (*the_plan.operator, *the_plan.limits):
+            label = f"operator, {crs}x{per_cr:,}"
+            steps.append(
+                (
+                    Row(f"operator-{crs}x{per_cr}", label, "operator", crs * per_cr, crs),
+                    _bind_operator(setup, plane, crs, per_cr, workdir),
+                )
+            )
+    rows: list[Row] = []
+    try:
+        for placeholder, step in steps:
+            if not placeholder.measured:
+                rows.append(placeholder)
+                continue
+            log.print(f"[dim]running {placeholder.label} …[/dim]")
+            row = step()
+            log.print(
+                f"[dim]  {row.api_calls:,} AI API calls, {row.wall_seconds or 0:.1f} s, "
+                f"{row.correct:,}/{row.targets:,} at target status[/dim]"
+            )
+            rows.append(row)
+    finally:
+        plane.stop()
+        if args.keep:
+            log.print(f"work folder kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    render(rows, info, out)
+    report = {"setup": info, "rows": [r.as_dict() for r in rows], "ratios": ratios(rows)}
+    results = args.results or (None if args.quick else BENCH / "results")
+    if results is not None:
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        import plot  # beside this file; matplotlib only when a plot is asked for
+
+        plot.plot(report, results / "scaling.png")
+        log.print(f"[dim]wrote {results / 'latest.json'} and {results / 'scaling.png'}[/dim]")
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _bind(
+    fn: Callable[[Setup, int, Path], Row], setup: Setup, n: int, workdir: Path
+) -> Callable[[], Row]:
+    return lambda: fn(setup, n, workdir)
+
+
+def _bind_operator(
+    setup: Setup, plane: Plane, crs: int, per_cr: int, workdir: Path
+) -> Callable[[], Row]:
+    return lambda: run_operator(setup, plane, crs, per_cr, workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
