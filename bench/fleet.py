@@ -643,10 +643,12 @@ def machine_info() -> dict[str, Any]:
         return done.stdout.strip() if done.returncode == 0 else "?"
 
     dirty = git("status", "--porcelain", "--", "operator")
+    commit = git("rev-parse", "--short", "HEAD") + (" (operator/ modified)" if dirty else "")
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
-        "commit": git("rev-parse", "--short", "HEAD") + (" (operator/ modified)" if dirty else ""),
+        # A run from an export (``git archive``, no .git) names its commit in the environment.
+        "commit": os.environ.get("BULKTERM_BENCH_COMMIT") or commit,
     }
 
 
