@@ -22,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on a CI runner or a VM
 import matplotlib.pyplot as plt  # after the backend is chosen
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STYLE = {
@@ -52,21 +52,23 @@ def plot(report: dict[str, Any], out: Path) -> Path:
         for n, c, w in points:
             calls_ax.annotate(f"{c:,}", (n, c), textcoords="offset points", xytext=(6, 4))
             time_ax.annotate(f"{w:.0f} s", (n, w), textcoords="offset points", xytext=(6, 4))
-    markers = iter(["^", "v", "D", "P", "X"])
+    # The operator at the engine's N only (the --limits rows at 100,000 have no engine line).
+    engine_sizes = {r["targets"] for r in rows if r["client"] == "engine"}
+    markers = iter(
+        zip(["^", "v", "D", "P"], ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"], strict=True)
+    )
     for r in rows:
         if r["client"] != "operator" or r["skipped"] is not None:
+            continue
+        if r["targets"] not in engine_sizes:
             continue
         label = (
             f"operator, {r['crs']} CR{'s' if r['crs'] > 1 else ''} x {r['targets'] // r['crs']:,}"
         )
-        marker = next(markers, "*")
-        calls_ax.scatter(
-            [r["targets"]], [r["api_calls"]], marker=marker, s=60, label=label, zorder=3
-        )
-        time_ax.scatter(
-            [r["targets"]], [r["wall_seconds"]], marker=marker, s=60, label=label, zorder=3
-        )
-    sizes = sorted({r["targets"] for r in rows if r["skipped"] is None})
+        marker, color = next(markers, ("*", "#7f7f7f"))
+        for ax, value in ((calls_ax, r["api_calls"]), (time_ax, r["wall_seconds"])):
+            ax.scatter([r["targets"]], [value], marker=marker, color=color, s=60, label=label)
+    sizes = sorted(engine_sizes)
     for ax, title, unit in (
         (calls_ax, "AI API calls (token requests left out)", "calls"),
         (time_ax, "wall time (process start-up included)", "seconds"),
@@ -76,12 +78,13 @@ def plot(report: dict[str, Any], out: Path) -> Path:
         ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
         ax.minorticks_off()
         ax.set_xlim(sizes[0] / 1.6, sizes[-1] * 1.6)
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_xlabel("targets (N)")
         ax.set_ylabel(unit)
         ax.set_title(title)
         ax.grid(True, which="major", alpha=0.3)
-    handles, labels = calls_ax.get_legend_handles_labels()
+    handles, labels = calls_ax.get_legend_handles_labels()  # the same in both panels
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     setup = report["setup"]
     fig.suptitle(
