@@ -9,8 +9,8 @@ times on a shared 2-core VM are noisy, ratios within one run are not (much).
   ``spec.executions`` STOPPED; ``operator_vs_apply.manifest_of``).
 * **SDK script, N**: ``sdk_baseline.cleanup`` (SAP's ``ai-api-client-sdk`` 2.6.1, as a careful
   user writes it) on the same ids, in a subprocess of its own (``sdk_worker.py``). At 10,000
-  targets it takes 10+ minutes here (one GET per open target per round), so it runs only with
-  ``--full``; the table says so.
+  targets it would take 10+ minutes here (an estimate: ~22,000 GETs one after another, 20 ms
+  each), so it runs only with ``--full``; the table says so.
 * **operator, C x M**: ``bulkterm operator`` (a fresh subprocess for each row, so its peak RSS
   is that row's) on a real kube-apiserver + etcd (``tests/kube/controlplane.py``), C CRs of M
   ids each created with one ``kubectl create -f``; the same ids as ``engine, C·M`` split in C
@@ -30,7 +30,7 @@ it is asked whether every target reached its target status and no bystander was 
 Writes ``--results`` (``bench/results``, not with ``--quick`` unless given):
 ``latest.json`` and ``scaling.png`` (``plot.py``).
 
-    .venv/bin/python bench/fleet.py                  # ~10 min: N = 1,000 / 10,000, 1x10,000, 100x100
+    .venv/bin/python bench/fleet.py                  # ~6 min: N = 1,000 / 10,000, 1x10,000, 100x100
     .venv/bin/python bench/fleet.py --full --limits  # + the SDK at 10,000, + 10x1,000 and 10x10,000
     .venv/bin/python bench/fleet.py --quick --json   # smoke (~2 min)
 """
@@ -662,7 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="smoke run: N = 100/300, 1x300, 10x30")
-    p.add_argument("--full", action="store_true", help="also the SDK script at 10,000 (10+ min)")
+    p.add_argument(
+        "--full", action="store_true", help="also the SDK script at 10,000 (est. 10+ min)"
+    )
     p.add_argument(
         "--limits", action="store_true", help="also the operator with 10x1,000 and 10x10,000"
     )
