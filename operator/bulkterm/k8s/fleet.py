@@ -12,11 +12,13 @@ thousand lists them once. So the runs of one tenant, credentials and resource gr
   unshared listing gave it (the AI API changes status asynchronously anyway);
 * ``GET /meta`` (capabilities) is read once per ``meta_ttl``.
 
-Writes (bulk PATCH, single PATCH and DELETE) and item GETs stay each run's own: they name its
-own targets, and one run's refused item must never be another's. Bulk requests already carry
-up to 100 items, so a hundred runs of a hundred targets send as many as one of ten thousand.
-The shared reads go through a client of their own, not a run's, so a run that ends never
-cancels a listing another run waits for.
+Bulk PATCHes are merged too (:class:`BulkMerger`): what the runs submit within a few
+milliseconds goes out in shared requests of at most 100 items, each id once per request (two
+runs naming one id are put in different requests). Each run gets back exactly its items'
+answers, so one run's refused item is never another's; a request that fails as a whole fails
+for the runs it carried, which each handle as their own transient error. Single PATCHes,
+DELETEs and item GETs stay each run's own. The shared calls go through a client of their own,
+not a run's, so a run that ends never cancels a listing or a request another run waits for.
 """
 
 from __future__ import annotations
@@ -47,6 +49,97 @@ T = TypeVar("T")
 MAX_AGE_SECONDS = 2.0
 #: Capabilities do not change during a run; a new tenant configuration shows within this.
 META_TTL_SECONDS = 60.0
+#: How long a bulk submission waits for others to share its request.
+MERGE_WINDOW_SECONDS = 0.02
+#: The AI API's bulk limit.
+MAX_ITEMS = 100
+
+
+@dataclass
+class _Submission:
+    items: list[tuple[str, TargetStatus]]
+    answer: asyncio.Future[list[BulkItemResult]]
+
+
+class BulkMerger:
+    """Bulk PATCHes of one kind from many runs, sent as few shared requests as the AI API's
+    rules allow (at most 100 items, each id once)."""
+
+    def __init__(self, sender: AiApi, window: float = MERGE_WINDOW_SECONDS) -> None:
+        self._sender = sender
+        self._window = window
+        self._pending: dict[Kind, list[_Submission]] = {}
+        self._flushers: set[asyncio.Task[None]] = set()
+        #: Requests sent and submissions carried, for the benchmark and the tests.
+        self.requests = 0
+        self.submissions = 0
+
+    async def submit(
+        self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
+    ) -> list[BulkItemResult]:
+        loop = asyncio.get_running_loop()
+        submission = _Submission(list(items), loop.create_future())
+        # A run cancelled while it waits leaves its answer unread: read it here, so a failed
+        # request is not reported as a "never retrieved" exception.
+        submission.answer.add_done_callback(lambda f: f.cancelled() or f.exception())
+        queue = self._pending.setdefault(kind, [])
+        queue.append(submission)
+        if len(queue) == 1:  # the first of a window: flush it when the window closes
+            task = asyncio.create_task(self._flush_later(kind))
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        return await asyncio.shield(submission.answer)
+
+    async def _flush_later(self, kind: Kind) -> None:
+        await asyncio.sleep(self._window)
+        batch = self._pending.pop(kind, [])
+        requests = pack([s.items for s in batch])
+        self.submissions += len(batch)
+        await asyncio.gather(*(self._send(kind, [batch[i] for i in r]) for r in requests))
+
+    async def _send(self, kind: Kind, carried: list[_Submission]) -> None:
+        self.requests += 1
+        items = [item for s in carried for item in s.items]
+        try:
+            results = await self._sender.bulk_patch(kind, items)
+        except BaseException as exc:  # the whole request failed: each run handles it
+            for s in carried:
+                if not s.answer.done():
+                    s.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        by_id = {r.id: r for r in results}
+        for s in carried:
+            if not s.answer.done():
+                s.answer.set_result([by_id[i] for i, _ in s.items if i in by_id])
+
+    async def close(self) -> None:
+        for task in list(self._flushers):
+            task.cancel()
+        await asyncio.gather(*self._flushers, return_exceptions=True)
+        for queue in self._pending.values():
+            for s in queue:
+                if not s.answer.done():
+                    s.answer.cancel()
+        self._pending.clear()
+
+
+def pack(submissions: Sequence[Sequence[tuple[str, TargetStatus]]]) -> list[list[int]]:
+    """Submissions (indexes) per request: first fit, whole submissions only (a run's batch is
+    at most 100 items and names each id once), no request over :data:`MAX_ITEMS` items nor
+    naming an id twice. Pure, so the rules can be property-tested."""
+    requests: list[tuple[list[int], set[str]]] = []
+    for index, items in enumerate(submissions):
+        ids = {i for i, _ in items}
+        for members, taken in requests:
+            if len(taken) + len(items) <= MAX_ITEMS and not ids & taken:
+                members.append(index)
+                taken |= ids
+                break
+        else:
+            requests.append(([index], set(ids)))
+    return [members for members, _ in requests]
 
 
 @dataclass
@@ -56,7 +149,8 @@ class _Flight:
 
 
 class SharedReads:
-    """The reads of one tenant, credentials and resource group, shared by its runs."""
+    """The reads of one tenant, credentials and resource group, shared by its runs (and their
+    merged bulk PATCHes, :attr:`bulk`)."""
 
     def __init__(
         self,
@@ -67,6 +161,7 @@ class SharedReads:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reader = reader
+        self.bulk = BulkMerger(reader)
         self._max_age = max_age
         self._meta_ttl = meta_ttl
         self._clock = clock
@@ -125,6 +220,7 @@ class SharedReads:
 
     async def close(self) -> None:
         """Cancel what nobody waits for any more (the last run has left)."""
+        await self.bulk.close()
         for flight in self._flights.values():
             flight.task.cancel()
         await asyncio.gather(*(f.task for f in self._flights.values()), return_exceptions=True)
@@ -177,7 +273,9 @@ class FleetApi:
     async def bulk_patch(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
     ) -> list[BulkItemResult]:
-        return await self._write(lambda: self._own.bulk_patch(kind, items))
+        # Counted here as this run's batch (the merged request is the shared client's).
+        self.calls[f"bulk_patch {kind.collection}"] += 1
+        return await self._write(lambda: self._shared.bulk.submit(kind, items))
 
     async def stop(self, kind: Kind, item_id: str) -> None:
         await self._write(lambda: self._own.stop(kind, item_id))
