@@ -184,7 +184,10 @@ async def acknowledge(
     # write makes `when` false, and without this the final events and metrics were lost
     # whenever kopf saw that write before the daemon had returned (seen on a real server).
     # The reconciler reacts to `stopped` within moments; the backoff only bounds a stuck one.
-    cancellation_backoff=30.0,
+    # It is also how long kopf waits before it looks again whether the daemon has exited
+    # (unless a watch event wakes it first): a deleted BulkTermination keeps its finalizer
+    # that long, so it stays short (a run stops within a second; then it is cancelled).
+    cancellation_backoff=5.0,
     cancellation_timeout=30.0,
     registry=registry,
 )
