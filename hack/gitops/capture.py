@@ -259,6 +259,17 @@ def capture(out: Path, workdir: Path) -> list[Path]:
                 "changed-after-finish", "spec-changed.yaml",
                 "A Complete run whose spec.targets were reordered afterwards, not yet acknowledged",
             )  # fmt: skip
+            # An operator again: it acknowledges generation 2 without running it again.
+            with operator(kube, workdir / "operator-2.log"):
+                wait(
+                    BT, "changed-after-finish",
+                    lambda o: o.get("status", {}).get("observedGeneration") == 2,
+                    namespace=NAMESPACE, timeout=60,
+                )  # fmt: skip
+                shot.save(
+                    "changed-after-finish", "acknowledged.yaml",
+                    "The same run once the operator acknowledged generation 2: still Complete",
+                )  # fmt: skip
             kube.purge(BT, NAMESPACE)
             return shot.written
         finally:

@@ -28,6 +28,7 @@ EXPECTED = {
     "failed": "Failed",
     "dry-run": "Current",
     "spec-changed": "InProgress",
+    "acknowledged": "Current",
 }
 
 

@@ -24,6 +24,7 @@ EXPECTED = {
     "failed": "Failed",
     "dry-run": "Current",
     "spec-changed": "InProgress",
+    "acknowledged": "Current",
 }
 
 
