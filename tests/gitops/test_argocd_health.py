@@ -7,8 +7,6 @@ API server and operator (hack/gitops/capture.py).
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import yaml
 
