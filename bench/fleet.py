@@ -63,7 +63,6 @@ from rich.console import Console
 from rich.table import Table
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
 from bulkterm.simulator import SimulatorConfig, SimulatorThread, Timings
 from bulkterm.simulator.manifests import simulated_status
 from bulkterm.spec import Target
@@ -76,18 +75,18 @@ from operator_vs_apply import (  # noqa: E402  (beside this file)
     CRD_PATH,
     DELETE_SECONDS,
     NAMESPACE,
-    SECRET,
     STOP_SECONDS,
     manifest_of,
     proc_cpu_seconds,
     proc_rss_mib,
+    put_service_key,
+    start_operator,
     target_ids,
 )
 from run import TOKEN_ROUTE, bench_timings, categorize, parse_faults  # noqa: E402
 from targets import RESOURCE_GROUP  # noqa: E402
 from tests.kube.client import Kube  # noqa: E402  (the test suite's real control plane)
-from tests.kube.controlplane import ControlPlane, free_port  # noqa: E402
-from tests.kube.controlplane import _die_with_parent as die_with_parent  # noqa: E402
+from tests.kube.controlplane import ControlPlane  # noqa: E402
 
 NOT_RUNNING = frozenset({Status.STOPPED, Status.DEAD, Status.COMPLETED})
 WANTED = {Kind.DEPLOYMENT: TargetStatus.DELETED, Kind.EXECUTION: TargetStatus.STOPPED}
@@ -413,35 +412,11 @@ def run_operator(setup: Setup, plane: Plane, crs: int, per_cr: int, workdir: Pat
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     kube = plane.start()
     with simulator(setup, pairs, others) as sim:
-        if kube.get_or_none("secrets", SECRET, namespace=NAMESPACE) is not None:
-            kube.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")
-        kube.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": SECRET,
-                    "namespace": NAMESPACE,
-                    "annotations": {GRANT_ANNOTATION: "*"},
-                },
-                "stringData": {"serviceKey": json.dumps(sim.service_key())},
-            }
-        )
-        health = f"http://127.0.0.1:{free_port()}/healthz"
+        put_service_key(kube, sim.service_key())
         log_path = workdir / f"{row.key}.operator.log"
-        env = kube.env()
-        env.pop("BULKTERM_NAMESPACES", None)
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "bulkterm.cli", "operator", "--namespace", NAMESPACE,
-                "--liveness-endpoint", health, "--metrics-port", "0", "--log-format", "plain",
-            ],
-            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-            preexec_fn=die_with_parent,
-        )  # fmt: skip
+        proc = start_operator(kube, log_path)
         watch: FleetWatch | None = None
         try:
-            _wait_healthy(proc, health, log_path)
             mark = plane.plane.audit_mark()
             rss_before, _ = proc_rss_mib(proc.pid)
             cpu_before = proc_cpu_seconds(proc.pid)
@@ -496,21 +471,6 @@ def run_operator(setup: Setup, plane: Plane, crs: int, per_cr: int, workdir: Pat
                 proc.kill()
             kube.purge("bulkterminations", NAMESPACE)
     return row
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], health: str, log_path: Path) -> None:
-    started = time.monotonic()
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"operator exited early:\n{_tail(log_path)}")
-        try:
-            if httpx.get(health, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() - started > 60:
-            raise TimeoutError("operator not healthy in 60 s")
-        time.sleep(0.1)
 
 
 # --- the plan ------------------------------------------------------------------------------

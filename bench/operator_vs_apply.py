@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -144,6 +145,60 @@ def simulator(seed: int, spec: BulkTerminationSpec) -> SimulatorThread:
 
 
 # --- process measurements ------------------------------------------------------------------
+
+
+def put_service_key(kube: Kube, service_key: dict[str, Any]) -> None:
+    """The Secret the CRs name, granted to every BulkTermination of the namespace (replacing
+    one an earlier row left)."""
+    if kube.get_or_none("secrets", SECRET, namespace=NAMESPACE) is not None:
+        kube.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": SECRET,
+                "namespace": NAMESPACE,
+                "annotations": {GRANT_ANNOTATION: "*"},
+            },
+            "stringData": {"serviceKey": json.dumps(service_key)},
+        }
+    )
+
+
+def start_operator(
+    kube: Kube,
+    log_path: Path,
+    extra_flags: Sequence[str] = (),
+    env_extra: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``bulkterm operator`` on :data:`NAMESPACE` as a subprocess (logging to ``log_path``),
+    returned once its health endpoint answers; raises if it exits or is not healthy in 60 s."""
+    health = f"http://127.0.0.1:{free_port()}/healthz"
+    env = {**kube.env(), **(env_extra or {})}
+    env.pop("BULKTERM_NAMESPACES", None)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "bulkterm.cli", "operator", "--namespace", NAMESPACE,
+            "--liveness-endpoint", health, "--metrics-port", "0", "--log-format", "plain",
+            *extra_flags,
+        ],
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"operator exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(health, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() - started > 60:
+            proc.kill()
+            raise TimeoutError("operator not healthy in 60 s")
+        time.sleep(0.1)
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -317,48 +372,12 @@ def run_operator(
 ) -> Variant:
     sim = simulator(seed, spec)
     try:
-        if kube.get_or_none("secrets", SECRET, namespace=NAMESPACE) is not None:
-            kube.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")
-        kube.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": SECRET,
-                    "namespace": NAMESPACE,
-                    "annotations": {GRANT_ANNOTATION: "*"},
-                },
-                "stringData": {"serviceKey": json.dumps(sim.service_key())},
-            }
-        )
-        health = f"http://127.0.0.1:{free_port()}/healthz"
+        put_service_key(kube, sim.service_key())
         log_path = workdir / "operator.log"
-        env = kube.env()
-        env.pop("BULKTERM_NAMESPACES", None)
-        if operator_source is not None:  # another checkout's operator, for an A/B run
-            env["PYTHONPATH"] = str(operator_source)
-        started_process = time.monotonic()
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "bulkterm.cli", "operator", "--namespace", NAMESPACE,
-                "--liveness-endpoint", health, "--metrics-port", "0", "--log-format", "plain",
-                *extra_flags,
-            ],
-            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-            preexec_fn=die_with_parent,
-        )  # fmt: skip
+        # Another checkout's operator, for an A/B run.
+        env = {"PYTHONPATH": str(operator_source)} if operator_source is not None else {}
+        proc = start_operator(kube, log_path, extra_flags, env)
         try:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"operator exited early:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(health, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() - started_process > 60:
-                    raise TimeoutError("operator not healthy in 60 s")
-                time.sleep(0.1)
             spy = None
             if profile is not None:
                 profile.mkdir(parents=True, exist_ok=True)

@@ -16,18 +16,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
+from bulkterm.aiapi.base import ForwardingApi
 from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.models import (
     BulkItemResult,
-    Capabilities,
-    ItemState,
-    ItemSummary,
     Kind,
-    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -125,33 +121,18 @@ class Write:
     accepted: bool
 
 
-class Watched:
+class Watched(ForwardingApi):
     """An ``AiApi`` in front of the real client that notes every write with the item's state."""
 
     def __init__(self, api: AiApiClient, sim: Simulator) -> None:
+        super().__init__(api)
         self.api = api
-        self.key = api.key  # the engine names the endpoint in its messages
         self.sim = sim
-        self.calls = api.calls
         self.writes: list[Write] = []
         self.after_bulk: Callable[[], None] | None = None
 
     def _seen(self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]) -> list[Write]:
         return [Write(kind, i, a, self.sim.item(kind, i), accepted=False) for i, a in items]
-
-    async def meta(self) -> Capabilities:
-        return await self.api.meta()
-
-    async def list_states(
-        self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
-    ) -> list[ItemState]:
-        return await self.api.list_states(kind, status=status, page_size=page_size)
-
-    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
-        return await self.api.get_state(kind, item_id, full=full)
-
-    async def count(self, kind: Kind, *, status: Status | None = None) -> int:
-        return await self.api.count(kind, status=status)
 
     async def bulk_patch(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
@@ -173,15 +154,6 @@ class Watched:
         seen = self._seen(kind, [(item_id, TargetStatus.DELETED)])
         await self.api.delete(kind, item_id)
         self.writes += [replace(w, accepted=True) for w in seen]
-
-    async def list_items(self, kind: Kind, **filters: Any) -> list[ItemSummary]:
-        return await self.api.list_items(kind, **filters)
-
-    async def list_execution_schedules(self, **filters: Any) -> list[ScheduleSummary]:
-        return await self.api.list_execution_schedules(**filters)
-
-    async def pause_execution_schedule(self, schedule_id: str) -> None:
-        await self.api.pause_execution_schedule(schedule_id)
 
 
 def writes_to_moving_items(writes: Sequence[Write]) -> list[str]:

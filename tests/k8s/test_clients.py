@@ -136,7 +136,7 @@ async def test_leased_clients_are_fleet_views_over_ai_api_clients(simulator: Sim
     pool = ClientPool(ClientSettings())
     async with pool.client(key_of(simulator), None) as api:
         assert isinstance(api, FleetApi)
-        assert isinstance(api._own, AiApiClient)
+        assert isinstance(api.inner, AiApiClient)
 
 
 # --- the runs of one group share their listings --------------------------------------------

@@ -2,8 +2,8 @@
 
 The store behaves as the API server does for Leases (create refuses an existing name, replace
 and delete refuse a stale resourceVersion); ``away`` makes every call fail as during an outage.
-Timings are shrunk to tenths of a second; the real API server's side is in
-``tests/e2e/test_exclusive.py``.
+``tests/e2e/test_lease_store.py`` holds it to the real API server's behaviour. Timings are
+shrunk to tenths of a second; the real operators' side is in ``tests/e2e/test_exclusive.py``.
 """
 
 from __future__ import annotations
@@ -70,8 +70,11 @@ class MemoryLeases:
     async def delete(self, namespace: str, name: str, resource_version: str) -> None:
         self._check()
         current = self.leases.get((namespace, name))
-        if current is not None and current.resource_version == resource_version:
-            del self.leases[(namespace, name)]
+        if current is None:
+            return
+        if current.resource_version != resource_version:
+            raise LeaseConflict("changed")  # the API server's failed precondition (409)
+        del self.leases[(namespace, name)]
 
     def holder(self) -> str | None:
         record = self.leases.get(("ns", lease_name(OWNER.name)))

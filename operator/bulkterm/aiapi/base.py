@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from bulkterm.aiapi.models import (
     BulkItemResult,
@@ -110,3 +110,79 @@ class AiApi(Protocol):
     async def delete(self, kind: Kind, item_id: str) -> None:
         """Single ``DELETE /{id}``."""
         ...
+
+
+class ForwardingApi:
+    """An :class:`AiApi` that hands every call to ``inner``: the base of the wrappers that
+    change a few calls (:class:`~bulkterm.k8s.fleet.FleetApi` shares reads and merges bulk
+    requests, :class:`~bulkterm.k8s.leases.ExclusiveApi` holds writes for the run's lease) and
+    must pass the rest through unchanged. Other attributes (``key``, ``resource_group``) are
+    the inner client's."""
+
+    def __init__(self, inner: AiApi) -> None:
+        self.inner = inner
+        #: The inner client's counter itself, so that counts add up through any wrapping.
+        self.calls: Counter[str] = inner.calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def meta(self) -> Capabilities:
+        return await self.inner.meta()
+
+    async def list_states(
+        self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
+    ) -> list[ItemState]:
+        return await self.inner.list_states(kind, status=status, page_size=page_size)
+
+    async def list_items(
+        self,
+        kind: Kind,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        executable_ids: Sequence[str] | None = None,
+        status: Status | None = None,
+        execution_schedule_id: str | None = None,
+        page_size: int = 1000,
+    ) -> list[ItemSummary]:
+        return await self.inner.list_items(
+            kind,
+            scenario_id=scenario_id,
+            configuration_id=configuration_id,
+            executable_ids=executable_ids,
+            status=status,
+            execution_schedule_id=execution_schedule_id,
+            page_size=page_size,
+        )
+
+    async def list_execution_schedules(
+        self,
+        *,
+        scenario_id: str | None = None,
+        configuration_id: str | None = None,
+        status: ScheduleStatus | None = None,
+    ) -> list[ScheduleSummary]:
+        return await self.inner.list_execution_schedules(
+            scenario_id=scenario_id, configuration_id=configuration_id, status=status
+        )
+
+    async def pause_execution_schedule(self, schedule_id: str) -> None:
+        await self.inner.pause_execution_schedule(schedule_id)
+
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
+        return await self.inner.get_state(kind, item_id, full=full)
+
+    async def count(self, kind: Kind, *, status: Status | None = None) -> int:
+        return await self.inner.count(kind, status=status)
+
+    async def bulk_patch(
+        self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
+    ) -> list[BulkItemResult]:
+        return await self.inner.bulk_patch(kind, items)
+
+    async def stop(self, kind: Kind, item_id: str) -> None:
+        await self.inner.stop(kind, item_id)
+
+    async def delete(self, kind: Kind, item_id: str) -> None:
+        await self.inner.delete(kind, item_id)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import NotFoundError
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.engine.progress import (
@@ -60,22 +61,6 @@ class ListedItem(Protocol):
 
     @property
     def execution_schedule_id(self) -> str | None: ...
-
-
-class ItemLister(Protocol):
-    """The one call resolution makes (``AiApi.list_items``)."""
-
-    async def list_items(
-        self,
-        kind: Kind,
-        *,
-        scenario_id: str | None = None,
-        configuration_id: str | None = None,
-        executable_ids: Sequence[str] | None = None,
-        status: Status | None = None,
-        execution_schedule_id: str | None = None,
-        page_size: int = 1000,
-    ) -> Sequence[ListedItem]: ...
 
 
 class SelectionTooLarge(Exception):
@@ -181,7 +166,7 @@ def choose(
 
 
 async def resolve(
-    selector: Selector, api: ItemLister, *, now: datetime, already: Collection[str] = ()
+    selector: Selector, api: AiApi, *, now: datetime, already: Collection[str] = ()
 ) -> Selection:
     """One list request with the server-side filters, then :func:`choose`."""
     items = await api.list_items(selector.kind, **server_filters(selector))
@@ -221,13 +206,9 @@ class SelectionRefused(Exception):
         self.message = message
 
 
-class SchedulePauser(Protocol):
-    async def pause_execution_schedule(self, schedule_id: str) -> None: ...
-
-
 async def run_targets(
     spec: BulkTerminationSpec,
-    api: ItemLister,
+    api: AiApi,
     record: SelectionRecord | None,
     *,
     now: datetime,
@@ -267,7 +248,7 @@ async def run_targets(
     return listed + selection.targets(), fresh
 
 
-async def pause_schedules(api: SchedulePauser, record: SelectionRecord) -> SelectionRecord:
+async def pause_schedules(api: AiApi, record: SelectionRecord) -> SelectionRecord:
     """Set the record's schedules INACTIVE (idempotent: a paused one stays paused, a deleted
     one starts nothing either); returns the record with ``schedulesPaused`` brought up to date.
     AI API errors other than a missing schedule propagate: no target may be sent before its

@@ -25,20 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bulkterm.aiapi.base import AiApi
+from bulkterm.aiapi.base import AiApi, ForwardingApi
 from bulkterm.aiapi.models import (
     BulkItemResult,
     Capabilities,
     ItemState,
-    ItemSummary,
     Kind,
-    ScheduleStatus,
-    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -227,8 +223,9 @@ class SharedReads:
         self._flights.clear()
 
 
-class FleetApi:
-    """One run's view of the AI API: its own writes and item reads, the shared listings.
+class FleetApi(ForwardingApi):
+    """One run's view of the AI API: its own writes and item reads, the shared listings and
+    merged bulk requests.
 
     Remembers when its last write finished, so that no shared listing older than that reaches
     it (see :class:`SharedReads`)."""
@@ -236,16 +233,10 @@ class FleetApi:
     def __init__(
         self, own: AiApi, shared: SharedReads, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._own = own
+        super().__init__(own)
         self._shared = shared
         self._clock = clock
         self._last_write = float("-inf")
-        #: The run's own client's counter (writes and item reads; shared reads are counted by
-        #: the client that made them).
-        self.calls: Counter[str] = own.calls
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._own, name)
 
     async def _write(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -267,9 +258,6 @@ class FleetApi:
     async def count(self, kind: Kind, *, status: Status | None = None) -> int:
         return await self._shared.count(kind, status=status, not_before=self._last_write)
 
-    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
-        return await self._own.get_state(kind, item_id, full=full)
-
     async def bulk_patch(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
     ) -> list[BulkItemResult]:
@@ -278,42 +266,10 @@ class FleetApi:
         return await self._write(lambda: self._shared.bulk.submit(kind, items))
 
     async def stop(self, kind: Kind, item_id: str) -> None:
-        await self._write(lambda: self._own.stop(kind, item_id))
+        await self._write(lambda: super(FleetApi, self).stop(kind, item_id))
 
     async def delete(self, kind: Kind, item_id: str) -> None:
-        await self._write(lambda: self._own.delete(kind, item_id))
-
-    async def list_items(
-        self,
-        kind: Kind,
-        *,
-        scenario_id: str | None = None,
-        configuration_id: str | None = None,
-        executable_ids: Sequence[str] | None = None,
-        status: Status | None = None,
-        execution_schedule_id: str | None = None,
-        page_size: int = 1000,
-    ) -> list[ItemSummary]:
-        return await self._own.list_items(
-            kind,
-            scenario_id=scenario_id,
-            configuration_id=configuration_id,
-            executable_ids=executable_ids,
-            status=status,
-            execution_schedule_id=execution_schedule_id,
-            page_size=page_size,
-        )
-
-    async def list_execution_schedules(
-        self,
-        *,
-        scenario_id: str | None = None,
-        configuration_id: str | None = None,
-        status: ScheduleStatus | None = None,
-    ) -> list[ScheduleSummary]:
-        return await self._own.list_execution_schedules(
-            scenario_id=scenario_id, configuration_id=configuration_id, status=status
-        )
+        await self._write(lambda: super(FleetApi, self).delete(kind, item_id))
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
-        await self._write(lambda: self._own.pause_execution_schedule(schedule_id))
+        await self._write(lambda: super(FleetApi, self).pause_execution_schedule(schedule_id))

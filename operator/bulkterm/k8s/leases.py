@@ -31,22 +31,15 @@ import logging
 import os
 import secrets
 import socket
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bulkterm.aiapi.base import AiApi
+from bulkterm.aiapi.base import AiApi, ForwardingApi
 from bulkterm.aiapi.models import (
     BulkItemResult,
-    Capabilities,
-    ItemState,
-    ItemSummary,
     Kind,
-    ScheduleStatus,
-    ScheduleSummary,
-    Status,
     TargetStatus,
 )
 from bulkterm.spec import API_GROUP, API_VERSION, KIND
@@ -338,84 +331,33 @@ class RunLease:
             await self._store.delete(self.namespace, self.name, record.resource_version or "")
 
 
-class ExclusiveApi:
+class ExclusiveApi(ForwardingApi):
     """An :class:`~bulkterm.aiapi.base.AiApi` whose writes wait for :meth:`RunLease.permit`.
 
     Reads go straight through: two operators reading is harmless, and a run waiting for its
     lease must not fall behind on what it knows."""
 
     def __init__(self, api: AiApi, lease: RunLease) -> None:
-        self._api = api
+        super().__init__(api)
         self._lease = lease
-        #: The wrapped client's counter itself (the same object), so call counts add up.
-        self.calls: Counter[str] = api.calls
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._api, name)
-
-    async def meta(self) -> Capabilities:
-        return await self._api.meta()
-
-    async def list_states(
-        self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
-    ) -> list[ItemState]:
-        return await self._api.list_states(kind, status=status, page_size=page_size)
-
-    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
-        return await self._api.get_state(kind, item_id, full=full)
-
-    async def count(self, kind: Kind, *, status: Status | None = None) -> int:
-        return await self._api.count(kind, status=status)
 
     async def bulk_patch(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
     ) -> list[BulkItemResult]:
         await self._lease.permit()
-        return await self._api.bulk_patch(kind, items)
+        return await super().bulk_patch(kind, items)
 
     async def stop(self, kind: Kind, item_id: str) -> None:
         await self._lease.permit()
-        await self._api.stop(kind, item_id)
+        await super().stop(kind, item_id)
 
     async def delete(self, kind: Kind, item_id: str) -> None:
         await self._lease.permit()
-        await self._api.delete(kind, item_id)
-
-    async def list_items(
-        self,
-        kind: Kind,
-        *,
-        scenario_id: str | None = None,
-        configuration_id: str | None = None,
-        executable_ids: Sequence[str] | None = None,
-        status: Status | None = None,
-        execution_schedule_id: str | None = None,
-        page_size: int = 1000,
-    ) -> list[ItemSummary]:
-        return await self._api.list_items(
-            kind,
-            scenario_id=scenario_id,
-            configuration_id=configuration_id,
-            executable_ids=executable_ids,
-            status=status,
-            execution_schedule_id=execution_schedule_id,
-            page_size=page_size,
-        )
-
-    async def list_execution_schedules(
-        self,
-        *,
-        scenario_id: str | None = None,
-        configuration_id: str | None = None,
-        status: ScheduleStatus | None = None,
-    ) -> list[ScheduleSummary]:
-        return await self._api.list_execution_schedules(
-            scenario_id=scenario_id, configuration_id=configuration_id, status=status
-        )
+        await super().delete(kind, item_id)
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
         await self._lease.permit()
-        await self._api.pause_execution_schedule(schedule_id)
+        await super().pause_execution_schedule(schedule_id)
 
 
 # --- the Kubernetes side ---------------------------------------------------------------------
