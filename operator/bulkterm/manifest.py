@@ -71,9 +71,7 @@ class Manifest:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def load_manifests(
-    text: str, *, source: str = "input", unbounded: bool = False
-) -> list[Manifest]:
+def load_manifests(text: str, *, source: str = "input", unbounded: bool = False) -> list[Manifest]:
     """Parse and validate every document; raise :class:`ManifestError` listing all problems.
 
     A document listing more targets than the CRD allows (:data:`~bulkterm.spec.MAX_TARGETS`,
