@@ -13,6 +13,7 @@ from bulkterm.engine import EngineSettings
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_grant
+from bulkterm.k8s.leases import RunLease
 from bulkterm.k8s.reconciler import CrRef, Reconciler
 from bulkterm.simulator import Simulator, Timings
 
@@ -115,6 +116,7 @@ def reconciler(
     *,
     ref: CrRef = REF,
     clients: ClientPool | None = None,
+    lease: RunLease | None = None,
     **config: Any,
 ) -> Reconciler:
     cfg = OperatorConfig(**{"status_interval": 0.2, "stalled_retry_seconds": 0.1, **config})
@@ -127,6 +129,7 @@ def reconciler(
         config=cfg,
         engine_settings=FAST,
         clients=clients,
+        lease=lease,
     )
 
 

@@ -12,13 +12,19 @@ import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from bulkterm.aiapi.models import Kind, TargetStatus
+from bulkterm.aiapi.models import Kind, Status, TargetStatus
+from bulkterm.engine import Phase, Progress, Situation
+from bulkterm.engine.progress import build_conditions
 from bulkterm.k8s.leases import (
     ExclusiveApi,
     LeaseConflict,
+    LeaseForbidden,
     LeaseLost,
     LeaseRecord,
     LeaseTiming,
@@ -26,6 +32,7 @@ from bulkterm.k8s.leases import (
     RunLease,
     lease_name,
 )
+from tests.k8s.support import REF, FakeEvents, FakeKube, condition, reconciler, run_for, spec
 
 FAST = LeaseTiming(duration=0.6, renew_every=0.1, margin=0.2, retry_every=0.05)
 OWNER = Owner(name="cleanup", uid="uid-1")
@@ -207,3 +214,39 @@ def test_a_long_cr_name_gets_a_hashed_lease_name_within_the_limit() -> None:
     name = lease_name(long_name)
     assert len(name) <= 253 and name.startswith("bulktermination.")
     assert name != lease_name("a" * 252 + "b")
+
+
+class ForbiddenLeases(MemoryLeases):
+    async def read(self, namespace: str, name: str) -> LeaseRecord | None:
+        raise LeaseForbidden("the operator may not read or write Leases in this namespace")
+
+
+async def test_a_run_refused_its_lease_stalls_over_its_restored_record(simulator: Any) -> None:
+    """RBAC without Leases: the run stalls ``LeaseForbidden``, sends nothing, and the status
+    it writes is the run's own record (its counters), not a blank one."""
+    kube = FakeKube.with_key(simulator)
+    target = ("Deployment", "dep-0001", "STOPPED")
+    simulator.add_item(Kind.DEPLOYMENT, "dep-0001", Status.RUNNING)
+    restored = Progress(total=1, pending=1, progress="0/1", start_time=datetime.now(UTC))
+    restored = restored.model_copy(
+        update={
+            "conditions": build_conditions(
+                [], Situation(Phase.RUNNING, "Running", "resumed"), now=datetime.now(UTC)
+            )
+        }
+    )
+    lease = RunLease(ForbiddenLeases(), "ns", OWNER, holder="a", timing=FAST)
+    rec = reconciler(
+        kube,
+        FakeEvents(),
+        spec(target),
+        restored.to_status(),
+        ref=replace(REF, generation=1),
+        lease=lease,
+    )
+    await run_for(0.5, rec)
+    stalled = condition(kube.status, "Stalled")
+    assert stalled is not None and stalled["status"] == "True"
+    assert stalled["reason"] == "LeaseForbidden"
+    assert kube.status["total"] == 1 and "startTime" in kube.status
+    assert simulator.counters["PATCH /lm/deployments"] == 0

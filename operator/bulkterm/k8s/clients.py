@@ -78,12 +78,6 @@ class ClientPool:
         """Tenants with a client in use."""
         return len(self._tenants)
 
-    def shared_reads(self, key: ServiceKey, resource_group: str | None) -> SharedReads | None:
-        """The reads shared by the runs of ``key``'s credentials in ``resource_group``."""
-        tenant = self._tenants.get((key.api_url, key.client_id))
-        reads = tenant.reads.get((_fingerprint(key), resource_group)) if tenant else None
-        return reads.shared if reads else None
-
     @asynccontextmanager
     async def client(self, key: ServiceKey, resource_group: str | None) -> AsyncIterator[FleetApi]:
         """A client for ``key`` and ``resource_group``, closed on exit.

@@ -66,9 +66,6 @@ class BulkMerger:
         self._window = window
         self._pending: dict[Kind, list[_Submission]] = {}
         self._flushers: set[asyncio.Task[None]] = set()
-        #: Requests sent and submissions carried, for the benchmark and the tests.
-        self.requests = 0
-        self.submissions = 0
 
     async def submit(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
@@ -90,11 +87,9 @@ class BulkMerger:
         await asyncio.sleep(self._window)
         batch = self._pending.pop(kind, [])
         requests = pack([s.items for s in batch])
-        self.submissions += len(batch)
         await asyncio.gather(*(self._send(kind, [batch[i] for i in r]) for r in requests))
 
     async def _send(self, kind: Kind, carried: list[_Submission]) -> None:
-        self.requests += 1
         items = [item for s in carried for item in s.items]
         try:
             results = await self._sender.bulk_patch(kind, items)
@@ -162,8 +157,6 @@ class SharedReads:
         self._meta_ttl = meta_ttl
         self._clock = clock
         self._flights: dict[tuple[Any, ...], _Flight] = {}
-        #: Reads answered from another run's request (for the benchmark and the tests).
-        self.shared = 0
 
     async def _share(
         self,
@@ -175,7 +168,6 @@ class SharedReads:
         now = self._clock()
         flight = self._flights.get(key)
         if flight is not None and self._usable(flight, not_before, max_age, now):
-            self.shared += 1
             result: T = await asyncio.shield(flight.task)
             return result
         task: asyncio.Future[T] = asyncio.ensure_future(call())

@@ -174,10 +174,6 @@ class RunLease:
         self._fresh = asyncio.Event()
         self._waited_on: str | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._renewed_at is not None and self._lost is None
-
     # --- acquiring ---
 
     async def acquire(self, stop: asyncio.Event) -> bool:
@@ -313,11 +309,6 @@ class RunLease:
             self._fresh.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._fresh.wait(), self.timing.renew_every)
-
-    def check(self) -> None:
-        """Raise :class:`LeaseLost` if the run was taken over."""
-        if self._lost is not None:
-            raise self._lost
 
     # --- releasing ---
 

@@ -119,6 +119,7 @@ class Reconciler:
         self._counted: tuple[int, int, int] | None = None
         #: The run's Lease (None: exclusivity left to the host, as in unit tests).
         self._lease = lease
+        self._keeper: asyncio.Task[None] | None = None
         #: Another operator took the run over: this one writes nothing more.
         self.handed_over = False
 
@@ -136,15 +137,10 @@ class Reconciler:
         cancels the engine with it."""
         self._stop = stop
         cancelled = False
-        keeper: asyncio.Task[None] | None = None
         try:
-            if self._lease is not None and not await self._hold_lease(stop):
-                return None  # stopped while another operator runs it: nothing written
-            if self._lease is not None:
-                keeper = asyncio.create_task(self._lease.keep(), name=f"lease {self.ref.name}")
             result = await self._reconcile(stop)
         except LeaseLost as lost:
-            self._handed_over = True
+            self.handed_over = True
             self._status.abandon()
             log.info("%s/%s: run handed over (%s)", self.ref.namespace, self.ref.name, lost)
             return None
@@ -152,9 +148,9 @@ class Reconciler:
             cancelled = True
             raise
         finally:
-            if keeper is not None:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
+            if self._keeper is not None:
+                self._keeper.cancel()
+                await asyncio.gather(self._keeper, return_exceptions=True)
             # Cancelled (kopf's hard stop): one last attempt, no waiting between retries.
             landed = await self._status.close(() if cancelled else CLOSE_RETRY_DELAYS)
             if self._lease is not None and not self.handed_over:
@@ -170,25 +166,22 @@ class Reconciler:
         return result
 
     async def _hold_lease(self, stop: asyncio.Event) -> bool:
-        """Acquire the run's Lease before anything is written; False if ``stop`` came first.
-        RBAC that refuses Leases stalls the run (it must not run without one)."""
-        assert self._lease is not None
+        """Acquire the run's Lease (and keep renewing it) before the run writes anything;
+        False if ``stop`` came first. RBAC that refuses Leases stalls the run (it must not run
+        without one): that stall is written over the restored record, never a blank one."""
+        if self._lease is None:
+            return True
         while not stop.is_set():
             try:
-                return await self._lease.acquire(stop)
+                if not await self._lease.acquire(stop):
+                    return False
             except LeaseForbidden as exc:
-                self._record = self._record or Progress()
                 await self._stall(CredentialsProblem("LeaseForbidden", str(exc)))
                 await _wait(stop, self._config.stalled_retry_seconds)
+                continue
+            self._keeper = asyncio.create_task(self._lease.keep(), name=f"lease {self.ref.name}")
+            return True
         return False
-
-    @property
-    def handed_over(self) -> bool:
-        return self._handed_over
-
-    @handed_over.setter
-    def handed_over(self, value: bool) -> None:
-        self._handed_over = value
 
     async def _reconcile(self, stop: asyncio.Event) -> Progress | None:
         try:
@@ -201,6 +194,8 @@ class Reconciler:
             return self._record
         if self._spec_changed_after_start():
             return await self._refuse_changed_spec()
+        if not await self._hold_lease(stop):
+            return None  # stopped while another operator runs it: nothing written
         await self._first_visit(spec)
         metrics.ACTIVE_RUNS.inc()
         try:
@@ -421,8 +416,10 @@ class Reconciler:
 
     def _set_stalled(self, reason: str | None) -> None:
         """Enter (a reason) or leave (None) a stall, keeping the stalled-runs gauge true."""
-        if (self._stalled is None) != (reason is None):
-            metrics.STALLED_RUNS.inc() if reason is not None else metrics.STALLED_RUNS.dec()
+        if self._stalled is None and reason is not None:
+            metrics.STALLED_RUNS.inc()
+        elif self._stalled is not None and reason is None:
+            metrics.STALLED_RUNS.dec()
         self._stalled = reason
 
     def _count(self, record: Progress) -> None:
