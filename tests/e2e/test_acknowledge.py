@@ -40,8 +40,11 @@ def test_a_reordered_finished_run_acknowledges_and_keeps_its_verdict(
     assert complete is not None and complete["status"] == "True"
     assert complete["lastTransitionTime"] == condition(done, "Complete")["lastTransitionTime"]  # type: ignore[index]
     assert "changed to generation 2 after the run finished and was ignored" in complete["message"]
-    reasons = [e.get("reason") for e in kube.events(namespace=namespace, involved="done")]
+    events = kube.events(namespace=namespace, involved="done")
+    reasons = [e.get("reason") for e in events]
     assert "SpecChangeIgnored" in reasons
+    (ignored,) = [e for e in events if e.get("reason") == "SpecChangeIgnored"]
+    assert "a BulkTermination runs once" in ignored["message"]
     assert sum(n for call, n in sim.counters.items() if call.startswith("PATCH")) == writes
     annotations = acked["metadata"].get("annotations") or {}
     assert not any("last-handled-configuration" in key for key in annotations)

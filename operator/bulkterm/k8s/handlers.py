@@ -24,7 +24,7 @@ from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter, KubeApi
 from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease, holder_identity
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
-from bulkterm.k8s.status import IGNORED_NOTE, acknowledgement, unacknowledged
+from bulkterm.k8s.status import IGNORED, acknowledgement, unacknowledged
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ async def acknowledge(
         body,
         type="Warning",
         reason="SpecChangeIgnored",
-        message=IGNORED_NOTE.format(generation=generation).strip(" ()").capitalize(),
+        message=IGNORED.format(generation=generation),
     )
 
 

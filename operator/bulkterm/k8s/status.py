@@ -65,11 +65,13 @@ def is_terminal(status: Mapping[str, Any] | None) -> bool:
     return _terminal_condition(status) is not None
 
 
-#: How a finished run's conditions say that a later spec change was not acted on.
-IGNORED_NOTE = (
-    " (the spec changed to generation {generation} after the run finished and was ignored: "
-    "a BulkTermination runs once; create a new one to run again)"
+#: Why a later spec change of a finished run is not acted on (the Event's message).
+IGNORED = (
+    "the spec changed to generation {generation} after the run finished and was ignored: "
+    "a BulkTermination runs once; create a new one to run again"
 )
+#: The same, as a finished run's conditions add it to their messages.
+IGNORED_NOTE = " (" + IGNORED + ")"
 
 
 def unacknowledged(status: Mapping[str, Any] | None, generation: int) -> bool:
