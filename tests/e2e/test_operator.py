@@ -215,9 +215,9 @@ def test_operator_restart_mid_run_resumes_and_finishes(
     assert sim.counters["PATCH /lm/deployments"] == 2
 
 
-def test_deleting_the_resource_mid_run_stops_its_work(
-    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
-) -> None:
+def _delete_mid_run(kube: Kube, namespace: str, sim: SimulatorThread) -> None:
+    """A run whose one target takes 30 s to stop, deleted once its bulk PATCH went out; returns
+    when the resource is gone (its finalizer taken off within 30 s)."""
     sim.set_timings(timings(stopping=30.0, deletion=1.0))
     seed(sim, (D, "dep-slow", Status.RUNNING))
     kube.create(secret(namespace, sim.service_key()))
@@ -225,6 +225,12 @@ def test_deleting_the_resource_mid_run_stops_its_work(
     wait_for_first_bulk_patch(sim)
     kube.delete(BT, "doomed", namespace=namespace)
     kube.wait_gone(BT, "doomed", namespace=namespace, timeout=30)
+
+
+def test_deleting_the_resource_mid_run_stops_its_work(
+    kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
+) -> None:
+    _delete_mid_run(kube, namespace, sim)
     calls = sum(sim.counters.values())
     time.sleep(2.0)
     assert sum(sim.counters.values()) == calls  # no polling after the resource is gone
@@ -233,13 +239,7 @@ def test_deleting_the_resource_mid_run_stops_its_work(
 def test_deleting_the_resource_mid_run_logs_one_line_and_no_error(
     kube: Kube, namespace: str, sim: SimulatorThread, operator: OperatorProcess
 ) -> None:
-    sim.set_timings(timings(stopping=30.0, deletion=1.0))
-    seed(sim, (D, "dep-slow", Status.RUNNING))
-    kube.create(secret(namespace, sim.service_key()))
-    kube.create(bulk_termination(namespace, "doomed", ("Deployment", "dep-slow", "DELETED")))
-    wait_for_first_bulk_patch(sim)
-    kube.delete(BT, "doomed", namespace=namespace)
-    kube.wait_gone(BT, "doomed", namespace=namespace, timeout=30)
+    _delete_mid_run(kube, namespace, sim)
     time.sleep(2.0)  # whatever the daemon logs after the resource is gone
     log = operator.log()
     stopped = [line for line in log.splitlines() if "run stopped" in line]

@@ -197,3 +197,16 @@ def kstatus(*files: Path) -> dict[str, dict[str, str]]:
         Path(v["file"]).name: {"status": v["status"], "message": v["message"]}
         for v in map(json.loads, out.splitlines())
     }
+
+
+#: What kstatus (and so Flux) says of each captured object (``testdata/<name>.yaml``).
+STATUS_OF_CAPTURE = {
+    "new": "InProgress",
+    "running": "InProgress",
+    "stalled": "Failed",
+    "complete": "Current",
+    "failed": "Failed",
+    "dry-run": "Current",
+    "spec-changed": "InProgress",
+    "acknowledged": "Current",
+}

@@ -14,22 +14,16 @@ import yaml
 from tests.gitops.readers import (
     FLUX_KUSTOMIZATION,
     ROOT,
+    STATUS_OF_CAPTURE,
     captured,
     flux_expressions,
     flux_health,
     load,
 )
 
-EXPECTED = {
-    "new": "InProgress",
-    "running": "InProgress",
-    "stalled": "Failed",
-    "complete": "Current",
-    "failed": "Failed",
-    "dry-run": "Current",
-    "spec-changed": "InProgress",
-    "acknowledged": "Current",
-}
+#: kstatus and Flux's health expressions read every capture alike (``test_kstatus`` checks
+#: that they agree object by object).
+EXPECTED = STATUS_OF_CAPTURE
 
 
 @pytest.mark.parametrize(("name", "verdict"), EXPECTED.items(), ids=list(EXPECTED))
