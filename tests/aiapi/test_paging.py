@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bulkterm.aiapi.client import AiApiClient
-from bulkterm.aiapi.errors import ListPagingError, PermanentError
+from bulkterm.aiapi.errors import ListPagingError, PermanentError, ResultTooLargeError
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import Simulator
 
@@ -30,9 +30,11 @@ def item(n: int) -> dict[str, Any]:
 class Collection:
     """A list endpoint over ``items`` that honours ``$top``/``$skip`` unless told otherwise."""
 
-    def __init__(self, size: int, *, count: str = "total") -> None:
+    def __init__(self, size: int, *, count: str = "total", cap: int | None = None) -> None:
         self.items = [item(n) for n in range(size)]
         self.count = count
+        #: Rows served per page at most, whatever ``$top`` says (and saying nothing).
+        self.cap = cap
         self.requests: list[tuple[int, int]] = []
         self.honour_skip = True
         #: Called after each answer (to insert or delete between page reads).
@@ -42,6 +44,7 @@ class Collection:
         top = int(request.url.params["$top"])
         skip = int(request.url.params["$skip"]) if self.honour_skip else 0
         self.requests.append((top, skip))
+        top = top if self.cap is None else min(top, self.cap)
         page = self.items[skip : skip + top]
         count = len(self.items) if self.count == "total" else len(page)
         answer = httpx.Response(200, json={"count": count, "resources": list(page)})
@@ -160,3 +163,56 @@ async def test_a_page_without_resources_is_refused(
     answer = httpx.Response(200, json={"count": 0})
     with pytest.raises(PermanentError, match="resources"):
         await mock_client(lambda request: answer).list_states(D)
+
+
+async def test_a_short_page_with_a_larger_count_names_the_rows_the_server_serves(
+    mock_client: Callable[..., AiApiClient],
+) -> None:
+    """A silent cap: 8 rows for ``$top=10`` while the count says 25. Ending the walk there
+    would read 17 existing items as absent."""
+    server = Collection(25, cap=8)
+    with pytest.raises(ResultTooLargeError, match="counts 25") as err:
+        await mock_client(server).list_states(D, page_size=10)
+    assert err.value.limit == 8
+    assert server.requests == [(10, 0)]
+
+
+async def test_a_silent_cap_is_paged_through_in_pages_of_its_size(
+    mock_client: Callable[..., AiApiClient],
+) -> None:
+    server = Collection(25, cap=8)
+    assert len(await mock_client(server).list_states(D, page_size=8)) == 25
+
+
+@pytest.mark.simulator(max_result_rows=10)
+async def test_a_413_naming_its_maximum_gives_that_maximum(
+    simulator: Simulator, client_for: Callable[..., AiApiClient]
+) -> None:
+    for i in range(25):
+        simulator.add_item(D, f"dep-{i:03d}", Status.RUNNING)
+    with pytest.raises(ResultTooLargeError) as err:
+        await client_for(simulator).list_states(D, page_size=20)
+    assert (err.value.limit, err.value.status_code) == (10, 413)
+    assert len(await client_for(simulator).list_states(D, page_size=10)) == 25
+
+
+async def test_a_413_without_a_maximum_halves_the_page(
+    mock_client: Callable[..., AiApiClient],
+) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(413, json={"error": {"code": "413", "message": "too large"}})
+
+    with pytest.raises(ResultTooLargeError) as err:
+        await mock_client(refuse).list_states(D, page_size=1000)
+    assert err.value.limit == 500
+
+
+async def test_a_413_on_a_page_of_one_row_is_an_ordinary_refusal(
+    mock_client: Callable[..., AiApiClient],
+) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(413, json={"error": {"code": "413", "message": "too large"}})
+
+    with pytest.raises(PermanentError) as err:
+        await mock_client(refuse).list_states(D, page_size=1)
+    assert not isinstance(err.value, ResultTooLargeError)

@@ -44,7 +44,7 @@ def test_an_empty_collection_still_costs_one_list_call():
 async def test_few_targets_among_many_items_are_observed_with_single_gets(
     api: FakeAiApi, clock: FakeClock
 ):
-    for n in range(5_000):
+    for n in range(40_000):  # four pages of the default 10,000 rows
         api.add(D, f"dep-{n:05d}", Status.STOPPED)
     api.add(D, "dep-mine", Status.RUNNING)
     spec = spec_of((D, "dep-mine", STOPPED), (D, "dep-00001", STOPPED), (D, "dep-00002", STOPPED))

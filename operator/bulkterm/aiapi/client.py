@@ -41,6 +41,7 @@ from bulkterm.aiapi.errors import (
     EndpointNotFoundError,
     NotFoundError,
     PermanentError,
+    ResultTooLargeError,
 )
 from bulkterm.aiapi.models import (
     ID_PATTERN,
@@ -388,7 +389,10 @@ class AiApiClient:
         walk: PageWalk[_T] = PageWalk(label, size)
         while True:
             query["$skip"] = str(walk.skip)
-            response = await self._collection_call(label, path, params=query)
+            try:
+                response = await self._collection_call(label, path, params=query)
+            except PermanentError as exc:
+                raise _too_large(exc, size) or exc from None
             if walk.add(read(response)):
                 return walk.items
 
@@ -442,6 +446,28 @@ def _checked_id(name: str, value: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(ID_PATTERN, value):
         raise ValueError(f"{name} {value!r} does not match the AI API's id pattern {ID_PATTERN}")
     return value
+
+
+#: "Result set exceeds the maximum of 1000 rows. Use $top and $skip to paginate." (contract §5.2)
+_ROW_LIMIT = re.compile(r"maximum of (\d+) rows")
+
+
+def _too_large(exc: PermanentError, size: int) -> ResultTooLargeError | None:
+    """A 413 on a list page: the rows the server allows per page, from its message when it
+    names them, else half the page asked for (the walk shrinks until a page is served)."""
+    if exc.status_code != 413 or isinstance(exc, ResultTooLargeError):
+        return None
+    named = _ROW_LIMIT.search(exc.message)
+    limit = int(named.group(1)) if named else size // 2
+    if not 1 <= limit < size:
+        return None  # a 413 that no smaller page can avoid: an ordinary refusal
+    return ResultTooLargeError(
+        exc.message,
+        limit=limit,
+        status_code=exc.status_code,
+        code=exc.code,
+        request_id=exc.request_id,
+    )
 
 
 def _page_size(size: int) -> int:

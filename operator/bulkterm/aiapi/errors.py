@@ -131,6 +131,27 @@ class ListPagingError(PermanentError):
     reason = "ListPagingFailed"
 
 
+class ResultTooLargeError(PermanentError):
+    """The server serves fewer rows per page than ``$top`` asked for: it answered 413 ("Result
+    set exceeds the maximum of N rows", seen on another ``/v2/lm`` endpoint), or it returned a
+    short page while its ``count`` says more items match (a silent cap). ``limit`` is the most
+    rows a page may hold there: the list can be read again in pages of that size."""
+
+    reason = "ResultTooLarge"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int,
+        status_code: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, code=code, request_id=request_id)
+        self.limit = limit
+
+
 class BulkUnsupportedError(PermanentError):
     """The server refused a bulk PATCH as unsupported: the engine falls back to single calls."""
 

@@ -5,7 +5,11 @@ later items to higher positions, so the next page repeats one: items are de-dupl
 A deletion shifts them to lower positions, so ``$skip`` jumps over one: absence from a
 multi-page list proves nothing (the engine confirms it with a GET).
 
-The walk ends at the first page shorter than ``$top``. It cannot run for ever:
+The walk ends at the first page shorter than ``$top``, unless that page's ``count`` says more
+items match than were delivered up to it: then the server caps its pages below ``$top``
+without saying so, and the walk raises :class:`ResultTooLargeError` with the rows it got as
+the ``limit`` (the caller reads again in pages of that size; a 413 says the same out loud).
+It cannot run for ever:
 
 * A full page that adds no new id means the server does not honour ``$skip``: the list cannot
   be paged (:class:`ListPagingError`).
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from bulkterm.aiapi.errors import ListPagingError
+from bulkterm.aiapi.errors import ListPagingError, ResultTooLargeError
 from bulkterm.aiapi.wire import Identified, Page
 
 T = TypeVar("T", bound=Identified)
@@ -66,6 +70,7 @@ class PageWalk(Generic[T]):
                 self._items[item.id] = item
                 new += 1
         if len(page.items) < self.size:
+            self._check_short_page(page)
             return True
         if new == 0:
             raise ListPagingError(
@@ -87,3 +92,16 @@ class PageWalk(Generic[T]):
             )
         self.skip += self.size
         return False
+
+    def _check_short_page(self, page: Page[T]) -> None:
+        """A short page ends the list only if its ``count`` (when it is the total) agrees."""
+        delivered = self.skip + len(page.items)
+        if page.count is None or page.count <= delivered:
+            return
+        message = (
+            f"{self.label}: the page at $skip={self.skip} holds {len(page.items)} rows for "
+            f"$top={self.size}, but the list counts {page.count} items: the server caps pages"
+        )
+        if not page.items:
+            raise ListPagingError(message + " and returned none")
+        raise ResultTooLargeError(message, limit=len(page.items))

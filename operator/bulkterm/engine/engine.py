@@ -109,6 +109,8 @@ class Engine:
         self._bulk: dict[Kind, bool] = {}
         self.observer = Observer(self.executor, self.ledger, self.settings)
         self._transient_streak = 0
+        #: When the current round's look began: the poll interval runs from there.
+        self._round_started = clock()
         self._on_progress: ProgressCallback | None = None
         self._last_emitted: dict[str, object] | None = None
         #: The last request-level error, for messages (Retrying, DeadlineExceeded).
@@ -179,15 +181,18 @@ class Engine:
             if deadline is not None and self._clock() >= deadline:
                 self._expire()
                 return
+            self._round_started = self._clock()
             delay = await self._round()
             if self.ledger.all_finished:
                 self._finish()
                 return
+            decided = self._clock()
             with contextlib.suppress(RecordNotWritten):
                 await self._emit()  # a progress write; the next one carries the same news
+            delay -= (self._clock() - decided).total_seconds()  # the write is part of the wait
             if deadline is not None:
-                delay = min(delay, max(0.0, (deadline - self._clock()).total_seconds()))
-            await self._sleep(delay)
+                delay = min(delay, (deadline - self._clock()).total_seconds())
+            await self._sleep(max(0.0, delay))
 
     async def _round(self) -> float:
         """One observe → decide → send pass; returns how long to sleep before the next."""
@@ -293,9 +298,13 @@ class Engine:
                 mem[i] = remember_transient(mem[i], result.fault)
 
     def _after_round(self, transient: list[TransientError], *, wake: datetime | None) -> float:
-        delay = poll_interval(self.spec.poll_interval_seconds, self.settings)
+        now = self._clock()
+        # One look per interval, from look to look: the round's own calls are part of the
+        # interval, not added to it (else 10 s meant 10 s plus a 10,000-target round).
+        spent = (now - self._round_started).total_seconds()
+        delay = max(0.0, poll_interval(self.spec.poll_interval_seconds, self.settings) - spent)
         if wake is not None:
-            delay = min(delay, max(0.0, (wake - self._clock()).total_seconds()))
+            delay = min(delay, max(0.0, (wake - now).total_seconds()))
         if not transient:
             self._transient_streak = 0
             self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())

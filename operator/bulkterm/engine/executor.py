@@ -29,6 +29,7 @@ from bulkterm.aiapi.errors import (
     ConfigurationError,
     NotFoundError,
     PermanentError,
+    ResultTooLargeError,
     TransientError,
 )
 from bulkterm.aiapi.models import BulkItemResult, Capabilities, ItemState, Kind, Status
@@ -94,12 +95,31 @@ class Executor:
         *,
         single_call_concurrency: int = 10,
         bulk_concurrency: int = 4,
-        list_page_size: int = 1000,
+        list_page_size: int = 10_000,
     ) -> None:
         self.api = api
         self._single = asyncio.Semaphore(single_call_concurrency)
         self._bulk = asyncio.Semaphore(bulk_concurrency)
-        self._page_size = list_page_size
+        self._default_page_size = list_page_size
+        #: Page sizes the server turned out to cap below the default (413, or short pages).
+        self._page_sizes: dict[Kind, int] = {}
+
+    def page_size(self, kind: Kind) -> int:
+        """``$top`` of this kind's list pages: the setting, until the server allows fewer."""
+        return self._page_sizes.get(kind, self._default_page_size)
+
+    async def _list(self, kind: Kind) -> tuple[list[ItemState], int]:
+        """Every item of ``kind`` and the page size it was read with. A server that serves
+        fewer rows per page than asked is read again in pages it serves (once per cap: a
+        list read with a smaller page never grows it back)."""
+        while True:
+            size = self.page_size(kind)
+            try:
+                return await self.api.list_states(kind, page_size=size), size
+            except ResultTooLargeError as e:
+                if e.limit >= size:
+                    raise
+                self._page_sizes[kind] = e.limit
 
     async def capabilities(self) -> Capabilities:
         """``GET /meta``; a server without the endpoint (404/4xx) supports no bulk PATCH."""
@@ -125,7 +145,7 @@ class Executor:
             report = ObservationReport(kind, method)
             try:
                 # Unfiltered and every page (the client pages until exhausted or raises).
-                states = await self.api.list_states(kind, page_size=self._page_size)
+                states, page_size = await self._list(kind)
             except TransientError as e:
                 report.transient.append(e)
                 return report
@@ -135,7 +155,7 @@ class Executor:
                 return fallback
             by_id = {s.id: s for s in states}
             missing = [item_id for item_id in ids if item_id not in by_id]
-            paged = len(states) >= self._page_size
+            paged = len(states) >= page_size
             expected = [i for i in missing if i in deleting] if paged else []
             for item_id in expected:
                 report.observations[item_id] = Observation.not_found(Source.LIST)

@@ -10,6 +10,7 @@ table's job.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import datetime
 
@@ -56,14 +57,20 @@ class Observer:
         for i in open_idx:
             by_kind[ledger.targets[i].kind].append(i)
         observations: dict[int, Observation] = {}
-        for kind in Kind:
-            idx = by_kind.get(kind)
-            if not idx:
-                continue
-            # Absence from a multi-page list is trusted only where we asked for it: an
-            # accepted DELETE. Any other missing id is confirmed by a GET (see Executor).
-            deleting = {ledger.targets[i].id for i in idx if ledger.memory[i].delete_accepted}
-            report = await self._observe_kind(kind, [ledger.targets[i].id for i in idx], deleting)
+        kinds = [kind for kind in Kind if by_kind.get(kind)]
+        # The kinds are separate collections: read side by side, a round costs the slower
+        # one's latency, not the sum. Every read is awaited before an error is raised, so
+        # none is left running; the first error (in kind order) is the one raised.
+        answers = await asyncio.gather(
+            *(self._observe_targets(kind, by_kind[kind]) for kind in kinds),
+            return_exceptions=True,
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        for kind, report in zip(kinds, answers, strict=True):
+            assert not isinstance(report, BaseException)
+            idx = by_kind[kind]
             transient.extend(report.transient)
             position = {ledger.targets[i].id: i for i in idx}
             for item_id, obs in report.observations.items():
@@ -73,6 +80,13 @@ class Observer:
         for i, obs in observations.items():
             mem[i] = remember_observation(mem[i], obs, now)
         return observations, nothing
+
+    async def _observe_targets(self, kind: Kind, idx: list[int]) -> ObservationReport:
+        targets, mem = self.ledger.targets, self.ledger.memory
+        # Absence from a multi-page list is trusted only where we asked for it: an accepted
+        # DELETE. Any other missing id is confirmed by a GET (see Executor).
+        deleting = {targets[i].id for i in idx if mem[i].delete_accepted}
+        return await self._observe_kind(kind, [targets[i].id for i in idx], deleting)
 
     def _nothing_found(
         self, by_kind: dict[Kind, list[int]], observations: dict[int, Observation]
@@ -104,7 +118,7 @@ class Observer:
     async def _observe_kind(
         self, kind: Kind, ids: list[str], deleting: set[str]
     ) -> ObservationReport:
-        page = self.settings.list_page_size
+        page = self.executor.page_size(kind)
         method = choose_observation(
             len(ids), self._known_items.get(kind), page, list_usable=self._list_usable[kind]
         )

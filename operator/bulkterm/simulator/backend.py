@@ -564,7 +564,10 @@ class Backend:
         """``{"count", "resources"}`` in creation order, paged by ``$top``/``$skip``."""
         with self.lock:
             matching = self._matching(kind, resource_group, query.filters)
-            page = matching[query.skip : query.skip + query.top]
+            top = query.top
+            if self.config.silent_page_rows is not None:
+                top = min(top, self.config.silent_page_rows)
+            page = matching[query.skip : query.skip + top]
             limit = self.config.max_result_rows
             if limit is not None and len(page) > limit:
                 message = (

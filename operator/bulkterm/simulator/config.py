@@ -196,6 +196,10 @@ class SimulatorConfig:
     #: Answer 413 when a list would return more rows than this (a ceiling seen on another
     #: ``/v2/lm`` endpoint at 1000). ``None``: no ceiling beyond the spec's ``$top`` maximum.
     max_result_rows: int | None = None
+    #: Serve at most this many rows per list page whatever ``$top`` asks, saying nothing
+    #: (``count`` stays what ``list_count`` says). No AI Core endpoint is known to do this;
+    #: it is how a client that trusts a short page as the end of the list gets caught.
+    silent_page_rows: int | None = None
     #: Whether ``$select=status`` keeps ``targetStatus``. SAP's Python SDK cannot parse a
     #: ``$select=status`` answer that has it, so AI Core evidently leaves it out.
     select_status_includes_target_status: bool = False
@@ -236,6 +240,8 @@ class SimulatorConfig:
             raise ValueError("initial item counts must be >= 0")
         if self.max_result_rows is not None and self.max_result_rows < 1:
             raise ValueError("max_result_rows must be >= 1")
+        if self.silent_page_rows is not None and self.silent_page_rows < 1:
+            raise ValueError("silent_page_rows must be >= 1")
         object.__setattr__(self, "resource_groups", tuple(self.resource_groups))
         for group in (self.initial_resource_group, *self.resource_groups):
             if not re.match(RESOURCE_GROUP_PATTERN, group):
