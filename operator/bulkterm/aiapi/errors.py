@@ -10,6 +10,8 @@ own error body only.
 
 from __future__ import annotations
 
+from bulkterm.aiapi.models import BulkItemResult
+
 
 class AiApiError(Exception):
     """Base of every error the client raises."""
@@ -156,6 +158,26 @@ class BulkUnsupportedError(PermanentError):
     """The server refused a bulk PATCH as unsupported: the engine falls back to single calls."""
 
     reason = "BulkUpdatesUnsupported"
+
+
+class PartialBulkError(AiApiError):
+    """A bulk call went out as more than one request (merged with other runs' items) and one
+    of them failed as a whole: the items of the others have their answers in ``results``, the
+    ``failed`` ids share ``error``, which says what to do about them as for any call."""
+
+    def __init__(
+        self, results: list[BulkItemResult], failed: frozenset[str], error: AiApiError
+    ) -> None:
+        super().__init__(
+            f"{len(failed)} of the call's items were in a request that failed: {error.message}",
+            status_code=error.status_code,
+            code=error.code,
+            request_id=error.request_id,
+        )
+        self.reason = error.reason
+        self.results = results
+        self.failed = failed
+        self.error = error
 
 
 class InvalidBatchError(ValueError):

@@ -28,6 +28,7 @@ from bulkterm.aiapi.errors import (
     BulkUnsupportedError,
     ConfigurationError,
     NotFoundError,
+    PartialBulkError,
     PermanentError,
     ResultTooLargeError,
     TransientError,
@@ -264,33 +265,50 @@ class Executor:
 
     async def _send_bulk(self, request: Request, report: SendReport) -> list[Intent]:
         """One bulk PATCH; returns the intents to retry as single calls (bulk unsupported)."""
+        items: Sequence[Intent] = request.items
         try:
             answer = await self.api.bulk_patch(
-                request.kind, [(i.id, i.action.target_status) for i in request.items]
+                request.kind, [(i.id, i.action.target_status) for i in items]
             )
-        except BulkUnsupportedError:
-            report.bulk_unsupported.add(request.kind)
-            return list(request.items)
-        except (AuthError, ConfigurationError) as e:
-            report.halt = report.halt or e
-            report.results.extend(SendResult(i, Outcome.HALT, fault_of(e)) for i in request.items)
-            return []
-        except TransientError as e:
-            report.transient.append(e)
-            report.results.extend(
-                SendResult(i, Outcome.TRANSIENT, fault_of(e)) for i in request.items
-            )
-            return []
-        except (NotFoundError, PermanentError) as e:
-            report.results.extend(
-                SendResult(i, Outcome.REFUSED, fault_of(e)) for i in request.items
-            )
-            return []
+        except PartialBulkError as e:
+            # Merged with other runs' items into several requests, one of which failed:
+            # the answered items are judged by their answers, the others by the failure.
+            failed = [i for i in items if i.id in e.failed]
+            retry = self._failed_whole(request.kind, failed, e.error, report)
+            answered = [i for i in items if i.id not in e.failed]
+            return retry + self._judge_answers(answered, e.results, report)
+        except AiApiError as e:
+            return self._failed_whole(request.kind, items, e, report)
+        return self._judge_answers(items, answer, report)
+
+    @staticmethod
+    def _failed_whole(
+        kind: Kind, items: Sequence[Intent], error: AiApiError, report: SendReport
+    ) -> list[Intent]:
+        """A bulk request failed as a whole: every item it carried shares the failure."""
+        if isinstance(error, BulkUnsupportedError):
+            report.bulk_unsupported.add(kind)
+            return list(items)
+        if isinstance(error, AuthError | ConfigurationError):
+            report.halt = report.halt or error
+            report.results.extend(SendResult(i, Outcome.HALT, fault_of(error)) for i in items)
+        elif isinstance(error, TransientError):
+            report.transient.append(error)
+            report.results.extend(SendResult(i, Outcome.TRANSIENT, fault_of(error)) for i in items)
+        else:
+            report.results.extend(SendResult(i, Outcome.REFUSED, fault_of(error)) for i in items)
+        return []
+
+    @staticmethod
+    def _judge_answers(
+        items: Sequence[Intent], answer: Sequence[BulkItemResult], report: SendReport
+    ) -> list[Intent]:
+        """Each item by its own answer; returns those to retry as single calls."""
         by_id: dict[str, BulkItemResult] = {}
         for item in answer:
             by_id.setdefault(item.id, item)
         retry_single: list[Intent] = []
-        for intent in request.items:
+        for intent in items:
             result = by_id.get(intent.id)
             if result is None:
                 fault = Fault(None, "the 202 response had no result for this item")
