@@ -53,7 +53,9 @@ def plot(report: dict[str, Any], out: Path) -> Path:
             calls_ax.annotate(f"{c:,}", (n, c), textcoords="offset points", xytext=(6, 4))
             time_ax.annotate(f"{w:.0f} s", (n, w), textcoords="offset points", xytext=(6, 4))
     # The operator at the engine's N only (the --limits rows at 100,000 have no engine line).
-    engine_sizes = {r["targets"] for r in rows if r["client"] == "engine"}
+    engine_sizes = {r["targets"] for r in rows if r["client"] == "engine"} or {
+        r["targets"] for r in rows if r["skipped"] is None
+    }  # a run without engine rows (--skip engine) plots what it has
     markers = iter(
         zip(["^", "v", "D", "P"], ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"], strict=True)
     )
