@@ -8,9 +8,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from bulkterm.aiapi.client import AiApiClient
+from bulkterm.aiapi.client import AiApiClient, ClientSettings
+from bulkterm.aiapi.errors import TransientError
 from bulkterm.aiapi.models import Kind
 from bulkterm.aiapi.ratelimit import RateLimiter
+from tests.aiapi.conftest import envelope, mock_key, token_answer
 
 
 async def _enter_times(limiter: RateLimiter, n: int) -> list[float]:
@@ -78,3 +80,50 @@ async def test_the_client_paces_its_requests(mock_client: Callable[..., AiApiCli
     started = loop.time()
     await asyncio.gather(*(client.count(Kind.DEPLOYMENT) for _ in range(30)))
     assert loop.time() - started >= 0.45
+
+
+async def test_a_retry_after_holds_every_client_of_the_tenant() -> None:
+    """One run's 429 tells the tenant's other runs to wait too, before they send anything."""
+    held: list[float] = []
+
+    async def record(seconds: float) -> None:
+        held.append(seconds)
+
+    limiter = RateLimiter(concurrency=10, sleep=record)
+    served = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal served
+        if (token := token_answer(request)) is not None:
+            return token
+        served += 1
+        if served == 1:
+            body = envelope("429", "Too many requests")
+            return httpx.Response(429, json=body, headers={"Retry-After": "30"})
+        return httpx.Response(200, text="0")
+
+    def client() -> AiApiClient:
+        return AiApiClient(
+            mock_key(),
+            "default",
+            ClientSettings(max_attempts=1),  # the 429 comes up instead of being retried
+            transport=httpx.MockTransport(answer),
+            sleep=record,
+            limiter=limiter,
+        )
+
+    async with client() as first, client() as second:
+        with pytest.raises(TransientError):
+            await first.count(Kind.DEPLOYMENT)
+        assert held == []
+        assert limiter.held_for > 29
+        assert await second.count(Kind.DEPLOYMENT) == 0
+    assert len(held) == 1 and 29 < held[0] <= 30  # waited out the first one's Retry-After
+    assert served == 2
+
+
+async def test_a_retry_after_never_shortens_a_hold() -> None:
+    limiter = RateLimiter(concurrency=1)
+    limiter.hold(60)
+    limiter.hold(5)
+    assert limiter.held_for > 59

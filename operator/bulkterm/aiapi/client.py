@@ -101,7 +101,7 @@ class AiApiClient:
         self.resource_group = group
         self.settings = settings or ClientSettings()
         self._transport = Transport(
-            key, self.settings, transport=transport, tokens=tokens, limiter=limiter
+            key, self.settings, transport=transport, tokens=tokens, limiter=limiter, sleep=sleep
         )
         self._retry = RetryPolicy(self.settings, sleep=sleep, rng=rng)
         #: Requests made, keyed ``"<method> <collection>"`` (``"list deployments"``), plus

@@ -19,6 +19,7 @@ human fixes the bundle or the URL), raised for the token endpoint and the AI API
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -26,7 +27,7 @@ import ssl
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,16 @@ class Transport:
         transport: httpx.AsyncBaseTransport | None = None,
         tokens: TokenProvider | None = None,
         limiter: RateLimiter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         #: Requests that left this client, keyed by label (``"stop deployments"``), and
         #: ``"token"`` for token fetches.
         self.calls: Counter[str] = Counter()
+        self.settings = settings
         #: Paces requests; may be shared by the clients of one tenant.
-        self.limiter = limiter or RateLimiter(settings.concurrency, settings.rate_limit_per_second)
+        self.limiter = limiter or RateLimiter(
+            settings.concurrency, settings.rate_limit_per_second, sleep=sleep
+        )
         self._http = _VerifyingClient(
             settings.ca_bundle,
             timeout=httpx.Timeout(
@@ -152,6 +157,9 @@ class Transport:
             raise _Unauthorized(token)
         error = error_for(label, response, url, secrets=(token,))
         self._observe(label, _outcome(error), started)
+        if isinstance(error, TransientError) and error.retry_after:
+            # The server's word holds for every client of the tenant (the limiter is shared).
+            self.limiter.hold(min(error.retry_after, self.settings.retry_after_cap_seconds))
         raise error
 
     async def _token(self, label: str) -> str:
