@@ -196,23 +196,22 @@ async def test_a_413_naming_its_maximum_gives_that_maximum(
     assert len(await client_for(simulator).list_states(D, page_size=10)) == 25
 
 
+def too_large(request: httpx.Request) -> httpx.Response:
+    """A 413 that does not say how many rows would do."""
+    return httpx.Response(413, json={"error": {"code": "413", "message": "too large"}})
+
+
 async def test_a_413_without_a_maximum_halves_the_page(
     mock_client: Callable[..., AiApiClient],
 ) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(413, json={"error": {"code": "413", "message": "too large"}})
-
     with pytest.raises(ResultTooLargeError) as err:
-        await mock_client(refuse).list_states(D, page_size=1000)
+        await mock_client(too_large).list_states(D, page_size=1000)
     assert err.value.limit == 500
 
 
 async def test_a_413_on_a_page_of_one_row_is_an_ordinary_refusal(
     mock_client: Callable[..., AiApiClient],
 ) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(413, json={"error": {"code": "413", "message": "too large"}})
-
     with pytest.raises(PermanentError) as err:
-        await mock_client(refuse).list_states(D, page_size=1)
+        await mock_client(too_large).list_states(D, page_size=1)
     assert not isinstance(err.value, ResultTooLargeError)
