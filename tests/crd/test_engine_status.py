@@ -88,7 +88,7 @@ def _full_record() -> Progress:
         progress="2/4",
         completed_indexes="0",
         failed_indexes="1",
-        in_flight_groups=[InFlightGroup(action=Action.STOP, sent_at=t, indexes="2")],
+        in_flight_groups=[InFlightGroup(action=Action.STOP, sent_at=t, indexes="2", accepted=True)],
         attempt_groups=[AttemptGroup(attempts=2, retries=1, indexes="1-2")],
         unknown_since=[UnknownGroup(since=t, indexes="3")],
         in_flight=[

@@ -67,9 +67,10 @@ async def test_resumed_run_does_not_resend_actions_already_accepted(clock: FakeC
     clock.advance(5)  # the new process starts a little later
     resumed = Run(Engine(spec_of(*targets), api, record, clock=clock.now, sleep=clock.sleep))
     final = await resumed()
-    # The executions were gone by the restart, and the record (written before the send)
-    # cannot say whether their DELETE went out: "Removed" (seen, then gone) is what is known.
-    assert final.outcomes == {"Removed": 10, "Stopped": 30}
+    # The executions were gone by the restart, and the record says their DELETE had been
+    # accepted (written after the answer, before the kill): they were deleted by this run.
+    assert {g.accepted for g in record.in_flight_groups or ()} == {True}
+    assert final.outcomes == {"Deleted": 10, "Stopped": 30}
     assert resent_to_moving(api) == []
     assert len(api.sent) == 40
     assert api.violations == []
@@ -113,6 +114,38 @@ async def test_record_read_after_cancelling_mid_request_counts_the_request_as_in
     assert record.active == 1
     assert record.in_flight_groups is not None
     assert record.in_flight_groups[0].indexes == "0"
+
+
+async def test_a_delete_recorded_but_unanswered_whose_item_is_gone_after_a_restart_is_removed(
+    clock: FakeClock,
+):
+    """The record was written before the send and the answer never came: whether this run's
+    DELETE went out is unknown, so the gone item is ``Removed`` (seen, then gone), never
+    claimed as ``Deleted``."""
+    entered = asyncio.Event()
+
+    class HangingBulk(FakeAiApi):
+        async def bulk_patch(self, kind, items):  # type: ignore[no-untyped-def]
+            entered.set()
+            await asyncio.Event().wait()
+
+    api = HangingBulk(clock)
+    api.add(E, "exe-0001", Status.STOPPED)
+    spec = spec_of((E, "exe-0001", DELETED))
+    engine = Engine(spec, api, clock=clock.now, sleep=clock.sleep)
+    task = asyncio.create_task(engine.run())
+    await asyncio.wait_for(entered.wait(), timeout=5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    record = saved(engine.progress)
+    assert [g.accepted for g in record.in_flight_groups or ()] == [None]
+    del api.items[(E, "exe-0001")]  # gone by the restart: by our DELETE or someone else's
+
+    resumed = FakeAiApi(clock)
+    resumed.items = api.items
+    final = await Run(Engine(spec, resumed, record, clock=clock.now, sleep=clock.sleep))()
+    assert final.outcomes == {"Removed": 1}
 
 
 async def test_cancellation_during_a_sleep_propagates_at_once(clock: FakeClock):

@@ -85,6 +85,9 @@ class InFlight:
 
     action: Action
     sent_at: datetime
+    #: The API accepted this very send (not only an earlier action of the target): recorded,
+    #: so that a restart knows an accepted DELETE from one that may never have gone out.
+    accepted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +364,9 @@ def remember_sent(mem: Memory, decision: Decision, now: datetime) -> Memory:
 
 
 def remember_accepted(mem: Memory, action: Action) -> Memory:
+    flight = mem.in_flight
+    if flight is not None and flight.action is action:
+        mem = replace(mem, in_flight=replace(flight, accepted=True))
     if action is Action.STOP:
         return replace(mem, stop_accepted=True, unconfirmed=False)
     return replace(mem, delete_accepted=True, unconfirmed=False)
@@ -369,7 +375,7 @@ def remember_accepted(mem: Memory, action: Action) -> Memory:
 def remember_under_way(mem: Memory, action: Action, now: datetime) -> Memory:
     """A full read showed the action under way (``targetStatus`` set): it was accepted, by
     this run or an earlier one. Keep waiting from now on, without spending the budget."""
-    return replace(remember_accepted(mem, action), in_flight=InFlight(action, now))
+    return replace(remember_accepted(mem, action), in_flight=InFlight(action, now, accepted=True))
 
 
 def remember_not_sent(mem: Memory) -> Memory:

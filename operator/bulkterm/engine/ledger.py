@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from bulkterm.aiapi.models import Kind, TargetStatus
 from bulkterm.engine import indexes
-from bulkterm.engine.decisions import Action, Decision, InFlight, Memory
+from bulkterm.engine.decisions import Action, Decision, InFlight, Memory, remember_accepted
 from bulkterm.engine.progress import (
     AttemptGroup,
     BulkUpdatesRecord,
@@ -94,15 +94,21 @@ class Ledger:
             mem[i] = replace(mem[i], seen=True)
         for flight in record.in_flight_groups or ():
             for i in _valid(indexes.expand(flight.indexes), n):
-                # Written before the send: whether it went out is unknown until the item is
-                # read whole. Counting it as accepted let a $skip shift in a paged list pass
-                # a still-STOPPED item off as deleted, with no DELETE ever sent.
-                mem[i] = replace(
+                restored = replace(
                     mem[i],
-                    in_flight=InFlight(flight.action, flight.sent_at),
+                    in_flight=InFlight(flight.action, flight.sent_at, bool(flight.accepted)),
                     attempts=max(mem[i].attempts, 1),
-                    unconfirmed=True,
                     seen=True,  # something was sent to it: it existed
+                )
+                # Accepted on evidence before the restart: an accepted DELETE whose item is
+                # gone is ``Deleted``, not someone else's ``Removed``. Otherwise it was written
+                # before the send, and whether it went out is unknown until the item is read
+                # whole: counting it as accepted let a $skip shift in a paged list pass a
+                # still-STOPPED item off as deleted, with no DELETE ever sent.
+                mem[i] = (
+                    remember_accepted(restored, flight.action)
+                    if flight.accepted
+                    else replace(restored, unconfirmed=True)
                 )
         for unknown in record.unknown_since or ():
             for i in _valid(indexes.expand(unknown.indexes), n):
@@ -195,7 +201,9 @@ class Ledger:
         self.update_conditions(situation, now)
         completed: list[int] = []
         failed: list[int] = []
-        flights: dict[Action, dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(list))
+        flights: dict[tuple[Action, bool], dict[datetime, list[int]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
         attempts: dict[tuple[int, int], list[int]] = defaultdict(list)
         unknown: dict[datetime, list[int]] = defaultdict(list)
         seen: list[int] = []
@@ -214,7 +222,7 @@ class Ledger:
             if mem.in_flight is not None:
                 active += 1
                 sent = whole_seconds(mem.in_flight.sent_at)
-                flights[mem.in_flight.action][sent].append(i)
+                flights[mem.in_flight.action, _accepted(mem)][sent].append(i)
                 if len(entries) < self.settings.max_in_flight_entries:
                     target = self.targets[i]
                     entries.append(
@@ -247,9 +255,15 @@ class Ledger:
             failed_indexes=indexes.compress(failed),
             seen_indexes=indexes.compress(seen),
             in_flight_groups=[
-                InFlightGroup(action=action, sent_at=at, indexes=indexes.compress(idx))
+                InFlightGroup(
+                    action=action,
+                    sent_at=at,
+                    indexes=indexes.compress(idx),
+                    accepted=True if accepted else None,
+                )
                 for action in Action
-                for at, idx in _bounded(flights.get(action, {}), limit)
+                for accepted in (False, True)
+                for at, idx in _bounded(flights.get((action, accepted), {}), limit)
             ]
             or None,
             attempt_groups=[
@@ -289,3 +303,8 @@ def _bounded(groups: dict[datetime, list[int]], limit: int) -> list[tuple[dateti
         (_, oldest), (at, younger) = ordered[0], ordered[1]
         ordered = [(at, oldest + younger), *ordered[2:]]
     return ordered
+
+
+def _accepted(mem: Memory) -> bool:
+    """Whether the in-flight action is known to be accepted (not merely recorded)."""
+    return mem.in_flight is not None and mem.in_flight.accepted and not mem.unconfirmed

@@ -71,6 +71,10 @@ class InFlightGroup(_Record):
     action: Action
     sent_at: datetime
     indexes: str
+    #: True once the AI API accepted the action (its item in the 202 answer, or its
+    #: ``targetStatus`` read back). Absent while that is unknown: the group is written before
+    #: the send, and a restart must then read the item whole to learn whether it went out.
+    accepted: bool | None = None
 
 
 class AttemptGroup(_Record):
