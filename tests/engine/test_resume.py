@@ -91,25 +91,36 @@ async def test_resumed_run_does_not_redo_finished_targets(clock: FakeClock):
     assert final.outcomes == {"AlreadyStopped": 1, "Stopped": 1}
 
 
-async def test_record_read_after_cancelling_mid_request_counts_the_request_as_in_flight(
-    clock: FakeClock,
-):
-    entered = asyncio.Event()
+class HangingBulk(FakeAiApi):
+    """Every bulk PATCH hangs for ever (its answer never comes)."""
 
-    class HangingBulk(FakeAiApi):
-        async def bulk_patch(self, kind, items):  # type: ignore[no-untyped-def]
-            entered.set()
-            await asyncio.Event().wait()
+    entered: asyncio.Event
 
-    api = HangingBulk(clock)
-    api.add(D, "dep-0001", Status.RUNNING)
-    engine = Engine(spec_of((D, "dep-0001", STOPPED)), api, clock=clock.now, sleep=clock.sleep)
+    async def bulk_patch(self, kind, items):  # type: ignore[no-untyped-def]
+        self.entered.set()
+        await asyncio.Event().wait()
+
+
+async def killed_mid_request(
+    spec_targets: list[tuple[Kind, str, TargetStatus]], api: HangingBulk, clock: FakeClock
+) -> Progress:
+    """The record of a run cancelled while its first bulk PATCH hangs."""
+    api.entered = asyncio.Event()
+    engine = Engine(spec_of(*spec_targets), api, clock=clock.now, sleep=clock.sleep)
     task = asyncio.create_task(engine.run())
-    await asyncio.wait_for(entered.wait(), timeout=5)
+    await asyncio.wait_for(api.entered.wait(), timeout=5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    record = engine.progress
+    return engine.progress
+
+
+async def test_record_read_after_cancelling_mid_request_counts_the_request_as_in_flight(
+    clock: FakeClock,
+):
+    api = HangingBulk(clock)
+    api.add(D, "dep-0001", Status.RUNNING)
+    record = await killed_mid_request([(D, "dep-0001", STOPPED)], api, clock)
     check_counters(record, None)
     assert record.active == 1
     assert record.in_flight_groups is not None
@@ -122,29 +133,17 @@ async def test_a_delete_recorded_but_unanswered_whose_item_is_gone_after_a_resta
     """The record was written before the send and the answer never came: whether this run's
     DELETE went out is unknown, so the gone item is ``Removed`` (seen, then gone), never
     claimed as ``Deleted``."""
-    entered = asyncio.Event()
-
-    class HangingBulk(FakeAiApi):
-        async def bulk_patch(self, kind, items):  # type: ignore[no-untyped-def]
-            entered.set()
-            await asyncio.Event().wait()
-
     api = HangingBulk(clock)
     api.add(E, "exe-0001", Status.STOPPED)
-    spec = spec_of((E, "exe-0001", DELETED))
-    engine = Engine(spec, api, clock=clock.now, sleep=clock.sleep)
-    task = asyncio.create_task(engine.run())
-    await asyncio.wait_for(entered.wait(), timeout=5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    record = saved(engine.progress)
+    targets = [(E, "exe-0001", DELETED)]
+    record = saved(await killed_mid_request(targets, api, clock))
     assert [g.accepted for g in record.in_flight_groups or ()] == [None]
     del api.items[(E, "exe-0001")]  # gone by the restart: by our DELETE or someone else's
 
     resumed = FakeAiApi(clock)
     resumed.items = api.items
-    final = await Run(Engine(spec, resumed, record, clock=clock.now, sleep=clock.sleep))()
+    engine = Engine(spec_of(*targets), resumed, record, clock=clock.now, sleep=clock.sleep)
+    final = await Run(engine)()
     assert final.outcomes == {"Removed": 1}
 
 
