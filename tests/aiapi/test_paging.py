@@ -215,3 +215,40 @@ async def test_a_413_on_a_page_of_one_row_is_an_ordinary_refusal(
     with pytest.raises(PermanentError) as err:
         await mock_client(too_large).list_states(D, page_size=1)
     assert not isinstance(err.value, ResultTooLargeError)
+
+
+@pytest.mark.simulator(silent_page_rows=1000, list_count="page")
+async def test_a_silent_cap_that_counts_only_its_page_is_caught_by_one_probe(
+    simulator: Simulator, client_for: Callable[..., AiApiClient]
+) -> None:
+    """Nothing in a capped page says so when ``count`` is the page's own length: one row
+    past its end is asked for, and it exists."""
+    for i in range(1_500):
+        simulator.add_item(D, f"dep-{i:05d}", Status.RUNNING)
+    with pytest.raises(ResultTooLargeError) as err:
+        await client_for(simulator).list_states(D, page_size=10_000)
+    assert err.value.limit == 1000
+    assert simulator.counters["GET /lm/deployments"] == 2
+
+
+async def test_a_page_proven_whole_is_not_probed_again_nor_a_smaller_one(
+    simulator: Simulator, client_for: Callable[..., AiApiClient]
+) -> None:
+    for i in range(1_200):
+        simulator.add_item(D, f"dep-{i:05d}", Status.RUNNING)
+    client = client_for(simulator)
+    assert len(await client.list_states(D, page_size=10_000)) == 1_200
+    assert simulator.counters["GET /lm/deployments"] == 2  # the page, and the probe past it
+    assert len(await client.list_states(D, page_size=10_000)) == 1_200
+    assert simulator.counters["GET /lm/deployments"] == 3  # proven: no probe
+    assert len(await client.list_states(D, page_size=10_000, status=Status.RUNNING)) == 1_200
+    assert simulator.counters["GET /lm/deployments"] == 4  # same path, same server
+
+
+async def test_a_page_under_a_thousand_rows_is_never_probed(
+    simulator: Simulator, client_for: Callable[..., AiApiClient]
+) -> None:
+    for i in range(999):
+        simulator.add_item(D, f"dep-{i:05d}", Status.RUNNING)
+    await client_for(simulator).list_states(D, page_size=10_000)
+    assert simulator.counters["GET /lm/deployments"] == 1

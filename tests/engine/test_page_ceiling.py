@@ -86,3 +86,19 @@ async def test_a_server_capping_pages_silently_is_caught_by_the_count_and_paged(
     assert_outcome(sim, cases, final)
     assert sum(sim.counters[route] for route in GET_ONE) >= missing(cases)
     assert sim.violations == []
+
+
+async def test_a_server_capping_pages_silently_and_counting_only_the_page_is_caught_by_a_probe(
+    simulator_factory: MakeSimulator, sim_clock: SimClock
+) -> None:
+    """The worst server: 1,000 rows a page whatever ``$top`` says, and a ``count`` that is the
+    page's own length. Read as one page, the 1,500 deployments past row 1,000 would all be
+    "gone"; one row asked for past the page's end shows they are not."""
+    sim, cases, final = await run(
+        simulator_factory, sim_clock, crowd=2_000, silent_page_rows=1000, list_count="page"
+    )
+    assert_outcome(sim, cases, final)
+    # Deployments (3,000 with the crowd) are multi-page now: their missing ids are confirmed.
+    missing_deployments = sum(1 for c in cases if c.status is None and c.kind is D)
+    assert sim.counters["GET /lm/deployments/{id}"] >= missing_deployments
+    assert sim.violations == []

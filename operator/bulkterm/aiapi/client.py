@@ -104,6 +104,8 @@ class AiApiClient:
             key, self.settings, transport=transport, tokens=tokens, limiter=limiter, sleep=sleep
         )
         self._retry = RetryPolicy(self.settings, sleep=sleep, rng=rng)
+        #: The largest single page each list path was seen to serve whole (see _probe_cap).
+        self._whole_rows: dict[str, int] = {}
         #: Requests made, keyed ``"<method> <collection>"`` (``"list deployments"``), plus
         #: ``"meta"`` and ``"token"``. Each attempt counts once when it is handed to HTTP; an
         #: attempt that could not get a token is not counted.
@@ -393,8 +395,37 @@ class AiApiClient:
                 response = await self._collection_call(label, path, params=query)
             except PermanentError as exc:
                 raise _too_large(exc, size) or exc from None
-            if walk.add(read(response)):
+            page = read(response)
+            if walk.add(page):
+                if walk.pages == 1:
+                    await self._probe_cap(label, path, query, len(page.items), read)
                 return walk.items
+
+    async def _probe_cap(
+        self,
+        label: str,
+        path: str,
+        query: Mapping[str, str],
+        rows: int,
+        read: Callable[[httpx.Response], Page[_T]],
+    ) -> None:
+        """A single short page is the whole list only if the server does not cap pages
+        silently: one whose ``count`` is the page's own length could, and nothing in the page
+        would say so. So the first time a page of at least :data:`PROBE_FROM_ROWS` rows (the
+        smallest cap seen, on another ``/v2/lm`` endpoint) is larger than any this server has
+        been seen to serve whole, one row past its end is asked for: none means the page was
+        whole (caps are fixed numbers, so smaller pages need no probe again); one means the
+        server serves ``rows`` rows a page (:class:`ResultTooLargeError`)."""
+        if rows < PROBE_FROM_ROWS or rows <= self._whole_rows.get(path, 0):
+            return
+        probe = {**query, "$skip": str(rows), "$top": "1"}
+        if read(await self._collection_call(label, path, params=probe)).items:
+            raise ResultTooLargeError(
+                f"{label}: a page of {rows} rows for $top={query['$top']} was followed by more "
+                "items: the server caps pages without saying so",
+                limit=rows,
+            )
+        self._whole_rows[path] = rows
 
     async def _call(
         self,
@@ -448,6 +479,8 @@ def _checked_id(name: str, value: str) -> str:
     return value
 
 
+#: Pages this long are checked once for a silent cap (the smallest cap seen is 1000 rows).
+PROBE_FROM_ROWS = 1000
 #: "Result set exceeds the maximum of 1000 rows. Use $top and $skip to paginate." (contract §5.2)
 _ROW_LIMIT = re.compile(r"maximum of (\d+) rows")
 
