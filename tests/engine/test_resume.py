@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.engine import Engine, Progress
+from bulkterm.engine.decisions import Action
 from tests.engine.fake_api import FakeAiApi, FakeClock, refusal
 from tests.engine.support import DELETED, STOPPED, D, E, Run, check_counters, spec_of, wait_until
 
@@ -29,13 +31,18 @@ def saved(record: Progress) -> Progress:
 
 
 async def run_until_first_send_then_cancel(
-    spec_targets: list[tuple[Kind, str, TargetStatus]], api: FakeAiApi, clock: FakeClock
+    spec_targets: list[tuple[Kind, str, TargetStatus]],
+    api: FakeAiApi,
+    clock: FakeClock,
+    until: Callable[[Run], bool] | None = None,
 ) -> Run:
+    """Killed in its first sleep after ``until`` (default: after its first send)."""
     parked = asyncio.Event()
+    run: Run
 
     async def sleep(seconds: float) -> None:
         await clock.sleep(seconds)
-        if api.sent:
+        if until(run) if until is not None else api.sent:
             parked.set()
             await asyncio.Event().wait()  # never returns: the process "hangs" until killed
 
@@ -67,13 +74,39 @@ async def test_resumed_run_does_not_resend_actions_already_accepted(clock: FakeC
     clock.advance(5)  # the new process starts a little later
     resumed = Run(Engine(spec_of(*targets), api, record, clock=clock.now, sleep=clock.sleep))
     final = await resumed()
-    # The executions were gone by the restart, and the record says their DELETE had been
-    # accepted (written after the answer, before the kill): they were deleted by this run.
-    assert {g.accepted for g in record.in_flight_groups or ()} == {True}
-    assert final.outcomes == {"Deleted": 10, "Stopped": 30}
+    # The executions were gone by the restart. The answers to the sends had not been written
+    # (they ride with the next write, and the kill came first), so whether their DELETE went
+    # out is unknown: "Removed" (seen, then gone) is what is known.
+    assert {g.accepted for g in record.in_flight_groups or ()} == {None}
+    assert final.outcomes == {"Removed": 10, "Stopped": 30}
     assert resent_to_moving(api) == []
     assert len(api.sent) == 40
     assert api.violations == []
+
+
+async def test_an_accepted_delete_written_before_a_restart_is_deleted_after_it(
+    clock: FakeClock,
+):
+    """The answer rides with the next write (here: the stop finishing); after the restart the
+    gone execution is ``Deleted`` by this run, not someone else's ``Removed``."""
+    api = FakeAiApi(clock, stop_seconds=5, delete_seconds=60)
+    api.add(D, "dep-0001", Status.RUNNING)
+    api.add(E, "exe-0001", Status.STOPPED)
+    targets = [(D, "dep-0001", STOPPED), (E, "exe-0001", DELETED)]
+
+    def delete_accepted_on_record(run: Run) -> bool:
+        groups = run.snapshots[-1].in_flight_groups or [] if run.snapshots else []
+        return any(g.accepted and g.action is Action.DELETE for g in groups)
+
+    first = await run_until_first_send_then_cancel(targets, api, clock, delete_accepted_on_record)
+    record = saved(first.snapshots[-1])
+    assert record.succeeded == 1  # the stop, whose write carried the DELETE's answer
+    clock.advance(60)  # the deletion completes while no operator runs
+
+    resumed = Run(Engine(spec_of(*targets), api, record, clock=clock.now, sleep=clock.sleep))
+    final = await resumed()
+    assert final.outcomes == {"Stopped": 1, "Deleted": 1}
+    assert len(api.sent) == 2
 
 
 async def test_resumed_run_does_not_redo_finished_targets(clock: FakeClock):

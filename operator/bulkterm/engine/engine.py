@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import AuthError, ConfigurationError, TransientError
 from bulkterm.aiapi.models import Kind, Status
+from bulkterm.engine import indexes
 from bulkterm.engine.batching import Intent, make_batches
 from bulkterm.engine.decisions import (
     Action,
@@ -449,8 +450,27 @@ class Engine:
         dumped = record.to_status()
         if dumped == self._last_emitted:
             return
+        if self._last_emitted is not None and _sent(dumped) == _sent(self._last_emitted):
+            # Only answers arrived (``accepted: true``): they ride with the next write. Lost
+            # in a crash before it, they cost a whole read of each item after the restart,
+            # not a write of every CR after every send round.
+            return
         await self._on_progress(record)
         self._last_emitted = dumped  # only once it was taken: a failed write is offered again
+
+
+def _sent(status: dict[str, object]) -> dict[str, object]:
+    """``status`` with its in-flight groups as what was sent, whatever was answered: per
+    action and send time, the targets (the answered ones are a group of their own)."""
+    groups = status.get("inFlightGroups")
+    if not isinstance(groups, list):
+        return status
+    sent: dict[tuple[object, object], set[int]] = {}
+    for group in groups:
+        key = (group.get("action"), group.get("sentAt"))
+        sent.setdefault(key, set()).update(indexes.expand(group.get("indexes")))
+    merged = sorted((str(a), str(t), indexes.compress(i)) for (a, t), i in sent.items())
+    return {**status, "inFlightGroups": merged}
 
 
 def _single_only(intent: Intent, mem: Memory) -> bool:

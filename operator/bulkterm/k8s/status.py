@@ -9,6 +9,7 @@ once, waited for.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from bulkterm.engine import (
     Progress,
     Situation,
     build_conditions,
+    indexes,
     utcnow,
     with_observed_generation,
 )
@@ -127,14 +129,20 @@ def restore(ref: CrRef, status: Mapping[str, Any], total: int) -> Progress:
 
 
 def announces_sends(previous: Progress | None, record: Progress) -> bool:
-    """Whether ``record`` holds in-flight actions that ``previous`` did not (a send round)."""
+    """Whether ``record`` holds in-flight actions that ``previous`` did not (a send round).
 
-    def groups(p: Progress | None) -> set[tuple[object, ...]]:
-        return (
-            {(g.action, g.sent_at, g.indexes) for g in (p.in_flight_groups or [])} if p else set()
-        )
+    Compared target by target: a group that only shrank (targets finished) or was split by
+    acceptance (``accepted: true`` for the answered part) announces nothing, and needs no
+    write ahead of the throttle."""
 
-    return bool(groups(record) - groups(previous))
+    def in_flight(p: Progress | None) -> dict[tuple[object, ...], set[int]]:
+        out: dict[tuple[object, ...], set[int]] = defaultdict(set)
+        for g in (p.in_flight_groups or []) if p else []:
+            out[g.action, g.sent_at].update(indexes.expand(g.indexes))
+        return out
+
+    before = in_flight(previous)
+    return any(idx - before.get(key, set()) for key, idx in in_flight(record).items())
 
 
 class StatusWriter:
