@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import AuthError, ConfigurationError, TransientError
 from bulkterm.aiapi.models import Kind, Status
-from bulkterm.engine import indexes
 from bulkterm.engine.batching import Intent, make_batches
 from bulkterm.engine.decisions import (
     Action,
@@ -114,6 +113,7 @@ class Engine:
         self._round_started = clock()
         self._on_progress: ProgressCallback | None = None
         self._last_emitted: dict[str, object] | None = None
+        self._last_record: Progress | None = None
         #: The last request-level error, for messages (Retrying, DeadlineExceeded).
         self._last_transient: TransientError | None = None
         key = getattr(api, "key", None)
@@ -450,27 +450,30 @@ class Engine:
         dumped = record.to_status()
         if dumped == self._last_emitted:
             return
-        if self._last_emitted is not None and _sent(dumped) == _sent(self._last_emitted):
+        if self._last_record is not None and _only_answers(
+            dumped, self._last_emitted, record, self._last_record
+        ):
             # Only answers arrived (``accepted: true``): they ride with the next write. Lost
             # in a crash before it, they cost a whole read of each item after the restart,
             # not a write of every CR after every send round.
             return
         await self._on_progress(record)
-        self._last_emitted = dumped  # only once it was taken: a failed write is offered again
+        # Only once it was taken: a failed write is offered again.
+        self._last_emitted, self._last_record = dumped, record
 
 
-def _sent(status: dict[str, object]) -> dict[str, object]:
-    """``status`` with its in-flight groups as what was sent, whatever was answered: per
-    action and send time, the targets (the answered ones are a group of their own)."""
-    groups = status.get("inFlightGroups")
-    if not isinstance(groups, list):
-        return status
-    sent: dict[tuple[object, object], set[int]] = {}
-    for group in groups:
-        key = (group.get("action"), group.get("sentAt"))
-        sent.setdefault(key, set()).update(indexes.expand(group.get("indexes")))
-    merged = sorted((str(a), str(t), indexes.compress(i)) for (a, t), i in sent.items())
-    return {**status, "inFlightGroups": merged}
+def _only_answers(
+    dumped: dict[str, object],
+    last_dumped: dict[str, object] | None,
+    record: Progress,
+    last: Progress,
+) -> bool:
+    """Whether ``record`` differs from the last one taken only by answers (``accepted``)."""
+    if last_dumped is None or record.sent() != last.sent():
+        return False
+    return {k: v for k, v in dumped.items() if k != "inFlightGroups"} == {
+        k: v for k, v in last_dumped.items() if k != "inFlightGroups"
+    }
 
 
 def _single_only(intent: Intent, mem: Memory) -> bool:

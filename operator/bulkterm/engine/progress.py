@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from bulkterm.aiapi.models import Kind, TargetStatus
 from bulkterm.engine.decisions import Action
+from bulkterm.engine.indexes import expand
 
 
 class _Record(BaseModel):
@@ -211,6 +212,14 @@ class Progress(_Record):
     conditions: list[Condition] = Field(default_factory=list)
     plan: Plan | None = None
     selection: SelectionRecord | None = None
+
+    def sent(self) -> dict[tuple[Action, datetime], set[int]]:
+        """The targets in flight per action and send time, answered or not: what was sent.
+        (Answers split a group in two, ``accepted: true`` for the answered part.)"""
+        out: dict[tuple[Action, datetime], set[int]] = {}
+        for group in self.in_flight_groups or ():
+            out.setdefault((group.action, group.sent_at), set()).update(expand(group.indexes))
+        return out
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

@@ -9,7 +9,6 @@ once, waited for.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,6 @@ from bulkterm.engine import (
     Progress,
     Situation,
     build_conditions,
-    indexes,
     utcnow,
     with_observed_generation,
 )
@@ -131,18 +129,11 @@ def restore(ref: CrRef, status: Mapping[str, Any], total: int) -> Progress:
 def announces_sends(previous: Progress | None, record: Progress) -> bool:
     """Whether ``record`` holds in-flight actions that ``previous`` did not (a send round).
 
-    Compared target by target: a group that only shrank (targets finished) or was split by
-    acceptance (``accepted: true`` for the answered part) announces nothing, and needs no
-    write ahead of the throttle."""
-
-    def in_flight(p: Progress | None) -> dict[tuple[object, ...], set[int]]:
-        out: dict[tuple[object, ...], set[int]] = defaultdict(set)
-        for g in (p.in_flight_groups or []) if p else []:
-            out[g.action, g.sent_at].update(indexes.expand(g.indexes))
-        return out
-
-    before = in_flight(previous)
-    return any(idx - before.get(key, set()) for key, idx in in_flight(record).items())
+    Compared target by target (:meth:`Progress.sent`): a group that only shrank (targets
+    finished) or was split by its answers announces nothing, and needs no write ahead of the
+    throttle."""
+    before = previous.sent() if previous is not None else {}
+    return any(idx - before.get(key, set()) for key, idx in record.sent().items())
 
 
 class StatusWriter:
