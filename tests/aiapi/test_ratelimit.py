@@ -127,3 +127,64 @@ async def test_a_retry_after_never_shortens_a_hold() -> None:
     limiter.hold(60)
     limiter.hold(5)
     assert limiter.held_for > 59
+
+
+HOLD = 0.2  # a short real Retry-After
+SLACK = 0.005  # the event loop may wake a timer up to its clock resolution early
+
+
+async def test_requests_queued_for_a_slot_wait_out_a_retry_after() -> None:
+    """A 429 to the request in flight holds those already queued behind it, not only newcomers."""
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(concurrency=1)
+    hold_ends = 0.0
+    started: list[float] = []
+
+    async def first() -> None:
+        nonlocal hold_ends
+        async with limiter:
+            await asyncio.sleep(0.01)  # in flight while the other seven queue for the slot
+            limiter.hold(HOLD)  # its answer: 429, Retry-After
+            hold_ends = loop.time() + limiter.held_for
+
+    async def queued() -> None:
+        async with limiter:
+            started.append(loop.time())
+
+    await asyncio.gather(first(), *(queued() for _ in range(7)))
+    assert len(started) == 7
+    assert min(started) >= hold_ends - SLACK
+
+
+async def test_a_hold_extended_while_waiting_is_waited_out_too() -> None:
+    """Another client's 429 during the hold pushes its end back for everyone still waiting."""
+    loop = asyncio.get_running_loop()
+    hold_ends = 0.0
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        nonlocal hold_ends
+        slept.append(seconds)
+        await asyncio.sleep(seconds / 2)
+        if len(slept) == 1:  # halfway through the first wait: another 429
+            limiter.hold(HOLD)
+            hold_ends = loop.time() + limiter.held_for
+        await asyncio.sleep(seconds / 2)
+
+    limiter = RateLimiter(concurrency=1, sleep=sleep)
+    started: list[float] = []
+
+    async def first() -> None:
+        nonlocal hold_ends
+        async with limiter:
+            await asyncio.sleep(0.01)
+            limiter.hold(HOLD)
+            hold_ends = loop.time() + limiter.held_for
+
+    async def queued() -> None:
+        async with limiter:
+            started.append(loop.time())
+
+    await asyncio.gather(first(), *(queued() for _ in range(3)))
+    assert len(started) == 3
+    assert min(started) >= hold_ends - SLACK

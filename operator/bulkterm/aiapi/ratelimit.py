@@ -53,15 +53,29 @@ class RateLimiter:
         return max(0.0, self._resume_at - asyncio.get_running_loop().time())
 
     async def __aenter__(self) -> None:
-        if (wait := self.held_for) > 0:
-            await self._sleep(wait)
         await self._slots.acquire()
         try:
             if self._rate is not None:
                 await self._rate.acquire()
+            await self._wait_out_hold()
         except BaseException:
             self._slots.release()
             raise
+
+    async def _wait_out_hold(self) -> None:
+        """Sleep until a hold ends; again while it was extended meanwhile.
+
+        Checked with the slot (and rate token) in hand, so that requests already queued for a
+        slot when a ``Retry-After`` came in do not start as soon as one frees. Keeping the
+        slot while asleep costs nothing: no request may start during the hold anyway.
+
+        A hold counts as waited out once slept through (an injected sleep need not move the
+        loop's clock); only an extension made during the sleep is slept for again.
+        """
+        slept_until: float | None = None
+        while (wait := self.held_for) > 0 and self._resume_at != slept_until:
+            slept_until = self._resume_at
+            await self._sleep(wait)
 
     async def __aexit__(
         self,

@@ -6,6 +6,7 @@ random source, and so a shared executor can later apply one backoff per endpoint
 
 from __future__ import annotations
 
+import math
 import random
 
 from bulkterm.engine.settings import EngineSettings
@@ -20,9 +21,12 @@ def backoff_delay(
     same outage do not come back in lockstep; a server's ``Retry-After`` is a floor, since
     coming back earlier would only earn another 429.
     """
-    ceiling = min(
-        settings.backoff_max_seconds, settings.backoff_base_seconds * 2.0 ** max(0, streak - 1)
-    )
+    try:
+        # base * 2**(streak - 1), exact and without an intermediate power that could overflow
+        growth = math.ldexp(settings.backoff_base_seconds, max(0, streak - 1))
+    except OverflowError:  # past the largest float (~1,025 rounds), so past any ceiling
+        growth = math.inf
+    ceiling = min(settings.backoff_max_seconds, growth)
     delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, settings.max_retry_after_seconds))
