@@ -2,10 +2,13 @@
 
 Exit codes are part of the interface:
 
-* 0: every target reached its target status (for a dry run: the plan was made).
-* 1: some target (or a run) failed; stderr summarises the failures by reason.
-* 2: invalid input, or credentials missing, malformed or refused, or a CA bundle that cannot
-  be used or a server certificate that does not verify; nothing was sent.
+* 0: every target reached its target status (for a dry run: the plan was made and predicts
+  no failure).
+* 1: some target (or a run) failed; stderr summarises the failures by reason. For a dry run:
+  the plan predicts that some target would fail (``plan.failures`` says why).
+* 2: invalid input, or credentials missing, malformed or refused, a resource group the AI API
+  refused (403 on its first reads), or a CA bundle that cannot be used or a server certificate
+  that does not verify; nothing was written.
 * 130: interrupted by SIGINT (Ctrl-C); 143: terminated by SIGTERM (a cancelled CI job).
   Either way the status as far as it got is printed on stdout, so a rerun can be judged;
   a second signal ends the process at once.
@@ -33,8 +36,17 @@ from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
 from bulkterm.aiapi.settings import CaBundleError, load_ca_bundle
 from bulkterm.aiapi.transport import TlsVerificationError
+from bulkterm.aiapi.wire import public_url
 from bulkterm.display import ProgressView
-from bulkterm.engine import ConditionType, Engine, EngineSettings, Progress, utcnow
+from bulkterm.engine import (
+    ConditionType,
+    Engine,
+    EngineSettings,
+    Plan,
+    PlanAction,
+    Progress,
+    utcnow,
+)
 from bulkterm.engine.selection import (
     SelectionRefused,
     describe_selection,
@@ -266,8 +278,10 @@ async def _apply(
                     interrupted = True
                     break
                 except AuthError as exc:
-                    results.append((manifest, None, f"credentials rejected: {exc.message}"))
-                    if _nothing_sent(clients):  # the key itself: every other run would fail too
+                    results.append((manifest, None, _refusal(exc, manifest, client, options)))
+                    # Refused before any write (a wrong key, or a resource group the tenant
+                    # lacks: its first read answers 403): invalid input, as for a bad manifest.
+                    if _nothing_written(clients):
                         refused = True
                         break
                 except TlsVerificationError as exc:  # the same server for every run
@@ -283,9 +297,10 @@ async def _apply(
             for client in clients:
                 await client.aclose()
         if refused:
+            sent = "nothing was sent" if _nothing_sent(clients) else "no write was sent"
             for manifest, _, problem in results:
                 if problem:
-                    print(f"error: {manifest.name}: {problem}; nothing was sent", file=err)
+                    print(f"error: {manifest.name}: {problem}; {sent}", file=err)
             if len(results) < len(manifests):
                 names = ", ".join(m.name for m in manifests[len(results) :])
                 print(f"error: not started (same credentials): {names}", file=err)
@@ -306,6 +321,39 @@ async def _apply(
 def _nothing_sent(clients: Sequence[AiApiClient]) -> bool:
     """No request reached the AI API (token requests are not AI API requests)."""
     return all(label == "token" for client in clients for label in client.calls)
+
+
+#: Call labels (``AiApiClient.calls``) of requests that change nothing; any other is a write.
+READ_CALLS = ("token", "meta", "list ", "get ", "count ")
+
+
+def _nothing_written(clients: Sequence[AiApiClient]) -> bool:
+    """No write was sent (tokens, ``/meta`` and reads only): nothing was changed."""
+    return all(
+        label.startswith(READ_CALLS) for client in clients for label, n in client.calls.items() if n
+    )
+
+
+def _refusal(exc: AuthError, manifest: Manifest, client: AiApiClient, options: ApplyOptions) -> str:
+    """What was refused, for stderr: a 403 from the AI API itself (after a token was granted)
+    is its RBAC denying the resource group to this key, so the group, where it was set and
+    the AI API's URL are named. Never a secret: the URL is shown without credentials or query,
+    and the AI API's message has been scrubbed by the client."""
+    if exc.status_code == 403 and not _nothing_sent([client]):
+        if options.resource_group:
+            source = "--resource-group"
+        elif "resource_group" in manifest.spec.connection.model_fields_set:
+            source = "spec.connection.resourceGroup"
+        elif client.key.resource_group:
+            source = "AICORE_RESOURCE_GROUP"
+        else:
+            source = "the default (set --resource-group or spec.connection.resourceGroup)"
+        return (
+            f"the AI API at {public_url(client.key.api_url)} refused resource group "
+            f"{client.resource_group!r} ({exc.message}): check {source} and the service key "
+            "(does the tenant have this resource group, and may the key use it?)"
+        )
+    return f"credentials rejected: {exc.message}"
 
 
 def summary_lines(name: str, record: Progress) -> list[str]:
@@ -329,12 +377,29 @@ def summary_lines(name: str, record: Progress) -> list[str]:
             parts.append(f"{unlisted} more not itemised (status.failures keeps the first "
                          f"{len(record.failures)})")  # fmt: skip
         lines.append(f"{name}: {record.failed} failed: {', '.join(parts)}")
+    if record.plan is not None and record.plan.fail:
+        lines.append(f"{name}: {record.plan.fail} would fail: {_predicted(record.plan)}")
     for type_ in (ConditionType.FAILED, ConditionType.COMPLETE, ConditionType.STALLED):
         condition = record.condition(type_)
         if condition is not None and condition.status == "True":
             lines.append(f"{name}: {type_.value} {condition.reason}: {condition.message}")
             break
     return lines
+
+
+def _predicted(plan: Plan) -> str:
+    """A dry run's predicted failures by reason, with the first ids the plan's sample names
+    (``NotFound 2 (dep-a, dep-b), CannotStopUnknown 1 (dep-c)``)."""
+    ids: dict[str, list[str]] = {}
+    for entry in plan.entries:
+        if entry.action is PlanAction.FAIL:
+            ids.setdefault(entry.reason, []).append(entry.id)
+    parts = []
+    for reason, n in sorted(plan.failures.items(), key=lambda item: (-item[1], item[0])):
+        named = ids.get(reason, [])[:IDS_PER_REASON]
+        more = f", +{n - len(named)} more" if n > len(named) and named else ""
+        parts.append(f"{reason} {n}" + (f" ({', '.join(named)}{more})" if named else ""))
+    return ", ".join(parts)
 
 
 class _Interrupted(Exception):
@@ -401,9 +466,12 @@ def _resource_group(manifest: Manifest, key: ServiceKey, options: ApplyOptions) 
 
 
 def _succeeded(record: Progress) -> bool:
-    """The run ended Complete (for a dry run: the plan was made), as ``kubectl wait`` sees it."""
+    """The run ended Complete, as ``kubectl wait`` sees it; for a dry run: the plan was made
+    and predicts no failure (a plan that says a real run would fail is not a green light)."""
     complete = record.condition(ConditionType.COMPLETE)
-    return complete is not None and complete.status == "True"
+    if complete is None or complete.status != "True":
+        return False
+    return not (complete.reason == "DryRun" and record.plan is not None and record.plan.fail)
 
 
 def _print_results(

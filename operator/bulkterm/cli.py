@@ -107,11 +107,14 @@ def apply_command(
 
     \b
     Exit status:
-      0    all targets reached their target status (--dry-run: the plan was made)
-      1    some target or run failed (stderr summarises the failures by reason)
+      0    all targets reached their target status (--dry-run: the plan was made
+           and predicts no failure)
+      1    some target or run failed (stderr summarises the failures by reason;
+           --dry-run: the plan predicts that some target would fail)
       2    invalid input or credentials (nothing was sent): a bad manifest, a
-           missing or malformed service key, credentials the AI API refused, an
-           unusable --ca-bundle, or a server certificate that did not verify
+           missing or malformed service key, credentials or a resource group the
+           AI API refused before any write, an unusable --ca-bundle, or a server
+           certificate that did not verify
       130  interrupted (Ctrl-C, SIGINT)
       143  terminated (SIGTERM, e.g. a cancelled CI job)
     After 130 and 143 the status as far as it got is still printed on stdout.

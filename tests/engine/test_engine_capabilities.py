@@ -120,14 +120,33 @@ async def test_a_completed_execution_is_deleted_with_the_single_call_even_with_b
     assert [(w.id, w.via) for w in api.sent] == [("exe-dead", "bulk"), ("exe-done", "single")]
 
 
-async def test_an_item_a_bulk_delete_refuses_for_its_status_is_tried_with_the_single_call(
+async def test_a_bulk_delete_refused_for_an_item_now_completed_is_sent_as_the_single_call(
     clock: FakeClock,
 ) -> None:
     api = FakeAiApi(clock)
     api.add(E, "exe-0001", Status.STOPPED)
-    api.refuse["exe-0001"] = [refusal("01010099", "Status COMPLETED cannot be deleted in bulk")]
+    api.refuse["exe-0001"] = [refusal("01010099", "Invalid request")]
+    api.add(E, "exe-0001", Status.STOPPED)
+    original = api.bulk_patch
+
+    async def completes_meanwhile(kind, items):  # type: ignore[no-untyped-def]
+        answer = await original(kind, items)
+        api.items[(E, "exe-0001")].status = Status.COMPLETED  # the look was stale
+        return answer
+
+    api.bulk_patch = completes_meanwhile  # type: ignore[method-assign]
     final = await run_to_end(
         spec_of((E, "exe-0001", DELETED), backoff_limit_per_target=0), api, clock
     )
     assert final.outcomes == {"Deleted": 1}
     assert [w.via for w in api.sent] == ["bulk", "single"]
+
+
+async def test_a_refused_bulk_delete_is_not_retried_as_a_single_call_for_the_words_of_its_message(
+    clock: FakeClock,
+) -> None:
+    api = FakeAiApi(clock)
+    api.add(E, "exe-0001", Status.STOPPED)
+    api.refuse["exe-0001"] = [refusal("01010099", "Status COMPLETED cannot be deleted in bulk")]
+    await run_to_end(spec_of((E, "exe-0001", DELETED), backoff_limit_per_target=1), api, clock)
+    assert [w.via for w in api.sent] == ["bulk", "bulk"]  # re-observed STOPPED: bulk again

@@ -163,7 +163,7 @@ async def test_bulk_patches_of_two_runs_go_out_as_one_request(simulator: Simulat
     assert answers[1][0].accepted and not answers[1][1].accepted  # b's refusal is b's alone
 
 
-async def test_two_runs_naming_one_id_are_sent_in_different_requests(
+async def test_two_runs_asking_the_same_action_on_one_id_share_one_item_and_its_answer(
     simulator: Simulator,
 ) -> None:
     simulator.set_bulk_updates(True)
@@ -171,9 +171,77 @@ async def test_two_runs_naming_one_id_are_sent_in_different_requests(
     pool = ClientPool(ClientSettings())
     key = key_of(simulator)
     async with pool.client(key, "default") as a, pool.client(key, "default") as b:
-        await asyncio.gather(
+        answers = await asyncio.gather(
             a.bulk_patch(Kind.DEPLOYMENT, [("dep-0001", STOP)]),
             b.bulk_patch(Kind.DEPLOYMENT, [("dep-0001", STOP)]),
         )
-    assert simulator.counters[PATCH] == 2
+    assert simulator.counters[PATCH] == 1
+    assert [[r.accepted for r in answer] for answer in answers] == [[True], [True]]
     assert simulator.violations == []
+
+
+async def test_two_runs_deleting_the_same_twenty_items_send_each_deletion_once(
+    simulator: Simulator,
+) -> None:
+    simulator.set_bulk_updates(True)
+    ids = [f"dep-{n:04d}" for n in range(20)]
+    for item_id in ids:
+        simulator.add_item(Kind.DEPLOYMENT, item_id, Status.STOPPED)
+    pool = ClientPool(ClientSettings())
+    key = key_of(simulator)
+    delete = [(i, TargetStatus.DELETED) for i in ids]
+    async with pool.client(key, "default") as a, pool.client(key, "default") as b:
+        first = await a.bulk_patch(Kind.DEPLOYMENT, delete)
+        second = await b.bulk_patch(Kind.DEPLOYMENT, delete)  # a later window: already under way
+    assert all(r.accepted for r in [*first, *second])
+    assert simulator.violations == []
+    assert simulator.counters[PATCH] == 1
+
+
+async def test_a_different_action_on_one_id_waits_for_the_request_before_it(
+    simulator: Simulator,
+) -> None:
+    simulator.set_bulk_updates(True)
+    simulator.add_item(Kind.DEPLOYMENT, "dep-0001", Status.STOPPED)
+    merger_sends: list[list[tuple[str, TargetStatus]]] = []
+    in_flight = 0
+    overlapped = False
+
+    class Slow(ForwardingApi):
+        async def bulk_patch(
+            self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
+        ) -> list[BulkItemResult]:
+            nonlocal in_flight, overlapped
+            in_flight += 1
+            overlapped = overlapped or in_flight > 1
+            merger_sends.append(list(items))
+            await asyncio.sleep(0.01)
+            try:
+                return [BulkItemResult(id=i, message="ok") for i, _ in items]
+            finally:
+                in_flight -= 1
+
+    async with AiApiClient.from_service_key(key_of(simulator), "default") as client:
+        merger = BulkMerger(Slow(client), window=0.0)
+        await asyncio.gather(
+            merger.submit(Kind.DEPLOYMENT, [("dep-0001", STOP)]),
+            merger.submit(Kind.DEPLOYMENT, [("dep-0001", TargetStatus.DELETED)]),
+        )
+    assert len(merger_sends) == 2
+    assert not overlapped
+
+
+async def test_a_run_cancelled_in_the_merge_window_sends_nothing(simulator: Simulator) -> None:
+    simulator.set_bulk_updates(True)
+    _running(simulator, "dep-0001", "dep-0002")
+    async with AiApiClient.from_service_key(key_of(simulator), "default") as client:
+        merger = BulkMerger(client, window=0.05)
+        waiting = asyncio.create_task(merger.submit(Kind.DEPLOYMENT, [("dep-0001", STOP)]))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        other = await merger.submit(Kind.DEPLOYMENT, [("dep-0002", STOP)])
+        await asyncio.sleep(0.1)
+    assert [r.id for r in other] == ["dep-0002"]
+    assert simulator.counters[PATCH] == 1
+    assert simulator.state_of(Kind.DEPLOYMENT, "dep-0001") is Status.RUNNING

@@ -259,8 +259,8 @@ def _toward_deleted(obs: Observation, mem: Memory) -> Decision:
         if mem.unconfirmed:
             # A DELETE was recorded before a restart, and nothing shows whether it went out:
             # report what was seen (it existed, now it is gone), not whose deletion it was.
-            return _done("Removed", "was seen, then removed (by the DELETE recorded before a "
-                         "restart, or by someone else: the AI API cannot tell)")  # fmt: skip
+            return _done("Removed", "was seen, then removed (by a DELETE whose answer never "
+                         "arrived, or by someone else: the AI API cannot tell)")  # fmt: skip
         if mem.seen:
             return _done("Removed", "was seen, then removed by someone else")
         # Absent is what DELETED asks for, but say that it was never seen: a whole run of
@@ -405,9 +405,17 @@ def remember_not_found(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:
     )
 
 
+def remember_unknown(mem: Memory, fault: Fault) -> Memory:
+    """The request may have been acted on (a 500, 502 or 504, a timeout, a lost answer): as
+    with a send restored from a record written before it, whether it was is unknown until the
+    item is read whole (``targetStatus`` shows it). It stays in flight, unconfirmed, so that
+    nothing is sent to the item again before that read; no retry is spent."""
+    return replace(mem, unconfirmed=mem.in_flight is not None, last_error=fault)
+
+
 def remember_transient(mem: Memory, fault: Fault) -> Memory:
-    """The request failed transiently (5xx, timeout, dropped connection): the item may or may
-    not have received it, so the next round looks again before anything is resent.
+    """The request was certainly not acted on (429, 503, never sent): the next round looks
+    again and sends what is still due.
 
     A request-level failure is not the target's fault and spends none of its retries: an
     outage of any length ends when the service returns or when ``activeDeadlineSeconds``

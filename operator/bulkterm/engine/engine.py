@@ -36,6 +36,7 @@ from bulkterm.engine.decisions import (
     remember_refused,
     remember_sent,
     remember_transient,
+    remember_unknown,
 )
 from bulkterm.engine.errors import RecordNotWritten
 from bulkterm.engine.executor import (
@@ -297,6 +298,9 @@ class Engine:
             elif result.outcome is Outcome.TRANSIENT:
                 assert result.fault is not None
                 mem[i] = remember_transient(mem[i], result.fault)
+            elif result.outcome is Outcome.UNKNOWN:
+                assert result.fault is not None
+                mem[i] = remember_unknown(mem[i], result.fault)
 
     def _after_round(self, transient: list[TransientError], *, wake: datetime | None) -> float:
         now = self._clock()
@@ -408,14 +412,25 @@ class Engine:
     # --- dry run ---
 
     async def _dry_run(self) -> None:
-        """Observe once and write down what a real run would do; send nothing."""
+        """Observe once and write down what a real run would do; send nothing (and finish
+        no target: a kind none of whose targets exists is a predicted failure in the plan)."""
         observations: dict[int, Observation] = {}
+        # The group the client sends (``bulkterm apply --resource-group`` may override the spec).
+        group = str(getattr(self.executor.api, "resource_group", None) or "") or (
+            self.spec.connection.resource_group
+        )
+        nothing: set[Kind] = set()
         for attempt in range(1, DRY_RUN_OBSERVATION_ATTEMPTS + 1):
             transient: list[TransientError] = []
             if await self._ensure_capabilities(transient):
-                missing = [i for i in self.ledger.open_indexes() if i not in observations]
-                seen = await self._observe(transient, only=missing)
+                missing = [
+                    i
+                    for i in self.ledger.open_indexes()
+                    if i not in observations and self.ledger.targets[i].kind not in nothing
+                ]
+                seen, absent = await self.observer.observe_open(transient, self._clock(), missing)
                 observations.update(seen)
+                nothing.update(absent)
             if not transient or attempt == DRY_RUN_OBSERVATION_ATTEMPTS:
                 break
             self._transient_streak += 1
@@ -429,14 +444,30 @@ class Engine:
             now=self._clock(),
             limits=self._limits,
             max_entries=self.settings.max_plan_entries,
+            nothing_found={
+                kind: f"not found in resource group {group!r} at {self._endpoint}, and neither "
+                f"was any other {kind.value.lower()} of this run"
+                for kind in nothing
+            },
         )
         plan = self.ledger.plan
+        failing = sorted(plan.failures.items(), key=lambda item: (-item[1], item[0]))
+        why = ": " + ", ".join(f"{reason} {n}" for reason, n in failing) if failing else ""
+        kinds = " and ".join(f"{k.value.lower()}s" for k in Kind if k in nothing)
+        none_found = (
+            f"; none of the {kinds} was found in resource group {group!r} at {self._endpoint}: "
+            "a real run would end Failed NoTargetsFound (check connection.resourceGroup and "
+            "the service key's AI_API_URL)"
+            if nothing
+            else ""
+        )
         self.ledger.completion_time = self._clock()
         self._situation = Situation(
             Phase.COMPLETE,
             "DryRun",
             f"dry run, nothing was sent: would stop {plan.stop}, delete {plan.delete}, wait on "
-            f"{plan.wait}; {plan.skip} already at target status; {plan.fail} would fail",
+            f"{plan.wait}; {plan.skip} already at target status; {plan.fail} would fail"
+            f"{why}{none_found}",
         )
 
     # --- reporting ---

@@ -45,7 +45,11 @@ class Outcome(StrEnum):
     ACCEPTED = "Accepted"
     REFUSED = "Refused"
     NOT_FOUND = "NotFound"
+    #: Certainly not acted on (429, 503, never sent): may be sent again after the next look.
     TRANSIENT = "Transient"
+    #: Maybe acted on (500, 502, 504, a timeout, a lost answer): read the item whole before
+    #: anything is sent to it again.
+    UNKNOWN = "Unknown"
     #: Refused for the credentials or the configuration (a URL the API does not serve): not
     #: acted on; the run stalls once the round is recorded.
     HALT = "Halt"
@@ -56,6 +60,8 @@ class SendResult:
     intent: Intent
     outcome: Outcome
     fault: Fault | None = None
+    #: The answer came from a bulk PATCH (whose rules are narrower than the single calls').
+    bulk: bool = False
 
 
 @dataclass(slots=True)
@@ -139,14 +145,22 @@ class Executor:
         method: ObservationMethod,
         *,
         deleting: Collection[str] = (),
+        counted: int | None = None,
     ) -> ObservationReport:
         """Observe ``ids``. ``deleting``: ids with an accepted DELETE, whose absence from a
-        multi-page list is expected and needs no confirming GET."""
+        multi-page list is expected and needs no confirming GET. ``counted``: the size of the
+        collection just read with ``$count``, which a list must agree with to prove absence."""
         if method is ObservationMethod.LIST:
             report = ObservationReport(kind, method)
             try:
                 # Unfiltered and every page (the client pages until exhausted or raises).
                 states, page_size = await self._list(kind)
+                doubtful = counted is not None and len(states) < counted
+                if doubtful and 0 < len(states) < page_size:
+                    # Fewer rows than counted a moment ago, on one short page: a server that
+                    # caps pages silently and counts only the page looks exactly like this.
+                    self._page_sizes[kind] = len(states)
+                    states, page_size = await self._list(kind)
             except TransientError as e:
                 report.transient.append(e)
                 return report
@@ -156,7 +170,8 @@ class Executor:
                 return fallback
             by_id = {s.id: s for s in states}
             missing = [item_id for item_id in ids if item_id not in by_id]
-            paged = len(states) >= page_size
+            # A list proves absence only as one snapshot that agrees with the count.
+            paged = len(states) >= page_size or doubtful
             expected = [i for i in missing if i in deleting] if paged else []
             for item_id in expected:
                 report.observations[item_id] = Observation.not_found(Source.LIST)
@@ -244,24 +259,43 @@ class Executor:
         return report
 
     async def _recheck_refusals(self, report: SendReport) -> None:
-        """A refusal may only mean the action is already under way: an earlier send whose
-        answer was lost, or one sent before a restart. ``$select=status`` cannot show that
-        (it leaves ``targetStatus`` out), so each refused item is read whole; if its stop or
-        deletion is already in progress the action counts as accepted, not as a refusal
-        that would burn the target's retries."""
+        """A refusal is judged by the item's state, never by the words of the message.
+
+        It may only mean the action is already under way: an earlier send whose answer was
+        lost, or one sent before a restart. ``$select=status`` cannot show that (it leaves
+        ``targetStatus`` out), so each refused item is read whole; if its stop or deletion is
+        in progress the action counts as accepted, not as a refusal that would burn the
+        target's retries. A DELETE refused for an item the read shows COMPLETED (which only
+        the single DELETE takes) is sent again at once as the single call."""
         refused = [i for i, r in enumerate(report.results) if r.outcome is Outcome.REFUSED]
 
-        async def moving(index: int) -> tuple[int, bool]:
+        async def read(index: int) -> tuple[int, ItemState | None]:
             intent = report.results[index].intent
             try:
-                state = await self.api.get_state(intent.kind, intent.id, full=True)
+                return index, await self.api.get_state(intent.kind, intent.id, full=True)
             except (NotFoundError, PermanentError, TransientError):
-                return index, False
-            return index, already_under_way(intent.action, state)
+                return index, None
 
-        for index, under_way in await _gather(self._single, [moving(i) for i in refused]):
-            if under_way:
-                report.results[index] = SendResult(report.results[index].intent, Outcome.ACCEPTED)
+        singles: list[int] = []
+        for index, state in await _gather(self._single, [read(i) for i in refused]):
+            if state is None:
+                continue
+            result = report.results[index]
+            if already_under_way(result.intent.action, state):
+                report.results[index] = SendResult(result.intent, Outcome.ACCEPTED)
+            elif (
+                result.bulk
+                and result.intent.action is Action.DELETE
+                and (state.status is Status.COMPLETED)
+            ):
+                singles.append(index)
+        if singles:
+            again = SendReport()
+            await self._send_singles([report.results[i].intent for i in singles], again)
+            report.transient.extend(again.transient)
+            report.halt = report.halt or again.halt
+            for index, result in zip(singles, again.results, strict=True):
+                report.results[index] = result
 
     async def _send_bulk(self, request: Request, report: SendReport) -> list[Intent]:
         """One bulk PATCH; returns the intents to retry as single calls (bulk unsupported)."""
@@ -294,7 +328,8 @@ class Executor:
             report.results.extend(SendResult(i, Outcome.HALT, fault_of(error)) for i in items)
         elif isinstance(error, TransientError):
             report.transient.append(error)
-            report.results.extend(SendResult(i, Outcome.TRANSIENT, fault_of(error)) for i in items)
+            outcome = _transient_outcome(error)
+            report.results.extend(SendResult(i, outcome, fault_of(error)) for i in items)
         else:
             report.results.extend(SendResult(i, Outcome.REFUSED, fault_of(error)) for i in items)
         return []
@@ -303,24 +338,24 @@ class Executor:
     def _judge_answers(
         items: Sequence[Intent], answer: Sequence[BulkItemResult], report: SendReport
     ) -> list[Intent]:
-        """Each item by its own answer; returns those to retry as single calls."""
+        """Each item by its own answer. A refused item is a refusal, whatever the message
+        says: the next look shows why (a COMPLETED execution, which only the single DELETE
+        takes, is sent that way from then on: see the engine's ``_single_only``). Nothing is
+        left to retry as single calls here."""
         by_id: dict[str, BulkItemResult] = {}
         for item in answer:
             by_id.setdefault(item.id, item)
-        retry_single: list[Intent] = []
         for intent in items:
             result = by_id.get(intent.id)
             if result is None:
                 fault = Fault(None, "the 202 response had no result for this item")
                 report.results.append(SendResult(intent, Outcome.REFUSED, fault))
-            elif result.error is not None and _bulk_rule(intent, result.error.message):
-                retry_single.append(intent)
             elif result.error is not None:
                 fault = Fault(result.error.code, result.error.message)
-                report.results.append(SendResult(intent, Outcome.REFUSED, fault))
+                report.results.append(SendResult(intent, Outcome.REFUSED, fault, bulk=True))
             else:
                 report.results.append(SendResult(intent, Outcome.ACCEPTED))
-        return retry_single
+        return []
 
     async def _send_singles(self, intents: Sequence[Intent], report: SendReport) -> None:
         async def one(intent: Intent) -> SendResult:
@@ -336,7 +371,7 @@ class Executor:
                 return SendResult(intent, Outcome.HALT, fault_of(e))
             except TransientError as e:
                 report.transient.append(e)
-                return SendResult(intent, Outcome.TRANSIENT, fault_of(e))
+                return SendResult(intent, _transient_outcome(e), fault_of(e))
             except PermanentError as e:
                 return SendResult(intent, Outcome.REFUSED, fault_of(e))
             return SendResult(intent, Outcome.ACCEPTED)
@@ -344,11 +379,8 @@ class Executor:
         report.results.extend(await _gather(self._single, [one(i) for i in intents]))
 
 
-def _bulk_rule(intent: Intent, message: str) -> bool:
-    """A bulk DELETE refused for the item's status: the bulk endpoint deletes only STOPPED,
-    DEAD and UNKNOWN items, while the single DELETE also takes e.g. a COMPLETED execution.
-    Such an item is tried once more with the single call (which judges for itself)."""
-    return intent.action is Action.DELETE and "status" in message.lower()
+def _transient_outcome(error: TransientError) -> Outcome:
+    return Outcome.TRANSIENT if error.not_executed else Outcome.UNKNOWN
 
 
 def already_under_way(action: Action, state: ItemState) -> bool:

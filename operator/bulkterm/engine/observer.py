@@ -122,12 +122,13 @@ class Observer:
         method = choose_observation(
             len(ids), self._known_items.get(kind), page, list_usable=self._list_usable[kind]
         )
+        counted: int | None = None
         if method is ObservationMethod.COUNT:
             if not self._count_usable[kind]:
                 method = ObservationMethod.LIST
             else:
                 try:
-                    self._known_items[kind] = await self.executor.count(kind)
+                    counted = self._known_items[kind] = await self.executor.count(kind)
                 except TransientError as e:
                     return ObservationReport(kind, method, transient=[e])
                 except (NotFoundError, PermanentError):
@@ -135,7 +136,7 @@ class Observer:
                     method = ObservationMethod.LIST
                 else:
                     method = choose_observation(len(ids), self._known_items[kind], page)
-        report = await self.executor.observe(kind, ids, method, deleting=deleting)
+        report = await self.executor.observe(kind, ids, method, deleting=deleting, counted=counted)
         if report.list_size is not None:
             self._known_items[kind] = report.list_size
         if report.list_refused:

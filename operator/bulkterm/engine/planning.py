@@ -1,16 +1,20 @@
 """The dry run's plan: what a real run would do with each target, judged from one look.
 
 Pure: the same decision table as a real run, applied to one round of observations, counted
-by action and reason, with the first entries spelled out (bounded, for the status).
+by action and reason, with the first entries spelled out (bounded, for the status). A kind
+none of whose targets was found fails every one of its targets ``NotFound`` in a real run (the
+DELETED ones too: see ``NoTargetsFound``), so the plan counts them as failures as well.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 
+from bulkterm.aiapi.models import Kind
 from bulkterm.engine import indexes
-from bulkterm.engine.decisions import Action, Limits, Observation, Verdict, decide
+from bulkterm.engine.decisions import Action, Decision, Limits, Observation, Verdict, decide
 from bulkterm.engine.ledger import Ledger
 from bulkterm.engine.progress import Plan, PlanAction, PlanEntry
 
@@ -22,19 +26,30 @@ def plan_of(
     now: datetime,
     limits: Limits,
     max_entries: int,
+    nothing_found: Mapping[Kind, str] | None = None,
 ) -> Plan:
+    """``nothing_found``: the kinds none of whose targets was found, with the message their
+    targets would fail with (their observations are not in ``observations``)."""
     buckets: dict[PlanAction, list[int]] = {a: [] for a in PlanAction}
     reasons: dict[str, int] = defaultdict(int)
+    failures: dict[str, int] = defaultdict(int)
     entries: list[PlanEntry] = []
+    absent = nothing_found or {}
     for i in ledger.open_indexes():
         target = ledger.targets[i]
         obs = observations.get(i)
-        d = decide(target, obs, ledger.memory[i], now=now, limits=limits)
+        if target.kind in absent:
+            obs = Observation.not_found()
+            d = Decision(Verdict.FAIL, "NotFound", absent[target.kind])
+        else:
+            d = decide(target, obs, ledger.memory[i], now=now, limits=limits)
         action = _PLAN_ACTION[d.verdict]
         if d.verdict is Verdict.SEND:
             action = PlanAction.STOP if d.action is Action.STOP else PlanAction.DELETE
         buckets[action].append(i)
         reasons[d.reason] += 1
+        if action is PlanAction.FAIL:
+            failures[d.reason] += 1
         if len(entries) < max_entries:
             entries.append(
                 PlanEntry(
@@ -60,6 +75,7 @@ def plan_of(
         skip_indexes=indexes.compress(buckets[PlanAction.SKIP]),
         fail_indexes=indexes.compress(buckets[PlanAction.FAIL]),
         reasons=dict(sorted(reasons.items())),
+        failures=dict(sorted(failures.items())),
         entries=entries,
         entries_omitted=open_count - len(entries),
     )

@@ -173,6 +173,9 @@ class Plan(_Record):
     fail_indexes: str = ""
     #: How many targets each reason applies to (``{"AlreadyStopped": 3, "Stop": 40}``).
     reasons: dict[str, int] = Field(default_factory=dict)
+    #: The ``fail`` targets by the reason a real run would record in ``status.failures``
+    #: (``{"NotFound": 2, "CannotStopUnknown": 1}``); the counts add up to ``fail``.
+    failures: dict[str, int] = Field(default_factory=dict)
     entries: list[PlanEntry] = Field(default_factory=list)
     #: Targets left out of ``entries`` to keep the record small.
     entries_omitted: int = 0

@@ -58,21 +58,78 @@ MERGE_WINDOW_SECONDS = 0.2
 MAX_ITEMS = 100
 
 
+#: How long another run's accepted action counts as under way for a run that has not seen it
+#: (the engine's default resend timeouts: a lost action is sent again after them).
+UNDER_WAY_SECONDS = {TargetStatus.STOPPED: 60.0, TargetStatus.DELETED: 600.0}
+
+
 @dataclass
 class _Submission:
     items: list[tuple[str, TargetStatus]]
     answer: asyncio.Future[list[BulkItemResult]]
+    #: Its run stopped waiting (cancelled) before the request went out: nothing is sent for it.
+    withdrawn: bool = False
+
+
+class AcceptedActions:
+    """What the AI API accepted for the runs of one tenant and resource group, and when.
+
+    A run decides from its own last look; another run's STOP or DELETE accepted since then is
+    invisible to it (``$select=status`` hides ``targetStatus``), so it would send the same
+    action again and be refused ("being deleted"). Reads handed to a run show such actions as
+    the API would with ``targetStatus``, and a submission of an action already under way is
+    answered as accepted without being sent, for as long as the action may still take effect
+    (:data:`UNDER_WAY_SECONDS`); after that a run that finds no effect may send it again."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._accepted: dict[tuple[Kind, str], tuple[TargetStatus, float]] = {}
+
+    def note(self, kind: Kind, item_id: str, action: TargetStatus) -> None:
+        self._accepted[(kind, item_id)] = (action, self._clock())
+
+    def under_way(self, kind: Kind, item_id: str) -> TargetStatus | None:
+        entry = self._accepted.get((kind, item_id))
+        if entry is None:
+            return None
+        action, at = entry
+        if self._clock() - at > UNDER_WAY_SECONDS[action]:
+            del self._accepted[(kind, item_id)]
+            return None
+        return action
+
+    def covers(self, kind: Kind, item_id: str, action: TargetStatus) -> bool:
+        """Whether ``action`` on the item is already under way (a DELETE answers a STOP too)."""
+        under_way = self.under_way(kind, item_id)
+        return under_way is action or under_way is TargetStatus.DELETED
+
+    def overlay(self, kind: Kind, state: ItemState) -> ItemState:
+        """``state`` as a full read would show it, given the actions accepted meanwhile."""
+        if state.target_status is not None:
+            return state
+        action = self.under_way(kind, state.id)
+        if action is TargetStatus.DELETED:
+            return state.model_copy(update={"target_status": TargetStatus.DELETED.value})
+        if action is TargetStatus.STOPPED and state.status in (Status.PENDING, Status.RUNNING):
+            return state.model_copy(update={"target_status": TargetStatus.STOPPED.value})
+        return state
 
 
 class BulkMerger:
     """Bulk PATCHes of one kind from many runs, sent as few shared requests as the AI API's
     rules allow (at most 100 items, each id once)."""
 
-    def __init__(self, sender: AiApi, window: float = MERGE_WINDOW_SECONDS) -> None:
+    def __init__(
+        self,
+        sender: AiApi,
+        window: float = MERGE_WINDOW_SECONDS,
+        accepted: AcceptedActions | None = None,
+    ) -> None:
         self._sender = sender
         self._window = window
         self._pending: dict[Kind, list[_Submission]] = {}
         self._flushers: set[asyncio.Task[None]] = set()
+        self.accepted = accepted or AcceptedActions(time.monotonic)
 
     async def submit(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
@@ -88,31 +145,57 @@ class BulkMerger:
             task = asyncio.create_task(self._flush_later(kind))
             self._flushers.add(task)
             task.add_done_callback(self._flushers.discard)
-        return await asyncio.shield(submission.answer)
+        try:
+            return await asyncio.shield(submission.answer)
+        except asyncio.CancelledError:
+            submission.withdrawn = True  # still queued: its items are not sent
+            raise
 
     async def _flush_later(self, kind: Kind) -> None:
         await asyncio.sleep(self._window)
-        batch = self._pending.pop(kind, [])
-        requests = pack([s.items for s in batch])
-        answers = await asyncio.gather(
-            *(self._send(kind, [batch[s].items[k] for s, k in r]) for r in requests),
-            return_exceptions=True,
+        batch = [s for s in self._pending.pop(kind, []) if not s.withdrawn]
+        # One item per (id, action): the runs that asked the same share its answer. An action
+        # already under way (another run's, accepted earlier) is answered without a send.
+        first: dict[tuple[str, TargetStatus], tuple[int, int]] = {}
+        unique: list[list[tuple[str, TargetStatus]]] = [[] for _ in batch]
+        position: list[list[tuple[int, int] | None]] = [[] for _ in batch]
+        for s, submission in enumerate(batch):
+            for item in submission.items:
+                if self.accepted.covers(kind, *item):
+                    position[s].append(None)
+                    continue
+                if item not in first:
+                    first[item] = (s, len(unique[s]))
+                    unique[s].append(item)
+                position[s].append(first[item])
+        requests = pack(unique)
+        answers = await _send_in_turn(
+            [[unique[s][k] for s, k in r] for r in requests],
+            lambda items: self._send(kind, items),
         )
-        for error in answers:
-            if isinstance(error, BaseException) and not isinstance(error, Exception):
-                raise error  # cancelled: close() answers the submissions
-        carriers: list[dict[int, int]] = [{} for _ in batch]  # item -> its request
+        carriers: dict[tuple[int, int], int] = {}  # unique item -> its request
         for r, members in enumerate(requests):
-            for s, k in members:
-                carriers[s][k] = r
-        for submission, carrier in zip(batch, carriers, strict=True):
+            for member in members:
+                carriers[member] = r
+        for s, submission in enumerate(batch):
             if not submission.answer.done():
-                _answer(submission, [answers[carrier[k]] for k in range(len(submission.items))])
+                _answer(
+                    submission,
+                    [
+                        _UNDER_WAY if where is None else answers[carriers[where]]
+                        for where in position[s]
+                    ],
+                )
 
     async def _send(
         self, kind: Kind, items: list[tuple[str, TargetStatus]]
     ) -> dict[str, BulkItemResult]:
-        return {r.id: r for r in await self._sender.bulk_patch(kind, items)}
+        answer = {r.id: r for r in await self._sender.bulk_patch(kind, items)}
+        for item_id, action in items:
+            result = answer.get(item_id)
+            if result is not None and result.accepted:
+                self.accepted.note(kind, item_id, action)
+        return answer
 
     async def close(self) -> None:
         for task in list(self._flushers):
@@ -123,6 +206,38 @@ class BulkMerger:
                 if not s.answer.done():
                     s.answer.cancel()
         self._pending.clear()
+
+
+#: The answer for an item whose action another run's request already had accepted.
+_UNDER_WAY: dict[str, BulkItemResult] = {}
+
+
+async def _send_in_turn(
+    requests: list[list[tuple[str, TargetStatus]]],
+    send: Callable[[list[tuple[str, TargetStatus]]], Awaitable[dict[str, BulkItemResult]]],
+) -> list[dict[str, BulkItemResult] | BaseException]:
+    """Send every request, side by side, except that one naming an id an earlier request
+    also names (a different action on it) waits for that one's answer: two writes to one item
+    at once would race, and the second would be refused."""
+    done: list[asyncio.Future[None]] = [
+        asyncio.get_running_loop().create_future() for _ in requests
+    ]
+    answers: list[dict[str, BulkItemResult] | BaseException] = [{} for _ in requests]
+    ids = [{item_id for item_id, _ in r} for r in requests]
+
+    async def one(r: int) -> None:
+        try:
+            for earlier in range(r):
+                if ids[earlier] & ids[r]:
+                    await done[earlier]
+            answers[r] = await send(requests[r])
+        except Exception as e:
+            answers[r] = e
+        finally:
+            done[r].set_result(None)
+
+    await asyncio.gather(*(one(r) for r in range(len(requests))))
+    return answers
 
 
 def _answer(
@@ -142,6 +257,8 @@ def _answer(
                 if error is None:
                     submission.answer.set_exception(answer)  # not the AI API's: a bug, raise
                     return
+        elif answer is _UNDER_WAY:
+            results.append(BulkItemResult(id=item_id, message="already under way"))
         elif item_id in answer:
             results.append(answer[item_id])
     if error is None:
@@ -201,11 +318,14 @@ class SharedReads:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reader = reader
-        self.bulk = BulkMerger(reader)
+        self.accepted = AcceptedActions(clock)
+        self.bulk = BulkMerger(reader, accepted=self.accepted)
         self._max_age = max_age
         self._meta_ttl = meta_ttl
         self._clock = clock
         self._flights: dict[tuple[Any, ...], _Flight] = {}
+        #: Single STOPs and DELETEs sent and not yet answered, shared by the runs asking them.
+        self.singles: dict[tuple[Kind, str, TargetStatus], asyncio.Future[None]] = {}
 
     async def _share(
         self,
@@ -245,7 +365,7 @@ class SharedReads:
             self._max_age,
             lambda: self.reader.list_states(kind, status=status, page_size=page_size),
         )
-        return list(states)  # each run gets its own list to keep
+        return [self.accepted.overlay(kind, s) for s in states]  # each run its own list
 
     async def count(self, kind: Kind, *, status: Status | None, not_before: float) -> int:
         return await self._share(
@@ -307,10 +427,27 @@ class FleetApi(ForwardingApi):
         return await self._write(lambda: self._shared.bulk.submit(kind, items))
 
     async def stop(self, kind: Kind, item_id: str) -> None:
-        await self._write(lambda: super(FleetApi, self).stop(kind, item_id))
+        await self._single(kind, item_id, TargetStatus.STOPPED)
 
     async def delete(self, kind: Kind, item_id: str) -> None:
-        await self._write(lambda: super(FleetApi, self).delete(kind, item_id))
+        await self._single(kind, item_id, TargetStatus.DELETED)
+
+    async def _single(self, kind: Kind, item_id: str, action: TargetStatus) -> None:
+        """A single STOP or DELETE: sent once for all runs of the group. One already under
+        way (accepted, or sent by another run and not yet answered) is this run's answer
+        too, so two runs never race two writes to one item."""
+        shared = self._shared
+        if shared.accepted.covers(kind, item_id, action):
+            return
+        key = (kind, item_id, action)
+        flight = shared.singles.get(key)
+        if flight is None:
+            own = super().stop if action is TargetStatus.STOPPED else super().delete
+            flight = shared.singles[key] = asyncio.ensure_future(own(kind, item_id))
+            flight.add_done_callback(lambda _: shared.singles.pop(key, None))
+            flight.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await self._write(lambda: asyncio.shield(flight))
+        shared.accepted.note(kind, item_id, action)
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
         await self._write(lambda: super(FleetApi, self).pause_execution_schedule(schedule_id))
