@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lock kube kstatus gitops-testdata demo test lint bench clean crds-sync image
+.PHONY: install lock kube kstatus gitops-testdata demo test lint explore bench clean crds-sync image
 
 #: The hashed locks (requirements/lock.py makes them from pyproject.toml; `make lock`).
 LOCKS := requirements/build.lock requirements/test.lock requirements/runtime.lock
@@ -72,6 +72,11 @@ test: install kube kstatus
 lint: install
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/mypy
+
+# The fault-schedule explorer at scale (make test runs 300 seeds): SEEDS=10000 by default.
+SEEDS ?= 10000
+explore: install
+	$(BIN)/python -m tests.simulation.explorer --seeds $(SEEDS) --keep-going
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -72,6 +72,8 @@ class Play:
     runs: list[RunOutcome] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     wire_faults: Counter[str] = field(default_factory=Counter)
+    #: Every write as sent, with the simulated second: what ``-v`` prints for a failing seed.
+    trace: list[str] = field(default_factory=list)
 
 
 def _spec(plan: RunPlan) -> BulkTerminationSpec:
@@ -117,27 +119,41 @@ async def play(sc: Scenario) -> Play:
     def pick(request: httpx.Request):  # type: ignore[no-untyped-def]
         route = f"{request.method} {request.url.path}"
         result.requests[route] += 1
-        if request.url.path.endswith("/oauth/token") or not sc.faults:
-            return None
-        roll, which = wire_rng.random(), wire_rng.randrange(len(sc.faults))
-        if roll < sc.fault_rate:
-            result.wire_faults[sc.faults[which].value] += 1
-            return sc.faults[which]
-        return None
+        fault = None
+        if not request.url.path.endswith("/oauth/token") and sc.faults:
+            roll, which = wire_rng.random(), wire_rng.randrange(len(sc.faults))
+            if roll < sc.fault_rate:
+                fault = sc.faults[which]
+                result.wire_faults[fault.value] += 1
+        if request.method != "GET":
+            body = request.content.decode()[:300] if "token" not in route else ""
+            hit = f" [{fault.value}]" if fault is not None else ""
+            result.trace.append(f"{loop.time():8.2f} {route} {body}{hit}")
+        return fault
 
     transport = AppTransport(build_app(sim.backend), pick, timeout_seconds=30.0)
     key = sim.service_key()
     settings = ClientSettings()
     limiter = RateLimiter(settings.concurrency, settings.rate_limit_per_second)
+
+    def jitter(name: str):  # type: ignore[no-untyped-def]
+        return random.Random(f"client:{sc.seed}:{name}").random  # retry jitter, replayable
+
     owner = AiApiClient.from_service_key(
-        key, "default", settings, transport=transport, limiter=limiter
+        key, "default", settings, transport=transport, limiter=limiter, rng=jitter("owner")
     )
     reader = AiApiClient.from_service_key(
-        key, "default", settings, transport=transport, limiter=limiter, tokens=owner.tokens
+        key,
+        "default",
+        settings,
+        transport=transport,
+        limiter=limiter,
+        tokens=owner.tokens,
+        rng=jitter("reader"),
     )
     shared = SharedReads(reader, clock=loop.time)
     meddler = AiApiClient.from_service_key(
-        key, "default", settings, transport=AppTransport(build_app(sim.backend))
+        key, "default", settings, transport=AppTransport(build_app(sim.backend)), rng=jitter("m")
     )
 
     async def meddle() -> None:
@@ -160,7 +176,13 @@ async def play(sc: Scenario) -> Play:
         lives = 0
         while True:
             own = AiApiClient.from_service_key(
-                key, "default", settings, transport=transport, limiter=limiter, tokens=owner.tokens
+                key,
+                "default",
+                settings,
+                transport=transport,
+                limiter=limiter,
+                tokens=owner.tokens,
+                rng=jitter(f"{plan.name}:{lives}"),
             )
             api: AiApi = FleetApi(own, shared, clock=loop.time) if sc.fleet else own
             engine = Engine(
@@ -259,6 +281,8 @@ def judge(p: Play) -> list[str]:
             continue  # raced with someone else's change: not a re-send of ours
         if v.code == "ResultTooLarge":
             continue  # a 413 is how a server says its page cap: learnt, not a write
+        if v.code == "IllegalStop" and ("COMPLETED" in v.what or "DEAD" in v.what):
+            continue  # it ended by itself between the look and the STOP: the API's race
         if (
             v.code == "IllegalDelete"
             and v.kind is not None
@@ -335,8 +359,12 @@ def _report_vs_truth(
             wrong.append(f"{kind} {item_id}: failed {reason}: {failure.message}")
     if not others:
         # Without anybody else deleting: NotFound outcomes are exactly the absent DELETED targets.
+        # A kind none of whose targets exists fails them all NotFound (NoTargetsFound).
+        found = {k for k, i, _ in o.plan.targets if _item(sc, k, i).status is not None}
         absent = sum(
-            1 for k, i, g in o.plan.targets if g is DELETED and _item(sc, k, i).status is None
+            1
+            for k, i, g in o.plan.targets
+            if g is DELETED and _item(sc, k, i).status is None and k in found
         )
         shared_ids = [(k, i) for k, i, _ in o.plan.targets if touched_by[(k, i)] > 1]
         reported = final.outcomes.get("NotFound", 0)
@@ -355,6 +383,8 @@ class SeedResult:
     description: str
     simulated_seconds: float
     requests: int
+    #: Every write with its simulated time and fault: equal on every replay of the seed.
+    trace: list[str]
 
     @property
     def ok(self) -> bool:
@@ -371,7 +401,9 @@ def explore(seed: int) -> SeedResult:
         return p
 
     p = vtime.run(main())
-    return SeedResult(seed, judge(p), sc.describe(), loop_time[0], sum(p.requests.values()))
+    return SeedResult(
+        seed, judge(p), sc.describe(), loop_time[0], sum(p.requests.values()), p.trace
+    )
 
 
 def replay_hint(seed: int) -> str:
@@ -399,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         requests += r.requests
         if args.verbose:
             print(r.description)
+            print("\n".join(r.trace))
         if not r.ok:
             failed.append(r)
             print(f"FAIL {r.description}", file=sys.stderr)

@@ -130,6 +130,8 @@ class BulkMerger:
         self._pending: dict[Kind, list[_Submission]] = {}
         self._flushers: set[asyncio.Task[None]] = set()
         self.accepted = accepted or AcceptedActions(time.monotonic)
+        #: Items of requests sent and not yet answered, and where their answer will be.
+        self._in_flight: dict[tuple[Kind, str, TargetStatus], _Answer] = {}
 
     async def submit(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
@@ -155,37 +157,46 @@ class BulkMerger:
         await asyncio.sleep(self._window)
         batch = [s for s in self._pending.pop(kind, []) if not s.withdrawn]
         # One item per (id, action): the runs that asked the same share its answer. An action
-        # already under way (another run's, accepted earlier) is answered without a send.
+        # already under way (accepted earlier) is answered without a send; one in a request
+        # still unanswered (retrying, say) shares that request's answer.
         first: dict[tuple[str, TargetStatus], tuple[int, int]] = {}
         unique: list[list[tuple[str, TargetStatus]]] = [[] for _ in batch]
-        position: list[list[tuple[int, int] | None]] = [[] for _ in batch]
+        position: list[list[tuple[int, int] | _Answer]] = [[] for _ in batch]
         for s, submission in enumerate(batch):
             for item in submission.items:
-                if self.accepted.covers(kind, *item):
-                    position[s].append(None)
-                    continue
-                if item not in first:
-                    first[item] = (s, len(unique[s]))
-                    unique[s].append(item)
-                position[s].append(first[item])
-        requests = pack(unique)
-        answers = await _send_in_turn(
-            [[unique[s][k] for s, k in r] for r in requests],
-            lambda items: self._send(kind, items),
-        )
-        carriers: dict[tuple[int, int], int] = {}  # unique item -> its request
-        for r, members in enumerate(requests):
+                carrier = self._in_flight.get((kind, *item))
+                if carrier is not None:
+                    position[s].append(carrier)
+                elif self.accepted.covers(kind, *item):
+                    position[s].append(_answered(_UNDER_WAY))
+                else:
+                    if item not in first:
+                        first[item] = (s, len(unique[s]))
+                        unique[s].append(item)
+                    position[s].append(first[item])
+        requests = [[unique[s][k] for s, k in r] for r in pack(unique)]
+        answers = [asyncio.get_running_loop().create_future() for _ in requests]
+        carriers: dict[tuple[int, int], _Answer] = {}  # unique item -> its request's answer
+        for r, members in enumerate(pack(unique)):
             for member in members:
-                carriers[member] = r
+                carriers[member] = answers[r]
+        for request, answer in zip(requests, answers, strict=True):
+            for item in request:
+                self._in_flight[(kind, *item)] = answer
+        try:
+            sent = await _send_in_turn(requests, lambda items: self._send(kind, items))
+        finally:
+            for request in requests:
+                for item in request:
+                    self._in_flight.pop((kind, *item), None)
+        for answer, result in zip(answers, sent, strict=True):
+            answer.set_result(result)
         for s, submission in enumerate(batch):
+            parts = [where if isinstance(where, asyncio.Future) else carriers[where]
+                     for where in position[s]]  # fmt: skip
+            results = await asyncio.gather(*(asyncio.shield(p) for p in parts))
             if not submission.answer.done():
-                _answer(
-                    submission,
-                    [
-                        _UNDER_WAY if where is None else answers[carriers[where]]
-                        for where in position[s]
-                    ],
-                )
+                _answer(submission, results)
 
     async def _send(
         self, kind: Kind, items: list[tuple[str, TargetStatus]]
@@ -210,6 +221,14 @@ class BulkMerger:
 
 #: The answer for an item whose action another run's request already had accepted.
 _UNDER_WAY: dict[str, BulkItemResult] = {}
+#: What a request came back with: its items' results, or its failure.
+_Answer = asyncio.Future[dict[str, BulkItemResult] | BaseException]
+
+
+def _answered(result: dict[str, BulkItemResult] | BaseException) -> _Answer:
+    answer: _Answer = asyncio.get_running_loop().create_future()
+    answer.set_result(result)
+    return answer
 
 
 async def _send_in_turn(
@@ -443,11 +462,16 @@ class FleetApi(ForwardingApi):
         flight = shared.singles.get(key)
         if flight is None:
             own = super().stop if action is TargetStatus.STOPPED else super().delete
-            flight = shared.singles[key] = asyncio.ensure_future(own(kind, item_id))
+
+            async def send() -> None:
+                await own(kind, item_id)
+                # Noted before the answer is handed out: no run may ask in between.
+                shared.accepted.note(kind, item_id, action)
+
+            flight = shared.singles[key] = asyncio.ensure_future(send())
             flight.add_done_callback(lambda _: shared.singles.pop(key, None))
             flight.add_done_callback(lambda f: f.cancelled() or f.exception())
         await self._write(lambda: asyncio.shield(flight))
-        shared.accepted.note(kind, item_id, action)
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
         await self._write(lambda: super(FleetApi, self).pause_execution_schedule(schedule_id))
