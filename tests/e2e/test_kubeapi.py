@@ -8,6 +8,7 @@ import base64
 import json
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, KubeApi, SecretProblem
 from tests.kube import Kube
@@ -116,3 +117,31 @@ async def test_status_is_written_through_the_status_subresource(
     obj = kube.get("bt", "job", namespace=namespace)
     assert obj["status"]["progress"] == "0/1"
     assert obj["metadata"]["generation"] == 1  # a status write is not a spec change
+
+
+async def test_a_status_write_answers_the_generation_and_can_be_conditional(
+    kube: Kube, namespace: str, api: KubeApi
+) -> None:
+    """The answer names the spec's generation when the write landed (how a run learns of a
+    spec change while it runs); with a resourceVersion, a write decided on a view of the CR
+    that is no longer current is refused (409) instead of landing."""
+    created = kube.create(
+        {
+            "apiVersion": "aiapi.bulkops.dev/v1alpha1",
+            "kind": "BulkTermination",
+            "metadata": {"name": "job", "namespace": namespace},
+            "spec": {
+                "connection": {"secretRef": {"name": "aicore"}},
+                "targets": [{"id": "dep-0001", "targetStatus": "STOPPED"}],
+            },
+        }
+    )
+    assert await api.patch_status(namespace, "job", {"total": 1}) == 1
+    with pytest.raises(ApiException) as conflict:
+        await api.patch_status(
+            namespace, "job", {"total": 2}, resource_version=created["metadata"]["resourceVersion"]
+        )
+    assert conflict.value.status == 409
+    current = kube.get("bt", "job", namespace=namespace)["metadata"]["resourceVersion"]
+    assert await api.patch_status(namespace, "job", {"total": 2}, resource_version=current) == 1
+    assert kube.get("bt", "job", namespace=namespace)["status"]["total"] == 2

@@ -31,6 +31,9 @@ class FakeKube:
         self.api_calls_at_write: list[int] = []
         #: AI API writes (PATCH, DELETE) the simulator had received when each status landed.
         self.sends_at_write: list[int] = []
+        #: The CR's ``metadata.generation`` as the API server's answers to status writes show
+        #: it (None: answers without it, as before the operator read them).
+        self.generation: int | None = None
 
     @classmethod
     def with_key(cls, sim: Simulator) -> FakeKube:
@@ -60,11 +63,12 @@ class FakeKube:
             )
         return data[key]
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> int | None:
         counters = self.sim.counters
         self.api_calls_at_write.append(sum(counters.values()))
         self.sends_at_write.append(ai_api_sends(self.sim))
         self.writes.append(status)
+        return self.generation
 
     @property
     def status(self) -> dict[str, Any]:

@@ -58,6 +58,11 @@ class RunEvents:
     def failed(self, message: str) -> None:
         self._sink.warning("Failed", message)
 
+    def spec_change_ignored(self, message: str) -> None:
+        """The spec changed to a generation the run does not act on (a BulkTermination runs
+        once); ``message`` says when the change came (``status.ignored_message``)."""
+        self._sink.warning("SpecChangeIgnored", message)
+
     def selected(self, message: str) -> None:
         """What ``spec.selector`` resolved to, once per run (``kubectl describe`` shows it)."""
         self._sink.normal("Selected", message)

@@ -24,7 +24,7 @@ from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter, KubeApi
 from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease, holder_identity
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
-from bulkterm.k8s.status import IGNORED, acknowledgement, unacknowledged
+from bulkterm.k8s.status import acknowledgement, ignored_message, unacknowledged
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ FINALIZER = f"{API_GROUP}/finalizer"
 FINALIZER_WAIT_SECONDS = 10.0
 _kube: KubeApi | None = None
 _clients: ClientPool | None = None
+#: uids of the BulkTerminations whose run (the ``reconcile`` daemon) is in this process: a
+#: spec change during the run is that run's to acknowledge (``StatusWriter.finish``).
+_running: set[str] = set()
 
 
 def kube() -> KubeApi:
@@ -161,16 +164,34 @@ async def acknowledge(
     """A finished run acknowledges a spec change without acting on it, so that Flux, Argo CD
     and ``kubectl wait`` see the change observed instead of waiting for ever. A timer, not an
     update handler: those make kopf keep a copy of the whole spec in an annotation, which
-    for 10,000 targets would double the object."""
+    for 10,000 targets would double the object.
+
+    Only a change *after* the run finished is this handler's: one during the run is
+    acknowledged by the run itself, in or right after its terminal write (the API server's
+    answers to its writes show it). So it waits while the run is in this process, and writes
+    only if the CR is still as it saw it (a stale view would take the run's own
+    acknowledgement for a change after the end); either way it looks again a second later."""
     generation = int(meta.get("generation") or 1)
     if namespace is None or not unacknowledged(dict(status), generation):
         return
-    await kube().patch_status(namespace, name, acknowledgement(dict(status), generation))
+    if str(meta.get("uid") or "") in _running:
+        return
+    try:
+        await kube().patch_status(
+            namespace,
+            name,
+            acknowledgement(dict(status), generation),
+            resource_version=meta.get("resourceVersion"),
+        )
+    except ApiException as exc:
+        if exc.status == 409:
+            return  # the CR moved on since this view of it
+        raise
     kopf.event(
         body,
         type="Warning",
         reason="SpecChangeIgnored",
-        message=IGNORED.format(generation=generation),
+        message=ignored_message(generation),
     )
 
 
@@ -202,6 +223,8 @@ async def reconcile(
     **_: Any,
 ) -> None:
     assert namespace is not None, "BulkTermination is a namespaced resource"
+    uid = str(meta.get("uid") or "")
+    _running.add(uid)
     stop = asyncio.Event()
 
     async def bridge() -> None:
@@ -236,6 +259,7 @@ async def reconcile(
             # One line, not an error: deleting a BulkTermination mid-run is how it is stopped.
             log.info("%s/%s: run stopped: the BulkTermination was deleted", namespace, name)
     finally:
+        _running.discard(uid)
         bridge_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await bridge_task

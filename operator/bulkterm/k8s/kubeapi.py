@@ -323,8 +323,23 @@ class KubeApi:
 
         return await asyncio.to_thread(discover)
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await self.weather.call(
+    async def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> int | None:
+        """Merge ``status`` into the CR's status; returns the CR's ``metadata.generation`` as
+        the API server answered it: the generation of the spec when this write landed.
+
+        ``resource_version``: write only if the CR is still at that version (else HTTP 409),
+        for a write decided on what the CR was at that version."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        answer = await self.weather.call(
             "write status",
             self._custom.patch_namespaced_custom_object_status,
             API_GROUP,
@@ -332,9 +347,12 @@ class KubeApi:
             namespace,
             PLURAL,
             name,
-            {"status": status},
+            body,
             _request_timeout=REQUEST_TIMEOUT,
         )
+        metadata = answer.get("metadata") if isinstance(answer, dict) else None
+        generation = metadata.get("generation") if isinstance(metadata, dict) else None
+        return generation if isinstance(generation, int) else None
 
     async def delete(self, namespace: str, name: str) -> None:
         try:

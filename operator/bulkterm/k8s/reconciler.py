@@ -58,6 +58,7 @@ from bulkterm.k8s.status import (
     StatusWriter,
     announces_sends,
     finished_at,
+    ignored_message,
     is_terminal,
     restore,
 )
@@ -209,9 +210,10 @@ class Reconciler:
             metrics.ACTIVE_RUNS.dec()
 
     def _spec_changed_after_start(self) -> bool:
-        """The CRD makes the spec immutable, except that CEL cannot see a reordering of the
-        targets list-map; a new generation after the start can only be that, and the indexes
-        in the status would then point at other targets."""
+        """The CRD makes the spec immutable, its order included; a new generation after the
+        start is a change it could not refuse (an older CRD, one without its rules), and the
+        indexes in the status could then point at other targets. (A run that sees the change
+        while it runs goes on with the spec it started with: ``StatusWriter.finish``.)"""
         assert self._record is not None
         seen = self._record.observed_generation
         return (
@@ -222,8 +224,9 @@ class Reconciler:
         assert self._record is not None
         message = (
             f"spec changed after the run started (generation {self._record.observed_generation}"
-            f" → {self.ref.generation}; targets reordered?): progress indexes would point at "
-            "other targets, so the run stops here; create a new BulkTermination for the rest"
+            f" → {self.ref.generation}, past the CRD's immutability rules): progress indexes"
+            " could point at other targets, so the run stops here; create a new"
+            " BulkTermination for the rest"
         )
         record = await self._enter(Situation(Phase.FAILED, "SpecChanged", message))
         await self._status.close()
@@ -325,9 +328,11 @@ class Reconciler:
             return None
         self._record = record
         self._set_stalled(None)
-        await self._status.offer(record, force=True)
+        changed = await self._status.finish(record)
         self._events.progress(record, final=True)
         self._events.finished(record)
+        if changed is not None:
+            self._events.spec_change_ignored(ignored_message(changed, ran=self.ref.generation))
         self._count(record)
         metrics.RUNS.labels("complete" if record.condition("Complete") else "failed").inc()
         if record.start_time is not None:

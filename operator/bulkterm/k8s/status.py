@@ -43,7 +43,10 @@ class StatusWriteError(RuntimeError):
 
 
 class StatusPatcher(Protocol):
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> int | None:
+        """Returns the CR's ``metadata.generation`` as the API server answered (None: not
+        known)."""
+        ...
 
 
 def _terminal_condition(status: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -70,29 +73,48 @@ IGNORED = (
     "the spec changed to generation {generation} after the run finished and was ignored: "
     "a BulkTermination runs once; create a new one to run again"
 )
-#: The same, as a finished run's conditions add it to their messages.
-IGNORED_NOTE = " (" + IGNORED + ")"
+#: The same for a change that reached the API server while the run was running (one the CRD
+#: could not refuse): the run went on with the spec it started with, and its status (the
+#: verdict, the indexes) is about that spec.
+IGNORED_DURING_RUN = (
+    "the spec changed to generation {generation} while the run was running and was ignored: "
+    "the run went on with the spec of generation {ran}, which its status describes; a "
+    "BulkTermination runs once; create a new one to run again"
+)
+#: How each note in a condition's message begins (a later note replaces an earlier one).
+_NOTE_START = " (the spec changed to generation"
+
+
+def ignored_message(generation: int, *, ran: int | None = None) -> str:
+    """Why ``generation`` is not acted on: it came after the run finished, or (``ran``: the
+    generation the run was started with) while the run was running."""
+    if ran is None:
+        return IGNORED.format(generation=generation)
+    return IGNORED_DURING_RUN.format(generation=generation, ran=ran)
 
 
 def unacknowledged(status: Mapping[str, Any] | None, generation: int) -> bool:
-    """A finished run whose spec changed afterwards (a reorder CEL cannot see, or a label
-    under server-side apply's field ownership): its ``observedGeneration`` lags behind, and
-    kstatus would call it InProgress for ever."""
+    """A finished run whose spec changed afterwards (a change the CRD could not refuse, e.g.
+    under an older CRD): its ``observedGeneration`` lags behind, and kstatus would call it
+    InProgress for ever."""
     if not is_terminal(status) or status is None:
         return False
     observed = status.get("observedGeneration")
     return isinstance(observed, int) and observed != generation
 
 
-def acknowledgement(status: Mapping[str, Any], generation: int) -> dict[str, Any]:
+def acknowledgement(
+    status: Mapping[str, Any], generation: int, *, ran: int | None = None
+) -> dict[str, Any]:
     """The status patch that acknowledges ``generation`` on a finished run: the conditions
     keep their status, reason and transition time (terminal conditions never flip back);
-    ``observedGeneration`` moves, and each message says that the change was ignored."""
-    note = IGNORED_NOTE.format(generation=generation)
+    ``observedGeneration`` moves, and each message says that the change was ignored, and
+    when it came (see :func:`ignored_message`)."""
+    note = " (" + ignored_message(generation, ran=ran) + ")"
     conditions = []
     for raw in status.get("conditions") or ():
         condition = dict(raw)
-        message = str(condition.get("message", "")).split(" (the spec changed to generation")[0]
+        message = str(condition.get("message", "")).split(_NOTE_START)[0]
         condition["message"] = message + note
         condition["observedGeneration"] = generation
         conditions.append(condition)
@@ -156,6 +178,10 @@ class StatusWriter:
         #: the first write sends every key).
         self._landed: dict[str, Any] = {}
         self._throttle = StatusThrottle(self._write, interval)
+        #: The newest ``metadata.generation`` the API server's answers to these writes showed.
+        #: Above ``ref.generation``: the spec changed while the run was running (a change the
+        #: CRD could not refuse); the run goes on with the spec it started with.
+        self.newest_generation = ref.generation
 
     async def offer(self, record: Progress, *, force: bool = False) -> bool:
         """Offer ``record``; returns whether it is on the server (see ``StatusThrottle``).
@@ -164,7 +190,28 @@ class StatusWriter:
         (``StatusThrottle.offer(wait=False)``), so the engine's rounds never wait for the API
         server to store a record that need not land before the run goes on."""
         status = with_observed_generation(record, self._ref.generation).to_status()
-        return await self._throttle.offer(status, force=force, wait=force)
+        return await self._throttle.offer(self._acknowledged(status), force=force, wait=force)
+
+    def _acknowledged(self, status: dict[str, Any]) -> dict[str, Any]:
+        """A terminal ``status`` written after the API server has shown a newer generation
+        acknowledges it in the same write, as a change *during* the run: no status ever says
+        "finished" for a spec the server has at a newer generation, so nothing later (the
+        ``acknowledge`` handler) can take that change for one after the end."""
+        if self.newest_generation <= self._ref.generation or not is_terminal(status):
+            return status
+        ran = self._ref.generation
+        return {**status, **acknowledgement(status, self.newest_generation, ran=ran)}
+
+    async def finish(self, record: Progress) -> int | None:
+        """The terminal write of ``record`` (forced). Returns the generation of a spec change
+        during the run that it acknowledged (see :meth:`_acknowledged`), None if there was
+        none. A change that only this write's answer shows still came before the end was on
+        the server: one more write acknowledges it."""
+        landed = await self.offer(record, force=True)
+        written = self._landed.get("observedGeneration")
+        if landed and isinstance(written, int) and self.newest_generation > written:
+            await self.offer(record, force=True)
+        return self.newest_generation if self.newest_generation > self._ref.generation else None
 
     async def enter(self, record: Progress, situation: Situation) -> Progress:
         """``record`` with the conditions of ``situation``, written at once: every change of
@@ -203,6 +250,8 @@ class StatusWriter:
         for gone in self._written_keys - status.keys():
             patch[gone] = None
         if patch:
-            await self._kube.patch_status(self._ref.namespace, self._ref.name, patch)
+            answered = await self._kube.patch_status(self._ref.namespace, self._ref.name, patch)
+            if isinstance(answered, int) and answered > self.newest_generation:
+                self.newest_generation = answered
         self._written_keys = set(status)
         self._landed = dict(status)
