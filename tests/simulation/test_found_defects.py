@@ -30,7 +30,7 @@ async def _run(
     sim: Simulator, targets: list[tuple[Kind, str, TargetStatus]], faults: FaultPicker
 ) -> Progress:
     loop = asyncio.get_running_loop()
-    sim._url = "http://127.0.0.1:9"  # noqa: SLF001 - served in-process, never listening
+    sim._url = "http://127.0.0.1:9"
     transport = AppTransport(build_app(sim.backend), faults)
     spec = BulkTerminationSpec.model_validate(
         {
