@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import random
 import sys
 import time
@@ -53,6 +54,8 @@ TERMINAL = {"Complete", "Failed"}
 #: Items no run names: they must stay untouched.
 NEIGHBOURS = 6
 _STOPPED_OR_STOPPING = (Status.STOPPING, Status.STOPPED)
+#: Which run (and which life of it) a request was made for, for the trace.
+_RUN: contextvars.ContextVar[str] = contextvars.ContextVar("run", default="-")
 
 
 @dataclass
@@ -128,7 +131,7 @@ async def play(sc: Scenario) -> Play:
         if request.method != "GET":
             body = request.content.decode()[:300] if "token" not in route else ""
             hit = f" [{fault.value}]" if fault is not None else ""
-            result.trace.append(f"{loop.time():8.2f} {route} {body}{hit}")
+            result.trace.append(f"{loop.time():8.2f} {_RUN.get()} {route} {body}{hit}")
         return fault
 
     transport = AppTransport(build_app(sim.backend), pick, timeout_seconds=30.0)
@@ -201,6 +204,7 @@ async def play(sc: Scenario) -> Play:
                     raise RecordNotWritten("the API server refused the status write (explorer)")
                 durable = Progress.model_validate(record.to_status())
 
+            _RUN.set(f"{plan.name}.{lives}")
             task = asyncio.create_task(engine.run(on_progress))
             kill_at = next((k for k in kills if k > loop.time()), None)
             try:

@@ -201,6 +201,7 @@ class Engine:
         transient: list[TransientError] = []
         if not await self._ensure_capabilities(transient):
             return self._after_round(transient, wake=None)
+        looked_at = self._clock()
         observations = await self._observe(transient)
         await self.observer.confirm_restored_sends(observations, transient)
         now = self._clock()
@@ -210,7 +211,11 @@ class Engine:
         suspects: list[tuple[int, Decision]] = []
         for i in ledger.open_indexes():
             target = ledger.targets[i]
-            decision = decide(target, observations.get(i), mem[i], now=now, limits=self._limits)
+            # Judged as of the look: the reads may have taken a while, and what they saw (an
+            # UNKNOWN, say) is only known to have held then.
+            decision = decide(
+                target, observations.get(i), mem[i], now=looked_at, limits=self._limits
+            )
             if decision.lost:
                 suspects.append((i, decision))
             elif decision.verdict is Verdict.DONE:
@@ -226,6 +231,11 @@ class Engine:
                 ledger.fail(i, decision, now)
             else:
                 sends.append((i, decision))
+        if sends and self._clock() - looked_at > self._limits.resend_timeout:
+            # The reads of this round took longer than an accepted action is trusted to show
+            # (slow pages, timeouts): what they saw may predate another run's write. Look
+            # again before acting on it.
+            return self._after_round(transient, wake=now)
         intents: list[Intent] = []
         before_send: dict[int, Memory] = {}
         for i, decision in sends:

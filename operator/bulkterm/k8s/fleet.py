@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bulkterm.aiapi.base import AiApi, ForwardingApi
-from bulkterm.aiapi.errors import AiApiError, PartialBulkError
+from bulkterm.aiapi.errors import AiApiError, PartialBulkError, TransientError
 from bulkterm.aiapi.models import (
     BulkItemResult,
     Capabilities,
@@ -67,52 +67,121 @@ UNDER_WAY_SECONDS = {TargetStatus.STOPPED: 60.0, TargetStatus.DELETED: 600.0}
 class _Submission:
     items: list[tuple[str, TargetStatus]]
     answer: asyncio.Future[list[BulkItemResult]]
+    #: The run that submitted it (see :meth:`AcceptedActions.held_for`).
+    writer: int | None = None
     #: Its run stopped waiting (cancelled) before the request went out: nothing is sent for it.
     withdrawn: bool = False
 
 
+@dataclass(frozen=True)
+class _Seen:
+    action: TargetStatus
+    at: float
+    #: Only possibly accepted: the answer never came (500, 502, 504, a timeout, a lost answer).
+    maybe: bool = False
+    #: The run whose write it was (``None``: accepted, whoever asked).
+    writer: int | None = None
+
+
 class AcceptedActions:
-    """What the AI API accepted for the runs of one tenant and resource group, and when.
+    """What the AI API accepted, or may have, for the runs of one tenant and resource group.
 
     A run decides from its own last look; another run's STOP or DELETE accepted since then is
     invisible to it (``$select=status`` hides ``targetStatus``), so it would send the same
     action again and be refused ("being deleted"). Reads handed to a run show such actions as
-    the API would with ``targetStatus``, and a submission of an action already under way is
-    answered as accepted without being sent, for as long as the action may still take effect
-    (:data:`UNDER_WAY_SECONDS`); after that a run that finds no effect may send it again."""
+    the API would with ``targetStatus``, for as long as the action may still take effect
+    (:data:`UNDER_WAY_SECONDS`); after that a run that finds no effect may send it again.
+
+    An accepted action is also the answer to a later submission of it, which is then not
+    sent. A write whose outcome is unknown may have been acted on: reads show it under way
+    too, and another run's submission of that item is held back (:meth:`held_for`) until the
+    run that wrote it has read the item whole (:meth:`learn`), which settles it either way.
+    """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._accepted: dict[tuple[Kind, str], tuple[TargetStatus, float]] = {}
+        self._seen: dict[tuple[Kind, str], _Seen] = {}
 
-    def note(self, kind: Kind, item_id: str, action: TargetStatus) -> None:
-        self._accepted[(kind, item_id)] = (action, self._clock())
+    def note(
+        self,
+        kind: Kind,
+        item_id: str,
+        action: TargetStatus,
+        *,
+        maybe: bool = False,
+        writer: int | None = None,
+    ) -> None:
+        current = self._entry(kind, item_id)
+        if maybe and current is not None and not current.maybe:
+            if current.action in (action, TargetStatus.DELETED):
+                return  # known accepted: a later unknown outcome takes nothing from that
+        self._seen[(kind, item_id)] = _Seen(action, self._clock(), maybe, writer if maybe else None)
+
+    def learn(self, kind: Kind, state: ItemState) -> None:
+        """A whole read (``targetStatus`` included) settles what is under way for the item."""
+        if state.target_status == TargetStatus.DELETED.value:
+            self.note(kind, state.id, TargetStatus.DELETED)
+        elif state.target_status == TargetStatus.STOPPED.value and state.status in (
+            Status.PENDING,
+            Status.RUNNING,
+            Status.STOPPING,
+        ):
+            self.note(kind, state.id, TargetStatus.STOPPED)
+        else:
+            current = self._seen.get((kind, state.id))
+            if current is not None and current.maybe:
+                del self._seen[(kind, state.id)]  # it never happened: anyone may send
+
+    def _entry(self, kind: Kind, item_id: str) -> _Seen | None:
+        """The item's entry while its action may still be taking effect. Older ones are kept
+        for reads that began before them (:meth:`overlay`)."""
+        entry = self._seen.get((kind, item_id))
+        if entry is not None and self._clock() - entry.at > UNDER_WAY_SECONDS[entry.action]:
+            return None
+        return entry
 
     def under_way(self, kind: Kind, item_id: str) -> TargetStatus | None:
-        entry = self._accepted.get((kind, item_id))
-        if entry is None:
-            return None
-        action, at = entry
-        if self._clock() - at > UNDER_WAY_SECONDS[action]:
-            del self._accepted[(kind, item_id)]
-            return None
-        return action
+        """The action accepted (certainly) and maybe still taking effect."""
+        entry = self._entry(kind, item_id)
+        return entry.action if entry is not None and not entry.maybe else None
 
     def covers(self, kind: Kind, item_id: str, action: TargetStatus) -> bool:
         """Whether ``action`` on the item is already under way (a DELETE answers a STOP too)."""
         under_way = self.under_way(kind, item_id)
         return under_way is action or under_way is TargetStatus.DELETED
 
-    def overlay(self, kind: Kind, state: ItemState) -> ItemState:
-        """``state`` as a full read would show it, given the actions accepted meanwhile."""
+    def held_for(self, kind: Kind, item_id: str, writer: int) -> TransientError | None:
+        """Why ``writer`` may not write the item now: another run's write to it has an
+        unknown outcome, not settled yet. Not acted on, so the run just looks again."""
+        entry = self._entry(kind, item_id)
+        if entry is None or not entry.maybe or entry.writer == writer:
+            return None
+        return TransientError(
+            f"another run's {entry.action} of {kind.value.lower()} {item_id} has an unknown "
+            "outcome; looking again before writing to it",
+            not_executed=True,
+        )
+
+    def overlay(self, kind: Kind, state: ItemState, read_at: float) -> ItemState:
+        """``state``, from a read begun at ``read_at``, as a full read would show it given the
+        actions accepted meanwhile: those still taking effect, and any written after the read
+        began (a slow walk of many pages can return long after another run's write)."""
         if state.target_status is not None:
             return state
-        action = self.under_way(kind, state.id)
+        entry = self._seen.get((kind, state.id))
+        if entry is None or (entry.at < read_at and self._entry(kind, state.id) is None):
+            return state
+        action = entry.action
         if action is TargetStatus.DELETED:
             return state.model_copy(update={"target_status": TargetStatus.DELETED.value})
         if action is TargetStatus.STOPPED and state.status in (Status.PENDING, Status.RUNNING):
             return state.model_copy(update={"target_status": TargetStatus.STOPPED.value})
         return state
+
+
+def _maybe_acted_on(error: BaseException) -> bool:
+    """A failure after which the server may have acted: 500, 502, 504, a timeout, a lost answer."""
+    return isinstance(error, TransientError) and not error.not_executed
 
 
 class BulkMerger:
@@ -134,10 +203,10 @@ class BulkMerger:
         self._in_flight: dict[tuple[Kind, str, TargetStatus], _Answer] = {}
 
     async def submit(
-        self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
+        self, kind: Kind, items: Sequence[tuple[str, TargetStatus]], writer: int | None = None
     ) -> list[BulkItemResult]:
         loop = asyncio.get_running_loop()
-        submission = _Submission(list(items), loop.create_future())
+        submission = _Submission(list(items), loop.create_future(), writer=writer)
         # A run cancelled while it waits leaves its answer unread: read it here, so a failed
         # request is not reported as a "never retrieved" exception.
         submission.answer.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -162,10 +231,18 @@ class BulkMerger:
         first: dict[tuple[str, TargetStatus], tuple[int, int]] = {}
         unique: list[list[tuple[str, TargetStatus]]] = [[] for _ in batch]
         position: list[list[tuple[int, int] | _Answer]] = [[] for _ in batch]
+        writers: dict[tuple[str, TargetStatus], int | None] = {}
         for s, submission in enumerate(batch):
             for item in submission.items:
                 carrier = self._in_flight.get((kind, *item))
-                if carrier is not None:
+                held = (
+                    self.accepted.held_for(kind, item[0], submission.writer)
+                    if submission.writer is not None
+                    else None
+                )
+                if held is not None:
+                    position[s].append(_answered(held))
+                elif carrier is not None:
                     position[s].append(carrier)
                 elif self.accepted.covers(kind, *item):
                     position[s].append(_answered(_UNDER_WAY))
@@ -173,6 +250,7 @@ class BulkMerger:
                     if item not in first:
                         first[item] = (s, len(unique[s]))
                         unique[s].append(item)
+                        writers[item] = submission.writer
                     position[s].append(first[item])
         requests = [[unique[s][k] for s, k in r] for r in pack(unique)]
         answers = [asyncio.get_running_loop().create_future() for _ in requests]
@@ -184,7 +262,7 @@ class BulkMerger:
             for item in request:
                 self._in_flight[(kind, *item)] = answer
         try:
-            sent = await _send_in_turn(requests, lambda items: self._send(kind, items))
+            sent = await _send_in_turn(requests, lambda items: self._send(kind, items, writers))
         finally:
             for request in requests:
                 for item in request:
@@ -199,9 +277,19 @@ class BulkMerger:
                 _answer(submission, results)
 
     async def _send(
-        self, kind: Kind, items: list[tuple[str, TargetStatus]]
+        self,
+        kind: Kind,
+        items: list[tuple[str, TargetStatus]],
+        writers: dict[tuple[str, TargetStatus], int | None] | None = None,
     ) -> dict[str, BulkItemResult]:
-        answer = {r.id: r for r in await self._sender.bulk_patch(kind, items)}
+        try:
+            answer = {r.id: r for r in await self._sender.bulk_patch(kind, items)}
+        except Exception as e:
+            if _maybe_acted_on(e):
+                for item_id, action in items:
+                    writer = (writers or {}).get((item_id, action))
+                    self.accepted.note(kind, item_id, action, maybe=True, writer=writer)
+            raise
         for item_id, action in items:
             result = answer.get(item_id)
             if result is not None and result.accepted:
@@ -352,15 +440,16 @@ class SharedReads:
         not_before: float,
         max_age: float,
         call: Callable[[], Awaitable[T]],
-    ) -> T:
+    ) -> tuple[T, float]:
+        """The result, and when the read that produced it began."""
         now = self._clock()
         flight = self._flights.get(key)
         if flight is not None and self._usable(flight, not_before, max_age, now):
             result: T = await asyncio.shield(flight.task)
-            return result
+            return result, flight.started
         task: asyncio.Future[T] = asyncio.ensure_future(call())
         self._flights[key] = _Flight(now, task)
-        return await asyncio.shield(task)
+        return await asyncio.shield(task), now
 
     @staticmethod
     def _usable(flight: _Flight, not_before: float, max_age: float, now: float) -> bool:
@@ -373,26 +462,28 @@ class SharedReads:
         return now - flight.started <= max_age
 
     async def meta(self) -> Capabilities:
-        return await self._share(("meta",), float("-inf"), self._meta_ttl, self.reader.meta)
+        meta, _ = await self._share(("meta",), float("-inf"), self._meta_ttl, self.reader.meta)
+        return meta
 
     async def list_states(
         self, kind: Kind, *, status: Status | None, page_size: int, not_before: float
     ) -> list[ItemState]:
-        states = await self._share(
+        states, started = await self._share(
             ("list", kind, status, page_size),
             not_before,
             self._max_age,
             lambda: self.reader.list_states(kind, status=status, page_size=page_size),
         )
-        return [self.accepted.overlay(kind, s) for s in states]  # each run its own list
+        return [self.accepted.overlay(kind, s, started) for s in states]  # each run its own
 
     async def count(self, kind: Kind, *, status: Status | None, not_before: float) -> int:
-        return await self._share(
+        count, _ = await self._share(
             ("count", kind, status),
             not_before,
             self._max_age,
             lambda: self.reader.count(kind, status=status),
         )
+        return count
 
     async def close(self) -> None:
         """Cancel what nobody waits for any more (the last run has left)."""
@@ -438,12 +529,20 @@ class FleetApi(ForwardingApi):
     async def count(self, kind: Kind, *, status: Status | None = None) -> int:
         return await self._shared.count(kind, status=status, not_before=self._last_write)
 
+    async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
+        read_at = self._clock()
+        state = await super().get_state(kind, item_id, full=full)
+        if full:
+            self._shared.accepted.learn(kind, state)
+            return state
+        return self._shared.accepted.overlay(kind, state, read_at)
+
     async def bulk_patch(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
     ) -> list[BulkItemResult]:
         # Counted here as this run's batch (the merged request is the shared client's).
         self.calls[f"bulk_patch {kind.collection}"] += 1
-        return await self._write(lambda: self._shared.bulk.submit(kind, items))
+        return await self._write(lambda: self._shared.bulk.submit(kind, items, id(self)))
 
     async def stop(self, kind: Kind, item_id: str) -> None:
         await self._single(kind, item_id, TargetStatus.STOPPED)
@@ -458,13 +557,22 @@ class FleetApi(ForwardingApi):
         shared = self._shared
         if shared.accepted.covers(kind, item_id, action):
             return
+        held = shared.accepted.held_for(kind, item_id, id(self))
+        if held is not None:
+            raise held
         key = (kind, item_id, action)
         flight = shared.singles.get(key)
         if flight is None:
             own = super().stop if action is TargetStatus.STOPPED else super().delete
+            writer = id(self)
 
             async def send() -> None:
-                await own(kind, item_id)
+                try:
+                    await own(kind, item_id)
+                except Exception as e:
+                    if _maybe_acted_on(e):
+                        shared.accepted.note(kind, item_id, action, maybe=True, writer=writer)
+                    raise
                 # Noted before the answer is handed out: no run may ask in between.
                 shared.accepted.note(kind, item_id, action)
 

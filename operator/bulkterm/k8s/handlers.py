@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import signal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,11 +75,38 @@ class KopfEvents:
         kopf.event(self._body, type="Warning", reason=reason, message=message[:1024])
 
 
+#: The credentials the last ``login`` handed kopf.
+_credentials: kopf.ConnectionInfo | None = None
+#: Set by ``login`` when the API server no longer accepts the operator's credentials (None:
+#: not run by ``run_operator``, the login hands kopf what it finds, as kopf's own would).
+_credentials_refused: bool | None = None
+
+
 @kopf.on.login(registry=registry)
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster service account or ``KUBECONFIG``, via the kubernetes client (as kopf's
-    default registry would do; our own registry starts without fallbacks)."""
-    return kopf.login_via_client(**kwargs)
+    default registry would do; our own registry starts without fallbacks).
+
+    kopf logs in again when the API server answers 401 (a revoked or expired token, a
+    deleted ServiceAccount). The same credentials once more would make kopf fail every request
+    waiting for them, each with a traceback, and end the operator after waiting for its runs.
+    Instead: one line, and the operator stops as on SIGTERM (exit status 1); its restart loads
+    the credentials afresh. kopf's requests wait meanwhile; the stop cancels them, and this."""
+    global _credentials, _credentials_refused
+    info = await asyncio.to_thread(lambda: kopf.login_via_client(**kwargs))
+    if info is None or info != _credentials or _credentials_refused is None:
+        _credentials = info
+        return info
+    if not _credentials_refused:
+        _credentials_refused = True
+        log.error(
+            "the Kubernetes API refused the operator's credentials (HTTP 401: a revoked or "
+            "expired token, or a deleted ServiceAccount) and there are no others; stopping"
+        )
+        # kopf's own stop (a stop flag would leave its waiter behind: 5 s more at the exit).
+        os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.Event().wait()
+    return None  # never reached: the stop cancels the wait
 
 
 @kopf.on.startup(registry=registry)
@@ -334,7 +363,7 @@ async def expire(
 
 def run_operator(config: OperatorConfig) -> None:
     """Configure logging and metrics, then hand the process to kopf until it is stopped."""
-    global CONFIG
+    global CONFIG, _credentials_refused
     formats = {
         "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL,
@@ -353,6 +382,7 @@ def run_operator(config: OperatorConfig) -> None:
     priority = config.peering_priority
     if config.peering is not None and priority is None:
         priority = secrets.randbelow(32767) + 1
+    _credentials_refused = False
     kopf.run(
         priority=priority,
         registry=registry,
@@ -362,3 +392,5 @@ def run_operator(config: OperatorConfig) -> None:
         namespaces=config.namespaces,
         liveness_endpoint=config.liveness_endpoint or None,
     )
+    if _credentials_refused:
+        raise SystemExit(1)  # said in one line by ``login``

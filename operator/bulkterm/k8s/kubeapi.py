@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
@@ -52,6 +54,24 @@ REQUEST_TIMEOUT = (5.0, 30.0)
 #: before its authenticator and RBAC caches are filled (seen: one 403 on a status write a
 #: moment after a real kube-apiserver came back).
 WARMUP_SECONDS = 30.0
+
+
+#: True while a stopped run makes its last calls (:func:`without_waiting`).
+_NO_WAITING: ContextVar[bool] = ContextVar("bulkterm_kube_no_waiting", default=False)
+
+
+@contextlib.contextmanager
+def without_waiting() -> Iterator[None]:
+    """Within: each call through an :class:`ApiWeather` is made once, never waited for (an
+    outage, or a 401/403 while the server warms up, raises at once). For the last calls of a
+    run that was stopped (its final status write, its Lease): SIGTERM gives the whole operator
+    ``terminationGracePeriodSeconds`` (30 s by default), and the weather would wait for ever
+    (an outage) or 30 s (warming up) inside a task that kopf has already cancelled once."""
+    token = _NO_WAITING.set(True)
+    try:
+        yield
+    finally:
+        _NO_WAITING.reset(token)
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -105,7 +125,7 @@ class ApiWeather:
                     raise
                 if outage:
                     self._away(what, exc)
-                if (
+                if _NO_WAITING.get() or (
                     self._give_up_after is not None
                     and self._clock() - started >= self._give_up_after
                 ):

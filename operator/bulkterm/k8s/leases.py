@@ -318,8 +318,23 @@ class RunLease:
             return
         record, self._record = self._record, None
         self._renewed_at = None
-        with contextlib.suppress(Exception):
+        try:
             await self._store.delete(self.namespace, self.name, record.resource_version or "")
+        except LeaseConflict:
+            pass  # written since by someone else: theirs now, not ours to remove
+        except Exception as exc:  # refused (a revoked token, RBAC gone), or the server is away
+            # One line, no retry: this runs while the operator stops, and the Lease expires
+            # by itself anyway.
+            code = getattr(exc, "status", None)
+            log.warning(
+                "%s/%s: lease %s not released (%s%s); it expires %.0f s after its last renewal",
+                self.namespace,
+                self._owner.name,
+                self.name,
+                type(exc).__name__,
+                f" HTTP {code}" if code else "",
+                record.duration,
+            )
 
 
 class ExclusiveApi(ForwardingApi):

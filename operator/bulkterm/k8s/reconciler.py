@@ -50,6 +50,7 @@ from bulkterm.k8s.credentials import (
 )
 from bulkterm.k8s.events import EventSink, RunEvents
 from bulkterm.k8s.fleet import FleetApi
+from bulkterm.k8s.kubeapi import without_waiting
 from bulkterm.k8s.leases import ExclusiveApi, LeaseForbidden, LeaseLost, RunLease
 from bulkterm.k8s.status import (
     CrRef,
@@ -152,12 +153,25 @@ class Reconciler:
             if self._keeper is not None:
                 self._keeper.cancel()
                 await asyncio.gather(self._keeper, return_exceptions=True)
-            # Cancelled (kopf's hard stop): one last attempt, no waiting between retries.
-            landed = await self._status.close(() if cancelled else CLOSE_RETRY_DELAYS)
-            if self._lease is not None and not self.handed_over:
-                await self._lease.release()
+            # Stopped (SIGTERM, the CR deleted, kopf's hard stop): one last attempt, nothing
+            # waited for, so that the operator exits within its grace period however the API
+            # server answers (a revoked token, RBAC taken away, an outage); then the Lease.
+            stopped = cancelled or stop.is_set()
+            with without_waiting() if stopped else contextlib.nullcontext():
+                landed = await self._status.close(() if stopped else CLOSE_RETRY_DELAYS)
+                if self._lease is not None and not self.handed_over:
+                    await self._lease.release()
             self._set_stalled(None)  # the gauge counts runs of this process
-        if not landed and not self._status.gone:
+        if not landed and not self._status.gone and stopped:
+            # One line, no restart: the operator is stopping (or the run was); the next run
+            # resumes from the last status that landed.
+            log.warning(
+                "%s/%s: stopped without writing its last status (refused, or the API server "
+                "is away); the next run resumes from the last status written",
+                self.ref.namespace,
+                self.ref.name,
+            )
+        elif not landed and not self._status.gone:
             # Raising makes kopf restart the daemon, which resumes from the last status
             # that did land and writes the outcome again. (A resource that is gone has no
             # status to write: its host says once that the run stopped, see ``resource_gone``.)

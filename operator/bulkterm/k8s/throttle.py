@@ -202,7 +202,11 @@ class StatusThrottle:
             )
             if self._held is None:  # else a newer status came meanwhile: that one is retried
                 self._held = status
-            self._flusher = None
+            if self._flusher is asyncio.current_task():
+                self._flusher = None  # it returns after this: a new one retries
+            # Else (a forced offer, close()) a flusher that is still there retries it: replacing
+            # it would leave it running unseen, and close() could not stop it (each failed
+            # write left one more, every one retrying a refused write for ever).
             self._schedule(self._clock() + max(self._interval, 1.0))
             return False
         self._last = status
