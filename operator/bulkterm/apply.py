@@ -78,6 +78,8 @@ class ApplyOptions:
     resource_group: str | None = None
     dry_run: bool = False
     timeout_seconds: int | None = None
+    #: How long the AI API may stay unreadable before a run says Stalled (``--stall-after``).
+    stall_after_seconds: float = 60.0
     output: str = "yaml"
     force_terminal: bool | None = None
     #: PEM file of the CAs to trust for the AI API (``--ca-bundle``); unused with ``simulator``
@@ -270,7 +272,7 @@ async def _apply(
         try:
             for manifest, client in zip(manifests, clients, strict=True):
                 try:
-                    record = await _run_one(manifest, client, view)
+                    record = await _run_one(manifest, client, view, options)
                     results.append((manifest, record, None))
                 except _Interrupted as stop:
                     signals.acknowledge()
@@ -281,6 +283,11 @@ async def _apply(
                     results.append((manifest, None, _refusal(exc, manifest, client, options)))
                     # Refused before any write (a wrong key, or a resource group the tenant
                     # lacks: its first read answers 403): invalid input, as for a bad manifest.
+                    if _nothing_written(clients):
+                        refused = True
+                        break
+                except _NotTheAiApi as stop:  # the same URL for every run
+                    results.append((manifest, stop.record, stop.message))
                     if _nothing_written(clients):
                         refused = True
                         break
@@ -402,6 +409,15 @@ def _predicted(plan: Plan) -> str:
     return ", ".join(parts)
 
 
+class _NotTheAiApi(Exception):
+    """The run stalled because the URL answers, but not as the AI API: give up."""
+
+    def __init__(self, record: Progress, message: str) -> None:
+        super().__init__(message)
+        self.record = record
+        self.message = message
+
+
 class _Interrupted(Exception):
     """SIGINT or SIGTERM during a run: carries the record as far as it got, to be printed."""
 
@@ -410,7 +426,9 @@ class _Interrupted(Exception):
         self.record = record
 
 
-async def _run_one(manifest: Manifest, api: AiApiClient, view: ProgressView) -> Progress:
+async def _run_one(
+    manifest: Manifest, api: AiApiClient, view: ProgressView, options: ApplyOptions
+) -> Progress:
     now = utcnow()
     try:
         targets, selection = await run_targets(manifest.spec, api, None, now=now)
@@ -425,13 +443,14 @@ async def _run_one(manifest: Manifest, api: AiApiClient, view: ProgressView) -> 
                 f"{manifest.name}: {selection.schedules_paused} execution schedule(s) set "
                 "INACTIVE before any target was sent"
             )
-    engine = Engine(
-        manifest.spec, api, settings=EngineSettings(), targets=targets, selection=selection
-    )
+    settings = EngineSettings(stall_after_seconds=options.stall_after_seconds)
+    engine = Engine(manifest.spec, api, settings=settings, targets=targets, selection=selection)
+    give_up_later = options.timeout_seconds is not None
     retrying = False
+    stalled: str | None = None
 
     async def on_progress(record: Progress) -> None:
-        nonlocal retrying
+        nonlocal retrying, stalled
         view.update(manifest.name, record)
         # One line per retry episode (not per request): the error that holds the run up.
         reconciling = record.condition(ConditionType.RECONCILING)
@@ -439,6 +458,15 @@ async def _run_one(manifest: Manifest, api: AiApiClient, view: ProgressView) -> 
         if now_retrying and not retrying and reconciling is not None:
             view.message(f"{manifest.name}: {reconciling.message}")
         retrying = now_retrying
+        condition = record.condition(ConditionType.STALLED)
+        reason = condition.reason if condition and condition.status == "True" else None
+        if reason is not None and reason != stalled and not record.terminal and condition:
+            view.message(f"{manifest.name}: Stalled {reason}: {condition.message}")
+            if reason == "NotTheAiApi" and not give_up_later:
+                # Whatever answers there is not the AI API: waiting longer changes nothing
+                # unless a --timeout says to.
+                raise _NotTheAiApi(record, condition.message or reason)
+        stalled = reason
 
     try:
         return await engine.run(on_progress)

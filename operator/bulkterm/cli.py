@@ -85,6 +85,15 @@ def main() -> None:
     "last error). Shortens the manifest's activeDeadlineSeconds, never lengthens it.",
 )
 @click.option(
+    "--stall-after",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds the AI API may stay unreadable (unreachable, not the AI API, an outage) "
+    "before the run says Stalled on stderr; one that answers but is not the AI API then "
+    "ends the run (exit 2) unless --timeout lets it keep trying.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Choice(["yaml", "json"]),
@@ -101,6 +110,7 @@ def apply_command(
     resource_group: str | None,
     dry_run: bool,
     timeout: int | None,
+    stall_after: float,
     output: str,
 ) -> None:
     """Run BulkTerminations to completion without a cluster and print their final status.
@@ -113,8 +123,9 @@ def apply_command(
            --dry-run: the plan predicts that some target would fail)
       2    invalid input or credentials (nothing was sent): a bad manifest, a
            missing or malformed service key, credentials or a resource group the
-           AI API refused before any write, an unusable --ca-bundle, or a server
-           certificate that did not verify
+           AI API refused before any write, an unusable --ca-bundle, a server
+           certificate that did not verify, or a URL that answers but not as the
+           AI API (see --stall-after)
       130  interrupted (Ctrl-C, SIGINT)
       143  terminated (SIGTERM, e.g. a cancelled CI job)
     After 130 and 143 the status as far as it got is still printed on stdout.
@@ -133,6 +144,7 @@ def apply_command(
             resource_group=resource_group,
             dry_run=dry_run,
             timeout_seconds=timeout,
+            stall_after_seconds=stall_after,
             output=output,
         )
     )

@@ -16,7 +16,12 @@ import httpx
 import pytest
 
 from bulkterm.aiapi.client import AiApiClient
-from bulkterm.aiapi.errors import ListPagingError, PermanentError, ResultTooLargeError
+from bulkterm.aiapi.errors import (
+    ListPagingError,
+    NotAiApiError,
+    PermanentError,
+    ResultTooLargeError,
+)
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import Simulator
 
@@ -157,11 +162,11 @@ async def test_simulator_counting_pages_lists_everything(
     assert simulator.counters["GET /lm/deployments"] == 5
 
 
-async def test_a_page_without_resources_is_refused(
+async def test_a_page_without_resources_is_not_the_ai_api_talking(
     mock_client: Callable[..., AiApiClient],
 ) -> None:
     answer = httpx.Response(200, json={"count": 0})
-    with pytest.raises(PermanentError, match="resources"):
+    with pytest.raises(NotAiApiError, match="resources"):
         await mock_client(lambda request: answer).list_states(D)
 
 

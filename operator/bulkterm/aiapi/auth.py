@@ -15,7 +15,7 @@ from collections.abc import Callable
 import httpx
 
 from bulkterm.aiapi.credentials import ServiceKey
-from bulkterm.aiapi.errors import AuthError, TransientError
+from bulkterm.aiapi.errors import AuthError, TransientError, UnreachableError
 
 #: Refresh when less than this share of the token's lifetime is left…
 REFRESH_FRACTION = 0.1
@@ -80,7 +80,9 @@ class TokenProvider:
         except httpx.TimeoutException:
             raise TransientError("token endpoint timed out") from None
         except httpx.TransportError as exc:
-            raise TransientError(f"token endpoint unreachable ({type(exc).__name__})") from None
+            raise UnreachableError(
+                f"token endpoint unreachable ({type(exc).__name__})", sent=False
+            ) from None
         if response.status_code in (429,) or response.status_code >= 500:
             raise TransientError(
                 f"token endpoint answered HTTP {response.status_code}",

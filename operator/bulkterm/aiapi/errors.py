@@ -72,6 +72,21 @@ class TransientError(AiApiError):
         self.not_executed = not_executed or not sent
 
 
+class UnreachableError(TransientError):
+    """No connection could be made (refused, DNS, no route): the request never left."""
+
+    reason = "AiApiUnreachable"
+
+
+class NotAiApiError(TransientError):
+    """A 2xx answer that is not the AI API's: not JSON, or JSON without the shape the spec
+    requires (a gateway's health page, a single-page app's catch-all). Nothing can be learnt
+    about any item from it; the URL in the service key is almost certainly wrong. A write so
+    answered may have reached something, so its outcome is unknown."""
+
+    reason = "NotTheAiApi"
+
+
 class AuthError(AiApiError):
     """401/403, or the token endpoint refused the credentials: a human must fix the key."""
 

@@ -43,6 +43,7 @@ from bulkterm.aiapi.errors import (
     CredentialsError,
     NotFoundError,
     TransientError,
+    UnreachableError,
 )
 from bulkterm.aiapi.ratelimit import RateLimiter
 from bulkterm.aiapi.settings import ClientSettings, load_ca_bundle
@@ -140,8 +141,9 @@ class Transport:
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 self._observe(label, "transient", started)
-                raise TransientError(
-                    f"{label}: not sent, cannot connect ({type(exc).__name__})", sent=False
+                raise UnreachableError(
+                    f"{label}: not sent, cannot connect to {_host(url)} ({type(exc).__name__})",
+                    sent=False,
                 ) from None
             except httpx.TimeoutException as exc:
                 self._observe(label, "transient", started)
@@ -183,6 +185,13 @@ class Transport:
         endpoint = metrics.endpoint_label(label)
         metrics.AIAPI_CALLS.labels(endpoint, outcome).inc()
         metrics.AIAPI_LATENCY.labels(endpoint).observe(time.monotonic() - started)
+
+
+def _host(url: str) -> str:
+    """The URL's scheme, host and port: what names the endpoint, never a credential."""
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}"
 
 
 def _outcome(error: AiApiError) -> str:

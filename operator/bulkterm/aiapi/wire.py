@@ -30,6 +30,7 @@ from bulkterm.aiapi.errors import (
     AiApiError,
     AuthError,
     EndpointNotFoundError,
+    NotAiApiError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -156,13 +157,24 @@ def collection_not_served(label: str, error: NotFoundError, url: str) -> Endpoin
 # -- bodies --------------------------------------------------------------------------------
 
 
+def _foreign(response: httpx.Response, what: str) -> NotAiApiError:
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    url = response.request.url
+    port = f":{url.port}" if url.port else ""
+    return NotAiApiError(
+        f"{url.scheme}://{url.host}{port} answered HTTP {response.status_code} with {what} "
+        f"({kind}): not the AI API; check serviceurls.AI_API_URL in the service key"
+    )
+
+
 def json_object(response: httpx.Response) -> dict[str, Any]:
+    """A 2xx answer's JSON object; anything else is not the AI API talking."""
     try:
         body = response.json()
     except ValueError:
-        raise PermanentError(f"HTTP {response.status_code}: response is not JSON") from None
+        raise _foreign(response, "a body that is not JSON") from None
     if not isinstance(body, dict):
-        raise PermanentError(f"HTTP {response.status_code}: response is not a JSON object")
+        raise _foreign(response, "JSON that is not an object")
     return body
 
 
@@ -175,6 +187,8 @@ def capabilities(response: httpx.Response) -> Capabilities:
     """``GET /lm/meta``; an absent ``bulkUpdates`` or ``executionSchedules`` means off (the
     schema's defaults)."""
     body = json_object(response)
+    if not isinstance(body.get("aiApi"), dict):
+        raise _foreign(response, "JSON without the aiApi object the spec requires of /meta")
     ai_api = sub_object(body, "aiApi")
     capabilities = sub_object(ai_api, "capabilities")
     bulk = sub_object(capabilities, "bulkUpdates")
@@ -212,7 +226,7 @@ def page_of(response: httpx.Response, label: str, parse: Callable[[Any], T]) -> 
     body = json_object(response)
     resources = body.get("resources")
     if not isinstance(resources, list):
-        raise PermanentError(f"{label}: response has no 'resources' list")
+        raise _foreign(response, f"JSON without the 'resources' list of {label}")
     count = body.get("count")
     usable = isinstance(count, int) and not isinstance(count, bool) and count >= 0
     return Page([parse(raw) for raw in resources], count if usable else None)

@@ -117,6 +117,9 @@ class Engine:
         self._last_record: Progress | None = None
         #: The last request-level error, for messages (Retrying, DeadlineExceeded).
         self._last_transient: TransientError | None = None
+        #: Since when, and for how many rounds in a row, the AI API could not be read at all.
+        self._unreadable_since: datetime | None = None
+        self._unreadable_rounds = 0
         key = getattr(api, "key", None)
         self._endpoint = str(getattr(key, "api_url", "") or "the AI API")
 
@@ -200,9 +203,10 @@ class Engine:
         """One observe → decide → send pass; returns how long to sleep before the next."""
         transient: list[TransientError] = []
         if not await self._ensure_capabilities(transient):
-            return self._after_round(transient, wake=None)
+            return self._after_round(transient, wake=None, read=False)
         looked_at = self._clock()
         observations = await self._observe(transient)
+        read = bool(observations) or not self.ledger.open_indexes()
         await self.observer.confirm_restored_sends(observations, transient)
         now = self._clock()
         ledger, mem = self.ledger, self.ledger.memory
@@ -235,7 +239,7 @@ class Engine:
             # The reads of this round took longer than an accepted action is trusted to show
             # (slow pages, timeouts): what they saw may predate another run's write. Look
             # again before acting on it.
-            return self._after_round(transient, wake=now)
+            return self._after_round(transient, wake=now, read=read)
         intents: list[Intent] = []
         before_send: dict[int, Memory] = {}
         for i, decision in sends:
@@ -246,7 +250,7 @@ class Engine:
             intents.append(Intent(i, target.kind, target.id, decision.action))
         if intents:
             await self._send(intents, before_send, transient)
-        return self._after_round(transient, wake=wake)
+        return self._after_round(transient, wake=wake, read=read)
 
     async def _send(
         self,
@@ -312,8 +316,15 @@ class Engine:
                 assert result.fault is not None
                 mem[i] = remember_unknown(mem[i], result.fault)
 
-    def _after_round(self, transient: list[TransientError], *, wake: datetime | None) -> float:
+    def _after_round(
+        self, transient: list[TransientError], *, wake: datetime | None, read: bool = True
+    ) -> float:
         now = self._clock()
+        if read or not transient:
+            self._unreadable_since, self._unreadable_rounds = None, 0
+        else:
+            self._unreadable_since = self._unreadable_since or self._round_started
+            self._unreadable_rounds += 1
         # One look per interval, from look to look: the round's own calls are part of the
         # interval, not added to it (else 10 s meant 10 s plus a 10,000-target round).
         spent = (now - self._round_started).total_seconds()
@@ -335,6 +346,18 @@ class Engine:
             f"{len(transient)} transient AI API error(s), last {_describe(worst)}; "
             f"retrying in {backoff:.1f}s; {self.ledger.summary()}",
         )
+        since = self._unreadable_since
+        if since is not None and (now - since).total_seconds() >= self.settings.stall_after_seconds:
+            # Not a quiet round but a run that cannot work: say so, with what is wrong where,
+            # and keep trying (an outage ends; a wrong URL is fixed by a human).
+            self._situation = Situation(
+                Phase.STALLED,
+                _problem(transient),
+                f"the AI API at {self._endpoint} could not be read for "
+                f"{int((now - since).total_seconds())}s ({self._unreadable_rounds} rounds): "
+                f"{_describe(worst)}; still retrying (next in {backoff:.1f}s); "
+                f"{self.ledger.summary()}",
+            )
         return max(delay, backoff)
 
     async def _observe(
@@ -515,6 +538,17 @@ def _only_answers(
     return {k: v for k, v in dumped.items() if k != "inFlightGroups"} == {
         k: v for k, v in last_dumped.items() if k != "inFlightGroups"
     }
+
+
+def _problem(errors: list[TransientError]) -> str:
+    """The kind of problem that keeps the AI API unreadable, as a condition reason."""
+    reasons = {e.reason for e in errors}
+    for reason in ("NotTheAiApi", "AiApiUnreachable"):
+        if reason in reasons:
+            return reason
+    if any(e.status_code is None for e in errors):
+        return "AiApiTimeout"  # no answer at all: timeouts, dropped connections
+    return "AiApiUnavailable"  # answers, but 5xx or 429 ones
 
 
 def _single_only(intent: Intent, mem: Memory) -> bool:

@@ -39,6 +39,9 @@ class EngineSettings(BaseModel):
     backoff_base_seconds: Annotated[float, Field(gt=0)] = 1.0
     backoff_max_seconds: Annotated[float, Field(gt=0)] = 60.0
     max_retry_after_seconds: Annotated[float, Field(gt=0)] = 600.0
+    #: How long rounds may fail to read the AI API at all (unreachable, not the AI API, an
+    #: outage) before the run says ``Stalled`` with the kind of problem; it keeps retrying.
+    stall_after_seconds: Annotated[float, Field(gt=0)] = 300.0
     #: Transient failures of a target's request that together cost one unit of its retry budget.
     transient_errors_per_retry: Annotated[int, Field(ge=1)] = 5
     #: Bounds on the human-readable lists in the record (counters stay authoritative).

@@ -69,6 +69,9 @@ class OperatorConfig(BaseSettings):
     peering_lifetime: int = Field(default=10, ge=2, le=3600)
     #: Delay before retrying a CR whose credentials are missing or rejected.
     stalled_retry_seconds: float = Field(default=30.0, gt=0)
+    #: How long a run may fail to read the AI API at all before it says Stalled (and posts a
+    #: Warning Event) with the kind of problem and the host; it keeps retrying.
+    stall_after_seconds: float = Field(default=300.0, ge=1.0)
 
     @field_validator("metrics_address")
     @classmethod

@@ -29,7 +29,15 @@ from bulkterm import metrics
 from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
-from bulkterm.engine import Engine, EngineSettings, Phase, Progress, Situation, utcnow
+from bulkterm.engine import (
+    ConditionType,
+    Engine,
+    EngineSettings,
+    Phase,
+    Progress,
+    Situation,
+    utcnow,
+)
 from bulkterm.engine.errors import RecordNotWritten
 from bulkterm.engine.progress import SelectionRecord
 from bulkterm.engine.selection import (
@@ -105,7 +113,9 @@ class Reconciler:
         self._status_raw = dict(status or {})
         self._kube = kube
         self._config = config
-        self._engine_settings = engine_settings or EngineSettings()
+        self._engine_settings = engine_settings or EngineSettings(
+            stall_after_seconds=config.stall_after_seconds
+        )
         #: Shared by every CR of the operator process (the handlers pass theirs).
         self._clients = clients or ClientPool.for_config(config)
         self._status = StatusWriter(
@@ -402,6 +412,7 @@ class Reconciler:
                 self._record = previous
                 raise RecordNotWritten(f"{self.ref.namespace}/{self.ref.name} is gone")
             return
+        self._engine_stall(record)
         written = await self._status.offer(record, force=sends)
         if sends and not written:
             # Not the record of this CR yet: the next offer must again count as a send round.
@@ -432,6 +443,17 @@ class Reconciler:
         assert self._record is not None
         self._record = await self._status.enter(self._record, situation)
         return self._record
+
+    def _engine_stall(self, record: Progress) -> None:
+        """A run that cannot read the AI API says ``Stalled`` (the engine decides when): a
+        Warning Event when it begins, the gauge while it lasts."""
+        stalled = record.condition(ConditionType.STALLED)
+        reason = stalled.reason if stalled is not None and stalled.status == "True" else None
+        if record.terminal or reason == self._stalled:
+            return
+        if reason is not None and stalled is not None:
+            self._events.stalled(reason, stalled.message or reason)
+        self._set_stalled(reason)
 
     def _set_stalled(self, reason: str | None) -> None:
         """Enter (a reason) or leave (None) a stall, keeping the stalled-runs gauge true."""
