@@ -121,12 +121,11 @@ class AcceptedActions:
         """A whole read (``targetStatus`` included) settles what is under way for the item."""
         if state.target_status == TargetStatus.DELETED.value:
             self.note(kind, state.id, TargetStatus.DELETED)
-        elif state.target_status == TargetStatus.STOPPED.value and state.status in (
-            Status.PENDING,
-            Status.RUNNING,
+        elif state.target_status == TargetStatus.STOPPED.value or state.status in (
             Status.STOPPING,
+            Status.STOPPED,
         ):
-            self.note(kind, state.id, TargetStatus.STOPPED)
+            self.note(kind, state.id, TargetStatus.STOPPED)  # under way, or done
         else:
             current = self._seen.get((kind, state.id))
             if current is not None and current.maybe:
@@ -563,7 +562,10 @@ class FleetApi(ForwardingApi):
         key = (kind, item_id, action)
         flight = shared.singles.get(key)
         if flight is None:
-            own = super().stop if action is TargetStatus.STOPPED else super().delete
+            # Through the shared client: a run that ends (its own client closed) must not
+            # break a write the other runs wait for.
+            reader = shared.reader
+            own = reader.stop if action is TargetStatus.STOPPED else reader.delete
             writer = id(self)
 
             async def send() -> None:
@@ -579,6 +581,9 @@ class FleetApi(ForwardingApi):
             flight = shared.singles[key] = asyncio.ensure_future(send())
             flight.add_done_callback(lambda _: shared.singles.pop(key, None))
             flight.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.calls[
+            f"{'stop' if action is TargetStatus.STOPPED else 'delete'} {kind.collection}"
+        ] += 1
         await self._write(lambda: asyncio.shield(flight))
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
