@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -192,6 +192,7 @@ class BulkMerger:
         sender: AiApi,
         window: float = MERGE_WINDOW_SECONDS,
         accepted: AcceptedActions | None = None,
+        singles: Mapping[tuple[Kind, str, TargetStatus], object] | None = None,
     ) -> None:
         self._sender = sender
         self._window = window
@@ -200,6 +201,21 @@ class BulkMerger:
         self.accepted = accepted or AcceptedActions(time.monotonic)
         #: Items of requests sent and not yet answered, and where their answer will be.
         self._in_flight: dict[tuple[Kind, str, TargetStatus], _Answer] = {}
+        #: The group's single writes under way (see :meth:`writing`).
+        self._singles = singles if singles is not None else {}
+
+    def writing(self, kind: Kind, item_id: str, action: TargetStatus) -> TransientError | None:
+        """Why ``action`` may not be sent to the item now: a write of the other action to it
+        is under way (a merged request still unanswered, or a single call). Two writes to one
+        item at once race, and the second is refused; the run looks again instead."""
+        other = TargetStatus.DELETED if action is TargetStatus.STOPPED else TargetStatus.STOPPED
+        if (kind, item_id, other) in self._in_flight or (kind, item_id, other) in self._singles:
+            return TransientError(
+                f"a {other} of {kind.value.lower()} {item_id} is under way; looking again "
+                f"before sending a {action}",
+                not_executed=True,
+            )
+        return None
 
     async def submit(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]], writer: int | None = None
@@ -239,6 +255,7 @@ class BulkMerger:
                     if submission.writer is not None
                     else None
                 )
+                held = held or self.writing(kind, *item)
                 if held is not None:
                     position[s].append(_answered(held))
                 elif carrier is not None:
@@ -425,13 +442,13 @@ class SharedReads:
     ) -> None:
         self.reader = reader
         self.accepted = AcceptedActions(clock)
-        self.bulk = BulkMerger(reader, accepted=self.accepted)
+        #: Single STOPs and DELETEs sent and not yet answered, shared by the runs asking them.
+        self.singles: dict[tuple[Kind, str, TargetStatus], asyncio.Future[None]] = {}
+        self.bulk = BulkMerger(reader, accepted=self.accepted, singles=self.singles)
         self._max_age = max_age
         self._meta_ttl = meta_ttl
         self._clock = clock
         self._flights: dict[tuple[Any, ...], _Flight] = {}
-        #: Single STOPs and DELETEs sent and not yet answered, shared by the runs asking them.
-        self.singles: dict[tuple[Kind, str, TargetStatus], asyncio.Future[None]] = {}
 
     async def _share(
         self,
@@ -556,7 +573,9 @@ class FleetApi(ForwardingApi):
         shared = self._shared
         if shared.accepted.covers(kind, item_id, action):
             return
-        held = shared.accepted.held_for(kind, item_id, id(self))
+        held = shared.accepted.held_for(kind, item_id, id(self)) or shared.bulk.writing(
+            kind, item_id, action
+        )
         if held is not None:
             raise held
         key = (kind, item_id, action)
