@@ -13,14 +13,20 @@ thousand lists them once. So the runs of one tenant, credentials and resource gr
 * ``GET /meta`` (capabilities) is read once per ``meta_ttl``.
 
 Bulk PATCHes are merged too (:class:`BulkMerger`): what the runs submit within 200 ms goes
-out in shared requests of at most 100 items, each id once per request (two runs naming one id
-are put in different requests), a run's items spread over two requests where that fills
-them. Each run gets back exactly its items' answers, so one run's refused item is never
-another's; a request that fails as a whole fails for the items it carried, which each run
-handles as its own error (:class:`~bulkterm.aiapi.errors.PartialBulkError` when only some of
-its items were in it). Single PATCHes,
-DELETEs and item GETs stay each run's own. The shared calls go through a client of their own,
-not a run's, so a run that ends never cancels a listing or a request another run waits for.
+out in shared requests of at most 100 items: one item per (id, action), whose answer every
+run that asked it gets; a different action on the same id waits for the request before it; a
+run's items spread over two requests where that fills them. Each run gets back exactly its
+items' answers, so one run's refused item is never another's; a request that fails as a whole
+fails for the items it carried, which each run handles as its own error
+(:class:`~bulkterm.aiapi.errors.PartialBulkError` when only some of its items were in it). A
+run cancelled while its items wait for the window sends none of them.
+
+Single STOPs and DELETEs asked by several runs at once are sent once. What was accepted, or
+may have been, is remembered (:class:`~bulkterm.k8s.accepted.AcceptedActions`): an action
+already under way answers a later submission of it, reads show it as ``targetStatus`` would,
+and no run writes to an item while another's write to it is unanswered or of unknown outcome.
+Item GETs stay each run's own. The shared calls go through a client of their own, not a
+run's, so a run that ends never cancels a listing or a write another run waits for.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from bulkterm.aiapi.models import (
     Status,
     TargetStatus,
 )
+from bulkterm.k8s.accepted import AcceptedActions, maybe_acted_on
 
 T = TypeVar("T")
 
@@ -58,11 +65,6 @@ MERGE_WINDOW_SECONDS = 0.2
 MAX_ITEMS = 100
 
 
-#: How long another run's accepted action counts as under way for a run that has not seen it
-#: (the engine's default resend timeouts: a lost action is sent again after them).
-UNDER_WAY_SECONDS = {TargetStatus.STOPPED: 60.0, TargetStatus.DELETED: 600.0}
-
-
 @dataclass
 class _Submission:
     items: list[tuple[str, TargetStatus]]
@@ -71,116 +73,6 @@ class _Submission:
     writer: int | None = None
     #: Its run stopped waiting (cancelled) before the request went out: nothing is sent for it.
     withdrawn: bool = False
-
-
-@dataclass(frozen=True)
-class _Seen:
-    action: TargetStatus
-    at: float
-    #: Only possibly accepted: the answer never came (500, 502, 504, a timeout, a lost answer).
-    maybe: bool = False
-    #: The run whose write it was (``None``: accepted, whoever asked).
-    writer: int | None = None
-
-
-class AcceptedActions:
-    """What the AI API accepted, or may have, for the runs of one tenant and resource group.
-
-    A run decides from its own last look; another run's STOP or DELETE accepted since then is
-    invisible to it (``$select=status`` hides ``targetStatus``), so it would send the same
-    action again and be refused ("being deleted"). Reads handed to a run show such actions as
-    the API would with ``targetStatus``, for as long as the action may still take effect
-    (:data:`UNDER_WAY_SECONDS`); after that a run that finds no effect may send it again.
-
-    An accepted action is also the answer to a later submission of it, which is then not
-    sent. A write whose outcome is unknown may have been acted on: reads show it under way
-    too, and another run's submission of that item is held back (:meth:`held_for`) until the
-    run that wrote it has read the item whole (:meth:`learn`), which settles it either way.
-    """
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._seen: dict[tuple[Kind, str], _Seen] = {}
-
-    def note(
-        self,
-        kind: Kind,
-        item_id: str,
-        action: TargetStatus,
-        *,
-        maybe: bool = False,
-        writer: int | None = None,
-    ) -> None:
-        current = self._entry(kind, item_id)
-        if maybe and current is not None and not current.maybe:
-            if current.action in (action, TargetStatus.DELETED):
-                return  # known accepted: a later unknown outcome takes nothing from that
-        self._seen[(kind, item_id)] = _Seen(action, self._clock(), maybe, writer if maybe else None)
-
-    def learn(self, kind: Kind, state: ItemState) -> None:
-        """A whole read (``targetStatus`` included) settles what is under way for the item."""
-        if state.target_status == TargetStatus.DELETED.value:
-            self.note(kind, state.id, TargetStatus.DELETED)
-        elif state.target_status == TargetStatus.STOPPED.value or state.status in (
-            Status.STOPPING,
-            Status.STOPPED,
-        ):
-            self.note(kind, state.id, TargetStatus.STOPPED)  # under way, or done
-        else:
-            current = self._seen.get((kind, state.id))
-            if current is not None and current.maybe:
-                del self._seen[(kind, state.id)]  # it never happened: anyone may send
-
-    def _entry(self, kind: Kind, item_id: str) -> _Seen | None:
-        """The item's entry while its action may still be taking effect. Older ones are kept
-        for reads that began before them (:meth:`overlay`)."""
-        entry = self._seen.get((kind, item_id))
-        if entry is not None and self._clock() - entry.at > UNDER_WAY_SECONDS[entry.action]:
-            return None
-        return entry
-
-    def under_way(self, kind: Kind, item_id: str) -> TargetStatus | None:
-        """The action accepted (certainly) and maybe still taking effect."""
-        entry = self._entry(kind, item_id)
-        return entry.action if entry is not None and not entry.maybe else None
-
-    def covers(self, kind: Kind, item_id: str, action: TargetStatus) -> bool:
-        """Whether ``action`` on the item is already under way (a DELETE answers a STOP too)."""
-        under_way = self.under_way(kind, item_id)
-        return under_way is action or under_way is TargetStatus.DELETED
-
-    def held_for(self, kind: Kind, item_id: str, writer: int) -> TransientError | None:
-        """Why ``writer`` may not write the item now: another run's write to it has an
-        unknown outcome, not settled yet. Not acted on, so the run just looks again."""
-        entry = self._entry(kind, item_id)
-        if entry is None or not entry.maybe or entry.writer == writer:
-            return None
-        return TransientError(
-            f"another run's {entry.action} of {kind.value.lower()} {item_id} has an unknown "
-            "outcome; looking again before writing to it",
-            not_executed=True,
-        )
-
-    def overlay(self, kind: Kind, state: ItemState, read_at: float) -> ItemState:
-        """``state``, from a read begun at ``read_at``, as a full read would show it given the
-        actions accepted meanwhile: those still taking effect, and any written after the read
-        began (a slow walk of many pages can return long after another run's write)."""
-        if state.target_status is not None:
-            return state
-        entry = self._seen.get((kind, state.id))
-        if entry is None or (entry.at < read_at and self._entry(kind, state.id) is None):
-            return state
-        action = entry.action
-        if action is TargetStatus.DELETED:
-            return state.model_copy(update={"target_status": TargetStatus.DELETED.value})
-        if action is TargetStatus.STOPPED and state.status in (Status.PENDING, Status.RUNNING):
-            return state.model_copy(update={"target_status": TargetStatus.STOPPED.value})
-        return state
-
-
-def _maybe_acted_on(error: BaseException) -> bool:
-    """A failure after which the server may have acted: 500, 502, 504, a timeout, a lost answer."""
-    return isinstance(error, TransientError) and not error.not_executed
 
 
 class BulkMerger:
@@ -301,7 +193,7 @@ class BulkMerger:
         try:
             answer = {r.id: r for r in await self._sender.bulk_patch(kind, items)}
         except Exception as e:
-            if _maybe_acted_on(e):
+            if maybe_acted_on(e):
                 for item_id, action in items:
                     writer = (writers or {}).get((item_id, action))
                     self.accepted.note(kind, item_id, action, maybe=True, writer=writer)
@@ -591,7 +483,7 @@ class FleetApi(ForwardingApi):
                 try:
                     await own(kind, item_id)
                 except Exception as e:
-                    if _maybe_acted_on(e):
+                    if maybe_acted_on(e):
                         shared.accepted.note(kind, item_id, action, maybe=True, writer=writer)
                     raise
                 # Noted before the answer is handed out: no run may ask in between.
