@@ -38,7 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.kube import ControlPlane, Kube, condition, free_port  # noqa: E402
+from tests.kube import ControlPlane, Kube, KubeApiError, condition, free_port  # noqa: E402
+from tests.kube.crd import without_order_rules  # noqa: E402
 
 from bulkterm.aiapi.models import Kind, Status  # noqa: E402
 from bulkterm.k8s.kubeapi import GRANT_ANNOTATION  # noqa: E402
@@ -249,12 +250,21 @@ def capture(out: Path, workdir: Path) -> list[Path]:
                 )
 
             # The operator is gone: a spec change to a finished run stays unacknowledged
-            # (generation 2, status.observedGeneration 1) whatever the operator would do.
+            # (generation 2, status.observedGeneration 1) whatever the operator would do. The
+            # CRD as written refuses every spec change, a reorder included; one installed
+            # without its order rules (an older CRD) lets a reorder through.
+            kube.install_crd(without_order_rules(crd))
             targets = kube.get(BT, "changed-after-finish", namespace=NAMESPACE)["spec"]["targets"]
-            kube.patch(
-                BT, "changed-after-finish", {"spec": {"targets": list(reversed(targets))}},
-                namespace=NAMESPACE,
-            )  # fmt: skip
+            reorder = {"spec": {"targets": list(reversed(targets))}}
+            deadline = time.monotonic() + 30
+            while True:  # until the API server has the lax CRD in force
+                try:
+                    kube.patch(BT, "changed-after-finish", reorder, namespace=NAMESPACE)
+                    break
+                except KubeApiError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
             shot.save(
                 "changed-after-finish", "spec-changed.yaml",
                 "A Complete run whose spec.targets were reordered afterwards, not yet acknowledged",

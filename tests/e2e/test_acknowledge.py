@@ -8,7 +8,6 @@ older chart's CRD, or one ``crds.enabled=false`` left behind): it let a reorder 
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,28 +24,10 @@ from tests.e2e.conftest import (
     start_deployment_run,
 )
 from tests.kube import Kube, KubeApiError, condition
+from tests.kube.crd import without_order_rules
 from tests.plugins.kube import crd_document
 
 BT = "bulkterminations"
-
-
-def _without_order_rules(crd: dict[str, Any]) -> dict[str, Any]:
-    """The CRD without the rules that compare the lists in order (``map``)."""
-    lax = copy.deepcopy(crd)
-
-    def strip(schema: dict[str, Any]) -> None:
-        rules = schema.get("x-kubernetes-validations")
-        if rules is not None:
-            schema["x-kubernetes-validations"] = [r for r in rules if ".map(" not in r["rule"]]
-        for sub in schema.get("properties", {}).values():
-            strip(sub)
-        if isinstance(schema.get("items"), dict):
-            strip(schema["items"])
-
-    for version in lax["spec"]["versions"]:
-        strip(version["schema"]["openAPIV3Schema"])
-    assert lax != crd, "no order rule found to leave out"
-    return lax
 
 
 def _reorder_refused(kube: Kube, namespace: str) -> bool:
@@ -89,7 +70,7 @@ def lax_crd(kube: Kube, namespace: str) -> Iterator[None]:
     )
     kube.create(probe)
     strict = crd_document()
-    kube.install_crd(_without_order_rules(strict))
+    kube.install_crd(without_order_rules(strict))
     try:
         _until(lambda: not _reorder_refused(kube, probe_ns), "the lax CRD in force")
         yield
