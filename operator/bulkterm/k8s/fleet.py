@@ -160,10 +160,11 @@ class BulkMerger:
                         unique[s].append(item)
                         writers[item] = submission.writer
                     position[s].append(first[item])
-        requests = [[unique[s][k] for s, k in r] for r in pack(unique)]
+        packed = pack(unique)
+        requests = [[unique[s][k] for s, k in r] for r in packed]
         answers = [asyncio.get_running_loop().create_future() for _ in requests]
         carriers: dict[tuple[int, int], _Answer] = {}  # unique item -> its request's answer
-        for r, members in enumerate(pack(unique)):
+        for r, members in enumerate(packed):
             for member in members:
                 carriers[member] = answers[r]
         for request, answer in zip(requests, answers, strict=True):
