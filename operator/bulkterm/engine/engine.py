@@ -366,10 +366,7 @@ class Engine:
         now = self._clock()
         observations, nothing = await self.observer.observe_open(transient, now, only)
         for kind in nothing:
-            message = (
-                f"not found in resource group {self.spec.connection.resource_group!r} at "
-                f"{self._endpoint}, and neither was any other {kind.value.lower()} of this run"
-            )
+            message = self._not_found_message(kind)
             for i, target in enumerate(self.ledger.targets):
                 if target.kind is kind and self.ledger.result[i] is None:
                     self.ledger.fail(i, Decision(Verdict.FAIL, "NotFound", message), now)
@@ -390,6 +387,20 @@ class Engine:
         )
         self._capabilities_read = True
         return True
+
+    @property
+    def _resource_group(self) -> str:
+        """The group the client sends (``bulkterm apply --resource-group`` may override the
+        spec's)."""
+        group = getattr(self.executor.api, "resource_group", None)
+        return str(group) if group else self.spec.connection.resource_group
+
+    def _not_found_message(self, kind: Kind) -> str:
+        """Why every target of ``kind`` is NotFound when none of them was found."""
+        return (
+            f"not found in resource group {self._resource_group!r} at {self._endpoint}, and "
+            f"neither was any other {kind.value.lower()} of this run"
+        )
 
     def _expire(self) -> None:
         now = self._clock()
@@ -430,7 +441,7 @@ class Engine:
                 Phase.FAILED,
                 "NoTargetsFound",
                 f"none of the {kinds} was found in resource group "
-                f"{self.spec.connection.resource_group!r} at {self._endpoint}: check "
+                f"{self._resource_group!r} at {self._endpoint}: check "
                 f"connection.resourceGroup and the service key's AI_API_URL; "
                 f"{ledger.failed} of {ledger.total} targets failed, {ledger.succeeded} succeeded",
             )
@@ -448,10 +459,6 @@ class Engine:
         """Observe once and write down what a real run would do; send nothing (and finish
         no target: a kind none of whose targets exists is a predicted failure in the plan)."""
         observations: dict[int, Observation] = {}
-        # The group the client sends (``bulkterm apply --resource-group`` may override the spec).
-        group = str(getattr(self.executor.api, "resource_group", None) or "") or (
-            self.spec.connection.resource_group
-        )
         nothing: set[Kind] = set()
         for attempt in range(1, DRY_RUN_OBSERVATION_ATTEMPTS + 1):
             transient: list[TransientError] = []
@@ -477,18 +484,14 @@ class Engine:
             now=self._clock(),
             limits=self._limits,
             max_entries=self.settings.max_plan_entries,
-            nothing_found={
-                kind: f"not found in resource group {group!r} at {self._endpoint}, and neither "
-                f"was any other {kind.value.lower()} of this run"
-                for kind in nothing
-            },
+            nothing_found={kind: self._not_found_message(kind) for kind in nothing},
         )
         plan = self.ledger.plan
         failing = sorted(plan.failures.items(), key=lambda item: (-item[1], item[0]))
         why = ": " + ", ".join(f"{reason} {n}" for reason, n in failing) if failing else ""
         kinds = " and ".join(f"{k.value.lower()}s" for k in Kind if k in nothing)
         none_found = (
-            f"; none of the {kinds} was found in resource group {group!r} at {self._endpoint}: "
+            f"; none of the {kinds} was found in resource group {self._resource_group!r} at {self._endpoint}: "
             "a real run would end Failed NoTargetsFound (check connection.resourceGroup and "
             "the service key's AI_API_URL)"
             if nothing
