@@ -6,7 +6,7 @@ times on a shared 2-core VM are noisy, ratios within one run are not (much).
 
 * **engine, N**: ``bulkterm apply -f`` (a subprocess: the engine as users run it, start-up
   included) on one compact manifest of N ids (``spec.deployments`` DELETED,
-  ``spec.executions`` STOPPED; ``operator_vs_apply.manifest_of``).
+  ``spec.executions`` STOPPED; ``cluster.manifest_of``).
 * **SDK script, N**: ``sdk_baseline.cleanup`` (SAP's ``ai-api-client-sdk`` 2.6.1, as a careful
   user writes it) on the same ids, in a subprocess of its own (``sdk_worker.py``). At 10,000
   targets it would take 10+ minutes here (an estimate: ~22,000 GETs one after another, 20 ms
@@ -21,8 +21,8 @@ times on a shared 2-core VM are noisy, ratios within one run are not (much).
   memory and CPU of 10,000 and 100,000 targets across CRs).
 
 Every row gets a fresh simulator (``bulkterm.simulator`` over HTTP on 127.0.0.1, in this
-process) with the same seed, configuration and seeded statuses (``run.seed_simulator``'s mix,
-plus RUNNING bystanders nobody may touch), a stop taking 2.5 s and a deletion 2 s (issue 14's
+process) with the same seed, configuration and seeded statuses (``common.seed_simulator``'s
+mix, plus RUNNING bystanders nobody may touch), a stop taking 2.5 s and a deletion 2 s (issue 14's
 simulator), ``--latency-ms`` (20) added to every request, token included. The simulator
 counts every request by route, so calls are counted the same way for every client; afterwards
 it is asked whether every target reached its target status and no bystander was touched.
@@ -43,7 +43,6 @@ import os
 import platform
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,32 +63,38 @@ from rich.table import Table
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import SimulatorConfig, SimulatorThread, Timings
-from bulkterm.simulator.manifests import simulated_status
 from bulkterm.spec import Target
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
-from operator_vs_apply import (  # noqa: E402  (beside this file)
-    CRD_PATH,
-    DELETE_SECONDS,
+from cluster import (  # noqa: E402  (beside this file: ``bench/`` is not a package)
+    BULKTERMINATIONS,
     NAMESPACE,
-    STOP_SECONDS,
+    ROOT,
+    ControlPlane,
+    Plane,
+    admin_client,
     manifest_of,
-    proc_cpu_seconds,
-    proc_rss_mib,
     put_service_key,
     start_operator,
-    target_ids,
 )
-from run import TOKEN_ROUTE, bench_timings, categorize, parse_faults  # noqa: E402
-from targets import RESOURCE_GROUP  # noqa: E402
-from tests.kube.client import Kube  # noqa: E402  (the test suite's real control plane)
-from tests.kube.controlplane import ControlPlane  # noqa: E402
+from common import (  # noqa: E402
+    DELETE_SECONDS,
+    NOT_RUNNING,
+    STOP_SECONDS,
+    api_calls,
+    bystander_ids,
+    categorize,
+    fleet_timings,
+    parse_faults,
+    proc_cpu_seconds,
+    proc_rss_mib,
+    seed_simulator,
+    tail,
+    wait_child,
+)
+from targets import RESOURCE_GROUP, WANTED, target_ids  # noqa: E402
 
-NOT_RUNNING = frozenset({Status.STOPPED, Status.DEAD, Status.COMPLETED})
-WANTED = {Kind.DEPLOYMENT: TargetStatus.DELETED, Kind.EXECUTION: TargetStatus.STOPPED}
 #: Wall-clock bound of one row, so a regression fails instead of hanging.
 DEADLINE = 1800.0
 Pairs = list[tuple[Kind, str]]
@@ -132,7 +137,7 @@ class Row:
     @property
     def api_calls(self) -> int:
         """AI API calls, token requests left out (the SDK's token habits are not the point)."""
-        return sum(n for route, n in self.requests.items() if route != TOKEN_ROUTE)
+        return api_calls(self.requests)
 
     def kinds(self) -> dict[str, int]:
         """Calls by kind: bulk PATCH, list pages, GET one, other (meta, $count, single calls)."""
@@ -176,15 +181,6 @@ class Setup:
         )
 
 
-def fleet_timings(
-    scale: float, stop: float = STOP_SECONDS, deletion: float = DELETE_SECONDS
-) -> Timings:
-    """``run.bench_timings`` with issue 14's slow stop (2.5 s) and deletion (2 s)."""
-    return replace(
-        bench_timings(scale), stopping_seconds=stop * scale, deletion_seconds=deletion * scale
-    )
-
-
 def lifecycle_floor(info: dict[str, Any]) -> float:
     """The least time any client needs here: a RUNNING deployment that must be DELETED is
     stopped, seen STOPPED, then deleted (the API deletes only STOPPED, DEAD or UNKNOWN)."""
@@ -195,23 +191,22 @@ def lifecycle_floor(info: dict[str, Any]) -> float:
 
 
 def bystanders(setup: Setup, n: int) -> list[str]:
-    return [f"other-{setup.seed}-{i:06d}" for i in range(round(n * setup.bystanders_share))]
+    return bystander_ids(round(n * setup.bystanders_share), setup.seed)
 
 
 @contextmanager
 def simulator(setup: Setup, pairs: Pairs, others: Sequence[str]) -> Iterator[SimulatorThread]:
-    """A fresh simulator seeded like ``run.seed_simulator`` (UNKNOWN items that must be DELETED
+    """A fresh simulator seeded by ``common.seed_simulator`` (UNKNOWN items that must be DELETED
     held UNKNOWN), counters reset so that only the client's calls count."""
     with SimulatorThread(setup.config()) as sim:
-        for kind, id_ in pairs:
-            target = Target.model_construct(kind=kind, id=id_, target_status=WANTED[kind])
-            status = simulated_status(target)
-            if status is None:
-                continue
-            hold = status is Status.UNKNOWN and WANTED[kind] is TargetStatus.DELETED
-            sim.add_item(kind, id_, status, resource_group=RESOURCE_GROUP, hold=hold)
-        for id_ in others:
-            sim.add_item(Kind.DEPLOYMENT, id_, Status.RUNNING, resource_group=RESOURCE_GROUP)
+        seed_simulator(
+            sim,
+            (
+                Target.model_construct(kind=kind, id=id_, target_status=WANTED[kind])
+                for kind, id_ in pairs
+            ),
+            others,
+        )
         sim.reset_counters()
         yield sim
 
@@ -236,13 +231,6 @@ def verify(row: Row, sim: SimulatorThread, pairs: Pairs, others: Sequence[str]) 
     row.violations = len(sim.violations)
 
 
-def _wait_child(proc: subprocess.Popen[bytes]) -> tuple[int, float, float]:
-    """(exit code, peak RSS MiB, CPU s) of a child, from ``wait4``'s rusage."""
-    _, wait_status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(wait_status)
-    return proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
-
-
 # --- engine and SDK script -----------------------------------------------------------------
 
 
@@ -264,11 +252,11 @@ def run_engine(setup: Setup, n: int, workdir: Path) -> Row:
             stderr=(workdir / f"engine-{n}.log").open("wb"),
             cwd=ROOT,
         )  # fmt: skip
-        code, row.peak_rss_mib, row.cpu_seconds = _wait_child(proc)
+        code, row.peak_rss_mib, row.cpu_seconds = wait_child(proc)
         row.wall_seconds = time.monotonic() - started
         verify(row, sim, pairs, others)
     if code != 0:
-        raise RuntimeError(f"bulkterm apply exited {code}: {_tail(workdir / f'engine-{n}.log')}")
+        raise RuntimeError(f"bulkterm apply exited {code}: {tail(workdir / f'engine-{n}.log')}")
     status = json.loads((workdir / f"engine-{n}.json").read_text())
     status = status.get("status", status) if isinstance(status, dict) else {}
     row.extra["outcomes"] = status.get("outcomes") if isinstance(status, dict) else None
@@ -305,17 +293,13 @@ def run_sdk(setup: Setup, n: int, workdir: Path) -> Row:
             stderr=(workdir / f"sdk-{n}.log").open("wb"),
             cwd=ROOT,
         )
-        code, row.peak_rss_mib, row.cpu_seconds = _wait_child(proc)
+        code, row.peak_rss_mib, row.cpu_seconds = wait_child(proc)
         row.wall_seconds = time.monotonic() - started
         verify(row, sim, pairs, others)
     if code != 0:
-        raise RuntimeError(f"the SDK script exited {code}: {_tail(workdir / f'sdk-{n}.log')}")
+        raise RuntimeError(f"the SDK script exited {code}: {tail(workdir / f'sdk-{n}.log')}")
     row.extra.update(json.loads((workdir / f"sdk-{n}.out").read_text()))
     return row
-
-
-def _tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:]
 
 
 # --- the operator ----------------------------------------------------------------------------
@@ -327,9 +311,7 @@ class FleetWatch(threading.Thread):
 
     def __init__(self, plane: ControlPlane, names: set[str]) -> None:
         super().__init__(daemon=True)
-        context = ssl.create_default_context(cafile=str(plane.pki / "ca.crt"))
-        context.load_cert_chain(str(plane.pki / "admin.crt"), str(plane.pki / "admin.key"))
-        self.client = httpx.Client(base_url=plane.url, verify=context, timeout=None)
+        self.client = admin_client(plane)
         self.names = names
         self.since = time.monotonic()
         #: name → (seconds since ``since``, "Complete" | "Failed")
@@ -340,7 +322,7 @@ class FleetWatch(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        path = f"/apis/aiapi.bulkops.dev/v1alpha1/namespaces/{NAMESPACE}/bulkterminations"
+        path = BULKTERMINATIONS
         while not self.done.is_set():
             try:
                 listed = self.client.get(path)
@@ -383,29 +365,6 @@ class FleetWatch(threading.Thread):
                 return
 
 
-class Plane:
-    """The real control plane the operator rows share: started once, CRD and namespace in."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.plane = ControlPlane(workdir=workdir / "control-plane")
-        self.workdir = workdir
-        self.kube: Kube | None = None
-
-    def start(self) -> Kube:
-        if self.kube is None:
-            self.plane.start()
-            self.kube = Kube(self.plane, self.workdir / "kube")
-            crd = next(d for d in yaml.safe_load_all(CRD_PATH.read_text()) if d)
-            self.kube.install_crd(crd)
-            self.kube.create_namespace(NAMESPACE)
-        return self.kube
-
-    def stop(self) -> None:
-        if self.kube is not None:
-            self.kube.close()
-        self.plane.stop()
-
-
 def run_operator(setup: Setup, plane: Plane, crs: int, per_cr: int, workdir: Path) -> Row:
     """C CRs of M ids each, on a fresh operator and a fresh simulator."""
     n = crs * per_cr
@@ -440,7 +399,7 @@ def run_operator(setup: Setup, plane: Plane, crs: int, per_cr: int, workdir: Pat
             row.extra["kubectl_create_s"] = round(time.monotonic() - t0, 2)
             while not watch.done.wait(0.05):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"operator died:\n{_tail(log_path)}")
+                    raise RuntimeError(f"operator died:\n{tail(log_path)}")
                 if time.monotonic() - t0 > DEADLINE:
                     raise TimeoutError(f"{len(watch.terminal)}/{crs} CRs finished in {DEADLINE} s")
             row.wall_seconds = max(at for at, _ in watch.terminal.values()) - (t0 - watch.since)

@@ -7,7 +7,8 @@ spoilt by a machine that is busier at another time:
 * a real kube-apiserver + etcd (``tests/kube/controlplane.py``, binaries from
   ``hack/kube/build.sh``) with the CRD, a namespace and a granted service-key Secret;
 * an AI API simulator (in this process, over real HTTP on 127.0.0.1) seeded with the targets
-  in the mix ``bench/run.py`` uses, stop taking 2.5 s and deletion 2 s;
+  in the mix every benchmark uses (``common.seed_simulator``), stop taking 2.5 s and
+  deletion 2 s;
 * ``bulkterm operator`` (a subprocess, admin kubeconfig) running one CR created with
   ``kubectl create -f`` from the manifest file: wall time from the create to the watch event
   that carries ``Complete=True``;
@@ -28,18 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,43 +45,38 @@ from typing import Any
 import httpx
 import yaml
 
-from bulkterm.aiapi.models import Kind, TargetStatus
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
 from bulkterm.simulator import SimulatorConfig, SimulatorThread
 from bulkterm.spec import BulkTerminationSpec
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import bench_timings, categorize, seed_simulator  # noqa: E402  (beside this file)
-from targets import RESOURCE_GROUP  # noqa: E402
-from tests.kube.client import Kube  # noqa: E402  (the test suite's real control plane)
-from tests.kube.controlplane import ControlPlane, free_port  # noqa: E402
-from tests.kube.controlplane import _die_with_parent as die_with_parent  # noqa: E402
+from cluster import (  # beside this file: ``bench/`` is not a package
+    BULKTERMINATIONS,
+    NAMESPACE,
+    ROOT,
+    ControlPlane,
+    Kube,
+    Plane,
+    admin_client,
+    manifest_of,
+    put_service_key,
+    start_operator,
+)
+from common import (
+    api_calls,
+    categorize,
+    fleet_timings,
+    proc_cpu_seconds,
+    proc_rss_mib,
+    seed_simulator,
+    wait_child,
+)
+from targets import target_ids
 
-NAMESPACE = "bench"
 NAME = "bench-10k"
-SECRET = "aicore-service-key"
-CRD_PATH = ROOT / "crds" / "bulktermination.yaml"
-#: The issue's simulator: a stop takes 2.5 s, a deletion 2 s.
-STOP_SECONDS = 2.5
-DELETE_SECONDS = 2.0
 DEADLINE = 600.0
 
 
 # --- the work ------------------------------------------------------------------------------
-
-
-def target_ids(targets: int, executions_share: float, seed: int) -> list[tuple[Kind, str]]:
-    """The kinds and ids of ``targets.make_spec`` (same seed, same draws), in its order."""
-    out: list[tuple[Kind, str]] = []
-    rng = random.Random(f"bench:{seed}")
-    for i in range(targets):
-        kind = Kind.EXECUTION if rng.random() < executions_share else Kind.DEPLOYMENT
-        rng.random()  # make_spec's draw of the target status
-        prefix = "exe" if kind is Kind.EXECUTION else "dep"
-        out.append((kind, f"{prefix}-{seed}-{i:06d}"))
-    return out
 
 
 def manifest(targets: int, executions_share: float, seed: int, form: str) -> dict[str, Any]:
@@ -94,127 +86,18 @@ def manifest(targets: int, executions_share: float, seed: int, form: str) -> dic
     return manifest_of(target_ids(targets, executions_share, seed), form, NAME)
 
 
-def manifest_of(
-    pairs: list[tuple[Kind, str]], form: str, name: str, poll_interval: int | None = None
-) -> dict[str, Any]:
-    """One BulkTermination named ``name`` for these (kind, id) pairs: deployments DELETED,
-    executions STOPPED (a kind with no id is left out of the compact form)."""
-    ids: dict[Kind, list[str]] = {Kind.DEPLOYMENT: [], Kind.EXECUTION: []}
-    for kind, id_ in pairs:
-        ids[kind].append(id_)
-    wanted = {Kind.DEPLOYMENT: TargetStatus.DELETED, Kind.EXECUTION: TargetStatus.STOPPED}
-    spec: dict[str, Any] = {
-        "connection": {"secretRef": {"name": SECRET}, "resourceGroup": RESOURCE_GROUP}
-    }
-    if poll_interval is not None:
-        spec["pollIntervalSeconds"] = poll_interval
-    if form == "list":
-        spec["targets"] = [
-            {"kind": kind.value, "id": id_, "targetStatus": wanted[kind].value}
-            for kind in (Kind.DEPLOYMENT, Kind.EXECUTION)
-            for id_ in ids[kind]
-        ]
-    else:
-        for kind, field_name in ((Kind.DEPLOYMENT, "deployments"), (Kind.EXECUTION, "executions")):
-            if ids[kind]:
-                spec[field_name] = {"targetStatus": wanted[kind].value, "ids": ids[kind]}
-    return {
-        "apiVersion": "aiapi.bulkops.dev/v1alpha1",
-        "kind": "BulkTermination",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }
-
-
 def simulator(seed: int, spec: BulkTerminationSpec) -> SimulatorThread:
-    timings = bench_timings()
-    timings = type(timings)(
-        **{
-            **asdict(timings),
-            "stopping_seconds": STOP_SECONDS,
-            "deletion_seconds": DELETE_SECONDS,
-        }
-    )
+    timings = fleet_timings()
     sim = SimulatorThread(
         SimulatorConfig(host="127.0.0.1", port=0, timings=timings, bulk_updates=True, seed=seed)
     )
     sim.start()
-    seed_simulator(sim, spec, [])
+    seed_simulator(sim, spec.targets, [])
     sim.reset_counters()
     return sim
 
 
-# --- process measurements ------------------------------------------------------------------
-
-
-def put_service_key(kube: Kube, service_key: dict[str, Any]) -> None:
-    """The Secret the CRs name, granted to every BulkTermination of the namespace (replacing
-    one an earlier row left)."""
-    if kube.get_or_none("secrets", SECRET, namespace=NAMESPACE) is not None:
-        kube.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")
-    kube.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": SECRET,
-                "namespace": NAMESPACE,
-                "annotations": {GRANT_ANNOTATION: "*"},
-            },
-            "stringData": {"serviceKey": json.dumps(service_key)},
-        }
-    )
-
-
-def start_operator(
-    kube: Kube,
-    log_path: Path,
-    extra_flags: Sequence[str] = (),
-    env_extra: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """``bulkterm operator`` on :data:`NAMESPACE` as a subprocess (logging to ``log_path``),
-    returned once its health endpoint answers; raises if it exits or is not healthy in 60 s."""
-    health = f"http://127.0.0.1:{free_port()}/healthz"
-    env = {**kube.env(), **(env_extra or {})}
-    env.pop("BULKTERM_NAMESPACES", None)
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "bulkterm.cli", "operator", "--namespace", NAMESPACE,
-            "--liveness-endpoint", health, "--metrics-port", "0", "--log-format", "plain",
-            *extra_flags,
-        ],
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-        preexec_fn=die_with_parent,
-    )  # fmt: skip
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"operator exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(health, timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() - started > 60:
-            proc.kill()
-            raise TimeoutError("operator not healthy in 60 s")
-        time.sleep(0.1)
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process (``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss_mib(pid: int) -> tuple[float, float]:
-    """(current RSS, peak RSS) of a live process, MiB."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+# --- measurements --------------------------------------------------------------------------
 
 
 class FirstRequest(threading.Thread):
@@ -254,9 +137,7 @@ class CrWatch(threading.Thread):
 
     def __init__(self, plane: ControlPlane, since: float) -> None:
         super().__init__(daemon=True)
-        context = ssl.create_default_context(cafile=str(plane.pki / "ca.crt"))
-        context.load_cert_chain(str(plane.pki / "admin.crt"), str(plane.pki / "admin.key"))
-        self.client = httpx.Client(base_url=plane.url, verify=context, timeout=None)
+        self.client = admin_client(plane)
         self.since = since
         self.log = WatchLog()
         self.ready = threading.Event()
@@ -264,7 +145,7 @@ class CrWatch(threading.Thread):
     def run(self) -> None:
         """Watch from a list's resourceVersion, again after any answer but 200 (a fresh API
         server answers 429 while its storage initialises) or the end of the stream."""
-        path = f"/apis/aiapi.bulkops.dev/v1alpha1/namespaces/{NAMESPACE}/bulkterminations"
+        path = BULKTERMINATIONS
         selector = f"metadata.name={NAME}"
         while True:
             try:
@@ -355,7 +236,7 @@ class Variant:
 
     @property
     def api_calls(self) -> int:
-        return sum(n for route, n in self.requests.items() if route != "POST /oauth/token")
+        return api_calls(self.requests)
 
 
 def run_operator(
@@ -495,9 +376,8 @@ def run_apply(
         )  # fmt: skip
         assert proc.stdout is not None
         out = proc.stdout.read()
-        _, wait_status, usage = os.wait4(proc.pid, 0)
+        _, peak_rss_mib, cpu_seconds = wait_child(proc)
         wall = time.monotonic() - t0
-        proc.returncode = os.waitstatus_to_exitcode(wait_status)
         first.done.set()
         if proc.returncode != 0:
             raise RuntimeError(f"bulkterm apply exited {proc.returncode}: {out[-2000:]!r}")
@@ -507,8 +387,8 @@ def run_apply(
             name="bulkterm apply",
             wall_seconds=wall,
             requests=dict(sim.counters),
-            peak_rss_mib=usage.ru_maxrss / 1024,
-            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            peak_rss_mib=peak_rss_mib,
+            cpu_seconds=cpu_seconds,
             first_request_s=first.first,
             first_bulk_patch_s=first.first_patch,
             extra={"outcomes": status.get("outcomes") if isinstance(status, dict) else None},
@@ -593,22 +473,14 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path = workdir / "bulktermination.yaml"
     manifest_path.write_text(yaml.safe_dump(document, sort_keys=False))
     operator = apply = None
-    plane = ControlPlane(workdir=workdir / "control-plane")
+    plane = Plane(workdir)
     try:
         if "operator" not in args.skip:
-            plane.start()
-            kube = Kube(plane, workdir / "kube")
-            crd = next(d for d in yaml.safe_load_all(CRD_PATH.read_text()) if d)
-            kube.install_crd(crd)
-            kube.create_namespace(NAMESPACE)
-            try:
-                operator = run_operator(
-                    kube, plane, spec, manifest_path, workdir, seed=args.seed,
-                    extra_flags=args.operator_flag, profile=args.profile,
-                    operator_source=args.operator_source,
-                )  # fmt: skip
-            finally:
-                kube.close()
+            operator = run_operator(
+                plane.start(), plane.plane, spec, manifest_path, workdir, seed=args.seed,
+                extra_flags=args.operator_flag, profile=args.profile,
+                operator_source=args.operator_source,
+            )  # fmt: skip
         if "apply" not in args.skip:
             apply = run_apply(spec, manifest_path, workdir, seed=args.seed)
     finally:

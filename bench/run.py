@@ -41,63 +41,22 @@ from rich.console import Console
 from rich.table import Table
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
-from bulkterm.simulator import Faults, SimulatorConfig, SimulatorThread, Timings
-from bulkterm.simulator.manifests import simulated_status
+from bulkterm.simulator import SimulatorConfig, SimulatorThread
 from bulkterm.spec import BulkTerminationSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sdk_baseline  # beside this file: ``bench/`` is not a package
+import fleet  # beside this file: ``bench/`` is not a package
+import sdk_baseline
+from common import (
+    NOT_RUNNING,
+    api_calls,
+    bench_timings,
+    bystander_ids,
+    categorize,
+    parse_faults,
+    seed_simulator,
+)
 from targets import DEADLINE_SECONDS, RESOURCE_GROUP, compact_json, engine_run, make_spec
-
-TOKEN_ROUTE = "POST /oauth/token"
-NOT_RUNNING = frozenset({Status.STOPPED, Status.DEAD, Status.COMPLETED})
-
-
-def bench_timings(scale: float = 1.0) -> Timings:
-    """Fast lifecycles that still leave every status observable.
-
-    UNKNOWN resolves after 1 s (a target that must be STOPPED waits for it, then is stopped);
-    executions never complete on their own (long training runs), so the seeded mix is what
-    every client sees, however slow it is. Stop and deletion take well under a second.
-    """
-    return Timings(
-        unknown_seconds=1.0 * scale,
-        pending_seconds=2.0 * scale,
-        execution_run_seconds=None,
-        stop_delay_seconds=0.05 * scale,
-        stopping_seconds=0.3 * scale,
-        deletion_seconds=0.5 * scale,
-    )
-
-
-# --- targets and seeding ---------------------------------------------------------------
-
-
-def bystander_ids(n: int, seed: int) -> list[str]:
-    return [f"other-{seed}-{i:06d}" for i in range(n)]
-
-
-def seed_simulator(
-    sim: SimulatorThread, spec: BulkTerminationSpec, bystanders: Sequence[str]
-) -> Counter[str]:
-    """Seed every target in its :func:`simulated_status` (``None``: missing id), plus bystanders.
-
-    UNKNOWN items that must be DELETED are held in UNKNOWN (stuck in sync: the reason one
-    deletes them), so that every client sees them UNKNOWN however long its first sweep takes.
-    Bystanders are RUNNING deployments in the same resource group that nobody may touch.
-    """
-    mix: Counter[str] = Counter()
-    for target in spec.targets:
-        status = simulated_status(target)
-        mix[f"{target.kind.value}/{status.value if status else 'missing'}"] += 1
-        if status is None:
-            continue
-        hold = status is Status.UNKNOWN and target.target_status is TargetStatus.DELETED
-        sim.add_item(target.kind, target.id, status, resource_group=RESOURCE_GROUP, hold=hold)
-    for item_id in bystanders:
-        sim.add_item(Kind.DEPLOYMENT, item_id, Status.RUNNING, resource_group=RESOURCE_GROUP)
-    return mix
-
 
 # --- results -----------------------------------------------------------------------------
 
@@ -126,7 +85,7 @@ class Result:
 
     @property
     def api_calls(self) -> int:
-        return self.total_requests - self.requests.get(TOKEN_ROUTE, 0)
+        return api_calls(self.requests)
 
     @property
     def ok(self) -> bool:
@@ -142,39 +101,6 @@ class Result:
         data["categories"] = self.categories()
         data["ok"] = self.ok
         return data
-
-
-def categorize(requests: dict[str, int]) -> dict[str, int]:
-    """Route counters (``"PATCH /lm/deployments"``) folded into what they mean for a client."""
-    out = Counter(
-        {
-            "token": 0,
-            "meta": 0,
-            "list": 0,
-            "count": 0,
-            "get_one": 0,
-            "bulk_patch": 0,
-            "single_patch": 0,
-            "single_delete": 0,
-            "other": 0,
-        }
-    )
-    for route, n in requests.items():
-        method, _, path = route.partition(" ")
-        if route == TOKEN_ROUTE:
-            out["token"] += n
-        elif path == "/lm/meta":
-            out["meta"] += n
-        elif path.endswith("/$count"):
-            out["count"] += n
-        elif path in ("/lm/deployments", "/lm/executions"):
-            out["list" if method == "GET" else "bulk_patch" if method == "PATCH" else "other"] += n
-        elif path.endswith("/{id}"):
-            key = {"GET": "get_one", "PATCH": "single_patch", "DELETE": "single_delete"}
-            out[key.get(method, "other")] += n
-        else:
-            out["other"] += n
-    return dict(out)
 
 
 def verify(
@@ -235,7 +161,7 @@ def run_engine(setup: Setup, *, bulk: bool) -> Result:
     spec = make_spec(setup.targets, setup.executions_share, setup.seed)
     others = bystander_ids(setup.bystanders, setup.seed)
     with _simulator(setup, bulk=bulk) as sim:
-        mix = seed_simulator(sim, spec, others)
+        mix = seed_simulator(sim, spec.targets, others)
         started = time.perf_counter()
         progress, calls = asyncio.run(engine_run(spec, sim.service_key()))
         wall = time.perf_counter() - started
@@ -275,7 +201,7 @@ def run_sdk(setup: Setup) -> Result:
         for t in spec.targets
     ]
     with _simulator(setup, bulk=True) as sim:
-        seed_simulator(sim, spec, others)
+        seed_simulator(sim, spec.targets, others)
         started = time.perf_counter()
         outcome = sdk_baseline.cleanup(
             sim.service_key(), jobs, RESOURCE_GROUP, deadline_s=DEADLINE_SECONDS
@@ -325,7 +251,7 @@ def run_scale(setup: Setup, *, tracemalloc_on: bool) -> Result:
             child.stdin.write(json.dumps(order) + "\n")
             child.stdin.flush()
             if child.stdout.readline().strip() == "ready":
-                seed_simulator(sim, spec, others)
+                seed_simulator(sim, spec.targets, others)
                 child.stdin.write("go\n")
                 child.stdin.flush()
             out, err = child.communicate(timeout=DEADLINE_SECONDS + 60)
@@ -485,31 +411,6 @@ def _caption(info: dict[str, Any]) -> str:
 # --- command line -----------------------------------------------------------------------------
 
 
-def parse_faults(text: str | None, latency_ms: float) -> Faults:
-    """``"429=0.05,503=0.02,retry_after=1"`` → :class:`Faults` (plus the fixed latency)."""
-    settings: dict[str, Any] = {"latency_ms": latency_ms}
-    for part in filter(None, (p.strip() for p in (text or "").split(","))):
-        name, _, value = part.partition("=")
-        if not value:
-            raise argparse.ArgumentTypeError(f"--faults: {part!r} is not NAME=VALUE")
-        if name == "429":
-            settings["throttle_rate"] = float(value)
-        elif name.isdigit() and 500 <= int(name) <= 599:
-            settings["error_rate"] = float(value)
-            settings["error_status"] = int(name)
-        elif name == "drop":
-            settings["drop_rate"] = float(value)
-        elif name == "retry_after":
-            settings["retry_after"] = int(value)
-        else:
-            raise argparse.ArgumentTypeError(f"--faults: unknown fault {name!r}")
-    errors = any(k in settings for k in ("throttle_rate", "error_rate", "drop_rate"))
-    # Latency on the token endpoint too (XSUAA is a network hop), unless error faults are on:
-    # those stay off the token endpoint, since SAP's SDK 2.6.1 cannot retry a token request.
-    settings["include_token_endpoint"] = not errors
-    return Faults(**settings)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -650,8 +551,6 @@ def entry(argv: Sequence[str] | None = None) -> int:
     if "--classic" in args:
         args.remove("--classic")
         return main(args)
-    import fleet  # beside this file; imported late, since it imports this module
-
     return fleet.main(args)
 
 

@@ -21,6 +21,8 @@ RESOURCE_GROUP = "default"
 DELETED_SHARE = 0.6
 #: Wall-clock bound of every variant, so a regression fails instead of hanging.
 DEADLINE_SECONDS = 600
+#: The target status of each kind in the compact form (``spec.deployments``/``executions``).
+WANTED = {Kind.DEPLOYMENT: TargetStatus.DELETED, Kind.EXECUTION: TargetStatus.STOPPED}
 
 
 def make_spec(n: int, executions_share: float, seed: int) -> BulkTerminationSpec:
@@ -41,6 +43,18 @@ def make_spec(n: int, executions_share: float, seed: int) -> BulkTerminationSpec
             "activeDeadlineSeconds": DEADLINE_SECONDS,
         }
     )
+
+
+def target_ids(targets: int, executions_share: float, seed: int) -> list[tuple[Kind, str]]:
+    """The kinds and ids of :func:`make_spec` (same seed, same draws), in its order."""
+    out: list[tuple[Kind, str]] = []
+    rng = random.Random(f"bench:{seed}")
+    for i in range(targets):
+        kind = Kind.EXECUTION if rng.random() < executions_share else Kind.DEPLOYMENT
+        rng.random()  # make_spec's draw of the target status
+        prefix = "exe" if kind is Kind.EXECUTION else "dep"
+        out.append((kind, f"{prefix}-{seed}-{i:06d}"))
+    return out
 
 
 async def engine_run(

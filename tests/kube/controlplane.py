@@ -60,7 +60,7 @@ class ControlPlaneError(RuntimeError):
     """The control plane could not be built or started (the message says why)."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: SIGKILL when the test process dies, however it dies (a
     killed pytest never runs its fixtures' teardown; servers must not outlive it)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -206,7 +206,7 @@ class ControlPlane:
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._procs.append((name, proc, log))
 
