@@ -64,16 +64,20 @@ image: install
 demo: install
 	$(BIN)/bulkterm apply -f examples/bulktermination.yaml --simulator
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist, a test file per worker at a time; each
+# worker starts its own control plane): most tests wait on processes, servers and timers, so
+# more workers than cores pays. TEST_WORKERS=0 runs everything in one process.
 # pytest exits 5 when it collects nothing; that must fail CI, not pass silently.
+TEST_WORKERS ?= 4
 test: install kube kstatus
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: install
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/mypy
 
-# The fault-schedule explorer at scale (make test runs 300 seeds): SEEDS=10000 by default.
+# The fault-schedule explorer at scale (make test runs 200 seeds): SEEDS=10000 by default.
 SEEDS ?= 10000
 explore: install
 	$(BIN)/python -m tests.simulation.explorer --seeds $(SEEDS) --keep-going

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from bulkterm.k8s.leases import KubeLeaseStore, LeaseConflict, LeaseRecord, LeaseStore, Owner
+from bulkterm.k8s.lease_store import KubeLeaseStore, LeaseConflict, LeaseRecord, LeaseStore, Owner
 from tests.crd.samples import valid_cr
 from tests.k8s.test_leases import MemoryLeases
 from tests.kube import Kube

@@ -11,6 +11,7 @@ from bulkterm.aiapi.models import Kind, TargetStatus
 from bulkterm.engine import Engine, EngineSettings, Progress
 from bulkterm.spec import BulkTerminationSpec, Target
 from tests.engine.fake_api import FakeAiApi, FakeClock
+from tests.hosts import CallbackHost
 
 D, E = Kind.DEPLOYMENT, Kind.EXECUTION
 STOPPED, DELETED = TargetStatus.STOPPED, TargetStatus.DELETED
@@ -44,7 +45,7 @@ class Run:
         self.snapshots.append(p)
 
     async def __call__(self) -> Progress:
-        final = await self.engine.run(self.on_progress)
+        final = await self.engine.run(CallbackHost(self.on_progress))
         check_counters(final, self.snapshots[-1] if self.snapshots else None)
         return final
 

@@ -20,7 +20,6 @@ from bulkterm.aiapi.errors import AuthError, EndpointNotFoundError
 from bulkterm.aiapi.models import BulkItemResult, Kind, Status, TargetStatus
 from bulkterm.engine import EngineSettings, Progress
 from bulkterm.engine.decisions import Action
-from bulkterm.engine.errors import RecordNotWritten
 from bulkterm.engine.progress import InFlightGroup
 from bulkterm.simulator import Faults, SimClock, Simulator, Timings
 from tests.engine.fake_api import FakeAiApi, FakeClock
@@ -36,6 +35,7 @@ from tests.engine.test_against_simulator import (
     seed,
     spec_for,
 )
+from tests.hosts import CallbackHost
 
 
 def deployments(
@@ -110,14 +110,15 @@ async def test_nothing_is_sent_while_the_record_of_the_send_cannot_be_saved(
         api = Watched(client, sim)
         engine = engine_for(spec, api, sim_clock)
 
-        async def on_progress(record: Progress) -> None:
+        async def on_progress(record: Progress) -> bool:
             nonlocal refusals
             if record.active and refusals:
                 refusals -= 1
                 sends_seen_when_refused.append(len(api.writes))
-                raise RecordNotWritten("status write refused (HTTP 500)")
+                return False  # the status write was refused (HTTP 500)
+            return True
 
-        final = await asyncio.wait_for(engine.run(on_progress), 30)
+        final = await asyncio.wait_for(engine.run(CallbackHost(on_progress)), 30)
     assert sends_seen_when_refused == [0, 0, 0]
     assert final.outcomes == {"Stopped": 10}
     assert set(accepted_writes(api).values()) == {1}
@@ -270,7 +271,8 @@ async def run_killed_at(
             saved = Progress.model_validate(record.to_status())
 
         try:
-            final = await asyncio.wait_for(engine_for(spec, first, clock).run(on_progress), 60)
+            engine = engine_for(spec, first, clock)
+            final = await asyncio.wait_for(engine.run(CallbackHost(on_progress)), 60)
         except Killed:
             clock.advance(2)
             second = Watched(client, sim)
@@ -297,7 +299,7 @@ async def test_a_kill_at_every_status_write_keeps_the_report_true_and_sends_noth
     cases = kill_cases()
     seed(sim, cases)
     async with AiApiClient.from_service_key(sim.service_key(), "default") as client:
-        await engine_for(spec_for(cases), Watched(client, sim), clock).run(count)
+        await engine_for(spec_for(cases), Watched(client, sim), clock).run(CallbackHost(count))
     assert writes_in_a_whole_run >= 3, writes_in_a_whole_run
 
     for write in range(1, writes_in_a_whole_run + 1):

@@ -17,6 +17,7 @@ from bulkterm.engine import (
 )
 from tests.engine.fake_api import START, FakeAiApi, FakeClock
 from tests.engine.support import STOPPED, D, make_run, run_to_end, spec_of, wait_until
+from tests.hosts import CallbackHost
 
 LATER = START + timedelta(minutes=5)
 RUNNING = Situation(Phase.RUNNING, "Running", "0/3 finished")
@@ -180,5 +181,5 @@ async def test_first_report_comes_before_any_api_call(api: FakeAiApi, clock: Fak
     async def on_progress(p: Progress) -> None:
         calls_at_first_report.append(sum(api.calls.values()))
 
-    await run.engine.run(on_progress)
+    await run.engine.run(CallbackHost(on_progress))
     assert calls_at_first_report[0] == 0

@@ -15,8 +15,8 @@ from bulkterm.aiapi.models import BulkItemResult, Kind, Status, TargetStatus
 from bulkterm.engine.batching import Intent, Request
 from bulkterm.engine.decisions import Action
 from bulkterm.engine.executor import Executor, Outcome
+from bulkterm.k8s.bulkmerge import MAX_ITEMS, BulkMerger, pack
 from bulkterm.k8s.clients import ClientPool
-from bulkterm.k8s.fleet import MAX_ITEMS, BulkMerger, pack
 from bulkterm.simulator import Simulator
 from tests.k8s.test_clients import key_of
 

@@ -1,8 +1,8 @@
 """Record before send: a record announcing sends must be on the API server before the sends.
 
 The status written before a send is what a restarted operator reads to know what was sent. If
-that write fails, the progress callback raises :class:`RecordNotWritten` and nothing is sent;
-the record is offered again later (by the engine after a back-off, or by a fresh engine run).
+that write fails, the checkpoint answers False and nothing is sent; the run offers the record
+again in a later round.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import pytest
 
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.engine import InFlightGroup, Progress
+from bulkterm.engine import run as run_module
 from bulkterm.engine.decisions import Action
-from bulkterm.engine.errors import RecordNotWritten
-from bulkterm.k8s import reconciler as reconciler_module
 from bulkterm.simulator import Simulator
 from tests.k8s.support import FakeEvents, FakeKube, ai_api_sends, condition, reconciler, spec
 
@@ -68,7 +67,7 @@ async def test_nothing_is_sent_until_the_record_of_the_send_has_landed(
 
 class _SendingEngine:
     """Stands in for the engine: offers one record announcing a send, as the engine does
-    before a bulk PATCH, up to five times while the callback raises RecordNotWritten."""
+    before a bulk PATCH, up to five times while the checkpoint is refused."""
 
     outcomes: list[str]
 
@@ -81,7 +80,7 @@ class _SendingEngine:
     def progress(self) -> Progress:
         return self._record
 
-    async def run(self, on_progress: Any) -> Progress:
+    async def run(self, reporter: Any) -> Progress:
         sending = self._record.model_copy(
             update={
                 "pending": 0,
@@ -94,10 +93,8 @@ class _SendingEngine:
             }
         )
         for _ in range(5):
-            try:
-                await on_progress(sending)
-            except RecordNotWritten as exc:
-                type(self).outcomes.append(f"refused: {exc}")
+            if not await reporter.offer(sending):
+                type(self).outcomes.append("refused")
                 continue
             type(self).outcomes.append("written")
             self._record = sending
@@ -119,33 +116,31 @@ class _FailingWrites(FakeKube):
         await super().patch_status(namespace, name, status)
 
 
-async def test_the_callback_raises_record_not_written_when_the_forced_write_fails(
+async def test_a_checkpoint_whose_forced_write_fails_is_refused_until_it_lands(
     simulator: Simulator, events: FakeEvents, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconciler_module, "Engine", _SendingEngine)
+    monkeypatch.setattr(run_module, "Engine", _SendingEngine)
     kube = _FailingWrites(simulator, failures=2)
     kube.put_secret("aicore", "serviceKey", simulator.service_key())
     body = spec(("Deployment", "dep-run1", "STOPPED"))
     await asyncio.wait_for(reconciler(kube, events, body).run(asyncio.Event()), 10)
-    outcomes = _SendingEngine.outcomes
-    assert [o.split(":")[0] for o in outcomes] == ["refused", "refused", "written"]
-    assert "cleanup" in outcomes[0]  # names the resource, nothing secret
+    assert _SendingEngine.outcomes == ["refused", "refused", "written"]
     assert kube.status["inFlightGroups"] == [
         {"action": "STOP", "sentAt": "2026-01-01T00:00:00Z", "indexes": "0"}
     ]
 
 
-async def test_a_record_without_new_sends_is_throttled_and_never_raises(
+async def test_a_record_without_new_sends_is_taken_though_its_write_fails(
     simulator: Simulator, events: FakeEvents, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only records announcing sends are forced: a progress update whose write fails is held
-    back and retried by the throttle, the engine is not interrupted."""
+    back and retried by the throttle, and the run goes on as if it had landed."""
 
     class _ObservingEngine(_SendingEngine):
-        async def run(self, on_progress: Any) -> Progress:
+        async def run(self, reporter: Any) -> Progress:
             observed = self._record.model_copy(update={"seen_indexes": "0"})
-            await on_progress(observed)  # must not raise
-            type(self).outcomes.append("observed")
+            taken = await reporter.offer(observed)
+            type(self).outcomes.append("observed" if taken else "refused")
             return observed
 
     class _AllWritesFailOnce(FakeKube):
@@ -157,7 +152,7 @@ async def test_a_record_without_new_sends_is_throttled_and_never_raises(
                 raise RuntimeError("HTTP 503")
             await super().patch_status(namespace, name, status)
 
-    monkeypatch.setattr(reconciler_module, "Engine", _ObservingEngine)
+    monkeypatch.setattr(run_module, "Engine", _ObservingEngine)
     kube = _AllWritesFailOnce(simulator)
     kube.put_secret("aicore", "serviceKey", simulator.service_key())
     await asyncio.wait_for(

@@ -24,22 +24,22 @@ def _failure(n: int, reason: str) -> Failure:
 def test_targets_are_counted_as_they_finish_not_at_the_end(simulator: Simulator) -> None:
     rec = reconciler(FakeKube(simulator), FakeEvents(), spec(("Deployment", "dep-0001", "STOPPED")))
     before = _value("bulkterm_targets_total", outcome="succeeded")
-    rec._count(Progress(total=10, succeeded=2, pending=8))  # where the run stood when taken
-    rec._count(Progress(total=10, succeeded=5, pending=5))
+    rec._host._count(Progress(total=10, succeeded=2, pending=8))  # where the run stood when taken
+    rec._host._count(Progress(total=10, succeeded=5, pending=5))
     assert _value("bulkterm_targets_total", outcome="succeeded") == before + 3
-    rec._count(Progress(total=10, succeeded=7, failed=1, pending=2))
+    rec._host._count(Progress(total=10, succeeded=7, failed=1, pending=2))
     assert _value("bulkterm_targets_total", outcome="succeeded") == before + 5
 
 
 def test_failures_are_counted_by_reason_once_each(simulator: Simulator) -> None:
     rec = reconciler(FakeKube(simulator), FakeEvents(), spec(("Deployment", "dep-0001", "STOPPED")))
     before = _value("bulkterm_target_failures_total", reason="NotFound")
-    rec._count(Progress(total=3, pending=3))
+    rec._host._count(Progress(total=3, pending=3))
     one = [_failure(0, "NotFound")]
-    rec._count(Progress(total=3, failed=1, pending=2, failures=one))
-    rec._count(Progress(total=3, failed=1, pending=2, failures=one))  # the same record again
+    rec._host._count(Progress(total=3, failed=1, pending=2, failures=one))
+    rec._host._count(Progress(total=3, failed=1, pending=2, failures=one))  # the same record again
     two = [*one, _failure(1, "NotFound")]
-    rec._count(Progress(total=3, failed=2, pending=1, failures=two))
+    rec._host._count(Progress(total=3, failed=2, pending=1, failures=two))
     assert _value("bulkterm_target_failures_total", reason="NotFound") == before + 2
 
 

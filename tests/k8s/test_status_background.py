@@ -88,13 +88,13 @@ async def test_a_background_offer_within_the_interval_waits_for_its_slot() -> No
     assert server.written == [status(0), status(1)]
 
 
-async def test_a_phase_change_offered_in_the_background_is_written_at_once() -> None:
+async def test_an_urgent_status_offered_in_the_background_is_written_at_once() -> None:
     server = SlowServer()
     server.release()
     throttle = StatusThrottle(server.write, 60.0)
     await throttle.offer(status(0), force=True)
     await throttle.offer(status(1), wait=False)  # held for its slot, a minute away
-    await throttle.offer(status(1, "Stalled"), wait=False)
+    await throttle.offer(status(1, "Stalled"), wait=False, urgent=True)
     await settle()
     assert server.written == [status(0), status(1, "Stalled")]
 

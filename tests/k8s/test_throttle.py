@@ -1,4 +1,6 @@
-"""Status writes: de-duplicated, at most one per interval, phase changes and the end at once."""
+"""The pace of status writes: at most one per interval; the first, urgent and forced ones at once.
+
+(Whether a write changes anything is the status writer's: tests/k8s/test_status_writer.py.)"""
 
 from __future__ import annotations
 
@@ -39,14 +41,6 @@ async def test_first_status_is_written_at_once() -> None:
     assert written == [status(0)]
 
 
-async def test_an_unchanged_status_is_never_written_again() -> None:
-    throttle, written, clock = await make()
-    await throttle.offer(status(0))
-    clock.now += 10
-    await throttle.offer(status(0))
-    assert len(written) == 1 and throttle.skipped == 1
-
-
 async def test_counter_changes_within_the_interval_are_held_back() -> None:
     throttle, written, clock = await make()
     await throttle.offer(status(0))
@@ -66,11 +60,11 @@ async def test_a_change_after_the_interval_is_written() -> None:
     assert written[-1] == status(1)
 
 
-async def test_a_phase_change_is_written_immediately() -> None:
+async def test_an_urgent_status_is_written_immediately() -> None:
     throttle, written, clock = await make()
     await throttle.offer(status(0))
     clock.now += 0.1
-    await throttle.offer(status(0, reason="Complete"))
+    await throttle.offer(status(0, reason="Complete"), urgent=True)
     assert written[-1] == status(0, reason="Complete")
 
 
@@ -131,7 +125,6 @@ async def test_offer_tells_whether_the_status_is_on_the_server() -> None:
     throttle = StatusThrottle(flaky, 2.0, clock=clock)
     assert await throttle.offer(status(0), force=True) is False  # the write failed
     assert await throttle.offer(status(0), force=True) is True  # written now
-    assert await throttle.offer(status(0), force=True) is True  # already there
     clock.now += 0.1
     assert await throttle.offer(status(1)) is False  # held back for its slot
     assert await throttle.close() is True

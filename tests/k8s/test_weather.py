@@ -152,12 +152,12 @@ def test_kopf_is_configured_from_the_operator_config(monkeypatch: pytest.MonkeyP
 
     from bulkterm.k8s import handlers
     from bulkterm.k8s.config import OperatorConfig
+    from bulkterm.k8s.state import OperatorState
 
     monkeypatch.setenv("BULKTERM_PEERING_LIFETIME", "7")
     monkeypatch.setenv("BULKTERM_KUBE_OUTAGE_TOLERANCE_SECONDS", "120")
-    monkeypatch.setattr(handlers, "CONFIG", OperatorConfig())
     settings = kopf.OperatorSettings()
-    handlers.configure(settings=settings)
+    handlers.configure(settings=settings, memo=OperatorState(config=OperatorConfig()))
     assert settings.peering.lifetime == 7
     assert settings.peering.stealth is True
     backoffs = settings.networking.error_backoffs

@@ -35,8 +35,7 @@ from bulkterm.aiapi.errors import AuthError, ConfigurationError
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.aiapi.ratelimit import RateLimiter
 from bulkterm.aiapi.settings import ClientSettings
-from bulkterm.engine import Engine, EngineSettings, Progress
-from bulkterm.engine.errors import RecordNotWritten
+from bulkterm.engine import EngineSettings, Progress, Run, RunEvent
 from bulkterm.k8s.fleet import FleetApi, SharedReads
 from bulkterm.simulator import Simulator, SimulatorConfig, Timings
 from bulkterm.simulator.server import build_app
@@ -77,6 +76,32 @@ class Play:
     wire_faults: Counter[str] = field(default_factory=Counter)
     #: Every write as sent, with the simulated second: what ``-v`` prints for a failing seed.
     trace: list[str] = field(default_factory=list)
+
+
+class _FlakyStatus:
+    """The run's host as an API server that refuses some status writes: a refused checkpoint
+    holds the run's sends back; ``durable`` is what a restarted process would read."""
+
+    def __init__(self, durable: Progress | None, rng: random.Random, failure_rate: float) -> None:
+        self.durable = durable
+        self._rng = rng
+        self._failure_rate = failure_rate
+
+    async def checkpoint(self, record: Progress) -> bool:
+        return await self._write(record)
+
+    async def progress(self, record: Progress, *, urgent: bool) -> None:
+        await self._write(record)
+
+    def event(self, event: RunEvent) -> None:
+        pass
+
+    async def _write(self, record: Progress) -> bool:
+        await asyncio.sleep(0)  # a status write is an await, like a PATCH to the API server
+        if self._rng.random() < self._failure_rate:
+            return False
+        self.durable = Progress.model_validate(record.to_status())
+        return True
 
 
 def _spec(plan: RunPlan) -> BulkTerminationSpec:
@@ -188,24 +213,17 @@ async def play(sc: Scenario) -> Play:
                 rng=jitter(f"{plan.name}:{lives}"),
             )
             api: AiApi = FleetApi(own, shared, clock=loop.time) if sc.fleet else own
-            engine = Engine(
+            host = _FlakyStatus(durable, writes, sc.write_failure_rate)
+            run = Run(
                 spec,
-                api,
+                host,
                 durable,
                 settings=EngineSettings(),
                 clock=lambda: EPOCH + timedelta(seconds=loop.time()),
                 rng=random.Random(f"engine:{sc.seed}:{plan.name}:{lives}"),
             )
-
-            async def on_progress(record: Progress) -> None:
-                nonlocal durable
-                await asyncio.sleep(0)  # a status write is an await, like a PATCH to the API server
-                if writes.random() < sc.write_failure_rate:
-                    raise RecordNotWritten("the API server refused the status write (explorer)")
-                durable = Progress.model_validate(record.to_status())
-
             _RUN.set(f"{plan.name}.{lives}")
-            task = asyncio.create_task(engine.run(on_progress))
+            task = asyncio.create_task(run.drive(api))
             kill_at = next((k for k in kills if k > loop.time()), None)
             try:
                 if kill_at is None:
@@ -215,21 +233,16 @@ async def play(sc: Scenario) -> Play:
                     if not done:
                         task.cancel()
                         await asyncio.gather(task, return_exceptions=True)
+                        durable = host.durable
                         kills.remove(kill_at)
                         lives += 1
                         await own.aclose()
                         await asyncio.sleep(1.0)  # the replacement process starts
                         continue
                     outcome.final = task.result()
-            except RecordNotWritten:
-                # The host retries later from the last record that landed (the operator does).
-                lives += 1
-                await own.aclose()
-                await asyncio.sleep(5.0)
-                continue
             except (AuthError, ConfigurationError) as e:
                 outcome.stalled = f"{type(e).__name__}: {e.message}"
-                outcome.final = engine.progress
+                outcome.final = run.record
             finally:
                 await own.aclose()
             outcome.ended_at = loop.time()

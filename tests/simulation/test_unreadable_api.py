@@ -16,6 +16,7 @@ from bulkterm.engine import ConditionType, Engine, EngineSettings, Progress
 from bulkterm.simulator import Simulator, SimulatorConfig
 from bulkterm.simulator.server import build_app
 from bulkterm.spec import BulkTerminationSpec, Target
+from tests.hosts import CallbackHost
 from tests.simulation import vtime
 from tests.simulation.bridge import AppTransport
 
@@ -73,7 +74,7 @@ def _stalls(how: str) -> tuple[list[Progress], Progress, int]:
                 clock=lambda: EPOCH + timedelta(seconds=loop.time()),
                 rng=random.Random(0),
             )
-            final = await engine.run(on_progress)
+            final = await engine.run(CallbackHost(on_progress))
         return seen, final, healed_at[0] if healed_at else -1
 
     return vtime.run(main())

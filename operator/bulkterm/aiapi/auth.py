@@ -1,7 +1,7 @@
 """OAuth2 client credentials with a shared token cache.
 
-SAP's Python client refetches a token on every request when tokens live ≤ 1 h (contract §10.1);
-at thousands of calls per run that doubles the traffic and hammers XSUAA. Here one token serves
+SAP's Python client refetches a token on every request when tokens live at most an hour (as
+XSUAA's do); at thousands of calls per run that doubles the traffic and hammers XSUAA. Here one token serves
 every concurrent caller for its validity period: it is refreshed shortly before expiry, and once
 when the API answers 401 (revoked or clock skew). Concurrent callers wait on one refresh.
 """
@@ -33,9 +33,12 @@ class TokenProvider:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_fetch: Callable[[], None] | None = None,
+        owns_http: bool = False,
     ) -> None:
         self._key = key
         self._http = http
+        #: Whether :meth:`aclose` closes ``http`` (a cache of its own, not a client's).
+        self._owns_http = owns_http
         self._clock = clock
         self._on_fetch = on_fetch
         self._lock = asyncio.Lock()
@@ -60,6 +63,13 @@ class TokenProvider:
             if self._token is not None and self._clock() < self._refresh_at:
                 return self._token
             return await self._fetch()
+
+    async def aclose(self) -> None:
+        """Close the connection to the token endpoint if this cache owns it (see
+        :func:`~bulkterm.aiapi.transport.token_cache`); a client's own cache closes with the
+        client."""
+        if self._owns_http:
+            await self._http.aclose()
 
     def invalidate(self, token: str) -> None:
         """Forget ``token`` (after a 401) unless a newer one has already replaced it."""

@@ -2,7 +2,8 @@
 
 The AI API takes at most 100 items per request, each id once, each ``STOPPED`` or
 ``DELETED``, STOP and DELETE mixed. Per-item failures arrive inside the 202 as
-``{"id", "error": {...}}``; there is no request-level 404 or 412 (contract §6.1).
+``{"id", "error": {...}}``; the request as a whole is never answered 404 or 412 (an item
+that is not there, or has moved on, is that item's error).
 """
 
 from __future__ import annotations

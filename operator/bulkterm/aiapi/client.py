@@ -7,7 +7,8 @@ The parts, each with one job:
 * :mod:`~bulkterm.aiapi.retry` — when a failed request is sent again (reads after any
   transient error, writes only when the server certainly did not act), and after how long;
 * :mod:`~bulkterm.aiapi.wire` — what an answer means: bodies to models, errors to types;
-* :mod:`~bulkterm.aiapi.paging` — when a paged list has ended;
+* :mod:`~bulkterm.aiapi.paging` — walking a paged list until it has certainly ended;
+* :mod:`~bulkterm.aiapi.queries` — the filters of a request, checked before it is sent;
 * :mod:`~bulkterm.aiapi.bulk` — what a bulk PATCH may hold and what its 202 says.
 
 Errors are typed (:mod:`bulkterm.aiapi.errors`) and their messages carry HTTP status, the
@@ -22,11 +23,11 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import httpx
 
-from bulkterm.aiapi import wire
+from bulkterm.aiapi import queries, wire
 from bulkterm.aiapi.auth import TokenProvider
 from bulkterm.aiapi.bulk import (
     MERGE_PATCH,
@@ -41,11 +42,8 @@ from bulkterm.aiapi.errors import (
     EndpointNotFoundError,
     NotFoundError,
     PermanentError,
-    ResultTooLargeError,
 )
 from bulkterm.aiapi.models import (
-    ID_PATTERN,
-    MAX_EXECUTABLE_IDS,
     RESOURCE_GROUP_PATTERN,
     BulkItemResult,
     Capabilities,
@@ -57,21 +55,13 @@ from bulkterm.aiapi.models import (
     Status,
     TargetStatus,
 )
-from bulkterm.aiapi.paging import PageWalk
+from bulkterm.aiapi.paging import Lister
 from bulkterm.aiapi.ratelimit import RateLimiter
 from bulkterm.aiapi.retry import RetryPolicy
 from bulkterm.aiapi.settings import ClientSettings
 from bulkterm.aiapi.transport import CLIENT_TYPE, Transport
-from bulkterm.aiapi.wire import Identified, Page
 
 __all__ = ["CLIENT_TYPE", "MERGE_PATCH", "AiApiClient", "ClientSettings", "validate_batch"]
-
-_T = TypeVar("_T", bound=Identified)
-#: ``$top`` of the spec (``Aitop``): at most 100,000.
-MAX_PAGE_SIZE = 100_000
-#: Longest ``executableIds`` value one request carries, URL-encoded: request lines of 8 KB
-#: are a common gateway limit, and the rest of the URL needs room too.
-MAX_EXECUTABLE_IDS_CHARS = 6000
 
 
 class AiApiClient:
@@ -104,8 +94,9 @@ class AiApiClient:
             key, self.settings, transport=transport, tokens=tokens, limiter=limiter, sleep=sleep
         )
         self._retry = RetryPolicy(self.settings, sleep=sleep, rng=rng)
-        #: The largest single page each list path was seen to serve whole (see _probe_cap).
-        self._whole_rows: dict[str, int] = {}
+        self._lists = Lister(
+            lambda label, path, query: self._collection_call(label, path, params=query)
+        )
         #: Requests made, keyed ``"<method> <collection>"`` (``"list deployments"``), plus
         #: ``"meta"`` and ``"token"``. Each attempt counts once when it is handed to HTTP; an
         #: attempt that could not get a token is not counted.
@@ -171,7 +162,7 @@ class AiApiClient:
         """All matching items with ``$select=status``, paged explicitly with ``$top``/``$skip``.
 
         The spec's default ``$top`` is 10,000 but other ``/lm`` endpoints cap results at 1,000
-        (contract §5.2), so the client never relies on the default. Items are de-duplicated by
+        rows (and say so with a 413), so the client never relies on the default. Items are de-duplicated by
         id; how the walk ends, and why it cannot loop, is in :mod:`bulkterm.aiapi.paging`.
         Raises :class:`ListPagingError` when the list cannot be paged to its end, and
         :class:`EndpointNotFoundError` on any 404 (the spec declares none for lists).
@@ -187,7 +178,7 @@ class AiApiClient:
             params["scenarioId"] = scenario_id
         if executable_ids:
             params["executableIds"] = ",".join(executable_ids)
-        return await self._walk(
+        return await self._lists.walk(
             label, f"/lm/{kind.collection}", params, size, lambda r: wire.page(r, kind)
         )
 
@@ -214,12 +205,13 @@ class AiApiClient:
 
         ``executable_ids`` are split into requests of at most the spec's 1000 ids and at most
         6000 URL-encoded characters (gateways limit request lines, often to 8 KB), and the
-        answers merged (each item has one executable, so the parts do not overlap). Bad filters raise ``ValueError`` before anything is sent: an id outside
+        answers merged (each item has one executable, so the parts do not overlap). Bad
+        filters raise ``ValueError`` before anything is sent: an id outside
         the id pattern, an empty ``executable_ids`` (``None`` means no filter; an empty
         list would silently mean everything), ``execution_schedule_id`` for deployments
         (the spec has no such filter there, and a server ignoring it would list them all).
         """
-        size = _page_size(page_size)
+        size = queries.page_size(page_size)
         label = f"list {kind.collection}"
         params: dict[str, str] = {"$top": str(size)}
         if status is not None:
@@ -230,19 +222,19 @@ class AiApiClient:
             ("executionScheduleId", execution_schedule_id),
         ):
             if value is not None:
-                params[name] = _checked_id(name, value)
+                params[name] = queries.checked_id(name, value)
         if execution_schedule_id is not None and kind is not Kind.EXECUTION:
             raise ValueError(
                 "execution_schedule_id filters executions only: deployments have no "
                 "executionScheduleId filter in the AI API"
             )
         path = f"/lm/{kind.collection}"
-        chunks = _executable_id_chunks(executable_ids)
+        chunks = queries.executable_id_chunks(executable_ids)
         found: dict[str, ItemSummary] = {}
         for chunk in chunks:
             if chunk is not None:
                 params["executableIds"] = ",".join(chunk)
-            for item in await self._walk(
+            for item in await self._lists.walk(
                 label, path, params, size, lambda r: wire.summary_page(r, kind)
             ):
                 found.setdefault(item.id, item)
@@ -266,16 +258,16 @@ class AiApiClient:
         without schedules (``/lm/meta``: ``executionSchedules`` false) answers
         :class:`EndpointNotFoundError`.
         """
-        size = _page_size(page_size)
+        size = queries.page_size(page_size)
         params: dict[str, str] = {"$top": str(size)}
         if configuration_id is not None:
-            params["configurationId"] = _checked_id("configurationId", configuration_id)
+            params["configurationId"] = queries.checked_id("configurationId", configuration_id)
         if status is not None:
             params["status"] = ScheduleStatus(status).value
         allowed: set[str] | None = None
         if scenario_id is not None:
-            scenario = _checked_id("scenarioId", scenario_id)
-            configurations = await self._walk(
+            scenario = queries.checked_id("scenarioId", scenario_id)
+            configurations = await self._lists.walk(
                 "list configurations",
                 "/lm/configurations",
                 {"$top": str(size), "scenarioId": scenario},
@@ -285,7 +277,7 @@ class AiApiClient:
             allowed = {c.id for c in configurations if c.scenario_id == scenario}
             if not allowed or (configuration_id is not None and configuration_id not in allowed):
                 return []
-        schedules = await self._walk(
+        schedules = await self._lists.walk(
             "list executionSchedules", "/lm/executionSchedules", params, size, wire.schedule_page
         )
         return [s for s in schedules if allowed is None or s.configuration_id in allowed]
@@ -299,7 +291,7 @@ class AiApiClient:
         :class:`NotFoundError` when the schedule does not exist (the AI API's 404);
         ``ValueError`` for an id outside the spec's pattern, before anything is sent.
         """
-        ident = _checked_id("execution schedule id", schedule_id)
+        ident = queries.checked_id("execution schedule id", schedule_id)
         await self._call(
             "patch executionSchedules",
             "PATCH",
@@ -378,55 +370,6 @@ class AiApiClient:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _walk(
-        self,
-        label: str,
-        path: str,
-        params: Mapping[str, str],
-        size: int,
-        read: Callable[[httpx.Response], Page[_T]],
-    ) -> list[_T]:
-        """Every page of a list, ``$top=size`` each, until :class:`PageWalk` says it ended."""
-        query = dict(params)
-        walk: PageWalk[_T] = PageWalk(label, size)
-        while True:
-            query["$skip"] = str(walk.skip)
-            try:
-                response = await self._collection_call(label, path, params=query)
-            except PermanentError as exc:
-                raise _too_large(exc, size) or exc from None
-            page = read(response)
-            if walk.add(page):
-                if walk.pages == 1:
-                    await self._probe_cap(label, path, query, len(page.items), read)
-                return walk.items
-
-    async def _probe_cap(
-        self,
-        label: str,
-        path: str,
-        query: Mapping[str, str],
-        rows: int,
-        read: Callable[[httpx.Response], Page[_T]],
-    ) -> None:
-        """A single short page is the whole list only if the server does not cap pages
-        silently: one whose ``count`` is the page's own length could, and nothing in the page
-        would say so. So the first time a page of at least :data:`PROBE_FROM_ROWS` rows (the
-        smallest cap seen, on another ``/v2/lm`` endpoint) is larger than any this server has
-        been seen to serve whole, one row past its end is asked for: none means the page was
-        whole (caps are fixed numbers, so smaller pages need no probe again); one means the
-        server serves ``rows`` rows a page (:class:`ResultTooLargeError`)."""
-        if rows < PROBE_FROM_ROWS or rows <= self._whole_rows.get(path, 0):
-            return
-        probe = {**query, "$skip": str(rows), "$top": "1"}
-        if read(await self._collection_call(label, path, params=probe)).items:
-            raise ResultTooLargeError(
-                f"{label}: a page of {rows} rows for $top={query['$top']} was followed by more "
-                "items: the server caps pages without saying so",
-                limit=rows,
-            )
-        self._whole_rows[path] = rows
-
     async def _call(
         self,
         label: str,
@@ -470,66 +413,3 @@ class AiApiClient:
             return await self._call(label, "GET", path, params=params, accept=accept)
         except NotFoundError as exc:
             raise wire.collection_not_served(label, exc, self.key.api_url + path) from None
-
-
-def _checked_id(name: str, value: str) -> str:
-    """``value`` if it matches the spec's id pattern; the server would answer 400 otherwise."""
-    if not isinstance(value, str) or not re.fullmatch(ID_PATTERN, value):
-        raise ValueError(f"{name} {value!r} does not match the AI API's id pattern {ID_PATTERN}")
-    return value
-
-
-#: Pages this long are checked once for a silent cap (the smallest cap seen is 1000 rows).
-PROBE_FROM_ROWS = 1000
-#: "Result set exceeds the maximum of 1000 rows. Use $top and $skip to paginate." (contract §5.2)
-_ROW_LIMIT = re.compile(r"maximum of (\d+) rows")
-
-
-def _too_large(exc: PermanentError, size: int) -> ResultTooLargeError | None:
-    """A 413 on a list page: the rows the server allows per page, from its message when it
-    names them, else half the page asked for (the walk shrinks until a page is served)."""
-    if exc.status_code != 413 or isinstance(exc, ResultTooLargeError):
-        return None
-    named = _ROW_LIMIT.search(exc.message)
-    limit = int(named.group(1)) if named else size // 2
-    if not 1 <= limit < size:
-        return None  # a 413 that no smaller page can avoid: an ordinary refusal
-    return ResultTooLargeError(
-        exc.message,
-        limit=limit,
-        status_code=exc.status_code,
-        code=exc.code,
-        request_id=exc.request_id,
-    )
-
-
-def _page_size(size: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
-        raise ValueError(f"page_size must be an integer in 1..{MAX_PAGE_SIZE}, got {size!r}")
-    return size
-
-
-def _executable_id_chunks(ids: Sequence[str] | None) -> list[list[str] | None]:
-    """The ``executableIds`` of each request: ``[None]`` (one request, no filter), or the ids
-    checked, de-duplicated and cut into parts of at most 1000 ids (the spec's ``maxItems``)
-    and at most :data:`MAX_EXECUTABLE_IDS_CHARS` characters URL-encoded (1000 ids of 64
-    characters would make a 67 KB URL, which gateways refuse long before)."""
-    if ids is None:
-        return [None]
-    if isinstance(ids, str):
-        raise ValueError("executable_ids is a list of ids, not one string")
-    unique = list(dict.fromkeys(_checked_id("executable id", i) for i in ids))
-    if not unique:
-        raise ValueError("executable_ids is empty: give None for no executable filter")
-    chunks: list[list[str] | None] = []
-    chunk: list[str] = []
-    length = 0
-    for ident in unique:
-        cost = len(ident) + 3  # the id and its separator, "%2C" once encoded
-        if chunk and (len(chunk) == MAX_EXECUTABLE_IDS or length + cost > MAX_EXECUTABLE_IDS_CHARS):
-            chunks.append(chunk)
-            chunk, length = [], 0
-        chunk.append(ident)
-        length += cost
-    chunks.append(chunk)
-    return chunks

@@ -17,13 +17,20 @@ It cannot run for ever:
   two) for insertions while paging. More full pages than that is an error too. A ``count``
   no larger than one page tells nothing (the spec's "number of the resource instances in the
   list" may mean the page's own length), so then only :data:`MAX_PAGES_UNCOUNTED` applies.
+
+A short first page can still be a capped one whose ``count`` is its own length: :class:`Lister`
+asks once for one row past it (see :meth:`Lister._probe_cap`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
-from bulkterm.aiapi.errors import ListPagingError, ResultTooLargeError
+import httpx
+
+from bulkterm.aiapi.errors import ListPagingError, PermanentError, ResultTooLargeError
 from bulkterm.aiapi.wire import Identified, Page
 
 T = TypeVar("T", bound=Identified)
@@ -105,3 +112,91 @@ class PageWalk(Generic[T]):
         if not page.items:
             raise ListPagingError(message + " and returned none")
         raise ResultTooLargeError(message, limit=len(page.items))
+
+
+#: Pages this long are checked once for a silent cap (the smallest cap seen is 1000 rows).
+PROBE_FROM_ROWS = 1000
+#: How a 413 names the rows a page may hold: "Result set exceeds the maximum of 1000 rows. Use
+#: $top and $skip to paginate."
+_ROW_LIMIT = re.compile(r"maximum of (\d+) rows")
+
+#: One GET of a list page: ``(label, path, query)`` to the response.
+Fetch = Callable[[str, str, Mapping[str, str]], Awaitable[httpx.Response]]
+
+
+class Lister:
+    """The list walks of one client: every page in turn (:class:`PageWalk`), a 413 read as the
+    page size the server allows, and a probe that tells a silently capped page from a whole
+    one. What the probes found is remembered per path, so each size is probed once."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self._fetch = fetch
+        #: The largest single page each list path was seen to serve whole (see _probe_cap).
+        self._whole_rows: dict[str, int] = {}
+
+    async def walk(
+        self,
+        label: str,
+        path: str,
+        params: Mapping[str, str],
+        size: int,
+        read: Callable[[httpx.Response], Page[T]],
+    ) -> list[T]:
+        """Every page of a list, ``$top=size`` each, until :class:`PageWalk` says it ended."""
+        query = dict(params)
+        walk: PageWalk[T] = PageWalk(label, size)
+        while True:
+            query["$skip"] = str(walk.skip)
+            try:
+                response = await self._fetch(label, path, query)
+            except PermanentError as exc:
+                raise too_large(exc, size) or exc from None
+            page = read(response)
+            if walk.add(page):
+                if walk.pages == 1:
+                    await self._probe_cap(label, path, query, len(page.items), read)
+                return walk.items
+
+    async def _probe_cap(
+        self,
+        label: str,
+        path: str,
+        query: Mapping[str, str],
+        rows: int,
+        read: Callable[[httpx.Response], Page[T]],
+    ) -> None:
+        """A single short page is the whole list only if the server does not cap pages
+        silently: one whose ``count`` is the page's own length could, and nothing in the page
+        would say so. So the first time a page of at least :data:`PROBE_FROM_ROWS` rows (the
+        smallest cap seen, on another ``/v2/lm`` endpoint) is larger than any this server has
+        been seen to serve whole, one row past its end is asked for: none means the page was
+        whole (caps are fixed numbers, so smaller pages need no probe again); one means the
+        server serves ``rows`` rows a page (:class:`ResultTooLargeError`)."""
+        if rows < PROBE_FROM_ROWS or rows <= self._whole_rows.get(path, 0):
+            return
+        probe = {**query, "$skip": str(rows), "$top": "1"}
+        if read(await self._fetch(label, path, probe)).items:
+            raise ResultTooLargeError(
+                f"{label}: a page of {rows} rows for $top={query['$top']} was followed by more "
+                "items: the server caps pages without saying so",
+                limit=rows,
+            )
+        self._whole_rows[path] = rows
+
+
+def too_large(exc: PermanentError, size: int) -> ResultTooLargeError | None:
+    """A 413 on a list page: the rows the server allows per page, from its message when it
+    names them, else half the page asked for (the walk shrinks until a page is served)."""
+    if exc.status_code != 413 or isinstance(exc, ResultTooLargeError):
+        return None
+    named = _ROW_LIMIT.search(exc.message)
+    limit = int(named.group(1)) if named else size // 2
+    if not 1 <= limit < size:
+        return None  # a 413 that no smaller page can avoid: an ordinary refusal
+    return ResultTooLargeError(
+        exc.message,
+        limit=limit,
+        status_code=exc.status_code,
+        code=exc.code,
+        request_id=exc.request_id,
+    )

@@ -73,16 +73,7 @@ class Transport:
         self.limiter = limiter or RateLimiter(
             settings.concurrency, settings.rate_limit_per_second, sleep=sleep
         )
-        self._http = _VerifyingClient(
-            settings.ca_bundle,
-            timeout=httpx.Timeout(
-                settings.timeout_seconds, connect=settings.connect_timeout_seconds
-            ),
-            transport=transport,
-            verify=tls_verify(key, settings.ca_bundle),
-            headers={"AI-Client-Type": CLIENT_TYPE, "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=settings.concurrency),
-        )
+        self._http = _http_client(key, settings, transport)
         #: Fetches and caches bearer tokens; may be shared by clients with the same key.
         self.tokens = tokens or TokenProvider(key, self._http, on_fetch=self._count_token)
 
@@ -187,6 +178,38 @@ class Transport:
         metrics.AIAPI_LATENCY.labels(endpoint).observe(time.monotonic() - started)
 
 
+def token_cache(
+    key: ServiceKey,
+    settings: ClientSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> TokenProvider:
+    """A token cache for several clients of one service key to share (their ``tokens=``),
+    with a connection of its own to the token endpoint, made as a client makes its own: no
+    client needs to exist only to hold it. :meth:`TokenProvider.aclose` closes it."""
+    return TokenProvider(
+        key,
+        _http_client(key, settings, transport),
+        on_fetch=metrics.TOKEN_REFRESHES.inc,
+        owns_http=True,
+    )
+
+
+def _http_client(
+    key: ServiceKey, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None
+) -> _VerifyingClient:
+    """The HTTP client of one endpoint and key: TLS verified (with the key's client
+    certificate), the settings' timeouts and connection cap, the AI API's headers."""
+    return _VerifyingClient(
+        settings.ca_bundle,
+        timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
+        transport=transport,
+        verify=tls_verify(key, settings.ca_bundle),
+        headers={"AI-Client-Type": CLIENT_TYPE, "Accept": "application/json"},
+        limits=httpx.Limits(max_connections=settings.concurrency),
+    )
+
+
 def _host(url: str) -> str:
     """The URL's scheme, host and port: what names the endpoint, never a credential."""
     parsed = httpx.URL(url)
@@ -276,8 +299,8 @@ def _untrusted_message(
 @functools.lru_cache(maxsize=8)
 def _trust(ca_bundle: Path | None, _version: int | None) -> ssl.SSLContext:
     """The SSL context of clients without a client certificate, made once per CA bundle (and
-    version of its file) and shared: loading the CAs costs about 25 ms, which a hundred
-    BulkTerminations starting together paid a hundred times (httpx builds one per client)."""
+    version of its file) and shared: loading the CAs is slow, and httpx would otherwise load
+    them again for every client, i.e. for every BulkTermination that starts."""
     if ca_bundle is not None:
         return load_ca_bundle(ca_bundle)
     return httpx.create_ssl_context()  # what httpx would use: the public CAs (certifi)

@@ -20,7 +20,7 @@ from bulkterm.engine.decisions import (
     Verdict,
     decide,
 )
-from bulkterm.engine.engine import Clock, Engine, ProgressCallback, Sleep, utcnow
+from bulkterm.engine.engine import Clock, Engine, Sleep, utcnow
 from bulkterm.engine.executor import Executor
 from bulkterm.engine.indexes import compress, expand
 from bulkterm.engine.observation import ObservationMethod, choose_observation, list_cost
@@ -42,6 +42,8 @@ from bulkterm.engine.progress import (
     build_conditions,
     with_observed_generation,
 )
+from bulkterm.engine.reporting import Milestone, Reporter, RunEvent, RunHost
+from bulkterm.engine.run import Run
 from bulkterm.engine.settings import EngineSettings
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "Intent",
     "Limits",
     "Memory",
+    "Milestone",
     "Observation",
     "ObservationMethod",
     "Phase",
@@ -71,8 +74,11 @@ __all__ = [
     "PlanAction",
     "PlanEntry",
     "Progress",
-    "ProgressCallback",
+    "Reporter",
     "Request",
+    "Run",
+    "RunEvent",
+    "RunHost",
     "Situation",
     "Sleep",
     "Source",

@@ -195,8 +195,8 @@ def decide(
 
 
 def _unconfirmed_gone(obs: Observation, mem: Memory) -> bool:
-    # The AI API has answered "not found" on GET for items that exist but are still UNKNOWN
-    # right after creation (contract §7). One more look before believing such a 404.
+    # Right after creation, while an item is still UNKNOWN, the AI API may answer "not found"
+    # on GET although the item exists. One more look before believing such a 404.
     return (
         obs.source is Source.GET
         and mem.last_status is Status.UNKNOWN

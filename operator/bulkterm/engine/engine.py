@@ -14,7 +14,6 @@ record read after a cancel (or the last one reported) never claims less than was
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import AuthError, ConfigurationError, TransientError
 from bulkterm.aiapi.models import Kind, Status
+from bulkterm.engine import verdicts
 from bulkterm.engine.batching import Intent, make_batches
 from bulkterm.engine.decisions import (
     Action,
@@ -38,7 +38,6 @@ from bulkterm.engine.decisions import (
     remember_transient,
     remember_unknown,
 )
-from bulkterm.engine.errors import RecordNotWritten
 from bulkterm.engine.executor import (
     Executor,
     Outcome,
@@ -48,13 +47,13 @@ from bulkterm.engine.ledger import Ledger
 from bulkterm.engine.observer import Observer
 from bulkterm.engine.planning import plan_of
 from bulkterm.engine.progress import Phase, Progress, SelectionRecord, Situation
+from bulkterm.engine.reporting import Reporter, RunHost
 from bulkterm.engine.settings import EngineSettings
 from bulkterm.engine.timing import backoff_delay, poll_interval
 from bulkterm.spec import BulkTerminationSpec, Target
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-ProgressCallback = Callable[[Progress], Awaitable[None]]
 
 #: How many times a dry run retries observations that failed transiently.
 DRY_RUN_OBSERVATION_ATTEMPTS = 5
@@ -112,9 +111,7 @@ class Engine:
         self._transient_streak = 0
         #: When the current round's look began: the poll interval runs from there.
         self._round_started = clock()
-        self._on_progress: ProgressCallback | None = None
-        self._last_emitted: dict[str, object] | None = None
-        self._last_record: Progress | None = None
+        self._reporter: Reporter | None = None
         #: The last request-level error, for messages (Retrying, DeadlineExceeded).
         self._last_transient: TransientError | None = None
         #: Since when, and for how many rounds in a row, the AI API could not be read at all.
@@ -132,8 +129,10 @@ class Engine:
             return self.ledger.loaded_terminal
         return self.ledger.to_progress(self._situation, self._clock())
 
-    async def run(self, on_progress: ProgressCallback | None = None) -> Progress:
-        """Drive every target to its target status, a failure, or the deadline.
+    async def run(self, host: RunHost | Reporter | None = None) -> Progress:
+        """Drive every target to its target status, a failure, or the deadline, handing
+        each record to ``host`` (through a :class:`Reporter`, which decides what is written
+        when; without a host the record is only kept, see :attr:`progress`).
 
         Raises :class:`AuthError` after recording ``Stalled=True Unauthorized``, and
         :class:`ConfigurationError` (a URL the API does not serve) after recording
@@ -142,7 +141,8 @@ class Engine:
         """
         if self.ledger.loaded_terminal is not None:
             return self.ledger.loaded_terminal  # Complete/Failed never flip back
-        self._on_progress = on_progress
+        if host is not None:
+            self._reporter = host if isinstance(host, Reporter) else Reporter(host)
         if self.ledger.start_time is None:
             self.ledger.start_time = self._clock()
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
@@ -152,20 +152,8 @@ class Engine:
                 await self._dry_run()
             else:
                 await self._loop()
-        except AuthError as e:
-            self._situation = Situation(
-                Phase.STALLED,
-                "Unauthorized",
-                f"the AI API refused the credentials ({e.message}); fix the service key or "
-                f"resource group; {self.ledger.summary()}",
-            )
-            await self._emit()
-            raise
-        except ConfigurationError as e:
-            # A URL the AI API does not serve: nothing can be learnt about any target there.
-            self._situation = Situation(
-                Phase.STALLED, e.reason, f"{e.message}; {self.ledger.summary()}"
-            )
+        except (AuthError, ConfigurationError) as e:
+            self._situation = verdicts.refused(e, self.ledger.summary())
             await self._emit()
             raise
         await self._emit()
@@ -192,8 +180,7 @@ class Engine:
                 self._finish()
                 return
             decided = self._clock()
-            with contextlib.suppress(RecordNotWritten):
-                await self._emit()  # a progress write; the next one carries the same news
+            await self._emit()  # not taken: the next record carries the same news
             delay -= (self._clock() - decided).total_seconds()  # the write is part of the wait
             if deadline is not None:
                 delay = min(delay, (deadline - self._clock()).total_seconds())
@@ -260,15 +247,13 @@ class Engine:
     ) -> None:
         mem = self.ledger.memory
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
-        try:
-            # Recorded as in flight before sending (Job's two-phase accounting): a restart
-            # must know what may have been sent. No record, no send.
-            await self._emit()
-        except RecordNotWritten as e:
+        # Recorded as in flight before sending (Job's two-phase accounting): a restart must
+        # know what may have been sent. No record, no send.
+        if not await self._emit():
             for index, old in before_send.items():
                 mem[index] = old
             transient.append(
-                TransientError(f"the progress record could not be saved, so nothing was sent: {e}")
+                TransientError("the progress record could not be saved, so nothing was sent")
             )
             return
         # The bulk endpoint deletes only STOPPED, DEAD and UNKNOWN items (the single DELETE
@@ -326,7 +311,7 @@ class Engine:
             self._unreadable_since = self._unreadable_since or self._round_started
             self._unreadable_rounds += 1
         # One look per interval, from look to look: the round's own calls are part of the
-        # interval, not added to it (else 10 s meant 10 s plus a 10,000-target round).
+        # interval, not added to it (else a 10 s interval grew with the size of the run).
         spent = (now - self._round_started).total_seconds()
         delay = max(0.0, poll_interval(self.spec.poll_interval_seconds, self.settings) - spent)
         if wake is not None:
@@ -338,26 +323,16 @@ class Engine:
         self._transient_streak += 1
         retry_after = max((e.retry_after or 0.0 for e in transient), default=0.0) or None
         backoff = backoff_delay(self._transient_streak, retry_after, self.settings, self._rng)
-        worst = transient[-1]
-        self._last_transient = worst
-        self._situation = Situation(
-            Phase.RETRYING,
-            "Retrying",
-            f"{len(transient)} transient AI API error(s), last {_describe(worst)}; "
-            f"retrying in {backoff:.1f}s; {self.ledger.summary()}",
-        )
+        self._last_transient = transient[-1]
+        self._situation = verdicts.retrying(transient, backoff, self.ledger)
         since = self._unreadable_since
-        if since is not None and (now - since).total_seconds() >= self.settings.stall_after_seconds:
-            # Not a quiet round but a run that cannot work: say so, with what is wrong where,
-            # and keep trying (an outage ends; a wrong URL is fixed by a human).
-            self._situation = Situation(
-                Phase.STALLED,
-                _problem(transient),
-                f"the AI API at {self._endpoint} could not be read for "
-                f"{int((now - since).total_seconds())}s ({self._unreadable_rounds} rounds): "
-                f"{_describe(worst)}; still retrying (next in {backoff:.1f}s); "
-                f"{self.ledger.summary()}",
-            )
+        unreadable_for = (now - since).total_seconds() if since is not None else 0.0
+        if since is not None and unreadable_for >= self.settings.stall_after_seconds:
+            # An outage ends and a wrong URL is fixed by a human: keep trying, say Stalled.
+            self._situation = verdicts.unreadable(
+                transient, unreadable_for, self._unreadable_rounds, backoff, self.ledger,
+                self._where,
+            )  # fmt: skip
         return max(delay, backoff)
 
     async def _observe(
@@ -366,7 +341,7 @@ class Engine:
         now = self._clock()
         observations, nothing = await self.observer.observe_open(transient, now, only)
         for kind in nothing:
-            message = self._not_found_message(kind)
+            message = self._where.not_found(kind)
             for i, target in enumerate(self.ledger.targets):
                 if target.kind is kind and self.ledger.result[i] is None:
                     self.ledger.fail(i, Decision(Verdict.FAIL, "NotFound", message), now)
@@ -389,69 +364,30 @@ class Engine:
         return True
 
     @property
-    def _resource_group(self) -> str:
-        """The group the client sends (``bulkterm apply --resource-group`` may override the
-        spec's)."""
+    def _where(self) -> verdicts.Where:
+        """Where the run's messages say it looked: the group the client sends (``bulkterm
+        apply --resource-group`` may override the spec's) and the endpoint."""
         group = getattr(self.executor.api, "resource_group", None)
-        return str(group) if group else self.spec.connection.resource_group
-
-    def _not_found_message(self, kind: Kind) -> str:
-        """Why every target of ``kind`` is NotFound when none of them was found."""
-        return (
-            f"not found in resource group {self._resource_group!r} at {self._endpoint}, and "
-            f"neither was any other {kind.value.lower()} of this run"
+        return verdicts.Where(
+            str(group) if group else self.spec.connection.resource_group, self._endpoint
         )
 
     def _expire(self) -> None:
         now = self._clock()
         seconds = self.spec.active_deadline_seconds
-        error = _describe(self._last_transient)
+        error = verdicts.describe(self._last_transient)
         last_error = f"; last error: {error}" if error else ""
         for i in self.ledger.open_indexes():
             last = self.ledger.memory[i].last_status
-            self.ledger.fail(
-                i,
-                Decision(
-                    Verdict.FAIL,
-                    "DeadlineExceeded",
-                    f"not finished within activeDeadlineSeconds={seconds}; last seen "
-                    f"{last.value if last is not None else 'never'}{last_error}",
-                ),
-                now,
-            )
-        self._situation = Situation(
-            Phase.FAILED,
-            "DeadlineExceeded",
-            f"activeDeadlineSeconds={seconds} passed; {self.ledger.summary()}{last_error}",
-        )
+            seen = last.value if last is not None else "never"
+            message = verdicts.deadline_failure(seconds, seen, last_error)
+            self.ledger.fail(i, Decision(Verdict.FAIL, "DeadlineExceeded", message), now)
+        self._situation = verdicts.expired(seconds, self.ledger, last_error)
 
     def _finish(self) -> None:
-        ledger = self.ledger
-        if ledger.failed == 0:
-            ledger.completion_time = self._clock()
-            outcomes = ", ".join(f"{n} {reason}" for reason, n in sorted(ledger.outcomes.items()))
-            self._situation = Situation(
-                Phase.COMPLETE,
-                "AllTargetsTerminated",
-                f"all {ledger.total} targets reached their target status ({outcomes})",
-            )
-        elif self.observer.nothing_found:
-            kinds = " and ".join(f"{k.value.lower()}s" for k in self.observer.nothing_found)
-            self._situation = Situation(
-                Phase.FAILED,
-                "NoTargetsFound",
-                f"none of the {kinds} was found in resource group "
-                f"{self._resource_group!r} at {self._endpoint}: check "
-                f"connection.resourceGroup and the service key's AI_API_URL; "
-                f"{ledger.failed} of {ledger.total} targets failed, {ledger.succeeded} succeeded",
-            )
-        else:
-            self._situation = Situation(
-                Phase.FAILED,
-                "FailedTargets",
-                f"{ledger.failed} of {ledger.total} targets failed, {ledger.succeeded} "
-                "succeeded (see failures)",
-            )
+        if self.ledger.failed == 0:
+            self.ledger.completion_time = self._clock()
+        self._situation = verdicts.finished(self.ledger, self.observer.nothing_found, self._where)
 
     # --- dry run ---
 
@@ -484,82 +420,20 @@ class Engine:
             now=self._clock(),
             limits=self._limits,
             max_entries=self.settings.max_plan_entries,
-            nothing_found={kind: self._not_found_message(kind) for kind in nothing},
-        )
-        plan = self.ledger.plan
-        failing = sorted(plan.failures.items(), key=lambda item: (-item[1], item[0]))
-        why = ": " + ", ".join(f"{reason} {n}" for reason, n in failing) if failing else ""
-        kinds = " and ".join(f"{k.value.lower()}s" for k in Kind if k in nothing)
-        none_found = (
-            f"; none of the {kinds} was found in resource group {self._resource_group!r} at {self._endpoint}: "
-            "a real run would end Failed NoTargetsFound (check connection.resourceGroup and "
-            "the service key's AI_API_URL)"
-            if nothing
-            else ""
+            nothing_found={kind: self._where.not_found(kind) for kind in nothing},
         )
         self.ledger.completion_time = self._clock()
-        self._situation = Situation(
-            Phase.COMPLETE,
-            "DryRun",
-            f"dry run, nothing was sent: would stop {plan.stop}, delete {plan.delete}, wait on "
-            f"{plan.wait}; {plan.skip} already at target status; {plan.fail} would fail"
-            f"{why}{none_found}",
-        )
+        self._situation = verdicts.dry_run(self.ledger.plan, nothing, self._where)
 
     # --- reporting ---
 
-    async def _emit(self) -> None:
-        """Hand the record to the caller when it changed (status writes are not free)."""
-        if self._on_progress is None:
+    async def _emit(self) -> bool:
+        """Hand the record to the host; whether it took it (as durably as it must)."""
+        if self._reporter is None:
             self.ledger.update_conditions(self._situation, self._clock())
-            return
-        record = self.ledger.to_progress(self._situation, self._clock())
-        dumped = record.to_status()
-        if dumped == self._last_emitted:
-            return
-        if self._last_record is not None and _only_answers(
-            dumped, self._last_emitted, record, self._last_record
-        ):
-            # Only answers arrived (``accepted: true``): they ride with the next write. Lost
-            # in a crash before it, they cost a whole read of each item after the restart,
-            # not a write of every CR after every send round.
-            return
-        await self._on_progress(record)
-        # Only once it was taken: a failed write is offered again.
-        self._last_emitted, self._last_record = dumped, record
-
-
-def _only_answers(
-    dumped: dict[str, object],
-    last_dumped: dict[str, object] | None,
-    record: Progress,
-    last: Progress,
-) -> bool:
-    """Whether ``record`` differs from the last one taken only by answers (``accepted``)."""
-    if last_dumped is None or record.sent() != last.sent():
-        return False
-    return {k: v for k, v in dumped.items() if k != "inFlightGroups"} == {
-        k: v for k, v in last_dumped.items() if k != "inFlightGroups"
-    }
-
-
-def _problem(errors: list[TransientError]) -> str:
-    """The kind of problem that keeps the AI API unreadable, as a condition reason."""
-    reasons = {e.reason for e in errors}
-    for reason in ("NotTheAiApi", "AiApiUnreachable"):
-        if reason in reasons:
-            return reason
-    if any(e.status_code is None for e in errors):
-        return "AiApiTimeout"  # no answer at all: timeouts, dropped connections
-    return "AiApiUnavailable"  # answers, but 5xx or 429 ones
+            return True
+        return await self._reporter.offer(self.ledger.to_progress(self._situation, self._clock()))
 
 
 def _single_only(intent: Intent, mem: Memory) -> bool:
     return intent.action is Action.DELETE and mem.last_status is Status.COMPLETED
-
-
-def _describe(error: TransientError | None) -> str:
-    if error is None:
-        return ""
-    http = f"HTTP {error.status_code}: " if error.status_code else ""
-    return f"{http}{error.message}"

@@ -24,11 +24,7 @@ from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import NotFoundError
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.engine.progress import (
-    Phase,
-    Progress,
     SelectionRecord,
-    Situation,
-    build_conditions,
 )
 from bulkterm.spec import BulkTerminationSpec, Selector, Target
 
@@ -174,7 +170,8 @@ async def resolve(
 
 
 def encode_ids(ids: Sequence[str]) -> str:
-    """Ids for the status record: gzip, then base64 (10,000 AI Core ids: about 110 KB)."""
+    """Ids for the status record: gzip, then base64, so that the ids of a full run stay a
+    small part of the status object."""
     return base64.b64encode(gzip.compress("\n".join(ids).encode(), mtime=0)).decode()
 
 
@@ -261,17 +258,6 @@ async def pause_schedules(api: AiApi, record: SelectionRecord) -> SelectionRecor
             pass
         paused += 1
     return record.model_copy(update={"schedules_paused": paused})
-
-
-def refused_record(total: int, refusal: SelectionRefused, now: datetime) -> Progress:
-    """A Failed record for a run refused before it began (every target counted failed)."""
-    situation = Situation(Phase.FAILED, refusal.reason, refusal.message)
-    return Progress(
-        total=total,
-        failed=total,
-        progress=f"{total}/{total}",
-        conditions=build_conditions([], situation, now=now),
-    )
 
 
 def describe_selection(record: SelectionRecord) -> str:

@@ -32,8 +32,8 @@ class EngineSettings(BaseModel):
     delete_resend_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
     #: ``$top`` of list pages: the spec's default (its maximum is 100,000), so that up to
     #: 10,000 items are one page, a snapshot whose gaps need no confirming GET. A server that
-    #: serves fewer rows (SAP has answered 413 above 1000 on another ``/lm`` endpoint, and a
-    #: short page with a larger ``count`` is a silent cap) is read in the pages it serves.
+    #: serves fewer rows (a 413, as another ``/lm`` endpoint answers above 1000 rows, or a
+    #: short page with a larger ``count``: a silent cap) is read in the pages it serves.
     list_page_size: Annotated[int, Field(ge=1, le=10_000)] = 10_000
     #: Exponential backoff after transient errors: base, cap, and a bound on honoured Retry-After.
     backoff_base_seconds: Annotated[float, Field(gt=0)] = 1.0

@@ -36,9 +36,8 @@ def backoff_delay(
 def poll_interval(spec_seconds: int, settings: EngineSettings) -> float:
     """``pollIntervalSeconds`` means what it says: one look at the open targets per interval.
 
-    At 10,000 targets a look is ten list pages, so polling faster "while things move" (as an
-    earlier version did, every 0.5 s) multiplied the calls of every run. The only earlier
-    wake-ups are decisions falling due (a resend timeout, an UNKNOWN grace period), and
+    At 10,000 targets a look is ten list pages, so polling faster "while things move" would
+    multiply the calls of every run. The only earlier wake-ups are decisions falling due (a resend timeout, an UNKNOWN grace period), and
     transient errors can only make the wait longer (backoff, ``Retry-After``).
     """
     return min(float(spec_seconds), settings.max_poll_seconds)

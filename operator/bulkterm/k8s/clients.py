@@ -9,13 +9,16 @@ ten times the configured rate, so every client the pool hands out for a tenant s
   certificate) gets a token cache of its own, so a token fetched with the old credentials is
   never used in the name of the new ones.
 
-The runs of one tenant, credentials and resource group also share their listings
-(:mod:`bulkterm.k8s.fleet`): each run gets a :class:`~bulkterm.k8s.fleet.FleetApi`, its own
-client for writes and item reads, and a :class:`~bulkterm.k8s.fleet.SharedReads` with a client
-of its own for the lists every run makes alike.
+The runs of one tenant, credentials and resource group share one :class:`AiApiClient`, and
+through it their listings (:mod:`bulkterm.k8s.fleet`): each run gets a
+:class:`~bulkterm.k8s.fleet.FleetApi`, its view of that client and of the group's
+:class:`~bulkterm.k8s.fleet.SharedReads`. A token cache is no client's: the pool holds it
+(:func:`~bulkterm.aiapi.transport.token_cache`, with its own connection to the token endpoint)
+and hands it to the client of every group that uses those credentials.
 
-A tenant and its token caches live while a client uses them; the last one out closes them, so
-no credentials outlive the runs that read them.
+A tenant, its groups' clients and its token caches live while a run uses them; the last one
+out closes them, so no credentials outlive the runs that read them, and no run that ends
+closes a client another run of its group still uses.
 """
 
 from __future__ import annotations
@@ -26,24 +29,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from bulkterm.aiapi.auth import TokenProvider
 from bulkterm.aiapi.client import AiApiClient, ClientSettings
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.ratelimit import RateLimiter
+from bulkterm.aiapi.transport import token_cache
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.fleet import FleetApi, SharedReads
 
 
 @dataclass
 class _Tokens:
-    #: The client whose token provider (and HTTP connection to the token endpoint) is shared.
-    owner: AiApiClient
+    """The token cache of one set of credentials, shared by the clients of its groups."""
+
+    cache: TokenProvider
     users: int = 0
 
 
 @dataclass
-class _Reads:
-    shared: SharedReads
+class _Group:
+    """One resource group under one set of credentials: its client and its shared reads."""
+
     client: AiApiClient
+    shared: SharedReads
+    #: The token cache its client uses.
+    tokens: _Tokens
     users: int = 0
 
 
@@ -51,13 +61,14 @@ class _Reads:
 class _Tenant:
     limiter: RateLimiter
     tokens: dict[str, _Tokens] = field(default_factory=dict)
-    #: Shared reads by (credentials, resource group).
-    reads: dict[tuple[str, str | None], _Reads] = field(default_factory=dict)
+    #: By (credentials, resource group).
+    groups: dict[tuple[str, str | None], _Group] = field(default_factory=dict)
     users: int = 0
 
 
 class ClientPool:
-    """Hands out :class:`AiApiClient` instances that share a tenant's limiter and tokens."""
+    """Hands out views of :class:`AiApiClient` instances, one per tenant, credentials and
+    resource group, that share a tenant's limiter and a credentials' token cache."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
@@ -80,7 +91,7 @@ class ClientPool:
 
     @asynccontextmanager
     async def client(self, key: ServiceKey, resource_group: str | None) -> AsyncIterator[FleetApi]:
-        """A client for ``key`` and ``resource_group``, closed on exit.
+        """A run's client for ``key`` and ``resource_group``, released on exit.
 
         Raises what :class:`AiApiClient` raises for a key or group it cannot use
         (``CredentialsError``, ``ValueError``) before anything is shared."""
@@ -89,57 +100,53 @@ class ClientPool:
         credentials = _fingerprint(key)
         tenant = self._tenants.get(tenant_id)
         tokens = tenant.tokens.get(credentials) if tenant is not None else None
+        group = tenant.groups.get((credentials, resource_group)) if tenant is not None else None
         limiter = (
             tenant.limiter
             if tenant is not None
             else RateLimiter(settings.concurrency, settings.rate_limit_per_second)
         )
-        # The first client of these credentials owns the token cache and its connection to the
-        # token endpoint, in the group that is always valid; it sends nothing else.
-        owner = tokens.owner if tokens is not None else AiApiClient(key, "default", settings)
-        reads = tenant.reads.get((credentials, resource_group)) if tenant is not None else None
-        try:
-            api = AiApiClient(key, resource_group, settings, tokens=owner.tokens, limiter=limiter)
-            if reads is None:
-                reader = AiApiClient(
-                    key, resource_group, settings, tokens=owner.tokens, limiter=limiter
-                )
-                reads = _Reads(SharedReads(reader), reader)
-        except BaseException:
-            if tokens is None:
-                await owner.aclose()
-            raise
-        # No await from here to the yield: concurrent callers see one tenant, one token cache,
-        # one set of shared reads.
+        if group is None:
+            cache = tokens.cache if tokens is not None else None
+            try:
+                if cache is None:
+                    cache = token_cache(key, settings)
+                client = AiApiClient(key, resource_group, settings, tokens=cache, limiter=limiter)
+            except BaseException:
+                if tokens is None and cache is not None:
+                    await cache.aclose()
+                raise
+            group = _Group(client, SharedReads(client), tokens or _Tokens(cache))
+        tokens = group.tokens
+        # No await from the look-ups to the yield: concurrent callers see one tenant, one token
+        # cache, one client per group.
         if tenant is None:
             tenant = self._tenants[tenant_id] = _Tenant(limiter)
-        if tokens is None:
-            tokens = tenant.tokens[credentials] = _Tokens(owner)
-        tenant.reads.setdefault((credentials, resource_group), reads)
+        tenant.tokens.setdefault(credentials, tokens)
+        tenant.groups.setdefault((credentials, resource_group), group)
         tenant.users += 1
         tokens.users += 1
-        reads.users += 1
+        group.users += 1
         try:
-            yield FleetApi(api, reads.shared)
+            yield FleetApi(group.client, group.shared)
         finally:
             tenant.users -= 1
             tokens.users -= 1
-            reads.users -= 1
+            group.users -= 1
             # The bookkeeping first, with no await in between (as on the way in); then close.
-            closing = [api]
-            last_reader = reads.users == 0
-            if last_reader:
-                del tenant.reads[(credentials, resource_group)]
-                closing.append(reads.client)
-            if tokens.users == 0:
+            last_in_group = group.users == 0
+            last_of_tokens = tokens.users == 0
+            if last_in_group:
+                del tenant.groups[(credentials, resource_group)]
+            if last_of_tokens:
                 del tenant.tokens[credentials]
-                closing.append(tokens.owner)
             if tenant.users == 0:
                 del self._tenants[tenant_id]
-            if last_reader:
-                await reads.shared.close()
-            for done in closing:
-                await done.aclose()
+            if last_in_group:
+                await group.shared.close()
+                await group.client.aclose()
+            if last_of_tokens:
+                await tokens.cache.aclose()
 
 
 def _fingerprint(key: ServiceKey) -> str:

@@ -87,7 +87,7 @@ FLAGS = {"namespaces": "--namespace", "kube_outage_tolerance_seconds": "--kube-o
     "--peering-lifetime",
     type=click.IntRange(2, 3600),
     help="Seconds a replica's peering keep-alive is trusted: a standby takes over this long "
-    "after the active replica dies (measured: 7-10 s with the default 10).",
+    "after the active replica dies (within about 10 s with the default 10).",
 )
 @click.option(
     "--kube-outage-tolerance",

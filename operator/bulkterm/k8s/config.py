@@ -65,7 +65,7 @@ class OperatorConfig(BaseSettings):
     #: standby sleeps until the active peer's record expires and then resumes, so this bounds
     #: the failover after a SIGKILL (plus a second or two to start the daemons). kopf renews
     #: the record every ``max(1, lifetime - 5..10)`` s: 10 means a keep-alive PATCH every 1-5 s
-    #: per replica and a failover in 7-10 s (measured; kopf's default, 60, took 46 s).
+    #: per replica and a failover within about 10 s (kopf's default is 60).
     peering_lifetime: int = Field(default=10, ge=2, le=3600)
     #: Delay before retrying a CR whose credentials are missing or rejected.
     stalled_retry_seconds: float = Field(default=30.0, gt=0)

@@ -21,45 +21,20 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from bulkterm import metrics
-from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter, KubeApi
-from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease, holder_identity
+from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter
+from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
+from bulkterm.k8s.state import OperatorState
 from bulkterm.k8s.status import acknowledgement, ignored_message, unacknowledged
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
 registry = kopf.OperatorRegistry()
-#: Set by ``bulkterm operator`` before kopf starts.
-CONFIG = OperatorConfig()
-#: Who this process is in the Leases of its runs (``bulkterm.k8s.leases``).
-HOLDER = holder_identity()
 #: kopf's finalizer on every unfinished BulkTermination (see ``configure``).
 FINALIZER = f"{API_GROUP}/finalizer"
 #: How long a new run waits for kopf's finalizer before its first status write.
 FINALIZER_WAIT_SECONDS = 10.0
-_kube: KubeApi | None = None
-_clients: ClientPool | None = None
-#: uids of the BulkTerminations whose run (the ``reconcile`` daemon) is in this process: a
-#: spec change during the run is that run's to acknowledge (``StatusWriter.finish``).
-_running: set[str] = set()
-
-
-def kube() -> KubeApi:
-    global _kube
-    if _kube is None:
-        _kube = KubeApi()
-    return _kube
-
-
-def clients() -> ClientPool:
-    """AI API clients of every CR in this process: one token cache and one rate limit per
-    tenant (created on first use, after ``CONFIG`` is set)."""
-    global _clients
-    if _clients is None:
-        _clients = ClientPool.for_config(CONFIG)
-    return _clients
 
 
 class KopfEvents:
@@ -75,15 +50,8 @@ class KopfEvents:
         kopf.event(self._body, type="Warning", reason=reason, message=message[:1024])
 
 
-#: The credentials the last ``login`` handed kopf.
-_credentials: kopf.ConnectionInfo | None = None
-#: Set by ``login`` when the API server no longer accepts the operator's credentials (None:
-#: not run by ``run_operator``, the login hands kopf what it finds, as kopf's own would).
-_credentials_refused: bool | None = None
-
-
 @kopf.on.login(registry=registry)
-async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(memo: OperatorState, **kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster service account or ``KUBECONFIG``, via the kubernetes client (as kopf's
     default registry would do; our own registry starts without fallbacks).
 
@@ -92,13 +60,13 @@ async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     waiting for them, each with a traceback, and end the operator after waiting for its runs.
     Instead: one line, and the operator stops as on SIGTERM (exit status 1); its restart loads
     the credentials afresh. kopf's requests wait meanwhile; the stop cancels them, and this."""
-    global _credentials, _credentials_refused
+    state = memo.login
     info = await asyncio.to_thread(lambda: kopf.login_via_client(**kwargs))
-    if info is None or info != _credentials or _credentials_refused is None:
-        _credentials = info
+    if info is None or info != state.credentials or state.refused is None:
+        state.credentials = info
         return info
-    if not _credentials_refused:
-        _credentials_refused = True
+    if not state.refused:
+        state.refused = True
         log.error(
             "the Kubernetes API refused the operator's credentials (HTTP 401: a revoked or "
             "expired token, or a deleted ServiceAccount) and there are no others; stopping"
@@ -110,30 +78,31 @@ async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup(registry=registry)
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: OperatorState, **_: Any) -> None:
     # Our own prefix for kopf's bookkeeping, so `status` belongs entirely to the API.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
+    config = memo.config
     # Events come from explicit calls only; log lines never become Events.
     settings.posting.level = logging.CRITICAL
     settings.watching.server_timeout = 300
     # An API server that is away is waited for (kopf's default gives up after ~50 s, and a
     # watch that gives up ends the operator); the same for the Events kopf posts for us.
-    backoffs = KopfBackoffs(CONFIG.kube_outage_tolerance_seconds)
+    backoffs = KopfBackoffs(config.kube_outage_tolerance_seconds)
     settings.networking.error_backoffs = backoffs
     settings.posting.default_backoffs = backoffs
     # Peering (only used with --peering): a short lease so a standby takes over within about
     # `peering_lifetime` s of the active replica's death; keep-alives are not logged.
-    settings.peering.lifetime = CONFIG.peering_lifetime
+    settings.peering.lifetime = config.peering_lifetime
     settings.peering.stealth = True
-    if CONFIG.namespaces:
+    if config.namespaces:
         # Exact namespace names (OperatorConfig refuses patterns): kopf has nothing to match,
         # so it must not list namespaces cluster-wide. Namespaced RBAC (the chart with
         # watchNamespaces) forbids that, and kopf retries the 403 for about 50 s before it
-        # falls back to the names it was given; the first status came 52 s late. Resources
+        # falls back to the names it was given, delaying every first status. Resources
         # are then discovered once at start-up instead of by watching CRDs, which namespaced
         # RBAC does not allow either: `check_crd_served` makes a missing CRD a crash (and a
         # restart) rather than an operator that silently serves nothing.
@@ -141,32 +110,39 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.startup(registry=registry)
-async def check_crd_served(logger: kopf.Logger, **_: Any) -> None:
+def connect(memo: OperatorState, **_: Any) -> None:
+    """The process-wide clients, before kopf copies the memo for any resource."""
+    memo.start()
+
+
+@kopf.on.startup(registry=registry)
+async def check_crd_served(logger: kopf.Logger, memo: OperatorState, **_: Any) -> None:
     """Refuse to run without the BulkTermination resource (see ``configure``)."""
-    if not CONFIG.namespaces:
+    if not memo.config.namespaces:
         return  # cluster-wide: kopf watches CRDs and picks the resource up when it appears
-    served = await kube().resource_served()
+    served = await memo.kube.resource_served()
     if not served:
         raise kopf.PermanentError(
             f"the API server does not serve {PLURAL}.{API_GROUP}/{API_VERSION}: install the "
             "CRD first (crds/bulktermination.yaml, or the Helm chart), then restart the operator"
         )
-    logger.info("watching %s.%s in namespaces %s", PLURAL, API_GROUP, ", ".join(CONFIG.namespaces))
+    namespaces = ", ".join(memo.config.namespaces)
+    logger.info("watching %s.%s in namespaces %s", PLURAL, API_GROUP, namespaces)
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:
     return not is_terminal(dict(status))
 
 
-def _ttl(spec: kopf.Spec | dict[str, Any]) -> int | None:
+def _ttl(spec: kopf.Spec | dict[str, Any], config: OperatorConfig) -> int | None:
     value = spec.get("ttlSecondsAfterFinished")
     if isinstance(value, int) and value >= 0:
         return value
-    return CONFIG.default_ttl_seconds
+    return config.default_ttl_seconds
 
 
-def _finished_with_ttl(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
-    return is_terminal(dict(status)) and _ttl(spec) is not None
+def _finished_with_ttl(spec: kopf.Spec, status: kopf.Status, memo: OperatorState, **_: Any) -> bool:
+    return is_terminal(dict(status)) and _ttl(spec, memo.config) is not None
 
 
 def _finished_unacknowledged(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
@@ -188,6 +164,7 @@ async def acknowledge(
     meta: kopf.Meta,
     name: str,
     namespace: str | None,
+    memo: OperatorState,
     **_: Any,
 ) -> None:
     """A finished run acknowledges a spec change without acting on it, so that Flux, Argo CD
@@ -203,10 +180,10 @@ async def acknowledge(
     generation = int(meta.get("generation") or 1)
     if namespace is None or not unacknowledged(dict(status), generation):
         return
-    if str(meta.get("uid") or "") in _running:
+    if str(meta.get("uid") or "") in memo.running:
         return
     try:
-        await kube().patch_status(
+        await memo.kube.patch_status(
             namespace,
             name,
             acknowledgement(dict(status), generation),
@@ -232,7 +209,7 @@ async def acknowledge(
     when=_unfinished,
     # kopf cancels a daemon at once unless given a graceful period: our own terminal status
     # write makes `when` false, and without this the final events and metrics were lost
-    # whenever kopf saw that write before the daemon had returned (seen on a real server).
+    # whenever kopf saw that write before the daemon had returned.
     # The reconciler reacts to `stopped` within moments; the backoff only bounds a stuck one.
     # It is also how long kopf waits before it looks again whether the daemon has exited
     # (unless a watch event wakes it first): a deleted BulkTermination keeps its finalizer
@@ -249,11 +226,12 @@ async def reconcile(
     name: str,
     namespace: str | None,
     stopped: kopf.DaemonStopped,
+    memo: OperatorState,
     **_: Any,
 ) -> None:
     assert namespace is not None, "BulkTermination is a namespaced resource"
     uid = str(meta.get("uid") or "")
-    _running.add(uid)
+    memo.running.add(uid)
     stop = asyncio.Event()
 
     async def bridge() -> None:
@@ -263,12 +241,12 @@ async def reconcile(
     bridge_task = asyncio.create_task(bridge())
     try:
         await _finalizer_landed(body, stopped)
-        api = kube()
+        api = memo.kube
         lease = RunLease(
             KubeLeaseStore(api.api_client),
             namespace,
             Owner(name=name, uid=str(meta.get("uid") or "")),
-            holder=HOLDER,
+            holder=memo.holder,
         )
         reconciler = Reconciler(
             CrRef(namespace=namespace, name=name, generation=int(meta.get("generation") or 1)),
@@ -276,8 +254,8 @@ async def reconcile(
             dict(status),
             kube=api,
             events=KopfEvents(body),
-            config=CONFIG,
-            clients=clients(),
+            config=memo.config,
+            clients=memo.clients,
             lease=lease,
         )
         result = await reconciler.run(stop)
@@ -288,7 +266,7 @@ async def reconcile(
             # One line, not an error: deleting a BulkTermination mid-run is how it is stopped.
             log.info("%s/%s: run stopped: the BulkTermination was deleted", namespace, name)
     finally:
-        _running.discard(uid)
+        memo.running.discard(uid)
         bridge_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await bridge_task
@@ -302,8 +280,8 @@ async def _finalizer_landed(
 
     kopf adds the finalizer with a JSON patch that tests the ``resourceVersion`` it saw, in the
     same cycle in which it starts this daemon. A status write of ours that lands first makes
-    the API server refuse that patch, after doing the whole update's work (3.5 s for a 0.9 MB
-    CR of 5,000 listed targets, both writes slowed by the contention), and kopf sends it again
+    the API server refuse that patch, after doing the whole update's work (seconds for a CR of
+    thousands of listed targets, both writes slowed by the contention), and kopf sends it again
     over our next write. Waiting for it (``body`` is kopf's live view of the CR) spares two
     heavy updates on the way to the first send. A resumed run finds the finalizer in place."""
     loop = asyncio.get_running_loop()
@@ -333,9 +311,10 @@ async def expire(
     namespace: str | None,
     logger: kopf.Logger,
     stopped: kopf.DaemonStopped,
+    memo: OperatorState,
     **_: Any,
 ) -> None:
-    ttl = _ttl(spec)
+    ttl = _ttl(spec, memo.config)
     ended = finished_at(dict(status))
     if ttl is None or ended is None:
         return
@@ -346,7 +325,7 @@ async def expire(
         return
     logger.info("ttlSecondsAfterFinished (%ss) has passed: deleting", ttl)
     try:
-        await kube().delete(namespace, name)
+        await memo.kube.delete(namespace, name)
     except ApiException as exc:
         if exc.status != 403:
             raise
@@ -363,7 +342,6 @@ async def expire(
 
 def run_operator(config: OperatorConfig) -> None:
     """Configure logging and metrics, then hand the process to kopf until it is stopped."""
-    global CONFIG, _credentials_refused
     formats = {
         "plain": kopf.LogFormat.PLAIN,
         "full": kopf.LogFormat.FULL,
@@ -378,11 +356,11 @@ def run_operator(config: OperatorConfig) -> None:
     for noisy in ("kubernetes", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     metrics.serve(config.metrics_port, config.metrics_address)
-    CONFIG = config
+    state = OperatorState(config=config)
+    state.login.refused = False
     priority = config.peering_priority
     if config.peering is not None and priority is None:
         priority = secrets.randbelow(32767) + 1
-    _credentials_refused = False
     kopf.run(
         priority=priority,
         registry=registry,
@@ -391,6 +369,7 @@ def run_operator(config: OperatorConfig) -> None:
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
         liveness_endpoint=config.liveness_endpoint or None,
+        memo=state,
     )
-    if _credentials_refused:
+    if state.login.refused:
         raise SystemExit(1)  # said in one line by ``login``

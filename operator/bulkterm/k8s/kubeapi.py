@@ -1,5 +1,6 @@
 """The few Kubernetes API calls the operator makes besides kopf's own: read a Secret, write
-``/status``, delete a finished CR.
+``/status``, delete a finished CR (and, through :mod:`bulkterm.k8s.lease_store`, the runs'
+Leases), and the one policy all of them follow while the API server is away.
 
 A Secret is used only if its owner granted it to the BulkTermination asking (the annotation
 :data:`GRANT_ANNOTATION`, see :func:`check_grant`): RBAC lets the operator ``get`` Secrets for
@@ -11,7 +12,8 @@ An API server that is away (connection refused or reset, a timeout, 429/5xx whil
 or stops) is weather, not an error: :class:`ApiWeather` retries the call with a bounded backoff
 until the server answers, logging one line when the outage starts and one when it ends, for
 the whole process (every CR waits on the same server). Only then does the call return or raise
-what the server said.
+what the server said. Every call over one API client shares one :class:`ApiWeather`
+(:func:`weather_of`), the Lease calls included.
 
 The sync ``kubernetes`` client runs in a worker thread; the configuration is loaded explicitly
 (in-cluster, else ``KUBECONFIG``) when the operator starts, because the package reads
@@ -26,6 +28,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from fnmatch import fnmatchcase
@@ -51,8 +54,8 @@ TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 #: instead of refusing them) becomes a timeout, i.e. an outage to wait out, not a hung thread.
 REQUEST_TIMEOUT = (5.0, 30.0)
 #: For this long after an outage, 401 and 403 are weather too: a restarted API server answers
-#: before its authenticator and RBAC caches are filled (seen: one 403 on a status write a
-#: moment after a real kube-apiserver came back).
+#: before its authenticator and RBAC caches are filled, and refuses calls it will allow a
+#: moment later.
 WARMUP_SECONDS = 30.0
 
 
@@ -162,6 +165,20 @@ class ApiWeather:
         metrics.KUBE_REACHABLE.set(1)
         metrics.KUBE_OUTAGE_SECONDS.inc(away)
         log.warning("Kubernetes API reachable again after %.1f s", away)
+
+
+#: The weather of each API client (see :func:`weather_of`).
+_WEATHER: weakref.WeakKeyDictionary[k8s.ApiClient, ApiWeather] = weakref.WeakKeyDictionary()
+
+
+def weather_of(api_client: k8s.ApiClient) -> ApiWeather:
+    """The :class:`ApiWeather` of every call made over ``api_client``: one per connection to
+    the API server, so that an outage is one outage for all its callers (one log line, one
+    warm-up after it), whichever module makes the call."""
+    weather = _WEATHER.get(api_client)
+    if weather is None:
+        weather = _WEATHER[api_client] = ApiWeather()
+    return weather
 
 
 class SecretProblem(Exception):
@@ -280,9 +297,12 @@ class KubeApi:
         self, api_client: k8s.ApiClient | None = None, weather: ApiWeather | None = None
     ) -> None:
         self._client = api_client or _load_client()
-        #: The client, for the Lease calls of ``bulkterm.k8s.leases``.
+        #: The client, for the Lease calls of ``bulkterm.k8s.lease_store`` (which make them
+        #: through :attr:`weather`, see :func:`weather_of`).
         self.api_client = self._client
-        self.weather = weather or ApiWeather()
+        if weather is not None:
+            _WEATHER[self._client] = weather
+        self.weather = weather_of(self._client)
         self._core = k8s.CoreV1Api(self._client)
         self._custom = k8s.CustomObjectsApi(self._client)
 

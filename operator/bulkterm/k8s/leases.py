@@ -20,6 +20,11 @@ and owned by the CR (deleted with it):
 
 Expiry is judged by the holder's ``renewTime`` against this process's clock, as the Lease API
 intends; the clocks of a cluster's nodes agree within far less than the duration.
+
+The Lease itself is stored by :mod:`bulkterm.k8s.lease_store`, whose calls follow the outage
+policy of every Kubernetes call (:class:`~bulkterm.k8s.kubeapi.ApiWeather`): an API server that
+is away is waited for inside the call. What reaches this module is what the server said (a
+conflict, a refusal), or an outage when the call was made not to wait.
 """
 
 from __future__ import annotations
@@ -33,8 +38,7 @@ import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime
 
 from bulkterm.aiapi.base import AiApi, ForwardingApi
 from bulkterm.aiapi.models import (
@@ -42,14 +46,34 @@ from bulkterm.aiapi.models import (
     Kind,
     TargetStatus,
 )
-from bulkterm.spec import API_GROUP, API_VERSION, KIND
+from bulkterm.k8s.kubeapi import without_waiting
+from bulkterm.k8s.lease_store import (
+    KubeLeaseStore,
+    LeaseConflict,
+    LeaseForbidden,
+    LeaseRecord,
+    LeaseStore,
+    Owner,
+)
+
+__all__ = [
+    "ExclusiveApi",
+    "KubeLeaseStore",
+    "LeaseConflict",
+    "LeaseForbidden",
+    "LeaseLost",
+    "LeaseRecord",
+    "LeaseStore",
+    "LeaseTiming",
+    "Owner",
+    "RunLease",
+    "holder_identity",
+    "lease_name",
+]
 
 log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "bulktermination."
-#: Annotation on the Lease naming the CR's uid: a Lease left by a deleted CR of the same name
-#: (before the garbage collector removed it) is not this run's.
-UID_ANNOTATION = f"{API_GROUP}/bulktermination-uid"
 
 
 def holder_identity() -> str:
@@ -77,64 +101,6 @@ class LeaseTiming:
     margin: float = 2.0
     #: How often a run waiting for another holder looks again.
     retry_every: float = 1.0
-
-
-@dataclass
-class LeaseRecord:
-    """The parts of a Lease this module reads and writes."""
-
-    holder: str | None
-    renew_time: datetime | None
-    duration: float
-    resource_version: str | None = None
-    cr_uid: str | None = None
-    transitions: int = 0
-    acquire_time: datetime | None = None
-
-    def expired(self, now: datetime) -> bool:
-        if not self.holder or self.renew_time is None:
-            return True
-        return now >= self.renew_time + timedelta(seconds=self.duration)
-
-
-class LeaseConflict(Exception):
-    """The Lease changed (or appeared) since it was read: someone else wrote it."""
-
-
-class LeaseStore(Protocol):
-    """Lease reads and writes; each raises :class:`LeaseConflict` on a lost race and anything
-    else when the API server is away (the caller retries)."""
-
-    async def read(self, namespace: str, name: str) -> LeaseRecord | None: ...
-
-    async def create(self, namespace: str, name: str, record: LeaseRecord, owner: Owner) -> str: ...
-
-    async def replace(
-        self, namespace: str, name: str, record: LeaseRecord, owner: Owner
-    ) -> str: ...
-
-    async def delete(self, namespace: str, name: str, resource_version: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The CR the Lease belongs to (its ownerReference: deleted with it)."""
-
-    name: str
-    uid: str
-
-    def reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}",
-            "kind": KIND,
-            "name": self.name,
-            "uid": self.uid,
-        }
-
-
-class LeaseForbidden(Exception):
-    """RBAC does not let the operator write Leases in the namespace: no run may start there
-    (running without the lease would give up the guarantee it exists for)."""
 
 
 class LeaseLost(Exception):
@@ -178,10 +144,14 @@ class RunLease:
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Hold the Lease, waiting while another live holder has it; False if ``stop`` came
-        first. API server errors are retried (this runs before anything else of the run)."""
+        first, also while an attempt waits for the API server. Errors are tried again every
+        ``retry_every`` seconds (this runs before anything else of the run)."""
         while not stop.is_set():
             try:
-                if await self._try_acquire():
+                acquired = await self._attempt(stop)
+                if acquired is None:
+                    return False
+                if acquired:
                     self._mark_renewed()
                     if self._waited_on is not None:
                         log.info(
@@ -195,11 +165,25 @@ class RunLease:
                 continue  # raced with another acquirer: read again at once
             except LeaseForbidden:
                 raise
-            except Exception as exc:  # the API server is away: try again
+            except Exception as exc:  # refused, or the server is away: try again
                 log.debug("lease %s/%s: %s", self.namespace, self.name, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.timing.retry_every)
         return False
+
+    async def _attempt(self, stop: asyncio.Event) -> bool | None:
+        """One :meth:`_try_acquire`, given up (None) when ``stop`` comes first: the store waits
+        out an API server that is away, and a stopping operator cannot wait for it. A Lease
+        that such an attempt created after all is never renewed, and expires."""
+        attempt = asyncio.ensure_future(self._try_acquire())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            attempt.cancel()
+            stopped.cancel()
+            await asyncio.gather(attempt, stopped, return_exceptions=True)
+        return None if attempt.cancelled() else attempt.result()
 
     async def _try_acquire(self) -> bool:
         now = self._clock()
@@ -264,7 +248,7 @@ class RunLease:
         except LeaseConflict:
             await self._check_taken()
             return
-        except Exception as exc:  # the API server is away: next time
+        except Exception as exc:  # refused, or the server is away: next time
             log.debug("renewing lease %s/%s: %s", self.namespace, self.name, exc)
             if not self._is_fresh():
                 self._fresh.clear()
@@ -319,12 +303,14 @@ class RunLease:
         record, self._record = self._record, None
         self._renewed_at = None
         try:
-            await self._store.delete(self.namespace, self.name, record.resource_version or "")
+            # Once, never waited for: this runs as the run ends, often while the operator
+            # stops, and the Lease expires by itself anyway.
+            with without_waiting():
+                await self._store.delete(self.namespace, self.name, record.resource_version or "")
         except LeaseConflict:
             pass  # written since by someone else: theirs now, not ours to remove
         except Exception as exc:  # refused (a revoked token, RBAC gone), or the server is away
-            # One line, no retry: this runs while the operator stops, and the Lease expires
-            # by itself anyway.
+            # One line, no retry.
             code = getattr(exc, "status", None)
             log.warning(
                 "%s/%s: lease %s not released (%s%s); it expires %.0f s after its last renewal",
@@ -364,113 +350,3 @@ class ExclusiveApi(ForwardingApi):
     async def pause_execution_schedule(self, schedule_id: str) -> None:
         await self._lease.permit()
         await super().pause_execution_schedule(schedule_id)
-
-
-# --- the Kubernetes side ---------------------------------------------------------------------
-
-#: (connect, read) seconds: a renewal must not hang longer than the lease lasts.
-LEASE_REQUEST_TIMEOUT = (2.0, 5.0)
-
-
-def _micro_time(value: datetime | None) -> str | None:
-    """A Lease's MicroTime (RFC 3339 with microseconds, UTC)."""
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class KubeLeaseStore:
-    """:class:`LeaseStore` over ``coordination.k8s.io/v1`` with the sync client in a thread;
-    no retries here (:class:`RunLease` decides when to try again)."""
-
-    def __init__(self, api_client: Any) -> None:
-        from kubernetes import client as k8s
-
-        self._api = k8s.CoordinationV1Api(api_client)
-
-    @staticmethod
-    def _body(name: str, record: LeaseRecord, owner: Owner) -> dict[str, Any]:
-        metadata: dict[str, Any] = {
-            "name": name,
-            "annotations": {UID_ANNOTATION: record.cr_uid} if record.cr_uid else {},
-            "labels": {"app.kubernetes.io/managed-by": "bulk-termination-operator"},
-        }
-        metadata["ownerReferences"] = [owner.reference()]
-        if record.resource_version:
-            metadata["resourceVersion"] = record.resource_version
-        return {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": metadata,
-            "spec": {
-                "holderIdentity": record.holder,
-                "leaseDurationSeconds": max(1, round(record.duration)),
-                "acquireTime": _micro_time(record.acquire_time),
-                "renewTime": _micro_time(record.renew_time),
-                "leaseTransitions": record.transitions,
-            },
-        }
-
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return await asyncio.to_thread(
-                fn, *args, _request_timeout=LEASE_REQUEST_TIMEOUT, **kwargs
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LeaseConflict(str(exc.reason)) from None
-            if exc.status == 403:
-                raise LeaseForbidden(
-                    "the operator may not read or write Leases (coordination.k8s.io) in this "
-                    "namespace; each run holds one so that two operators never both send "
-                    "(grant get, create, update and delete on leases: the chart does)"
-                ) from None
-            raise
-
-    async def read(self, namespace: str, name: str) -> LeaseRecord | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            lease = await self._call(self._api.read_namespaced_lease, name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        spec = lease.spec
-        annotations = lease.metadata.annotations or {}
-        return LeaseRecord(
-            holder=spec.holder_identity or None,
-            renew_time=spec.renew_time,
-            acquire_time=spec.acquire_time,
-            duration=float(spec.lease_duration_seconds or 0),
-            resource_version=lease.metadata.resource_version,
-            cr_uid=annotations.get(UID_ANNOTATION),
-            transitions=int(spec.lease_transitions or 0),
-        )
-
-    async def create(self, namespace: str, name: str, record: LeaseRecord, owner: Owner) -> str:
-        created = await self._call(
-            self._api.create_namespaced_lease, namespace, self._body(name, record, owner)
-        )
-        return str(created.metadata.resource_version)
-
-    async def replace(self, namespace: str, name: str, record: LeaseRecord, owner: Owner) -> str:
-        # A PUT replaces the whole object: the owner goes in again, or the Lease would outlive
-        # its CR.
-        replaced = await self._call(
-            self._api.replace_namespaced_lease, name, namespace, self._body(name, record, owner)
-        )
-        return str(replaced.metadata.resource_version)
-
-    async def delete(self, namespace: str, name: str, resource_version: str) -> None:
-        from kubernetes import client as k8s
-        from kubernetes.client.exceptions import ApiException
-
-        options = k8s.V1DeleteOptions(
-            preconditions=k8s.V1Preconditions(resource_version=resource_version or None)
-        )
-        try:
-            await self._call(self._api.delete_namespaced_lease, name, namespace, body=options)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise

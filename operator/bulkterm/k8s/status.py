@@ -1,29 +1,22 @@
 """The CR's status: reading it (terminal? resumable?) and writing records to it.
 
 A record (:class:`Progress`) becomes the status with ``observedGeneration`` on top and on each
-condition, and is sent as a JSON merge patch through the :class:`StatusThrottle`: progress at
-most once per interval and in the background, changes of phase and records announcing sends at
-once, waited for.
+condition, and is sent as a JSON merge patch of what changed since the last write that landed,
+paced by the :class:`StatusThrottle`. Which record is written, and whether it must land before
+the run goes on, the run decides (:mod:`bulkterm.engine.reporting`); this module only writes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from bulkterm.engine import (
-    ConditionType,
-    Progress,
-    Situation,
-    build_conditions,
-    utcnow,
-    with_observed_generation,
-)
+from bulkterm.engine import ConditionType, Progress, with_observed_generation
 from bulkterm.k8s.throttle import CLOSE_RETRY_DELAYS, StatusThrottle
 
 log = logging.getLogger(__name__)
@@ -148,16 +141,6 @@ def restore(ref: CrRef, status: Mapping[str, Any], total: int) -> Progress:
     return Progress(total=total, pending=total, progress=f"0/{total}")
 
 
-def announces_sends(previous: Progress | None, record: Progress) -> bool:
-    """Whether ``record`` holds in-flight actions that ``previous`` did not (a send round).
-
-    Compared target by target (:meth:`Progress.sent`): a group that only shrank (targets
-    finished) or was split by its answers announces nothing, and needs no write ahead of the
-    throttle."""
-    before = previous.sent() if previous is not None else {}
-    return any(idx - before.get(key, set()) for key, idx in record.sent().items())
-
-
 class StatusWriter:
     """Writes the records of one CR to its ``/status``."""
 
@@ -168,11 +151,9 @@ class StatusWriter:
         current: Mapping[str, Any],
         *,
         interval: float,
-        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._kube = kube
         self._ref = ref
-        self._clock = clock
         self._written_keys: set[str] = set(current)
         #: The status as the last write left it on the server (empty: nothing written yet, so
         #: the first write sends every key).
@@ -183,14 +164,16 @@ class StatusWriter:
         #: CRD could not refuse); the run goes on with the spec it started with.
         self.newest_generation = ref.generation
 
-    async def offer(self, record: Progress, *, force: bool = False) -> bool:
+    async def offer(self, record: Progress, *, force: bool = False, urgent: bool = False) -> bool:
         """Offer ``record``; returns whether it is on the server (see ``StatusThrottle``).
 
         Only a forced offer waits for its write: the others are written in the background
-        (``StatusThrottle.offer(wait=False)``), so the engine's rounds never wait for the API
-        server to store a record that need not land before the run goes on."""
+        (at once when ``urgent``), so a run never waits for the API server to store a record
+        that need not land before it goes on."""
         status = with_observed_generation(record, self._ref.generation).to_status()
-        return await self._throttle.offer(self._acknowledged(status), force=force, wait=force)
+        return await self._throttle.offer(
+            self._acknowledged(status), force=force, wait=force, urgent=urgent
+        )
 
     def _acknowledged(self, status: dict[str, Any]) -> dict[str, Any]:
         """A terminal ``status`` written after the API server has shown a newer generation
@@ -202,32 +185,21 @@ class StatusWriter:
         ran = self._ref.generation
         return {**status, **acknowledgement(status, self.newest_generation, ran=ran)}
 
-    async def finish(self, record: Progress) -> int | None:
-        """The terminal write of ``record`` (forced). Returns the generation of a spec change
-        during the run that it acknowledged (see :meth:`_acknowledged`), None if there was
-        none. A change that only this write's answer shows still came before the end was on
-        the server: one more write acknowledges it."""
+    async def finish(self, record: Progress) -> bool:
+        """The terminal write of ``record`` (forced); whether it landed. A spec change during
+        the run that only this write's answer shows still came before the end was on the
+        server: one more write acknowledges it (see :meth:`_acknowledged`)."""
         landed = await self.offer(record, force=True)
         written = self._landed.get("observedGeneration")
         if landed and isinstance(written, int) and self.newest_generation > written:
-            await self.offer(record, force=True)
-        return self.newest_generation if self.newest_generation > self._ref.generation else None
+            landed = await self.offer(record, force=True)
+        return landed
 
-    async def enter(self, record: Progress, situation: Situation) -> Progress:
-        """``record`` with the conditions of ``situation``, written at once: every change of
-        phase the operator decides (first visit, stall, refusal) goes here."""
-        record = record.model_copy(
-            update={
-                "conditions": build_conditions(
-                    record.conditions,
-                    situation,
-                    now=self._clock(),
-                    observed_generation=self._ref.generation,
-                )
-            }
-        )
-        await self.offer(record, force=True)
-        return record
+    @property
+    def changed_during_run(self) -> int | None:
+        """The generation of a spec change the API server showed during the run (one the CRD
+        could not refuse), None if there was none."""
+        return self.newest_generation if self.newest_generation > self._ref.generation else None
 
     def abandon(self) -> None:
         """Write nothing more: another operator has taken the run over and writes its status."""

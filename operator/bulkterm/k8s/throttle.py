@@ -1,19 +1,19 @@
-"""Throttled, de-duplicated status writes.
+"""The pace of status writes: at most one per interval, urgent and forced ones at once.
 
-A 10,000-target run polls every few seconds for an hour; writing status on every poll would be
-thousands of writes per CR and a watch event for every client of the API server. So a write
-happens only when the status differs from the last one written, and then at most once per
-``interval`` — except a change of phase (a condition's status or reason), which is written at
-once, and the final write, which is forced. A change held back is flushed when its slot comes,
-so the last state always lands.
+A large run polls every few seconds for an hour; writing its status on every poll would be
+thousands of writes per CR and a watch event for every client of the API server. So progress is
+written at most once per ``interval``; an urgent status (a change of phase, the run's reporter
+decides) is written at once, and a forced one (a checkpoint) at once and waited for. A status
+held back is flushed when its slot comes, so the last state always lands.
 
-An offer can also leave the write to the background (``wait=False``): the caller goes on at
-once and the throttle writes the status when its slot comes (at once for a change of phase).
-The engine's progress is offered that way, so a run never waits for a write that does not have
-to land before it goes on: on a large CR each write takes the API server a second or more
-(it validates and stores the whole object, ~0.9 MB at 5,000 listed targets), and waiting for
-it in every round made a 5,000-target run a third slower than ``bulkterm apply``. Writes stay
-in order: one at a time, under one lock, and a background write never overtakes a newer one.
+The throttle never looks into a status: what to write is decided before it (the run's
+reporter), and whether a write changes anything after it (the status writer's patch).
+
+An offer can leave the write to the background (``wait=False``): the caller goes on at once and
+the throttle writes the status when its slot comes. Progress is offered that way, so a run never
+waits for a write that need not land before it goes on (on a large CR the API server takes a
+second or more to store one, docs/adr/0003). Writes stay in order: one at a time, under one
+lock, and a background write never overtakes a newer one.
 """
 
 from __future__ import annotations
@@ -33,20 +33,8 @@ log = logging.getLogger(__name__)
 CLOSE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 
 
-def phase_of(status: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
-    """The part of a status whose change must be written immediately."""
-    conditions = status.get("conditions") or []
-    return tuple(
-        sorted(
-            (str(c.get("type")), str(c.get("status")), str(c.get("reason")))
-            for c in conditions
-            if isinstance(c, dict)
-        )
-    )
-
-
 class StatusThrottle:
-    """Offers statuses; writes the ones that matter, when they may be written."""
+    """Takes statuses; writes each when it may be written, the newest last."""
 
     def __init__(
         self,
@@ -62,56 +50,52 @@ class StatusThrottle:
         self._last: dict[str, Any] | None = last_written
         self._last_at = float("-inf")
         self._held: dict[str, Any] | None = None
+        self._held_urgent = False
         self._flusher: asyncio.Task[None] | None = None
         #: When the flusher will write (while it sleeps), and whether it is writing now.
         self._flush_due = float("inf")
         self._flushing = False
         self._lock = asyncio.Lock()
         self.writes = 0
-        self.skipped = 0
         self.failures = 0
         #: The API server answered 404: the resource is gone, nothing more is written.
         self.gone = False
 
     async def offer(
-        self, status: dict[str, Any], *, force: bool = False, wait: bool = True
+        self,
+        status: dict[str, Any],
+        *,
+        force: bool = False,
+        wait: bool = True,
+        urgent: bool = False,
     ) -> bool:
-        """Write ``status`` now if it may be, else hold it back for its slot.
+        """Write ``status`` now if it may be (the first, a forced or an ``urgent`` one, or its
+        slot has come), else hold it back for its slot.
 
         Returns whether ``status`` is on the server when this returns: True if it was written
-        now or equals the last status written; False if it is held back (throttled) or its
-        write failed (it is then retried in the background). For a forced offer, False
-        always means the write failed. ``wait=False`` (ignored with ``force``): never wait
-        for a write; what would be written now is written in the background at once."""
+        now; False if it is held back (throttled) or its write failed (it is then retried in
+        the background). For a forced offer, False always means the write failed.
+        ``wait=False`` (ignored with ``force``): never wait for a write; what would be written
+        now is written in the background at once."""
         if self.gone:
             return False
         if not wait and not force:
-            return self._hold(status)
+            return self._hold(status, urgent)
         async with self._lock:
             if self.gone:
                 return False
-            if status == self._last:
-                self._held = None
-                self.skipped += 1
-                return True
-            due = self._last_at + self._interval
-            phase_changed = self._last is None or phase_of(status) != phase_of(self._last)
-            if force or phase_changed or self._clock() >= due:
+            due = self._due(urgent)
+            if force or self._clock() >= due:
                 self._held = None  # older than this one (its producer waits for this offer)
                 return await self._write_now(status)
-            self._held = status
+            self._held, self._held_urgent = status, urgent
             self._schedule(due)
             return False
 
-    def _hold(self, status: dict[str, Any]) -> bool:
+    def _hold(self, status: dict[str, Any], urgent: bool) -> bool:
         """The offer that does not wait: hold ``status`` and see that the flusher writes it."""
-        writing = self._lock.locked()
-        if status == self._last and not writing:
-            self._held = None
-            self.skipped += 1
-            return True
-        self._held = status
-        due = self._due(status)
+        self._held, self._held_urgent = status, urgent
+        due = self._due(urgent)
         if self._flusher is not None and not self._flusher.done():
             if self._flushing or due >= self._flush_due:
                 return False  # the running flusher writes it (after its write, if writing)
@@ -119,10 +103,10 @@ class StatusThrottle:
         self._start_flusher(due)
         return False
 
-    def _due(self, status: dict[str, Any]) -> float:
-        """When ``status`` may be written: at once for a change of phase, else after the
+    def _due(self, urgent: bool) -> float:
+        """When a status may be written: at once the first and an urgent one, else after the
         interval since the last write."""
-        if self._last is None or phase_of(status) != phase_of(self._last):
+        if self._last is None or urgent:
             return self._clock()
         return self._last_at + self._interval
 
@@ -177,7 +161,7 @@ class StatusThrottle:
                     self._flushing = False
                 if self._held is None:
                     return
-                due = self._due(self._held)
+                due = self._due(self._held_urgent)
                 self._flush_due = due
 
     async def _write_now(self, status: dict[str, Any]) -> bool:
