@@ -1,38 +1,54 @@
-"""An in-memory AI API that enforces the contract's rules and remembers every breach.
+"""The AI API the engine tests run against: the simulator's backend, called in-process.
 
-It implements the :class:`~bulkterm.aiapi.base.AiApi` protocol the engine talks to, with
-the lifecycle of contract §4/§8 (STOP → STOPPING → STOPPED; DELETE → targetStatus DELETED
-→ gone), driven by a fake clock that only moves when the engine sleeps. That makes every
-run deterministic and free of races: what the engine observed in a round is exactly what
-the API holds when the round's requests arrive, so any rule broken is the engine's fault.
+:class:`FakeAiApi` implements the :class:`~bulkterm.aiapi.base.AiApi` protocol by calling
+:class:`~bulkterm.simulator.backend.Backend` directly (no HTTP, no sockets). Requests are
+built as the real client builds them and read by the simulator's own request readers; answers
+and refusals are read back by the real client's readers (:mod:`bulkterm.aiapi.wire`,
+:mod:`bulkterm.aiapi.bulk`, :class:`~bulkterm.aiapi.paging.Lister`), so the engine gets the
+models and typed errors :class:`~bulkterm.aiapi.client.AiApiClient` gives for the same
+answers, and what the API allows is the simulator's rules alone. The client's retries,
+tokens and pacing are left out: each call is one attempt, and the engine's handling of its
+errors is what is under test.
 
-Breaches are *recorded* (``violations``) and answered the way the API would (a per-item
-error), so tests can assert "no violations" at the end instead of crashing mid-run.
+The backend runs on a :class:`FakeClock` that moves only when the engine sleeps, so what the
+engine observed in a round is exactly what the API holds when the round's requests arrive:
+any rule broken is the engine's fault, and the simulator records it (:attr:`violations`).
+Items change only when told to (no UNKNOWN → PENDING → RUNNING flow, executions never
+complete): an accepted stop takes ``stop_lag_seconds`` to show STOPPING and ``stop_seconds``
+more to reach STOPPED, an accepted delete ``delete_seconds`` to take the item away.
+
+Test hooks: :attr:`fail_next` and :attr:`always_fail` raise an error instead of sending a
+call (what the client raises for an outage or revoked credentials); :attr:`refuse`,
+:attr:`ineffective` and :attr:`bulk_refused` are the simulator's write faults;
+:meth:`schedule` plans a change the item makes by itself; :attr:`items` lets a test change or
+remove an item behind the engine's back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
+import functools
 import itertools
-import math
-import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
+
+from bulkterm.aiapi import queries as client_queries
+from bulkterm.aiapi import wire
+from bulkterm.aiapi.bulk import bulk_body, bulk_results, means_bulk_unsupported
 from bulkterm.aiapi.errors import (
+    AiApiError,
     AuthError,
     BulkUnsupportedError,
-    InvalidBatchError,
+    EndpointNotFoundError,
     NotFoundError,
     PermanentError,
 )
 from bulkterm.aiapi.models import (
-    ID_PATTERN,
-    MAX_BULK_ITEMS,
-    ApiErrorBody,
     BulkItemResult,
     BulkUpdates,
     Capabilities,
@@ -44,19 +60,37 @@ from bulkterm.aiapi.models import (
     Status,
     TargetStatus,
 )
+from bulkterm.aiapi.paging import Lister
+from bulkterm.simulator import SimulatorConfig, Timings, validation
+from bulkterm.simulator import queries as sim_queries
+from bulkterm.simulator.backend import Backend
+from bulkterm.simulator.faults import InjectedRefusal
+from bulkterm.simulator.recording import RequestContext, Violation
+from bulkterm.simulator.store import ItemView
+from bulkterm.simulator.wire import JSON, ApiFailure, api_error
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
-
-STOPPABLE = {Status.PENDING, Status.RUNNING}
-DELETABLE = {Status.STOPPED, Status.DEAD, Status.UNKNOWN, Status.COMPLETED}
+#: Where the fake API pretends to be (error targets, deployment URLs); nothing listens there.
+BASE_URL = "https://fake-ai-api.invalid"
+RESOURCE_GROUP = "default"
+#: Which :attr:`FakeAiApi.fail_next` queue a request of each list answers from.
+_LIST_HOOKS = {
+    "list deployments": "list",
+    "list executions": "list",
+    "list executionSchedules": "list_schedules",
+    "list configurations": "list_schedules",
+}
 
 
 class FakeClock:
-    """Time that moves only when someone sleeps."""
+    """Time that moves only when someone sleeps; called, it gives epoch seconds."""
 
     def __init__(self, start: datetime = START) -> None:
         self.current = start
         self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.current.timestamp()
 
     def now(self) -> datetime:
         return self.current
@@ -69,37 +103,6 @@ class FakeClock:
         self.slept.append(seconds)
         self.advance(seconds)
         await asyncio.sleep(0)
-
-
-@dataclass
-class Item:
-    kind: Kind
-    id: str
-    status: Status
-    target_status: str | None
-    #: When a STOP was accepted; a STOP that arrives while this is set hits a moving item.
-    stop_accepted_at: datetime | None = None
-    delete_accepted_at: datetime | None = None
-    created_at: datetime = START
-    configuration_id: str = "fake-configuration"
-    scenario_id: str = "fake-scenario"
-    executable_id: str = "fake-executable"
-    execution_schedule_id: str | None = None
-
-
-@dataclass
-class Schedule:
-    """An execution schedule: while ACTIVE it starts an execution every ``period_seconds``."""
-
-    id: str
-    configuration_id: str
-    scenario_id: str
-    status: ScheduleStatus
-    period_seconds: float
-    next_run: datetime
-    created_at: datetime
-    modified_at: datetime
-    runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,48 +121,126 @@ class Sent:
     delete_accepted_at: datetime | None
 
 
-@dataclass
+class ItemHandle:
+    """One item of :attr:`FakeAiApi.items`: setting ``status`` is a change the item makes by
+    itself, now."""
+
+    def __init__(self, backend: Backend, kind: Kind, item_id: str) -> None:
+        self._backend, self._kind, self._id = backend, kind, item_id
+
+    @property
+    def status(self) -> Status | None:
+        view = self._backend.item(self._kind, self._id)
+        return None if view is None else view.status
+
+    @status.setter
+    def status(self, status: Status) -> None:
+        self._backend.plan_change(self._kind, self._id, 0, status)
+
+
+class Items:
+    """The API's items by ``(kind, id)``: a view of the backend, to change behind the engine's
+    back (``del items[key]`` or ``pop``: someone else deleted it at once). Assigning one
+    API's ``items`` to another makes both serve the same items."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and self.backend.item(*key) is not None
+
+    def __getitem__(self, key: tuple[Kind, str]) -> ItemHandle:
+        if key not in self:
+            raise KeyError(key)
+        return ItemHandle(self.backend, *key)
+
+    def __delitem__(self, key: tuple[Kind, str]) -> None:
+        if not self.backend.remove_item(*key):
+            raise KeyError(key)
+
+    def pop(self, key: tuple[Kind, str], default: Any = None) -> ItemView | Any:
+        view = self.backend.item(*key)
+        self.backend.remove_item(*key)
+        return default if view is None else view
+
+
 class FakeAiApi:
-    clock: FakeClock
-    bulk_updates: BulkUpdates = field(
-        default_factory=lambda: BulkUpdates(deployments=True, executions=True)
-    )
-    #: Seconds from an accepted STOP to STOPPING, and on to STOPPED.
-    stop_lag_seconds: float = 0.0
-    stop_seconds: float = 2.0
-    #: Seconds from an accepted DELETE to the item disappearing.
-    delete_seconds: float = 3.0
-    #: False mimics ``$select=status`` leaving ``targetStatus`` out.
-    report_target_status: bool = True
+    """An :class:`~bulkterm.aiapi.base.AiApi` over an in-process simulator backend."""
 
-    calls: Counter[str] = field(default_factory=Counter)
-    items: dict[tuple[Kind, str], Item] = field(default_factory=dict)
-    schedules: dict[str, Schedule] = field(default_factory=dict)
-    sent: list[Sent] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
-    #: Errors to raise on the next calls of a method ("meta", "list", "get", "count",
-    #: "bulk_patch", "stop", "delete", "list_schedules", "pause_schedule"), in order.
-    fail_next: dict[str, list[Exception]] = field(default_factory=dict)
-    #: Per-item errors to give (in order) to the next writes of an id.
-    refuse: dict[str, list[ApiErrorBody]] = field(default_factory=dict)
-    #: Ids whose writes are accepted but never take effect (a lost action).
-    ineffective: set[str] = field(default_factory=set)
-    #: Kinds whose bulk PATCH the server refuses although meta advertises it.
-    bulk_refused: set[Kind] = field(default_factory=set)
-    #: When set, every call raises this (e.g. an AuthError for revoked credentials).
-    always_fail: Exception | None = None
+    def __init__(
+        self,
+        clock: FakeClock,
+        bulk_updates: BulkUpdates | None = None,
+        stop_lag_seconds: float = 0.0,
+        stop_seconds: float = 2.0,
+        delete_seconds: float = 3.0,
+        report_target_status: bool = True,
+    ) -> None:
+        """``report_target_status`` False hides ``targetStatus`` under ``$select=status``
+        (what AI Core does); the bulk capability is on for both kinds unless given."""
+        self.clock = clock
+        timings = Timings(
+            unknown_seconds=None,
+            pending_seconds=float("inf"),
+            execution_run_seconds=None,
+            stop_delay_seconds=stop_lag_seconds,
+            stopping_seconds=stop_seconds,
+            deletion_seconds=delete_seconds,
+        )
+        config = SimulatorConfig(
+            seed=0,
+            timings=timings,
+            select_status_includes_target_status=report_target_status,
+        )
+        self.backend = Backend(config, clock, wall_origin=clock())
+        bulk = bulk_updates or BulkUpdates(deployments=True, executions=True)
+        for kind in Kind:
+            self.backend.set_bulk_updates(bulk.supports(kind), kind)
+        self.resource_group = RESOURCE_GROUP
+        #: Requests made, under the real client's labels (``"list deployments"``, ``"meta"``…).
+        self.calls: Counter[str] = Counter()
+        self.sent: list[Sent] = []
+        #: Errors to raise instead of the next calls of a method ("meta", "list", "get",
+        #: "count", "bulk_patch", "stop", "delete", "list_schedules", "pause_schedule").
+        self.fail_next: dict[str, list[Exception]] = {}
+        #: When set, every call raises this (e.g. an AuthError for revoked credentials).
+        self.always_fail: Exception | None = None
+        #: Highest number of single calls (GET one, stop, delete) in progress at once.
+        self.max_concurrent_singles = 0
+        self._concurrent = 0
+        self._requests = itertools.count(1)
+        self._lists = Lister(self._fetch)
 
-    #: Highest number of single calls (GET one, stop, delete) in progress at once.
-    max_concurrent_singles: int = 0
-    _concurrent: int = 0
+    # --- the world, and the simulator's fault hooks ---
 
-    _events: list[tuple[datetime, int, tuple[Kind, str], str, Status | None]] = field(
-        default_factory=list
-    )
-    _seq: itertools.count[int] = field(default_factory=itertools.count)
-    _requests: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    @property
+    def items(self) -> Items:
+        return Items(self.backend)
 
-    # --- setting up the world ---
+    @items.setter
+    def items(self, items: Items) -> None:
+        self.backend = items.backend
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Requests the AI API refused because the client should not have sent them."""
+        with self.backend.lock:
+            return list(self.backend.recorder.violations)
+
+    @property
+    def refuse(self) -> dict[str, list[InjectedRefusal]]:
+        """Per id, the errors its next writes get, whatever its state."""
+        return self.backend.injector.refusals
+
+    @property
+    def ineffective(self) -> set[str]:
+        """Ids whose writes are accepted but never take effect (a lost action)."""
+        return self.backend.injector.ineffective
+
+    @property
+    def bulk_refused(self) -> set[Kind]:
+        """Kinds whose bulk PATCH the server refuses although meta advertises it."""
+        return self.backend.injector.bulk_refused
 
     def add(
         self,
@@ -169,23 +250,21 @@ class FakeAiApi:
         target_status: str | None = None,
         *,
         created_at: datetime | None = None,
-        configuration_id: str = "fake-configuration",
-        scenario_id: str = "fake-scenario",
-        executable_id: str = "fake-executable",
+        configuration_id: str | None = None,
+        scenario_id: str | None = None,
+        executable_id: str | None = None,
         execution_schedule_id: str | None = None,
     ) -> None:
-        if target_status is None:
-            target_status = "RUNNING" if kind is Kind.DEPLOYMENT else "COMPLETED"
-        self.items[(kind, item_id)] = Item(
+        self.backend.add_item(
             kind,
             item_id,
             status,
-            target_status,
-            created_at=created_at or self.clock.now(),
+            target_status=target_status,
+            created_at=created_at,
             configuration_id=configuration_id,
             scenario_id=scenario_id,
             executable_id=executable_id,
-            execution_schedule_id=execution_schedule_id if kind is Kind.EXECUTION else None,
+            execution_schedule_id=execution_schedule_id,
         )
 
     def add_schedule(
@@ -193,120 +272,161 @@ class FakeAiApi:
         schedule_id: str,
         *,
         configuration_id: str = "fake-configuration",
-        scenario_id: str = "fake-scenario",
+        scenario_id: str | None = None,
         status: ScheduleStatus = ScheduleStatus.ACTIVE,
         period_seconds: float = 3600.0,
     ) -> None:
-        """A schedule that, while ACTIVE, starts a PENDING execution every period (the
-        first one period from now), as the simulator's do."""
-        now = self.clock.now()
-        self.schedules[schedule_id] = Schedule(
+        """A schedule that, while ACTIVE, starts an execution every period (the first one
+        period from now)."""
+        self.backend.add_schedule(
             schedule_id,
-            configuration_id,
-            scenario_id,
-            status,
-            period_seconds,
-            next_run=now + timedelta(seconds=period_seconds),
-            created_at=now,
-            modified_at=now,
+            configuration_id=configuration_id,
+            scenario_id=scenario_id,
+            status=status,
+            period_seconds=period_seconds,
         )
 
     def add_stopping(self, kind: Kind, item_id: str, after: float) -> None:
         """An item someone else is already stopping; it reaches STOPPED ``after`` seconds on."""
-        self.add(kind, item_id, Status.STOPPING, target_status="STOPPED")
-        self.items[(kind, item_id)].stop_accepted_at = self.clock.now()
-        self._push(self.clock.now() + timedelta(seconds=after), (kind, item_id), "stopped", None)
+        self.backend.add_item(kind, item_id, Status.STOPPING, target_status="STOPPED", hold=True)
+        self.backend.plan_change(kind, item_id, after, Status.STOPPED)
 
     def schedule(self, kind: Kind, item_id: str, after: float, status: Status | None) -> None:
         """A change that happens on its own (``None`` = the item vanishes, e.g. TTL)."""
-        self._push(self.clock.now() + timedelta(seconds=after), (kind, item_id), "set", status)
+        self.backend.plan_change(kind, item_id, after, status)
 
     def status_of(self, kind: Kind, item_id: str) -> Status | None:
-        self._advance()
-        item = self.items.get((kind, item_id))
-        return item.status if item else None
+        view = self.backend.item(kind, item_id)
+        return None if view is None else view.status
 
     def writes_to(self, item_id: str) -> list[Sent]:
         return [s for s in self.sent if s.id == item_id]
 
-    # --- the lifecycle ---
+    # --- one request ---
 
-    def _push(self, at: datetime, key: tuple[Kind, str], what: str, status: Status | None) -> None:
-        heapq.heappush(self._events, (at, next(self._seq), key, what, status))
-
-    def _run_schedules(self, now: datetime) -> None:
-        for schedule in self.schedules.values():
-            while schedule.status is ScheduleStatus.ACTIVE and schedule.next_run <= now:
-                schedule.runs += 1
-                self.add(
-                    Kind.EXECUTION,
-                    f"{schedule.id}-run-{schedule.runs}",
-                    Status.PENDING,
-                    created_at=schedule.next_run,
-                    configuration_id=schedule.configuration_id,
-                    scenario_id=schedule.scenario_id,
-                    execution_schedule_id=schedule.id,
-                )
-                schedule.next_run += timedelta(seconds=schedule.period_seconds)
-
-    def _advance(self) -> None:
-        now = self.clock.now()
-        self._run_schedules(now)
-        while self._events and self._events[0][0] <= now:
-            _, _, key, what, status = heapq.heappop(self._events)
-            item = self.items.get(key)
-            if item is None:
-                continue
-            if what == "remove" or (what == "set" and status is None):
-                del self.items[key]
-            elif what == "stopping":
-                if item.status in STOPPABLE:
-                    item.status = Status.STOPPING
-            elif what == "stopped":
-                if item.status in (Status.STOPPING, *STOPPABLE):
-                    item.status = Status.STOPPED
-            elif what == "set" and status is not None:
-                # Spontaneous changes do not override a stop or delete in progress.
-                if item.stop_accepted_at is None and item.delete_accepted_at is None:
-                    item.status = status
-
-    def _state(self, item: Item) -> ItemState:
-        return ItemState(
-            id=item.id,
-            status=item.status,
-            target_status=item.target_status if self.report_target_status else None,
-        )
-
-    def _enter(
-        self, method: str, kind: Kind | None = None, n: int = 1, label: str | None = None
-    ) -> None:
-        """Count the call under the real client's label; raise what the test queued."""
-        self.calls[label or (f"{method} {kind.collection}" if kind else method)] += n
-        self._advance()
+    def _enter(self, hook: str, label: str) -> None:
+        """Count the request under the real client's label; raise what the test queued."""
+        self.calls[label] += 1
         if self.always_fail is not None:
             raise self.always_fail
-        queue = self.fail_next.get(method)
+        queue = self.fail_next.get(hook)
         if queue:
             raise queue.pop(0)
+
+    async def _call(
+        self,
+        hook: str,
+        label: str,
+        route: str,
+        handle: Callable[[RequestContext], object],
+        *,
+        item_id: str = "",
+        single: bool = False,
+    ) -> httpx.Response:
+        """One request (``route`` as the simulator names it, ``"GET /lm/deployments/{id}"``):
+        counted, maybe failed by a test hook, then answered by ``handle``."""
+        self._enter(hook, label)
+        if single:
+            self._concurrent += 1
+            self.max_concurrent_singles = max(self.max_concurrent_singles, self._concurrent)
+        try:
+            await asyncio.sleep(0)
+            if single:
+                await asyncio.sleep(0)
+        finally:
+            self._concurrent -= single
+        path = route.split()[1].replace("{id}", item_id)
+        return self._serve(label, route, path, handle)
+
+    def _serve(
+        self, label: str, route: str, path: str, handle: Callable[[RequestContext], object]
+    ) -> httpx.Response:
+        """The answer to one request as the client would receive it; a refusal is recorded
+        (when the client caused it) and raised as the client's typed error."""
+        method = route.split()[0]
+        context = RequestContext(
+            route=route,
+            url=f"{BASE_URL}/v2{path}",
+            request_id=self.backend.request_id(),
+            resource_group=RESOURCE_GROUP,
+        )
+        request = httpx.Request(method, context.url)
+        try:
+            body = handle(context)
+        except ApiFailure as failure:
+            if failure.violation is not None:
+                self.backend.record(context, failure.violation, failure.status)
+            error = api_error(
+                failure.code, failure.message, context.request_id, context.url, failure.details
+            )
+            answer = httpx.Response(
+                failure.status, json={"error": error}, headers=failure.headers, request=request
+            )
+            raise wire.error_for(label, answer, context.url) from None
+        if isinstance(body, int):
+            return httpx.Response(200, text=str(body), request=request)
+        return httpx.Response(200 if method == "GET" else 202, json=body, request=request)
+
+    async def _fetch(self, label: str, path: str, query: Mapping[str, str]) -> httpx.Response:
+        """One page of a list (what :class:`Lister` asks for), read by the simulator."""
+        params = {name: [value] for name, value in query.items()}
+        plain = self.backend.config.accept_plain_top_skip
+
+        def handle(context: RequestContext) -> JSON:
+            if path == "/lm/executionSchedules":
+                listed = sim_queries.schedule_list_query(params, accept_plain_top_skip=plain)
+                return self.backend.list_schedules(RESOURCE_GROUP, listed)
+            if path == "/lm/configurations":
+                wanted = sim_queries.configuration_query(params, accept_plain_top_skip=plain)
+                return self.backend.list_configurations(RESOURCE_GROUP, wanted)
+            kind = Kind.DEPLOYMENT if path == "/lm/deployments" else Kind.EXECUTION
+            page = sim_queries.list_query(kind, params, accept_plain_top_skip=plain)
+            return self.backend.list_items(kind, RESOURCE_GROUP, page, BASE_URL)
+
+        try:
+            return await self._call(_LIST_HOOKS[label], label, f"GET {path}", handle)
+        except NotFoundError as exc:
+            raise wire.collection_not_served(label, exc, f"{BASE_URL}/v2{path}") from None
+
+    def _note_writes(self, kind: Kind, items: Sequence[tuple[str, TargetStatus]], via: str) -> None:
+        """Remember each item of a write request as the API holds it when the request arrives."""
+        request = next(self._requests)
+        for item_id, action in items:
+            seen = self.backend.item(kind, item_id)
+            self.sent.append(
+                Sent(
+                    at=self.clock.now(),
+                    request=request,
+                    kind=kind,
+                    id=item_id,
+                    action=action,
+                    via=via,
+                    status_before=None if seen is None else seen.status,
+                    target_status_before=None if seen is None else seen.target_status,
+                    stop_accepted_at=None if seen is None else seen.stop_accepted_at,
+                    delete_accepted_at=None if seen is None else seen.delete_accepted_at,
+                )
+            )
 
     # --- the AiApi protocol ---
 
     async def meta(self) -> Capabilities:
-        self._enter("meta")
-        return Capabilities(bulk_updates=self.bulk_updates)
+        answer = await self._call("meta", "meta", "GET /lm/meta", lambda _: self.backend.meta())
+        return wire.capabilities(answer)
 
     async def list_states(
         self, kind: Kind, *, status: Status | None = None, page_size: int = 1000
     ) -> list[ItemState]:
-        self._advance()  # the page count below must see the world as of now
-        found = [
-            i
-            for i in self.items.values()
-            if i.kind is kind and (status is None or i.status is status)
-        ]
-        self._enter("list", kind, n=max(1, math.ceil(len(found) / page_size)))
-        await asyncio.sleep(0)
-        return [self._state(i) for i in found]
+        params = {"$select": "status", "$top": str(page_size)}
+        if status is not None:
+            params["status"] = status.value
+        return await self._lists.walk(
+            f"list {kind.collection}",
+            f"/lm/{kind.collection}",
+            params,
+            page_size,
+            lambda r: wire.page(r, kind),
+        )
 
     async def list_items(
         self,
@@ -319,47 +439,29 @@ class FakeAiApi:
         execution_schedule_id: str | None = None,
         page_size: int = 1000,
     ) -> list[ItemSummary]:
-        """The client's filters, refused as the client refuses them (``ValueError``)."""
-        for value in (
-            scenario_id,
-            configuration_id,
-            execution_schedule_id,
-            *(executable_ids or ()),
+        """Filters are checked (``ValueError``) and split as the client does."""
+        size = client_queries.page_size(page_size)
+        params = {"$top": str(size)}
+        if status is not None:
+            params["status"] = Status(status).value
+        for name, value in (
+            ("scenarioId", scenario_id),
+            ("configurationId", configuration_id),
+            ("executionScheduleId", execution_schedule_id),
         ):
-            if value is not None and not re.fullmatch(ID_PATTERN, value):
-                raise ValueError(f"{value!r} does not match {ID_PATTERN}")
-        if executable_ids is not None and not executable_ids:
-            raise ValueError("executable_ids is empty: give None for no executable filter")
+            if value is not None:
+                params[name] = client_queries.checked_id(name, value)
         if execution_schedule_id is not None and kind is not Kind.EXECUTION:
             raise ValueError("execution_schedule_id filters executions only")
-        self._advance()
-        found = [
-            i
-            for i in self.items.values()
-            if i.kind is kind
-            and (status is None or i.status is status)
-            and (scenario_id is None or i.scenario_id == scenario_id)
-            and (configuration_id is None or i.configuration_id == configuration_id)
-            and (executable_ids is None or i.executable_id in executable_ids)
-            and (execution_schedule_id is None or i.execution_schedule_id == execution_schedule_id)
-        ]
-        parts = 1 if executable_ids is None else math.ceil(len(set(executable_ids)) / 1000)
-        self._enter("list", kind, n=max(parts, math.ceil(len(found) / page_size)))
-        await asyncio.sleep(0)
-        return [
-            ItemSummary(
-                id=i.id,
-                status=i.status,
-                created_at=i.created_at,
-                modified_at=i.created_at,
-                configuration_id=i.configuration_id,
-                scenario_id=i.scenario_id,
-                executable_id=i.executable_id,
-                target_status=i.target_status,
-                execution_schedule_id=i.execution_schedule_id,
-            )
-            for i in found
-        ]
+        label, path = f"list {kind.collection}", f"/lm/{kind.collection}"
+        found: dict[str, ItemSummary] = {}
+        for chunk in client_queries.executable_id_chunks(executable_ids):
+            if chunk is not None:
+                params["executableIds"] = ",".join(chunk)
+            read = functools.partial(wire.summary_page, kind=kind)
+            for item in await self._lists.walk(label, path, params, size, read):
+                found.setdefault(item.id, item)
+        return list(found.values())
 
     async def list_execution_schedules(
         self,
@@ -368,167 +470,126 @@ class FakeAiApi:
         configuration_id: str | None = None,
         status: ScheduleStatus | None = None,
     ) -> list[ScheduleSummary]:
-        self._enter("list_schedules", label="list executionSchedules")
-        await asyncio.sleep(0)
-        return [
-            ScheduleSummary(
-                id=s.id,
-                status=s.status,
-                configuration_id=s.configuration_id,
-                name=f"schedule {s.id}",
-                cron="0 * * * *",
-                created_at=s.created_at,
-                modified_at=s.modified_at,
+        """A scenario's schedules through its configurations, as the client finds them."""
+        params = {"$top": "1000"}
+        if configuration_id is not None:
+            params["configurationId"] = client_queries.checked_id(
+                "configurationId", configuration_id
             )
-            for s in self.schedules.values()
-            if (scenario_id is None or s.scenario_id == scenario_id)
-            and (configuration_id is None or s.configuration_id == configuration_id)
-            and (status is None or s.status is status)
-        ]
+        if status is not None:
+            params["status"] = ScheduleStatus(status).value
+        allowed: set[str] | None = None
+        if scenario_id is not None:
+            scenario = client_queries.checked_id("scenarioId", scenario_id)
+            configurations = await self._lists.walk(
+                "list configurations",
+                "/lm/configurations",
+                {"$top": "1000", "scenarioId": scenario},
+                1000,
+                wire.configuration_page,
+            )
+            allowed = {c.id for c in configurations if c.scenario_id == scenario}
+            if not allowed or (configuration_id is not None and configuration_id not in allowed):
+                return []
+        schedules = await self._lists.walk(
+            "list executionSchedules", "/lm/executionSchedules", params, 1000, wire.schedule_page
+        )
+        return [s for s in schedules if allowed is None or s.configuration_id in allowed]
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
-        self._enter("pause_schedule", label="patch executionSchedules")
-        await asyncio.sleep(0)
-        schedule = self.schedules.get(schedule_id)
-        if schedule is None:
-            raise NotFoundError(f"execution schedule {schedule_id} not found", status_code=404)
-        schedule.status = ScheduleStatus.INACTIVE
-        schedule.modified_at = self.clock.now()
-
-    async def _single_call_latency(self) -> None:
-        self._concurrent += 1
-        self.max_concurrent_singles = max(self.max_concurrent_singles, self._concurrent)
-        try:
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-        finally:
-            self._concurrent -= 1
+        ident = client_queries.checked_id("execution schedule id", schedule_id)
+        change = validation.schedule_modification({"status": "INACTIVE"})
+        await self._call(
+            "pause_schedule",
+            "patch executionSchedules",
+            "PATCH /lm/executionSchedules/{id}",
+            lambda _: self.backend.modify_schedule(RESOURCE_GROUP, ident, change),
+            item_id=ident,
+        )
 
     async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
-        self._enter("get", kind)
-        await self._single_call_latency()
-        item = self.items.get((kind, item_id))
-        if item is None:
-            raise NotFoundError(f"{kind.value} {item_id} not found", status_code=404)
-        state = self._state(item)
-        if full:  # the whole item always carries targetStatus
-            state = state.model_copy(update={"target_status": item.target_status})
-        return state
+        def handle(context: RequestContext) -> JSON:
+            ident = validation.item_id(kind, item_id)
+            return self.backend.get_item(kind, RESOURCE_GROUP, ident, not full, BASE_URL)
+
+        route = f"GET /lm/{kind.collection}/{{id}}"
+        answer = await self._call(
+            "get", f"get {kind.collection}", route, handle, item_id=item_id, single=True
+        )
+        return wire.item_state(wire.json_object(answer), kind)
 
     async def count(self, kind: Kind, *, status: Status | None = None) -> int:
-        self._enter("count", kind)
-        return sum(
-            1
-            for i in self.items.values()
-            if i.kind is kind and (status is None or i.status is status)
+        params = {} if status is None else {"status": [status.value]}
+
+        def handle(context: RequestContext) -> int:
+            return self.backend.count(kind, RESOURCE_GROUP, sim_queries.filters(kind, params))
+
+        route = f"GET /lm/{kind.collection}/$count"
+        return wire.count(
+            await self._call("count", f"count {kind.collection}", route, handle), kind
         )
 
     async def bulk_patch(
         self, kind: Kind, items: Sequence[tuple[str, TargetStatus]]
     ) -> list[BulkItemResult]:
-        ids = [i for i, _ in items]
-        if len(items) > MAX_BULK_ITEMS:
-            self.violations.append(f"bulk request with {len(items)} items")
-            raise InvalidBatchError("more than 100 items")
-        if len(set(ids)) != len(ids):
-            self.violations.append(f"bulk request with a duplicate id: {sorted(ids)}")
-            raise InvalidBatchError("duplicate id")
-        if not items:
-            self.violations.append("empty bulk request")
-            raise InvalidBatchError("empty")
-        self._enter("bulk_patch", kind)
-        if not self.bulk_updates.supports(kind) or kind in self.bulk_refused:
-            if not self.bulk_updates.supports(kind):
-                self.violations.append(f"bulk PATCH of {kind.collection} while meta says off")
-            raise BulkUnsupportedError("bulk updates are not enabled", status_code=400)
-        request = next(self._requests)
-        await asyncio.sleep(0)
-        results: list[BulkItemResult] = []
-        for item_id, action in items:
-            error = self._write(kind, item_id, action, "bulk", request)
-            if error is None:
-                results.append(BulkItemResult(id=item_id, message="modification scheduled"))
-            else:
-                results.append(BulkItemResult(id=item_id, error=error))
-        return results
+        """As the client: ``InvalidBatchError`` before sending a batch the API would refuse,
+        ``BulkUnsupportedError`` when the API refuses bulk PATCH as such."""
+        body = bulk_body(kind, items)
+
+        def handle(context: RequestContext) -> JSON:
+            refusal = self.backend.bulk_refusal(kind)
+            if refusal is not None:
+                raise refusal
+            parsed = validation.bulk_items(kind, body)
+            self._note_writes(kind, parsed, "bulk")
+            return self.backend.bulk_modify(kind, RESOURCE_GROUP, parsed, context)
+
+        label = f"bulk_patch {kind.collection}"
+        try:
+            answer = await self._call("bulk_patch", label, f"PATCH /lm/{kind.collection}", handle)
+        except (NotFoundError, PermanentError) as exc:
+            if not _bulk_unsupported(exc, label):
+                raise
+            raise BulkUnsupportedError(
+                exc.message, status_code=exc.status_code, code=exc.code, request_id=exc.request_id
+            ) from None
+        return bulk_results(answer, kind)
 
     async def stop(self, kind: Kind, item_id: str) -> None:
-        self._enter("stop", kind)
-        await self._single_call_latency()
-        self._single(kind, item_id, TargetStatus.STOPPED)
+        def handle(context: RequestContext) -> JSON:
+            ident = validation.item_id(kind, item_id)
+            change = validation.modification(kind, ident, {"targetStatus": "STOPPED"})
+            self._note_writes(kind, [(ident, TargetStatus.STOPPED)], "single")
+            return self.backend.modify(kind, RESOURCE_GROUP, ident, change)
+
+        route = f"PATCH /lm/{kind.collection}/{{id}}"
+        await self._call(
+            "stop", f"stop {kind.collection}", route, handle, item_id=item_id, single=True
+        )
 
     async def delete(self, kind: Kind, item_id: str) -> None:
-        self._enter("delete", kind)
-        await self._single_call_latency()
-        self._single(kind, item_id, TargetStatus.DELETED)
+        def handle(context: RequestContext) -> JSON:
+            ident = validation.item_id(kind, item_id)
+            self._note_writes(kind, [(ident, TargetStatus.DELETED)], "single")
+            return self.backend.delete(kind, RESOURCE_GROUP, ident)
 
-    def _single(self, kind: Kind, item_id: str, action: TargetStatus) -> None:
-        error = self._write(kind, item_id, action, "single", next(self._requests))
-        if error is None:
-            return
-        if error.code == "404":
-            raise NotFoundError(error.message, status_code=404, code=error.code)
-        raise PermanentError(error.message, status_code=400, code=error.code)
-
-    def _write(
-        self, kind: Kind, item_id: str, action: TargetStatus, via: str, request: int
-    ) -> ApiErrorBody | None:
-        """Apply one write like the API would; record what it hit; return a per-item error."""
-        now = self.clock.now()
-        item = self.items.get((kind, item_id))
-        self.sent.append(
-            Sent(
-                at=now,
-                request=request,
-                kind=kind,
-                id=item_id,
-                action=action,
-                via=via,
-                status_before=item.status if item else None,
-                target_status_before=item.target_status if item else None,
-                stop_accepted_at=item.stop_accepted_at if item else None,
-                delete_accepted_at=item.delete_accepted_at if item else None,
-            )
+        route = f"DELETE /lm/{kind.collection}/{{id}}"
+        await self._call(
+            "delete", f"delete {kind.collection}", route, handle, item_id=item_id, single=True
         )
-        queue = self.refuse.get(item_id)
-        if queue:
-            return queue.pop(0)
-        if item is None:
-            return ApiErrorBody(code="404", message=f"{kind.value} {item_id} not found")
-        if action is TargetStatus.STOPPED:
-            if item.status not in STOPPABLE:
-                self.violations.append(f"STOP of {item_id} in status {item.status}")
-                if item.status is Status.UNKNOWN:
-                    return ApiErrorBody(
-                        code="01010076",
-                        message="Invalid Request, Current status UNKNOWN cannot be changed..",
-                    )
-                return ApiErrorBody(code="400", message=f"cannot stop in status {item.status}")
-            if item_id in self.ineffective:
-                return None
-            item.stop_accepted_at = now
-            item.target_status = "STOPPED"
-            start = now + timedelta(seconds=self.stop_lag_seconds)
-            self._push(start, (kind, item_id), "stopping", None)
-            self._push(
-                start + timedelta(seconds=self.stop_seconds), (kind, item_id), "stopped", None
-            )
-            if self.stop_lag_seconds == 0:
-                item.status = Status.STOPPING
-            return None
-        if item.status not in DELETABLE:
-            self.violations.append(f"DELETE of {item_id} in status {item.status}")
-            return ApiErrorBody(code="400", message=f"cannot delete in status {item.status}")
-        if item_id in self.ineffective:
-            return None
-        item.delete_accepted_at = now
-        item.target_status = "DELETED"
-        self._push(now + timedelta(seconds=self.delete_seconds), (kind, item_id), "remove", None)
-        return None
 
 
-def refusal(code: str = "400", message: str = "refused") -> ApiErrorBody:
-    return ApiErrorBody(code=code, message=message)
+def _bulk_unsupported(error: AiApiError, label: str) -> bool:
+    """The client's reading of a refused bulk PATCH: a 404 with the envelope on the
+    collection, 405/501, or a 4xx saying bulk is unsupported means no bulk endpoint here."""
+    if isinstance(error, EndpointNotFoundError):
+        return False
+    return isinstance(error, NotFoundError) or means_bulk_unsupported(error, label)
+
+
+def refusal(code: str = "400", message: str = "refused") -> InjectedRefusal:
+    """An error the API answers the next write of an item with (see :attr:`FakeAiApi.refuse`)."""
+    return InjectedRefusal(code, message)
 
 
 def auth_error() -> AuthError:

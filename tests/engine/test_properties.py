@@ -25,6 +25,11 @@ STARTING = [Status.RUNNING, Status.PENDING, Status.UNKNOWN, Status.STOPPING]
 SETTLED = [Status.STOPPED, Status.DEAD, Status.COMPLETED]
 
 
+def possible(kind: Kind, statuses: list[Status | None]) -> list[Status | None]:
+    """The statuses an item of ``kind`` can take: deployments never complete."""
+    return [s for s in statuses if kind is Kind.EXECUTION or s is not Status.COMPLETED]
+
+
 @dataclass
 class World:
     targets: list[tuple[Kind, str, TargetStatus]]
@@ -52,7 +57,7 @@ def worlds(draw: st.DrawFn) -> World:
         item_id = f"item-{i:03d}"
         goal = draw(st.sampled_from(list(TargetStatus)))
         targets.append((kind, item_id, goal))
-        status = draw(st.one_of(st.none(), st.sampled_from(STARTING + SETTLED)))
+        status = draw(st.one_of(st.none(), st.sampled_from(possible(kind, STARTING + SETTLED))))
         if status is None:
             continue  # a missing id
         if status is Status.STOPPING:
@@ -62,7 +67,9 @@ def worlds(draw: st.DrawFn) -> World:
         if status in (Status.RUNNING, Status.PENDING, Status.UNKNOWN) and draw(st.booleans()):
             change = draw(
                 st.sampled_from(
-                    [Status.RUNNING, Status.PENDING, Status.DEAD, Status.COMPLETED, None]
+                    possible(
+                        kind, [Status.RUNNING, Status.PENDING, Status.DEAD, Status.COMPLETED, None]
+                    )
                 )
             )
             api.schedule(kind, item_id, draw(st.floats(0, 90)), change)

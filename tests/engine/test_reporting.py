@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from bulkterm.engine import InFlightGroup, Milestone, Phase, Progress, Reporter, Situation
 from bulkterm.engine.decisions import Action
 from bulkterm.engine.progress import build_conditions
@@ -124,3 +127,33 @@ async def test_the_end_is_said_once_even_when_its_checkpoint_is_refused() -> Non
     assert await reporter.offer(end) is False
     assert await reporter.offer(end) is True  # taken: nothing more to write
     assert [e.milestone for e in host.events] == [Milestone.COMPLETED]
+
+
+def _groups(draw_sets: list[tuple[bool, bool, frozenset[int]]]) -> list[InFlightGroup]:
+    return [
+        InFlightGroup(
+            action=Action.STOP if stop else Action.DELETE,
+            sent_at=T1,
+            indexes=",".join(str(i) for i in sorted(indexes)),
+            accepted=True if accepted else None,
+        )
+        for stop, accepted, indexes in draw_sets
+        if indexes
+    ]
+
+
+_GROUPS = st.lists(
+    st.tuples(st.booleans(), st.booleans(), st.frozensets(st.integers(0, 20), max_size=6)),
+    max_size=4,
+)
+
+
+@given(before=_GROUPS, after=_GROUPS)
+def test_a_record_is_a_checkpoint_exactly_when_it_announces_a_send_or_ends(
+    before: list[tuple[bool, bool, frozenset[int]]], after: list[tuple[bool, bool, frozenset[int]]]
+) -> None:
+    last, new = record(*_groups(before)), record(*_groups(after))
+    sent_before = last.sent()
+    new_sends = any(i - sent_before.get(k, set()) for k, i in new.sent().items())
+    assert (classify(last, new) is Write.CHECKPOINT) == new_sends
+    assert classify(new, new) is Write.NOTHING

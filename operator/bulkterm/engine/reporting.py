@@ -81,7 +81,13 @@ def classify(last: Progress | None, record: Progress) -> Write:
     not a write after every send round."""
     if last is None:
         return Write.CHECKPOINT
-    dumped, last_dumped = record.to_status(), last.to_status()
+    return _classify(last, last.to_status(), record, record.to_status())
+
+
+def _classify(
+    last: Progress, last_dumped: dict[str, object], record: Progress, dumped: dict[str, object]
+) -> Write:
+    """:func:`classify` with both records' statuses at hand (a run keeps the last one's)."""
     if dumped == last_dumped:
         return Write.NOTHING
     if record.terminal:
@@ -119,6 +125,7 @@ class Reporter:
     def __init__(self, host: RunHost) -> None:
         self.host = host
         self._last: Progress | None = None
+        self._last_dumped: dict[str, object] = {}
         self._stall: str | None = None
 
     @property
@@ -129,7 +136,11 @@ class Reporter:
     async def offer(self, record: Progress) -> bool:
         """Hand ``record`` over; whether the host has it as durably as it must (a record
         that need not be durable counts as taken)."""
-        write = classify(self._last, record)
+        dumped = record.to_status()
+        last = self._last
+        write = (
+            Write.CHECKPOINT if last is None else _classify(last, self._last_dumped, record, dumped)
+        )
         if write is Write.NOTHING:
             return True
         taken = True
@@ -141,8 +152,8 @@ class Reporter:
             # operator until it stops), and its end is said either way.
         else:
             await self.host.progress(record, urgent=write is Write.NOW)
-        previous, self._last = self._last, record
-        self._milestones(previous, record)
+        self._last, self._last_dumped = record, dumped
+        self._milestones(last, record)
         return taken
 
     def say(self, event: RunEvent) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from bulkterm.engine import ConditionType, Progress, with_observed_generation
+from bulkterm.engine.run import fresh_record
 from bulkterm.k8s.throttle import CLOSE_RETRY_DELAYS, StatusThrottle
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def restore(ref: CrRef, status: Mapping[str, Any], total: int) -> Progress:
                 ref.namespace,
                 ref.name,
             )
-    return Progress(total=total, pending=total, progress=f"0/{total}")
+    return fresh_record(total)
 
 
 class StatusWriter:

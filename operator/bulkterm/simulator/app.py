@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bulkterm.aiapi.models import Kind
-from bulkterm.simulator import validation
+from bulkterm.simulator import queries, validation
 from bulkterm.simulator.auth import TokenCheck, TokenError
-from bulkterm.simulator.backend import Backend, RequestContext
-from bulkterm.simulator.faults import NO_FAULT, Decision, FaultKind, decide
+from bulkterm.simulator.backend import Backend
+from bulkterm.simulator.faults import NO_FAULT, Decision, FaultKind
+from bulkterm.simulator.recording import RequestContext, ViolationSpec
 from bulkterm.simulator.rules import (
     CODE_BAD_REQUEST,
     CODE_SERVER_ERROR,
@@ -30,7 +31,7 @@ from bulkterm.simulator.rules import (
     CODE_UNAUTHORIZED,
     CODE_UNSUPPORTED_MEDIA_TYPE,
 )
-from bulkterm.simulator.wire import ApiFailure, ViolationSpec, api_error
+from bulkterm.simulator.wire import ApiFailure, api_error
 
 BACKEND = web.AppKey("backend", Backend)
 #: The request being served (set by the middleware, read by handlers in the same task).
@@ -160,9 +161,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     with backend.lock:
         backend.recorder.requests[route] += 1
         spared = route == TOKEN_ROUTE and not backend.faults.include_token_endpoint
-        decision: Decision = (
-            NO_FAULT if spared else decide(backend.faults, backend.fault_rng, request.method)
-        )
+        decision: Decision = NO_FAULT if spared else backend.injector.decide(request.method)
     if decision.delay_seconds > 0:
         await asyncio.sleep(decision.delay_seconds)
     if decision.fault is FaultKind.DROP:
@@ -281,7 +280,7 @@ async def meta(request: web.Request) -> web.Response:
 async def list_items(request: web.Request) -> web.Response:
     backend, kind = request.app[BACKEND], _kind(request)
     group = _resource_group(request)
-    query = validation.list_query(
+    query = queries.list_query(
         kind, _query(request), accept_plain_top_skip=backend.config.accept_plain_top_skip
     )
     return web.json_response(backend.list_items(kind, group, query, base_url(request)))
@@ -290,7 +289,7 @@ async def list_items(request: web.Request) -> web.Response:
 async def count(request: web.Request) -> web.Response:
     backend, kind = request.app[BACKEND], _kind(request)
     group = _resource_group(request)
-    filters = validation.filters(kind, _query(request))
+    filters = queries.filters(kind, _query(request))
     return web.Response(text=str(backend.count(kind, group, filters)), content_type="text/plain")
 
 
@@ -317,7 +316,7 @@ async def get_item(request: web.Request) -> web.Response:
     backend, kind = request.app[BACKEND], _kind(request)
     group = _resource_group(request)
     item = validation.item_id(kind, request.match_info["item_id"])
-    select = validation.select_status(_query(request))
+    select = queries.select_status(_query(request))
     return web.json_response(backend.get_item(kind, group, item, select, base_url(request)))
 
 
@@ -347,7 +346,7 @@ def _schedules_served(request: web.Request) -> Backend:
 async def list_schedules(request: web.Request) -> web.Response:
     backend = _schedules_served(request)
     group = _resource_group(request)
-    query = validation.schedule_list_query(
+    query = queries.schedule_list_query(
         _query(request), accept_plain_top_skip=backend.config.accept_plain_top_skip
     )
     return web.json_response(backend.list_schedules(group, query))
@@ -356,7 +355,7 @@ async def list_schedules(request: web.Request) -> web.Response:
 async def count_schedules(request: web.Request) -> web.Response:
     backend = _schedules_served(request)
     group = _resource_group(request)
-    filters = validation.schedule_filters(_query(request))
+    filters = queries.schedule_filters(_query(request))
     return web.Response(
         text=str(backend.count_schedules(group, filters)), content_type="text/plain"
     )
@@ -387,7 +386,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
 async def list_configurations(request: web.Request) -> web.Response:
     backend = request.app[BACKEND]
     group = _resource_group(request)
-    query = validation.configuration_query(
+    query = queries.configuration_query(
         _query(request), accept_plain_top_skip=backend.config.accept_plain_top_skip
     )
     return web.json_response(backend.list_configurations(group, query))

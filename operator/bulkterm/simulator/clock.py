@@ -8,6 +8,7 @@ call instead of sleeping.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 #: What the simulator accepts as a clock (``time.monotonic`` by default).
@@ -35,3 +36,24 @@ class SimClock:
 
     def __repr__(self) -> str:
         return f"SimClock(now={self():.3f})"
+
+
+class Timebase:
+    """The simulator's clock, and the wall-clock time each clock reading stands for.
+
+    Lifecycles run on the clock (which a test may move by hand); what goes on the wire
+    (``createdAt``, ``modifiedAt``…) is wall time: ``wall_origin`` (epoch seconds, default
+    now) at the clock's reading when this was made, moving with the clock from there.
+    """
+
+    def __init__(self, clock: Clock | None = None, wall_origin: float | None = None) -> None:
+        self.clock: Clock = clock or time.monotonic
+        self._clock_origin = self.clock()
+        self._wall_origin = time.time() if wall_origin is None else wall_origin
+
+    def now(self) -> float:
+        return self.clock()
+
+    def wall(self, at: float) -> float:
+        """Wall-clock epoch seconds of clock time ``at``."""
+        return self._wall_origin + (at - self._clock_origin)

@@ -23,10 +23,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 
 from bulkterm.aiapi.models import ID_PATTERN, RESOURCE_GROUP_PATTERN, Kind, ScheduleStatus, Status
 from bulkterm.simulator.app import BACKEND
-from bulkterm.simulator.backend import Backend, ItemView
+from bulkterm.simulator.backend import Backend
 from bulkterm.simulator.clock import SimClock
 from bulkterm.simulator.config import Faults, Timings
 from bulkterm.simulator.schedules import DEFAULT_CRON, DEFAULT_PERIOD_SECONDS, ScheduleView
+from bulkterm.simulator.store import ItemView
 
 T = TypeVar("T")
 

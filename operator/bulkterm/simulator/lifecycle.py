@@ -8,12 +8,18 @@ Flows (SAP's state-flow diagrams): UNKNOWN → PENDING → RUNNING (deployments 
 executions go on to COMPLETED); PENDING/RUNNING → DEAD for items configured to die; an accepted
 stop → STOPPING → STOPPED; an accepted delete keeps the status frozen, shows
 ``targetStatus: DELETED`` and then the item is gone.
+
+Besides its flow, an item may carry *planned changes*: a status it takes, or its vanishing, at
+a set clock time, whatever the timings say (it dies, completes, resolves, is removed by its
+TTL or by someone else). They are replayed in time order with the flow. A stop or delete the
+API accepts supersedes the planned status changes (the item is then on its way to STOPPED or
+gone), but not a planned vanishing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator.config import Timings
@@ -22,6 +28,14 @@ from bulkterm.simulator.config import Timings
 INITIAL_TARGET = {Kind.DEPLOYMENT: "RUNNING", Kind.EXECUTION: "COMPLETED"}
 
 _FINAL = frozenset({Status.COMPLETED, Status.DEAD, Status.STOPPED})
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """The item takes ``status`` at clock time ``at``; ``None``: it vanishes then."""
+
+    at: float
+    status: Status | None
 
 
 @dataclass
@@ -57,6 +71,11 @@ class ItemRecord:
     completion_time: float | None = None
     last_operation: str = "CREATE"
     latest_running_configuration_id: str | None = None
+    #: Clock times the API accepted a stop and a delete of the item (seeded states have none).
+    stop_accepted_at: float | None = None
+    delete_accepted_at: float | None = None
+    #: Changes outside the flow, in time order (see the module's docstring).
+    planned: list[PlannedChange] = field(default_factory=list)
 
     @property
     def deleting(self) -> bool:
@@ -113,18 +132,35 @@ def enter(record: ItemRecord, status: Status, at: float, wall: Callable[[float],
 def settle(
     record: ItemRecord, now: float, timings: Timings, wall: Callable[[float], float]
 ) -> bool:
-    """Apply every transition due by ``now``; ``False`` means the item is gone (deleted)."""
+    """Apply every transition and planned change due by ``now``, each at its own time, in
+    time order; ``False`` means the item is gone (deleted or vanished)."""
     while True:
+        change = record.planned[0] if record.planned and record.planned[0].at <= now else None
         if record.deleting_since is not None:
-            return now < record.deleting_since + timings.deletion_seconds
+            end = record.deleting_since + timings.deletion_seconds
+            if change is None or change.at >= end:
+                return now < end
+            record.planned.pop(0)
+            if change.status is None:
+                return False
+            continue  # a deletion in progress freezes the status
         step = next_transition(record, timings)
-        if step is None:
+        due = None if step is None else record.status_since + step[1]
+        if change is not None and (due is None or change.at <= due):
+            record.planned.pop(0)
+            if change.status is None:
+                return False
+            enter(record, change.status, change.at, wall)
+            continue
+        if step is None or due is None or now < due:
             return True
-        status, after = step
-        due = record.status_since + after
-        if now < due:
-            return True
-        enter(record, status, due, wall)
+        enter(record, step[0], due, wall)
+
+
+def plan(record: ItemRecord, change: PlannedChange) -> None:
+    """Add a planned change, keeping them in time order (equal times: first planned first)."""
+    later = next((i for i, c in enumerate(record.planned) if c.at > change.at), None)
+    record.planned.insert(len(record.planned) if later is None else later, change)
 
 
 def schedule(
@@ -133,10 +169,14 @@ def schedule(
     """Apply an accepted STOP or DELETE (the rules in :mod:`rules` were checked by the caller)."""
     record.modified_at = wall(now)
     record.last_operation = "UPDATE" if requested is TargetStatus.STOPPED else "DELETE"
+    record.planned = [c for c in record.planned if c.status is None]
     if requested is TargetStatus.DELETED:
         record.target_status = TargetStatus.DELETED
         record.deleting_since = now
+        record.delete_accepted_at = now
         return
+    if record.stop_accepted_at is None:
+        record.stop_accepted_at = now
     if record.target_status != TargetStatus.STOPPED:
         record.target_status = TargetStatus.STOPPED
         # The stop delay counts from the request, not from when the status began.

@@ -15,6 +15,27 @@ from typing import Any
 from bulkterm.aiapi.models import Kind
 
 
+@dataclass
+class RequestContext:
+    """Who asked what: stamped on every violation the request causes."""
+
+    route: str
+    #: The invoked URL as the client sent it (scheme, host, path, query): an error's ``target``.
+    url: str
+    request_id: str
+    resource_group: str | None = None
+
+
+@dataclass(frozen=True)
+class ViolationSpec:
+    """What a refused request did wrong, before it is stamped with route, group and time."""
+
+    code: str
+    what: str
+    kind: Kind | None = None
+    item_id: str | None = None
+
+
 @dataclass(frozen=True)
 class Violation:
     """One refused request (or one refused item of a bulk request)."""
@@ -51,6 +72,22 @@ class Recorder:
         #: ``"... dropped"`` for connections closed by a fault.
         self.responses: Counter[str] = Counter()
         self.violations: list[Violation] = []
+
+    def record(
+        self, context: RequestContext, spec: ViolationSpec, http_status: int, when: float
+    ) -> None:
+        self.violations.append(
+            Violation(
+                code=spec.code,
+                what=spec.what,
+                when=when,
+                kind=spec.kind,
+                id=spec.item_id,
+                route=context.route,
+                resource_group=context.resource_group,
+                http_status=http_status,
+            )
+        )
 
     def reset_counters(self) -> None:
         self.requests.clear()

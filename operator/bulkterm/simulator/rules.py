@@ -1,6 +1,6 @@
 """Which status changes the AI API allows, as pure functions (no clock, no HTTP, no store).
 
-The table (contract §4, SAP's Launchpad and AI Core pages):
+The table (SAP's Launchpad and AI Core pages):
 
 ============  ====  ======================  =====================
 status        Stop  Delete (deployment)     Delete (execution)

@@ -1,41 +1,35 @@
-"""Reading requests the way the spec defines them; anything else is a 400 (or 403/415).
+"""Reading request headers, path ids and bodies the way the spec defines them; anything else
+is a 400 (or 403).
 
 Pure functions of the parsed request: each returns what the operation needs or raises
 :class:`~bulkterm.simulator.wire.ApiFailure` carrying the violation to record. They are strict
-where the spec or SAP's docs are explicit (≤100 unique ids per bulk request, one ``status``
-filter value, ``$select`` only ``status``) and lenient where servers usually are (unknown query
-parameters and unknown item properties are ignored).
+where the spec or SAP's docs are explicit (≤100 unique ids per bulk request, ``targetStatus``
+only STOPPED or DELETED) and lenient where servers usually are (unknown item properties are
+ignored). Query parameters are :mod:`bulkterm.simulator.queries`' to read.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from bulkterm.aiapi.models import (
     ID_PATTERN,
     MAX_BULK_ITEMS,
-    MAX_EXECUTABLE_IDS,
     RESOURCE_GROUP_PATTERN,
     Kind,
     ScheduleStatus,
-    Status,
     TargetStatus,
 )
+from bulkterm.simulator.recording import ViolationSpec
 from bulkterm.simulator.rules import CODE_BAD_REQUEST, CODE_FORBIDDEN
-from bulkterm.simulator.wire import ApiFailure, ViolationSpec
-
-#: ``$top`` default and maximum (``Aitop`` in the spec).
-TOP_DEFAULT = 10_000
-TOP_MAXIMUM = 100_000
+from bulkterm.simulator.wire import ApiFailure
 
 _ID = re.compile(ID_PATTERN)
 _RESOURCE_GROUP = re.compile(RESOURCE_GROUP_PATTERN)
 _TTL = re.compile(r"^[0-9]+[mMhHdD]$")
-
-Query = Mapping[str, Sequence[str]]
 
 
 def bad_request(
@@ -77,139 +71,6 @@ def resource_group(header: str | None, exists: Callable[[str], bool]) -> str:
             ),
         )
     return header
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The filters shared by list and ``$count``; ``None`` means "not filtered"."""
-
-    executable_ids: frozenset[str] | None = None
-    configuration_id: str | None = None
-    scenario_id: str | None = None
-    execution_schedule_id: str | None = None
-    status: Status | None = None
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    filters: Filters
-    top: int = TOP_DEFAULT
-    skip: int = 0
-    select_status: bool = False
-
-
-def _single(query: Query, name: str) -> str | None:
-    values = query.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise bad_request(f"Query parameter {name} takes one value.", "MalformedRequest")
-    return values[0]
-
-
-def _id_param(query: Query, name: str) -> str | None:
-    value = _single(query, name)
-    if value is not None and not _ID.match(value):
-        raise bad_request(f"Invalid {name} {value!r}: must match {ID_PATTERN}.", "MalformedRequest")
-    return value
-
-
-def _int_param(query: Query, name: str, *, maximum: int | None = None) -> int | None:
-    value = _single(query, name)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise bad_request(
-            f"Query parameter {name} must be an integer.", "MalformedRequest"
-        ) from None
-    if number < 0 or (maximum is not None and number > maximum):
-        limit = f"0..{maximum}" if maximum is not None else ">= 0"
-        raise bad_request(f"Query parameter {name} must be {limit}.", "MalformedRequest")
-    return number
-
-
-def _executable_ids(query: Query) -> frozenset[str] | None:
-    """``executableIds``: comma-joined (``style: form, explode: false``), each id
-    pattern-checked, at most 1000 (``AiexecutableIdsList``)."""
-    raw = [part for value in query.get("executableIds", ()) for part in value.split(",") if part]
-    if not raw:
-        return None
-    for executable_id in raw:
-        if not _ID.match(executable_id):
-            raise bad_request(
-                f"Invalid executableIds item {executable_id!r}: must match {ID_PATTERN}.",
-                "MalformedRequest",
-            )
-    if len(raw) > MAX_EXECUTABLE_IDS:
-        raise bad_request(
-            f"executableIds takes at most {MAX_EXECUTABLE_IDS} ids, got {len(raw)}.",
-            "MalformedRequest",
-        )
-    return frozenset(raw)
-
-
-def filters(kind: Kind, query: Query) -> Filters:
-    """``executableIds`` (comma-joined), ``configurationId``, ``scenarioId``, ``status`` and, for
-    executions, ``executionScheduleId``."""
-    executable_ids = _executable_ids(query)
-    status_value = _single(query, "status")
-    status: Status | None = None
-    if status_value is not None:
-        try:
-            status = Status(status_value)
-        except ValueError:
-            raise bad_request(
-                f"Invalid status {status_value!r}: one of {', '.join(Status)}.", "MalformedRequest"
-            ) from None
-    return Filters(
-        executable_ids=executable_ids,
-        configuration_id=_id_param(query, "configurationId"),
-        scenario_id=_id_param(query, "scenarioId"),
-        execution_schedule_id=(
-            _id_param(query, "executionScheduleId") if kind is Kind.EXECUTION else None
-        ),
-        status=status,
-    )
-
-
-def list_query(kind: Kind, query: Query, *, accept_plain_top_skip: bool) -> ListQuery:
-    """Filters plus ``$top``/``$skip``/``$select``; ``top``/``skip`` too when accepted.
-
-    ``$top`` wins over ``top`` when both are given. ``$top`` above the spec's maximum
-    (100000) or a negative number is a 400.
-    """
-    top, skip = _paging(query, accept_plain_top_skip=accept_plain_top_skip)
-    select = _single(query, "$select")
-    if select is not None and select != "status":
-        raise bad_request(
-            f"Invalid $select {select!r}: only 'status' is supported.", "MalformedRequest"
-        )
-    return ListQuery(
-        filters=filters(kind, query), top=top, skip=skip, select_status=select == "status"
-    )
-
-
-def _paging(query: Query, *, accept_plain_top_skip: bool) -> tuple[int, int]:
-    top = _int_param(query, "$top", maximum=TOP_MAXIMUM)
-    skip = _int_param(query, "$skip")
-    if accept_plain_top_skip:
-        if top is None:
-            top = _int_param(query, "top", maximum=TOP_MAXIMUM)
-        if skip is None:
-            skip = _int_param(query, "skip")
-    return (TOP_DEFAULT if top is None else top), (skip or 0)
-
-
-def select_status(query: Query) -> bool:
-    """``$select`` of a GET by id."""
-    select = _single(query, "$select")
-    if select is not None and select != "status":
-        raise bad_request(
-            f"Invalid $select {select!r}: only 'status' is supported.", "MalformedRequest"
-        )
-    return select == "status"
 
 
 def item_id(kind: Kind, value: str) -> str:
@@ -362,43 +223,6 @@ def creation(kind: Kind, body: object) -> Creation:
 # -- execution schedules -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ScheduleFilters:
-    """The filters of ``GET /executionSchedules`` and its ``$count``: the spec has only these
-    two (no ``scenarioId``: a schedule names a configuration, not a scenario)."""
-
-    configuration_id: str | None = None
-    status: ScheduleStatus | None = None
-
-
-@dataclass(frozen=True)
-class ScheduleListQuery:
-    filters: ScheduleFilters
-    top: int = TOP_DEFAULT
-    skip: int = 0
-
-
-def schedule_filters(query: Query) -> ScheduleFilters:
-    """``configurationId`` (id pattern) and ``status`` (one of ACTIVE, INACTIVE)."""
-    status_value = _single(query, "status")
-    status: ScheduleStatus | None = None
-    if status_value is not None:
-        try:
-            status = ScheduleStatus(status_value)
-        except ValueError:
-            raise bad_request(
-                f"Invalid status {status_value!r}: one of {', '.join(ScheduleStatus)}.",
-                "MalformedRequest",
-            ) from None
-    return ScheduleFilters(configuration_id=_id_param(query, "configurationId"), status=status)
-
-
-def schedule_list_query(query: Query, *, accept_plain_top_skip: bool) -> ScheduleListQuery:
-    """Filters plus ``$top``/``$skip`` (the spec declares no ``$select`` here)."""
-    top, skip = _paging(query, accept_plain_top_skip=accept_plain_top_skip)
-    return ScheduleListQuery(filters=schedule_filters(query), top=top, skip=skip)
-
-
 def schedule_id(value: str) -> str:
     if not _ID.match(value):
         raise bad_request(
@@ -469,24 +293,4 @@ def schedule_modification(body: object) -> ScheduleModification:
         raise bad_request("end must be later than start.", "MalformedRequest")
     return ScheduleModification(
         cron=cron, start=start, end=end, configuration_id=configuration, status=status
-    )
-
-
-@dataclass(frozen=True)
-class ConfigurationQuery:
-    """``GET /configurations``: the filters a selector needs (``$search`` is not modelled)."""
-
-    scenario_id: str | None
-    executable_ids: frozenset[str] | None
-    top: int = TOP_DEFAULT
-    skip: int = 0
-
-
-def configuration_query(query: Query, *, accept_plain_top_skip: bool) -> ConfigurationQuery:
-    top, skip = _paging(query, accept_plain_top_skip=accept_plain_top_skip)
-    return ConfigurationQuery(
-        scenario_id=_id_param(query, "scenarioId"),
-        executable_ids=_executable_ids(query),
-        top=top,
-        skip=skip,
     )

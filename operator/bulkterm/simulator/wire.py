@@ -2,17 +2,18 @@
 
 Optional fields are left out rather than sent as ``null``: the spec's types are not nullable,
 and SAP's Python SDK passes every key it receives to a constructor, so the set of keys matters
-as much as their values (contract §14).
+as much as their values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bulkterm.aiapi.models import Kind
 from bulkterm.simulator.lifecycle import ItemRecord
+from bulkterm.simulator.recording import ViolationSpec
+from bulkterm.simulator.rules import CODE_RESULT_TOO_LARGE
 from bulkterm.simulator.seeding import Configuration
 
 JSON = dict[str, Any]
@@ -98,21 +99,12 @@ def configuration_json(configuration: Configuration, created_at: float) -> JSON:
 def api_error(
     code: str, message: str, request_id: str, target: str, details: JSON | None = None
 ) -> JSON:
-    """An ``AiApiError``; SAP's SDK needs ``requestId`` and ``target`` too (contract §14)."""
+    """An ``AiApiError``; SAP's SDK needs ``requestId`` and ``target`` too, not only the
+    spec's required ``code`` and ``message``."""
     error: JSON = {"code": code, "message": message, "requestId": request_id, "target": target}
     if details is not None:
         error["details"] = details
     return error
-
-
-@dataclass(frozen=True)
-class ViolationSpec:
-    """What a refused request did wrong, before it is stamped with route, group and time."""
-
-    code: str
-    what: str
-    kind: Kind | None = None
-    item_id: str | None = None
 
 
 class ApiFailure(Exception):
@@ -139,3 +131,16 @@ class ApiFailure(Exception):
         self.violation = violation
         self.headers = headers or {}
         self.details = details
+
+
+def refuse_too_many_rows(rows: int, limit: int | None, what: str, kind: Kind | None = None) -> None:
+    """The 413 a ``/v2/lm`` list answers when a page would hold more than ``limit`` rows
+    (seen on another endpoint of the AI API, at 1000 rows); ``what`` names the list."""
+    if limit is not None and rows > limit:
+        message = f"Result set exceeds the maximum of {limit} rows. Use $top and $skip to paginate."
+        raise ApiFailure(
+            413,
+            CODE_RESULT_TOO_LARGE,
+            message,
+            violation=ViolationSpec("ResultTooLarge", f"{what}: {message}", kind),
+        )
