@@ -64,13 +64,13 @@ image: install
 demo: install
 	$(BIN)/bulkterm apply -f examples/bulktermination.yaml --simulator
 
-# The suite runs in TEST_WORKERS processes (pytest-xdist, a test file per worker at a time; each
-# worker starts its own control plane): most tests wait on processes, servers and timers, so
-# more workers than cores pays. TEST_WORKERS=0 runs everything in one process.
+# The suite runs in TEST_WORKERS processes (pytest-xdist; each worker starts its own control
+# plane): most tests wait on processes, servers and timers, so more workers than cores pays
+# (docs/adr/0004). TEST_WORKERS=0 runs everything in this one process.
 # pytest exits 5 when it collects nothing; that must fail CI, not pass silently.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 test: install kube kstatus
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile; rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist load; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: install
