@@ -20,6 +20,7 @@ import yaml
 
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
+from bulkterm.k8s.secret_bounds import TARGET_STATUSES
 from bulkterm.simulator import SimulatorThread
 from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret
 from tests.kube import Kube, condition
@@ -161,3 +162,34 @@ def test_a_secret_granted_by_name_serves_the_bulktermination_it_names(
     kube.create(secret(namespace, sim.service_key(), SECRET, grant="nightly-*, cleanup"))
     create_as(alice, bulk_termination(namespace, "cleanup", ("Deployment", "dep-mine", "STOPPED")))
     kube.wait_for(BT, "cleanup", has_condition("Complete"), namespace=namespace, timeout=20)
+
+
+def test_a_granted_secret_is_not_spent_outside_its_bounds_until_its_owner_widens_them(
+    kube: Kube,
+    namespace: str,
+    sim: SimulatorThread,
+    operator: OperatorProcess,
+    alice: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    """Granted to every BulkTermination, but for STOP only: alice's DELETE stalls with nothing
+    sent, and runs once the Secret's owner allows DELETE too."""
+    sim.add_item(Kind.DEPLOYMENT, "dep-stopped", Status.STOPPED)
+    bounded = secret(namespace, sim.service_key(), SECRET)
+    bounded["metadata"]["annotations"][TARGET_STATUSES] = "STOPPED"
+    kube.create(bounded)
+    create_as(alice, bulk_termination(namespace, "purge", ("Deployment", "dep-stopped", "DELETED")))
+    obj = kube.wait_for(BT, "purge", has_condition("Stalled"), namespace=namespace, timeout=30)
+    stalled = condition(obj, "Stalled")
+    assert stalled is not None and stalled["reason"] == "OutsideSecretBounds"
+    assert "target status DELETED" in stalled["message"] and TARGET_STATUSES in stalled["message"]
+    assert sum(sim.counters.values()) == 0  # not even a token request
+    assert sim.state_of(Kind.DEPLOYMENT, "dep-stopped") is Status.STOPPED
+
+    kube.patch(
+        "secrets",
+        SECRET,
+        {"metadata": {"annotations": {TARGET_STATUSES: "STOPPED,DELETED"}}},
+        namespace=namespace,
+    )
+    kube.wait_for(BT, "purge", has_condition("Complete"), namespace=namespace, timeout=60)
+    assert sim.item(Kind.DEPLOYMENT, "dep-stopped") is None

@@ -12,9 +12,10 @@ from bulkterm.aiapi.models import Kind, Status
 from bulkterm.engine import EngineSettings
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_grant
+from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_secret_use
 from bulkterm.k8s.leases import RunLease
 from bulkterm.k8s.reconciler import CrRef, Reconciler
+from bulkterm.k8s.secret_bounds import SecretUse
 from bulkterm.simulator import Simulator, Timings
 
 NS = "ml-team"
@@ -50,13 +51,21 @@ class FakeKube:
         self.annotations[(NS, name)] = {} if grant is None else {GRANT_ANNOTATION: grant}
 
     async def read_secret_value(
-        self, namespace: str, name: str, key: str, *, bulktermination: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        *,
+        bulktermination: str | None = None,
+        use: SecretUse | None = None,
     ) -> bytes:
-        """As :meth:`bulkterm.k8s.kubeapi.KubeApi.read_secret_value` decides, grant included."""
+        """As :meth:`bulkterm.k8s.kubeapi.KubeApi.read_secret_value` decides, grant and
+        bounds included."""
         data = self.secrets.get((namespace, name))
         if data is None:
             raise SecretProblem("SecretNotFound", f"Secret {namespace}/{name} does not exist")
-        check_grant(self.annotations.get((namespace, name)), namespace, name, bulktermination)
+        notes = self.annotations.get((namespace, name))
+        check_secret_use(notes, namespace, name, bulktermination, use)
         if key not in data:
             raise SecretProblem(
                 "SecretKeyNotFound", f"Secret {namespace}/{name} has no key {key!r}"

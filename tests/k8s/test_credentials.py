@@ -12,7 +12,8 @@ import pytest
 from bulkterm.aiapi.errors import AuthError, TransientError
 from bulkterm.aiapi.models import Kind
 from bulkterm.k8s.credentials import CredentialsProblem, check_accepted, read_service_key
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_grant
+from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_grant, check_secret_use
+from bulkterm.k8s.secret_bounds import SecretUse
 from bulkterm.spec import SecretRef
 
 NS = "ml-team"
@@ -40,12 +41,18 @@ class Secrets:
         self.asked_by: list[str | None] = []
 
     async def read_secret_value(
-        self, namespace: str, name: str, key: str, *, bulktermination: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        *,
+        bulktermination: str | None = None,
+        use: SecretUse | None = None,
     ) -> bytes:
         self.asked_by.append(bulktermination)
         if self.problem is not None:
             raise self.problem
-        check_grant(self.annotations, namespace, name, bulktermination)
+        check_secret_use(self.annotations, namespace, name, bulktermination, use)
         assert self.value is not None
         return self.value
 

@@ -11,6 +11,9 @@ CrossNamespaceSecretRefused the reference names another namespace
 SecretNotFound             the Secret does not exist
 SecretNotGranted           the Secret does not grant its use to this BulkTermination (its
                            annotation ``aiapi.bulkops.dev/allowed-bulkterminations``)
+OutsideSecretBounds        the run would spend the key outside the Secret's bounds (resource
+                           groups, STOP or DELETE, how many targets: :mod:`.secret_bounds`)
+InvalidSecretBounds        a bound annotation cannot be read (fails closed)
 SecretKeyNotFound          the Secret has no such key
 SecretForbidden            the operator may not read the Secret (RBAC)
 SecretUnreadable           the API server failed to return it
@@ -20,8 +23,9 @@ Unauthorized               the token endpoint or the AI API refused the credenti
 
 Messages name the Secret, the key and the field at fault, never a value.
 
-The grant is checked where the Secret is read (:func:`bulkterm.k8s.kubeapi.check_grant`),
-before anything here parses the key: an ungranted key is never parsed, used or sent.
+The grant and the bounds are checked where the Secret is read
+(:func:`bulkterm.k8s.kubeapi.check_secret_use`), before anything here parses the key: a key
+not granted, or asked for outside its bounds, is never parsed, used or sent.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
 from bulkterm.aiapi.models import Kind
 from bulkterm.k8s.kubeapi import SECRET_NOT_GRANTED, SecretProblem
+from bulkterm.k8s.secret_bounds import SecretUse
 from bulkterm.spec import SecretRef
 
 SECRET_REF_MISSING = "SecretRefMissing"
@@ -44,10 +49,17 @@ __all__ = ["SECRET_NOT_GRANTED", "CredentialsProblem", "SecretReader", "read_ser
 
 class SecretReader(Protocol):
     async def read_secret_value(
-        self, namespace: str, name: str, key: str, *, bulktermination: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        *,
+        bulktermination: str | None = None,
+        use: SecretUse | None = None,
     ) -> bytes:
-        """The value, only if the Secret grants its use to ``bulktermination`` (else
-        :class:`SecretProblem` ``SecretNotGranted``)."""
+        """The value, only if the Secret grants its use to ``bulktermination`` and ``use`` is
+        within its bounds (else :class:`SecretProblem`: ``SecretNotGranted``,
+        ``OutsideSecretBounds``, ``InvalidSecretBounds``)."""
         ...
 
 
@@ -65,6 +77,7 @@ async def read_service_key(
     namespace: str,
     ref: SecretRef | None,
     bulktermination: str | None = None,
+    use: SecretUse | None = None,
 ) -> ServiceKey:
     """The service key ``ref`` points at, from the Secret in the CR's own ``namespace``, if
     that Secret grants its use to BulkTermination ``bulktermination`` (the CR's name; None is
@@ -79,7 +92,7 @@ async def read_service_key(
         )
     try:
         raw = await kube.read_secret_value(
-            namespace, ref.name, ref.key, bulktermination=bulktermination
+            namespace, ref.name, ref.key, bulktermination=bulktermination, use=use
         )
         return ServiceKey.from_json(raw, source=f"Secret {ref.name} key {ref.key!r}")
     except SecretProblem as exc:

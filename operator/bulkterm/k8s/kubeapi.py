@@ -40,6 +40,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from bulkterm import metrics
+from bulkterm.k8s.secret_bounds import BoundsProblem, SecretUse, check_bounds
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,23 @@ def check_grant(
     )
 
 
+def check_secret_use(
+    annotations: Mapping[str, str] | None,
+    namespace: str,
+    secret: str,
+    bulktermination: str | None,
+    use: SecretUse | None,
+) -> None:
+    """The Secret's grant (who) and, for a known ``use``, its bounds (for what); raises
+    :class:`SecretProblem` with the reason a run stalls with."""
+    check_grant(annotations, namespace, secret, bulktermination)
+    if use is not None:
+        try:
+            check_bounds(annotations, namespace, secret, use)
+        except BoundsProblem as exc:
+            raise SecretProblem(exc.reason, exc.message) from None
+
+
 class KopfBackoffs:
     """kopf's ``error_backoffs`` that ride out an outage of up to ``tolerance`` seconds.
 
@@ -307,11 +325,18 @@ class KubeApi:
         self._custom = k8s.CustomObjectsApi(self._client)
 
     async def read_secret_value(
-        self, namespace: str, name: str, key: str, *, bulktermination: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        key: str,
+        *,
+        bulktermination: str | None = None,
+        use: SecretUse | None = None,
     ) -> bytes:
         """The bytes under ``key`` of Secret ``namespace/name``, if the Secret grants its use
-        to BulkTermination ``bulktermination`` (:func:`check_grant`; checked before the value
-        is even looked up); never logs or returns metadata."""
+        to BulkTermination ``bulktermination`` and ``use`` is within its bounds
+        (:func:`check_secret_use`; checked before the value is even looked up); never logs or
+        returns metadata."""
         try:
             secret = await self.weather.call(
                 "read Secret",
@@ -333,7 +358,7 @@ class KubeApi:
                 "SecretUnreadable", f"reading Secret {namespace}/{name} failed (HTTP {exc.status})"
             ) from None
         annotations = secret.metadata.annotations if secret.metadata else None
-        check_grant(annotations, namespace, name, bulktermination)
+        check_secret_use(annotations, namespace, name, bulktermination, use)
         data = secret.data or {}
         if key not in data:
             string_data = secret.string_data or {}

@@ -38,6 +38,7 @@ from bulkterm.k8s.fleet import FleetApi
 from bulkterm.k8s.host import OperatorHost
 from bulkterm.k8s.kubeapi import without_waiting
 from bulkterm.k8s.leases import ExclusiveApi, LeaseForbidden, LeaseLost, RunLease
+from bulkterm.k8s.secret_bounds import SecretUse
 from bulkterm.k8s.status import (
     CrRef,
     StatusPatcher,
@@ -246,7 +247,11 @@ class Reconciler:
         assert self._run is not None
         try:
             key = await read_service_key(
-                self._kube, self.ref.namespace, spec.connection.secret_ref, self.ref.name
+                self._kube,
+                self.ref.namespace,
+                spec.connection.secret_ref,
+                self.ref.name,
+                SecretUse.of(spec),
             )
             async with contextlib.AsyncExitStack() as stack:
                 client = await self._client(stack, key, spec.connection.resource_group)
