@@ -125,7 +125,7 @@ def start_operator(
     """``bulkterm operator`` on :data:`NAMESPACE` as a subprocess (logging to ``log_path``),
     returned once its health endpoint answers; raises if it exits or is not healthy in 60 s."""
     health = f"http://127.0.0.1:{free_port()}/healthz"
-    env = {**kube.env(), **(env_extra or {})}
+    env = {**kube.env(), "BULKTERM_ALLOW_PLAIN_HTTP": "true", **(env_extra or {})}
     env.pop("BULKTERM_NAMESPACES", None)
     started = time.monotonic()
     proc = subprocess.Popen(

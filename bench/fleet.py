@@ -246,7 +246,7 @@ def run_engine(setup: Setup, n: int, workdir: Path) -> Row:
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "bulkterm.cli", "apply", "-f", str(path),
-                "--service-key", str(key), "-o", "json",
+                "--service-key", str(key), "--allow-plain-http", "-o", "json",
             ],
             stdout=(workdir / f"engine-{n}.json").open("wb"),
             stderr=(workdir / f"engine-{n}.log").open("wb"),

@@ -370,7 +370,7 @@ def run_apply(
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "bulkterm.cli", "apply", "-f", str(manifest_path),
-                "--service-key", str(key), "-o", "json",
+                "--service-key", str(key), "--allow-plain-http", "-o", "json",
             ],
             stdout=subprocess.PIPE, stderr=(workdir / "apply.log").open("wb"), cwd=ROOT,
         )  # fmt: skip

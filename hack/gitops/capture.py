@@ -112,7 +112,7 @@ def operator(kube: Kube, log: Path) -> Iterator[subprocess.Popen[bytes]]:
          "--log-format", "plain"],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        env=kube.env(BULKTERM_STALLED_RETRY_SECONDS="0.5"),
+        env=kube.env(BULKTERM_STALLED_RETRY_SECONDS="0.5", BULKTERM_ALLOW_PLAIN_HTTP="true"),
         cwd=ROOT,
     )  # fmt: skip
     try:

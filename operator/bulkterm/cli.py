@@ -72,6 +72,14 @@ def main() -> None:
     "TLS is always verified.",
 )
 @click.option(
+    "--allow-plain-http",
+    is_flag=True,
+    envvar="BULKTERM_ALLOW_PLAIN_HTTP",
+    help="Accept a service key whose URLs are plain HTTP (a local simulator, tests). Env "
+    "BULKTERM_ALLOW_PLAIN_HTTP. Without it such a key is refused (exit 2): its secret and "
+    "tokens would cross the network readable.",
+)
+@click.option(
     "--simulator",
     is_flag=True,
     help="Run against an embedded AI API simulator seeded with the manifest's targets.",
@@ -106,6 +114,7 @@ def apply_command(
     recursive: bool,
     service_key: str | None,
     ca_bundle: str | None,
+    allow_plain_http: bool,
     simulator: bool,
     resource_group: str | None,
     dry_run: bool,
@@ -140,6 +149,7 @@ def apply_command(
             recursive=recursive,
             service_key=service_key,
             ca_bundle=ca_bundle,
+            allow_plain_http=allow_plain_http,
             simulator=simulator,
             resource_group=resource_group,
             dry_run=dry_run,

@@ -62,6 +62,8 @@ class OperatorProcess:
         self.log_path = self.log_dir / f"operator-{self.namespace}-{self.starts}.log"
         env = self.kube.env(self.kubeconfig, **self.env)
         env.pop("BULKTERM_NAMESPACES", None)
+        # The simulators' keys are plain HTTP on loopback: allowed, as the option says.
+        env.setdefault("BULKTERM_ALLOW_PLAIN_HTTP", "true")
         scope = ["--namespace", self.namespace] if self.namespaced else ["--all-namespaces"]
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(

@@ -132,7 +132,15 @@ def reconciler(
     lease: RunLease | None = None,
     **config: Any,
 ) -> Reconciler:
-    cfg = OperatorConfig(**{"status_interval": 0.2, "stalled_retry_seconds": 0.1, **config})
+    # The simulator's keys are plain HTTP on loopback: allowed here, as the option says.
+    cfg = OperatorConfig(
+        **{
+            "status_interval": 0.2,
+            "stalled_retry_seconds": 0.1,
+            "allow_plain_http": True,
+            **config,
+        }
+    )
     return Reconciler(
         ref,
         body,

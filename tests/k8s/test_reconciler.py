@@ -233,7 +233,7 @@ async def test_reordered_targets_after_the_start_fail_instead_of_mixing_indexes(
         kube.status,
         kube=kube,
         events=events,
-        config=OperatorConfig(status_interval=0.2),
+        config=OperatorConfig(status_interval=0.2, allow_plain_http=True),
         engine_settings=FAST,
     )
     await rec.run(asyncio.Event())

@@ -322,7 +322,7 @@ def test_readme_walkthrough_seed_from_then_apply_with_the_written_key(tmp_path: 
         assert seeded.startswith("seeded 3 of the 3 targets of examples/small.yaml")
         assert seeded.rstrip().endswith("into resource group default")
         applied = subprocess.run(
-            [*BULKTERM, "apply", "-f", "examples/small.yaml", "--service-key", str(key)],
+            [*BULKTERM, "apply", "-f", "examples/small.yaml", "--service-key", str(key), "--allow-plain-http"],
             capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
         )  # fmt: skip
         assert applied.returncode == 0, applied.stderr

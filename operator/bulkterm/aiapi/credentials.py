@@ -40,6 +40,22 @@ class ServiceKey(BaseModel):
     def uses_certificate(self) -> bool:
         return self.certificate is not None
 
+    def require_https(self, *, allowed_by: str | None) -> None:
+        """Refuse plain-HTTP URLs: the key's secret (or its certificate's signature) and every
+        token would cross the network readable. ``allowed_by`` names the option that allowed
+        plain HTTP (the caller passes None when it is off): then nothing is refused."""
+        plain = [
+            field
+            for field, url in (("token URL", self.token_url), ("AI_API_URL", self.api_url))
+            if url.lower().startswith("http://")
+        ]
+        if plain and allowed_by is None:
+            raise CredentialsError(
+                f"the service key's {' and '.join(plain)} use plain HTTP: the AI API and its "
+                "token endpoint are used over HTTPS only (plain HTTP is for a local simulator "
+                "and tests, where it must be allowed explicitly)"
+            )
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "service key") -> ServiceKey:
         """Parse SAP's service-key JSON (secret or x509 variant)."""

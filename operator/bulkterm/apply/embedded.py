@@ -33,6 +33,12 @@ async def credentials(
         print(f"error: {exc}", file=err)
         yield None
         return
+    try:
+        key.require_https(allowed_by="--allow-plain-http" if options.allow_plain_http else None)
+    except CredentialsError as exc:
+        print(f"error: {exc}; pass --allow-plain-http only for that", file=err)
+        yield None
+        return
     yield key
 
 

@@ -22,3 +22,6 @@ class ApplyOptions:
     #: PEM file of the CAs to trust for the AI API (``--ca-bundle``); unused with ``simulator``
     #: (the embedded simulator is plain HTTP on loopback).
     ca_bundle: str | None = None
+    #: Accept a service key with plain-HTTP URLs (``--allow-plain-http``); the embedded
+    #: simulator needs no such leave (it is plain HTTP on loopback, inside this process).
+    allow_plain_http: bool = False

@@ -67,6 +67,9 @@ class OperatorConfig(BaseSettings):
     #: the record every ``max(1, lifetime - 5..10)`` s: 10 means a keep-alive PATCH every 1-5 s
     #: per replica and a failover within about 10 s (kopf's default is 60).
     peering_lifetime: int = Field(default=10, ge=2, le=3600)
+    #: Service keys with plain-HTTP URLs are refused unless this is set (a local simulator,
+    #: tests): their secrets and tokens would cross the network readable.
+    allow_plain_http: bool = False
     #: Delay before retrying a CR whose credentials are missing or rejected.
     stalled_retry_seconds: float = Field(default=30.0, gt=0)
     #: How long a run may fail to read the AI API at all before it says Stalled (and posts a

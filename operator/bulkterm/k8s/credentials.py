@@ -18,6 +18,8 @@ SecretKeyNotFound          the Secret has no such key
 SecretForbidden            the operator may not read the Secret (RBAC)
 SecretUnreadable           the API server failed to return it
 InvalidServiceKey          the value is not a usable service key (the field is named)
+PlainHttpRefused           the key's URLs are plain HTTP and the operator does not allow it
+                           (``BULKTERM_ALLOW_PLAIN_HTTP``, Helm ``allowPlainHttp``)
 Unauthorized               the token endpoint or the AI API refused the credentials
 ========================== ==========================================================
 
@@ -43,6 +45,7 @@ from bulkterm.spec import SecretRef
 SECRET_REF_MISSING = "SecretRefMissing"
 CROSS_NAMESPACE = "CrossNamespaceSecretRefused"
 INVALID_SERVICE_KEY = "InvalidServiceKey"
+PLAIN_HTTP_REFUSED = "PlainHttpRefused"
 UNAUTHORIZED = "Unauthorized"
 __all__ = ["SECRET_NOT_GRANTED", "CredentialsProblem", "SecretReader", "read_service_key"]
 
@@ -99,6 +102,17 @@ async def read_service_key(
         raise CredentialsProblem(exc.reason, exc.message) from None
     except CredentialsError as exc:
         raise CredentialsProblem(INVALID_SERVICE_KEY, str(exc)) from None
+
+
+def require_https(key: ServiceKey, *, allow_plain_http: bool) -> None:
+    """Raise :class:`CredentialsProblem` for a plain-HTTP key the operator does not allow."""
+    try:
+        key.require_https(allowed_by="BULKTERM_ALLOW_PLAIN_HTTP" if allow_plain_http else None)
+    except CredentialsError as exc:
+        raise CredentialsProblem(
+            PLAIN_HTTP_REFUSED,
+            f"{exc}; set BULKTERM_ALLOW_PLAIN_HTTP=true (Helm: allowPlainHttp) only for that",
+        ) from None
 
 
 def unusable(exc: CredentialsError | ValueError) -> CredentialsProblem:

@@ -31,6 +31,7 @@ from bulkterm.k8s.credentials import (
     SecretReader,
     check_accepted,
     read_service_key,
+    require_https,
     unusable,
 )
 from bulkterm.k8s.events import EventSink, RunEvents
@@ -253,6 +254,7 @@ class Reconciler:
                 self.ref.name,
                 SecretUse.of(spec),
             )
+            require_https(key, allow_plain_http=self._config.allow_plain_http)
             async with contextlib.AsyncExitStack() as stack:
                 client = await self._client(stack, key, spec.connection.resource_group)
                 if self._host.stalled is not None:
