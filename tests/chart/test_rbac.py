@@ -180,3 +180,23 @@ def test_rbac_create_false_renders_no_rbac(helm: Helm) -> None:
     proc = helm.template_with("no-rbac", {"rbac": {"create": False}})
     assert proc.returncode == 0, proc.stderr
     assert "kind: ClusterRole" not in proc.stdout and "kind: Role" not in proc.stdout
+
+
+def test_the_security_doc_lists_what_the_chart_grants() -> None:
+    """docs/security.md's table of the operator's grants is written from the rendered chart
+    (hack/grants_table.py), so a grant added to the chart cannot be left out of it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        Path(__file__).resolve().parents[2]
+        / "charts/bulk-termination-operator/hack/grants_table.py"
+    )
+    checked = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, (
+        "docs/security.md's grants table is stale: run python "
+        f"charts/bulk-termination-operator/hack/grants_table.py\n{checked.stderr}"
+    )
