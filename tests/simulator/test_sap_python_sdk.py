@@ -1,4 +1,6 @@
-"""SAP's official Python client (``ai-api-client-sdk`` 2.6.1) works against the simulator.
+"""SAP's official Python client (``ai_api_client_sdk``, from ``sap-ai-sdk-base`` 3.4, the SAP
+Cloud SDK for AI's base client that succeeds the archived ``ai-api-client-sdk``) works against
+the simulator.
 
 The SDK builds its model objects with required constructor arguments, so this is the test
 that the simulator's answers carry what a real AI Core sends (contract §14).
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 ai_api = pytest.importorskip(
-    "ai_api_client_sdk.ai_api_v2_client", reason="ai-api-client-sdk not installed"
+    "ai_api_client_sdk.ai_api_v2_client", reason="sap-ai-sdk-base not installed"
 )
 
 from ai_api_client_sdk.exception import (  # type: ignore[import-untyped]  # noqa: E402
