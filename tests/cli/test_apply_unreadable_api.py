@@ -4,7 +4,6 @@ Stalled with the kind of problem and the host on stderr, instead of waiting sile
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ import pytest
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import SimulatorThread
 from tests.cli.test_apply import bulkterm, manifest
+from tests.kube.controlplane import free_port
 
 
 class _Portal(BaseHTTPRequestHandler):
@@ -51,9 +51,7 @@ def _key(sim: SimulatorThread, api_url: str, path: Path) -> Path:
 
 
 def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()  # nothing listens there
 
 
 def test_a_url_that_answers_but_not_as_the_ai_api_stalls_and_exits_2_naming_it(

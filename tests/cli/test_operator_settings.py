@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.cli.test_apply import BULKTERM, ROOT
+from tests.kube.controlplane import free_port
 from tests.simulator.certs import Pki, make_test_pki
 
 KUBECONFIG = """\
@@ -74,13 +75,6 @@ def refused_with(result: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.lower().startswith("error:")]
     return line
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -67,10 +67,33 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+#: Ports handed out for servers a test starts later: below Linux's ephemeral range (32768 on),
+#: from which the kernel picks the source port of every outgoing connection and the port of
+#: every bind to port 0; split in one block per pytest-xdist worker, so neither another worker
+#: nor the kernel takes a port between the choice and the server's bind.
+PORT_RANGE = (10_000, 32_000)
+PORT_BLOCKS = 16
+_next_port: dict[str, int] = {}
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port of 127.0.0.1 nothing listens on, for a server started after this returns."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    low, high = PORT_RANGE
+    size = (high - low) // PORT_BLOCKS
+    start = low + (index % PORT_BLOCKS) * size
+    for _ in range(size):
+        offset = _next_port.get(worker, 0)
+        _next_port[worker] = (offset + 1) % size
+        port = start + offset
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise ControlPlaneError(f"no free port in {start}-{start + size - 1} for {worker}")
 
 
 def binaries() -> Path:
