@@ -148,12 +148,16 @@ _GROUPS = st.lists(
 )
 
 
+def _pairs(groups: list[tuple[bool, bool, frozenset[int]]]) -> set[tuple[bool, int]]:
+    """What the drawn groups put in flight, read from the draw itself: (is STOP, index)."""
+    return {(stop, index) for stop, _, indexes in groups for index in indexes}
+
+
 @given(before=_GROUPS, after=_GROUPS)
-def test_a_record_is_a_checkpoint_exactly_when_it_announces_a_send_or_ends(
+def test_a_running_record_is_a_checkpoint_exactly_when_it_puts_a_target_in_flight_anew(
     before: list[tuple[bool, bool, frozenset[int]]], after: list[tuple[bool, bool, frozenset[int]]]
 ) -> None:
     last, new = record(*_groups(before)), record(*_groups(after))
-    sent_before = last.sent()
-    new_sends = any(i - sent_before.get(k, set()) for k, i in new.sent().items())
+    new_sends = bool(_pairs(after) - _pairs(before))
     assert (classify(last, new) is Write.CHECKPOINT) == new_sends
     assert classify(new, new) is Write.NOTHING

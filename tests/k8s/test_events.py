@@ -7,6 +7,7 @@ from typing import Any
 
 from bulkterm.aiapi.models import Kind
 from bulkterm.engine import Failure, Progress
+from bulkterm.engine.reporting import Milestone, RunEvent
 from bulkterm.k8s.events import RunEvents
 from tests.k8s.support import FakeEvents
 
@@ -73,5 +74,7 @@ def test_each_failed_target_is_reported_once() -> None:
 
 def test_a_stall_is_a_warning_under_its_own_reason() -> None:
     sink = FakeEvents()
-    RunEvents(sink).stalled("SecretNotFound", "Secret ml-team/aicore does not exist")
+    RunEvents(sink).milestone(
+        RunEvent(Milestone.STALLED, "SecretNotFound", "Secret ml-team/aicore does not exist")
+    )
     assert sink.posted == [("Warning", "SecretNotFound", "Secret ml-team/aicore does not exist")]

@@ -110,23 +110,3 @@ async def test_a_run_outside_the_bounds_sends_nothing_and_resumes_once_they_are_
     await asyncio.wait_for(task, 10)
     assert condition(kube.status, "Complete")["status"] == "True"
     assert simulator.item(Kind.DEPLOYMENT, "dep-gone1") is None
-
-
-async def test_a_plain_http_key_is_refused_unless_the_operator_allows_it(
-    simulator: Simulator, events: FakeEvents
-) -> None:
-    """HTTPS only: the simulator's plain-HTTP key stalls the run (nothing sent, not even a
-    token request) under the operator's default configuration."""
-    simulator.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
-    kube = FakeKube(simulator)
-    kube.put_secret("aicore", "serviceKey", simulator.service_key())
-    body = spec(("Deployment", "dep-run1", "STOPPED"))
-    task = asyncio.create_task(
-        reconciler(kube, events, body, allow_plain_http=False).run(asyncio.Event())
-    )
-    stalled = await _stalled(kube)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    assert stalled["reason"] == "PlainHttpRefused"
-    assert "AI_API_URL" in stalled["message"] and "BULKTERM_ALLOW_PLAIN_HTTP" in stalled["message"]
-    assert sum(simulator.counters.values()) == 0

@@ -73,20 +73,20 @@ def die_with_parent() -> None:
 #: nor the kernel takes a port between the choice and the server's bind.
 PORT_RANGE = (10_000, 32_000)
 PORT_BLOCKS = 16
-_next_port: dict[str, int] = {}
+_cursor = 0
 
 
 def free_port() -> int:
     """A port of 127.0.0.1 nothing listens on, for a server started after this returns."""
+    global _cursor
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     index = int(worker[2:]) if worker[2:].isdigit() else 0
     low, high = PORT_RANGE
     size = (high - low) // PORT_BLOCKS
     start = low + (index % PORT_BLOCKS) * size
     for _ in range(size):
-        offset = _next_port.get(worker, 0)
-        _next_port[worker] = (offset + 1) % size
-        port = start + offset
+        port = start + _cursor
+        _cursor = (_cursor + 1) % size
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

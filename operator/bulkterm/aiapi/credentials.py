@@ -40,16 +40,16 @@ class ServiceKey(BaseModel):
     def uses_certificate(self) -> bool:
         return self.certificate is not None
 
-    def require_https(self, *, allowed_by: str | None) -> None:
+    def require_https(self) -> None:
         """Refuse plain-HTTP URLs: the key's secret (or its certificate's signature) and every
-        token would cross the network readable. ``allowed_by`` names the option that allowed
-        plain HTTP (the caller passes None when it is off): then nothing is refused."""
+        token would cross the network readable. Callers that allow plain HTTP (a simulator,
+        tests) do not call this."""
         plain = [
             field
             for field, url in (("token URL", self.token_url), ("AI_API_URL", self.api_url))
             if url.lower().startswith("http://")
         ]
-        if plain and allowed_by is None:
+        if plain:
             raise CredentialsError(
                 f"the service key's {' and '.join(plain)} use plain HTTP: the AI API and its "
                 "token endpoint are used over HTTPS only (plain HTTP is for a local simulator "

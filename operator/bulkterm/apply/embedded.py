@@ -34,7 +34,8 @@ async def credentials(
         yield None
         return
     try:
-        key.require_https(allowed_by="--allow-plain-http" if options.allow_plain_http else None)
+        if not options.allow_plain_http:
+            key.require_https()
     except CredentialsError as exc:
         print(f"error: {exc}; pass --allow-plain-http only for that", file=err)
         yield None

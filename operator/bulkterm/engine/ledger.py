@@ -32,6 +32,7 @@ from bulkterm.engine.progress import (
     Situation,
     UnknownGroup,
     build_conditions,
+    counts,
 )
 from bulkterm.engine.settings import EngineSettings
 from bulkterm.spec import Target
@@ -186,11 +187,7 @@ class Ledger:
 
     def summary(self) -> str:
         active = sum(1 for i, r in enumerate(self.result) if r is None and self.memory[i].in_flight)
-        pending = self.total - self.finished - active
-        return (
-            f"{self.finished}/{self.total} finished ({self.succeeded} succeeded, "
-            f"{self.failed} failed); {active} in flight, {pending} pending"
-        )
+        return counts(self.total, self.succeeded, self.failed, active)
 
     # --- writing the record ---
 

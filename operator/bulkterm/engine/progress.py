@@ -235,11 +235,24 @@ class Progress(_Record):
             for c in self.conditions
         )
 
+    def summary(self) -> str:
+        """One line of counts, as the run's condition messages end."""
+        return counts(self.total, self.succeeded, self.failed, self.active)
+
     def to_status(self) -> dict[str, object]:
         """The JSON the CR status holds and the CLI prints; empty lists and strings are left
         out (they read as noise in ``kubectl describe``, and load back as their defaults)."""
         dumped = self.model_dump(by_alias=True, exclude_none=True, mode="json")
         return {k: v for k, v in dumped.items() if v != "" and v != []}
+
+
+def counts(total: int, succeeded: int, failed: int, active: int) -> str:
+    """``3/10 finished (2 succeeded, 1 failed); 4 in flight, 3 pending``."""
+    finished = succeeded + failed
+    return (
+        f"{finished}/{total} finished ({succeeded} succeeded, {failed} failed); "
+        f"{active} in flight, {total - finished - active} pending"
+    )
 
 
 class Phase(StrEnum):

@@ -79,15 +79,18 @@ def classify(last: Progress | None, record: Progress) -> Write:
     announces nothing) are checkpoints. A record that differs only by answers (``accepted``)
     is not written: lost in a crash, they cost a whole read of each item after the restart,
     not a write after every send round."""
-    if last is None:
-        return Write.CHECKPOINT
-    return _classify(last, last.to_status(), record, record.to_status())
+    return _classify(last, None if last is None else last.to_status(), record, record.to_status())
 
 
 def _classify(
-    last: Progress, last_dumped: dict[str, object], record: Progress, dumped: dict[str, object]
+    last: Progress | None,
+    last_dumped: dict[str, object] | None,
+    record: Progress,
+    dumped: dict[str, object],
 ) -> Write:
     """:func:`classify` with both records' statuses at hand (a run keeps the last one's)."""
+    if last is None or last_dumped is None:
+        return Write.CHECKPOINT
     if dumped == last_dumped:
         return Write.NOTHING
     if record.terminal:
@@ -125,7 +128,7 @@ class Reporter:
     def __init__(self, host: RunHost) -> None:
         self.host = host
         self._last: Progress | None = None
-        self._last_dumped: dict[str, object] = {}
+        self._last_dumped: dict[str, object] | None = None
         self._stall: str | None = None
 
     @property
@@ -138,9 +141,7 @@ class Reporter:
         that need not be durable counts as taken)."""
         dumped = record.to_status()
         last = self._last
-        write = (
-            Write.CHECKPOINT if last is None else _classify(last, self._last_dumped, record, dumped)
-        )
+        write = _classify(last, self._last_dumped, record, dumped)
         if write is Write.NOTHING:
             return True
         taken = True

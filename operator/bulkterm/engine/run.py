@@ -100,7 +100,7 @@ class Run:
         try:
             chosen = await self._targets(api)
         except (AuthError, ConfigurationError) as exc:
-            await self._enter(verdicts.refused(exc, _summary(self._record)))
+            await self._enter(verdicts.refused(exc, self._record.summary()))
             raise
         if isinstance(chosen, Progress):
             return chosen
@@ -154,14 +154,6 @@ class Run:
         )
         await self._reporter.offer(self._record)
         return self._record
-
-
-def _summary(record: Progress) -> str:
-    """As the engine's ledger says it (``Ledger.summary``), from the record."""
-    return (
-        f"{record.progress} finished ({record.succeeded} succeeded, {record.failed} failed); "
-        f"{record.active} in flight, {record.pending} pending"
-    )
 
 
 def _accepted_message(spec: BulkTerminationSpec) -> str:

@@ -7,6 +7,7 @@ the Events and on stderr are written in one place and can be tested without a ru
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bulkterm.aiapi.errors import AuthError, ConfigurationError, TransientError
 from bulkterm.aiapi.models import Kind
@@ -14,12 +15,12 @@ from bulkterm.engine.ledger import Ledger
 from bulkterm.engine.progress import Phase, Plan, Situation
 
 
+@dataclass(frozen=True)
 class Where:
     """The resource group and endpoint a run talks to, as its messages name them."""
 
-    def __init__(self, resource_group: str, endpoint: str) -> None:
-        self.resource_group = resource_group
-        self.endpoint = endpoint
+    resource_group: str
+    endpoint: str
 
     def not_found(self, kind: Kind) -> str:
         """Why every target of ``kind`` is NotFound when none of them was found."""

@@ -106,8 +106,10 @@ async def read_service_key(
 
 def require_https(key: ServiceKey, *, allow_plain_http: bool) -> None:
     """Raise :class:`CredentialsProblem` for a plain-HTTP key the operator does not allow."""
+    if allow_plain_http:
+        return
     try:
-        key.require_https(allowed_by="BULKTERM_ALLOW_PLAIN_HTTP" if allow_plain_http else None)
+        key.require_https()
     except CredentialsError as exc:
         raise CredentialsProblem(
             PLAIN_HTTP_REFUSED,

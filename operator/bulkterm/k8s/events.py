@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from bulkterm.engine import ConditionType, Progress
+from bulkterm.engine import Progress
+from bulkterm.engine.reporting import Milestone, RunEvent
 
 #: Seconds between aggregated BatchSubmitted events of one CR.
 EVENT_INTERVAL = 10.0
@@ -47,25 +48,20 @@ class RunEvents:
         self._last_batch_at = float("-inf")
         self._reported_failures: set[int] = set()
 
-    def started(self, message: str) -> None:
-        self._sink.normal("Started", message)
-
-    def stalled(self, reason: str, message: str) -> None:
-        """The run waits for a human; the reason is the Stalled condition's (SecretNotFound,
-        InvalidServiceKey, Unauthorized, …), so ``kubectl get events`` says what to fix."""
-        self._sink.warning(reason, message)
-
-    def failed(self, message: str) -> None:
-        self._sink.warning("Failed", message)
+    def milestone(self, event: RunEvent) -> None:
+        """A milestone of the run, under the milestone's name (``Started``, ``Selected``,
+        ``Completed``, ``Failed``, …); a stall under its own reason (``SecretNotFound``,
+        ``Unauthorized``, …), so ``kubectl get events`` says what to fix."""
+        reason = event.reason if event.milestone is Milestone.STALLED else event.milestone.value
+        if event.warning:
+            self._sink.warning(reason, event.message)
+        else:
+            self._sink.normal(reason, event.message)
 
     def spec_change_ignored(self, message: str) -> None:
         """The spec changed to a generation the run does not act on (a BulkTermination runs
         once); ``message`` says when the change came (``status.ignored_message``)."""
         self._sink.warning("SpecChangeIgnored", message)
-
-    def selected(self, message: str) -> None:
-        """What ``spec.selector`` resolved to, once per run (``kubectl describe`` shows it)."""
-        self._sink.normal("Selected", message)
 
     def count_calls(self, calls: Mapping[str, int]) -> None:
         """Count BatchSubmitted from ``calls`` (a client's call counter) from now on."""
@@ -91,12 +87,3 @@ class RunEvents:
             more = f" (+{len(new) - FAILURES_SHOWN} more)" if len(new) > FAILURES_SHOWN else ""
             self._sink.warning("TargetFailed", f"{len(new)} target(s) failed: {shown}{more}")
             self._reported_failures.update(f.index for f in new)
-
-    def finished(self, record: Progress) -> None:
-        """``Completed`` or ``Failed`` for a terminal record (nothing for another one)."""
-        complete = record.condition(ConditionType.COMPLETE)
-        failed = record.condition(ConditionType.FAILED)
-        if complete is not None and complete.status == "True":
-            self._sink.normal("Completed", complete.message or f"{record.progress} targets")
-        elif failed is not None and failed.status == "True":
-            self._sink.warning("Failed", failed.message or failed.reason)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from bulkterm import metrics
 from bulkterm.engine import Progress
 from bulkterm.engine.reporting import Milestone, RunEvent, stall_of
-from bulkterm.k8s.events import EventSink, RunEvents
+from bulkterm.k8s.events import RunEvents
 from bulkterm.k8s.status import CrRef, StatusWriter
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ class OperatorHost:
         ref: CrRef,
         status: StatusWriter,
         events: RunEvents,
-        sink: EventSink,
         *,
         gone: Callable[[], bool],
         on_gone: Callable[[], None],
@@ -36,7 +35,6 @@ class OperatorHost:
         self.ref = ref
         self.status = status
         self.events = events
-        self._sink = sink
         self._gone = gone
         self._on_gone = on_gone
         #: The reason of the stall the CR is in, if any (the stalled-runs gauge follows it).
@@ -64,18 +62,10 @@ class OperatorHost:
             self.events.progress(record)
 
     def event(self, event: RunEvent) -> None:
+        self.events.milestone(event)
         if event.milestone is Milestone.STALLED:
             metrics.STALLS.labels(event.reason).inc()
-            self.events.stalled(event.reason, event.message)
             log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, event.message)
-        elif event.milestone is Milestone.STARTED:
-            self.events.started(event.message)
-        elif event.milestone is Milestone.SELECTED:
-            self.events.selected(event.message)
-        elif event.warning:  # the Event's reason is the milestone's: Failed, not FailedTargets
-            self._sink.warning(event.milestone.value, event.message)
-        else:
-            self._sink.normal(event.milestone.value, event.message)
         if event.milestone in (Milestone.COMPLETED, Milestone.FAILED):
             outcome = "complete" if event.milestone is Milestone.COMPLETED else "failed"
             metrics.RUNS.labels(outcome).inc()

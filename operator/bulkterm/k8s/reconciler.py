@@ -23,6 +23,7 @@ from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
 from bulkterm.engine import EngineSettings, Phase, Progress, Situation, build_conditions, utcnow
+from bulkterm.engine.reporting import Milestone, RunEvent
 from bulkterm.engine.run import Run
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
@@ -104,7 +105,6 @@ class Reconciler:
             ref,
             self._status,
             self._events,
-            events,
             gone=lambda: self.resource_gone,
             on_gone=lambda: self._stop.set(),
         )
@@ -238,9 +238,8 @@ class Reconciler:
         """No run without a spec: the status says why, and the CR is done."""
         situation = Situation(Phase.FAILED, "InvalidSpec", message)
         record = Progress(conditions=build_conditions([], situation, now=utcnow()))
-        await self._status.offer(record, force=True)
-        self._events.failed(message)
-        metrics.RUNS.labels("failed").inc()
+        await self._host.checkpoint(record)
+        self._host.event(RunEvent(Milestone.FAILED, "InvalidSpec", message))
 
     async def _attempt(self, spec: BulkTerminationSpec, stop: asyncio.Event) -> Progress | None:
         """One try with the credentials as they are now: the record when the run ended or

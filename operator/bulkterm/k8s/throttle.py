@@ -42,12 +42,10 @@ class StatusThrottle:
         interval: float,
         *,
         clock: Callable[[], float] = time.monotonic,
-        last_written: dict[str, Any] | None = None,
     ) -> None:
         self._write = write
         self._interval = interval
         self._clock = clock
-        self._last: dict[str, Any] | None = last_written
         self._last_at = float("-inf")
         self._held: dict[str, Any] | None = None
         self._held_urgent = False
@@ -106,7 +104,7 @@ class StatusThrottle:
     def _due(self, urgent: bool) -> float:
         """When a status may be written: at once the first and an urgent one, else after the
         interval since the last write."""
-        if self._last is None or urgent:
+        if urgent or self.writes == 0:
             return self._clock()
         return self._last_at + self._interval
 
@@ -193,7 +191,6 @@ class StatusThrottle:
             # write left one more, every one retrying a refused write for ever).
             self._schedule(self._clock() + max(self._interval, 1.0))
             return False
-        self._last = status
         self._last_at = self._clock()
         if self._held is status:  # a status held while this one was written stays held
             self._held = None
