@@ -27,7 +27,6 @@ remove an item behind the engine's back.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -39,12 +38,10 @@ import httpx
 
 from bulkterm.aiapi import queries as client_queries
 from bulkterm.aiapi import wire
-from bulkterm.aiapi.bulk import bulk_body, bulk_results, means_bulk_unsupported
+from bulkterm.aiapi.bulk import as_unsupported, bulk_body, bulk_results
+from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.errors import (
-    AiApiError,
     AuthError,
-    BulkUnsupportedError,
-    EndpointNotFoundError,
     NotFoundError,
     PermanentError,
 )
@@ -53,10 +50,8 @@ from bulkterm.aiapi.models import (
     BulkUpdates,
     Capabilities,
     ItemState,
-    ItemSummary,
     Kind,
     ScheduleStatus,
-    ScheduleSummary,
     Status,
     TargetStatus,
 )
@@ -428,73 +423,10 @@ class FakeAiApi:
             lambda r: wire.page(r, kind),
         )
 
-    async def list_items(
-        self,
-        kind: Kind,
-        *,
-        scenario_id: str | None = None,
-        configuration_id: str | None = None,
-        executable_ids: Sequence[str] | None = None,
-        status: Status | None = None,
-        execution_schedule_id: str | None = None,
-        page_size: int = 1000,
-    ) -> list[ItemSummary]:
-        """Filters are checked (``ValueError``) and split as the client does."""
-        size = client_queries.page_size(page_size)
-        params = {"$top": str(size)}
-        if status is not None:
-            params["status"] = Status(status).value
-        for name, value in (
-            ("scenarioId", scenario_id),
-            ("configurationId", configuration_id),
-            ("executionScheduleId", execution_schedule_id),
-        ):
-            if value is not None:
-                params[name] = client_queries.checked_id(name, value)
-        if execution_schedule_id is not None and kind is not Kind.EXECUTION:
-            raise ValueError("execution_schedule_id filters executions only")
-        label, path = f"list {kind.collection}", f"/lm/{kind.collection}"
-        found: dict[str, ItemSummary] = {}
-        for chunk in client_queries.executable_id_chunks(executable_ids):
-            if chunk is not None:
-                params["executableIds"] = ",".join(chunk)
-            read = functools.partial(wire.summary_page, kind=kind)
-            for item in await self._lists.walk(label, path, params, size, read):
-                found.setdefault(item.id, item)
-        return list(found.values())
-
-    async def list_execution_schedules(
-        self,
-        *,
-        scenario_id: str | None = None,
-        configuration_id: str | None = None,
-        status: ScheduleStatus | None = None,
-    ) -> list[ScheduleSummary]:
-        """A scenario's schedules through its configurations, as the client finds them."""
-        params = {"$top": "1000"}
-        if configuration_id is not None:
-            params["configurationId"] = client_queries.checked_id(
-                "configurationId", configuration_id
-            )
-        if status is not None:
-            params["status"] = ScheduleStatus(status).value
-        allowed: set[str] | None = None
-        if scenario_id is not None:
-            scenario = client_queries.checked_id("scenarioId", scenario_id)
-            configurations = await self._lists.walk(
-                "list configurations",
-                "/lm/configurations",
-                {"$top": "1000", "scenarioId": scenario},
-                1000,
-                wire.configuration_page,
-            )
-            allowed = {c.id for c in configurations if c.scenario_id == scenario}
-            if not allowed or (configuration_id is not None and configuration_id not in allowed):
-                return []
-        schedules = await self._lists.walk(
-            "list executionSchedules", "/lm/executionSchedules", params, 1000, wire.schedule_page
-        )
-        return [s for s in schedules if allowed is None or s.configuration_id in allowed]
+    # Selector reads walk the lists exactly as the client does (its filters, its checks, its
+    # paging through ``self._lists``): the client's own methods, on this transport.
+    list_items = AiApiClient.list_items
+    list_execution_schedules = AiApiClient.list_execution_schedules
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
         ident = client_queries.checked_id("execution schedule id", schedule_id)
@@ -548,11 +480,10 @@ class FakeAiApi:
         try:
             answer = await self._call("bulk_patch", label, f"PATCH /lm/{kind.collection}", handle)
         except (NotFoundError, PermanentError) as exc:
-            if not _bulk_unsupported(exc, label):
+            unsupported = as_unsupported(exc, label)
+            if unsupported is None:
                 raise
-            raise BulkUnsupportedError(
-                exc.message, status_code=exc.status_code, code=exc.code, request_id=exc.request_id
-            ) from None
+            raise unsupported from None
         return bulk_results(answer, kind)
 
     async def stop(self, kind: Kind, item_id: str) -> None:
@@ -577,14 +508,6 @@ class FakeAiApi:
         await self._call(
             "delete", f"delete {kind.collection}", route, handle, item_id=item_id, single=True
         )
-
-
-def _bulk_unsupported(error: AiApiError, label: str) -> bool:
-    """The client's reading of a refused bulk PATCH: a 404 with the envelope on the
-    collection, 405/501, or a 4xx saying bulk is unsupported means no bulk endpoint here."""
-    if isinstance(error, EndpointNotFoundError):
-        return False
-    return isinstance(error, NotFoundError) or means_bulk_unsupported(error, label)
 
 
 def refusal(code: str = "400", message: str = "refused") -> InjectedRefusal:

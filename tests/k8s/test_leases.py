@@ -250,3 +250,30 @@ async def test_a_run_refused_its_lease_stalls_over_its_restored_record(simulator
     assert stalled["reason"] == "LeaseForbidden"
     assert kube.status["total"] == 1 and "startTime" in kube.status
     assert simulator.counters["PATCH /lm/deployments"] == 0
+
+
+class SlowReplace(MemoryLeases):
+    """Replaces land only after ``delay`` seconds (an API server that is slow to answer, or a
+    call waiting out an outage), stamped as the caller sent them."""
+
+    delay = 0.0
+
+    async def replace(self, namespace: str, name: str, record: LeaseRecord, owner: Owner) -> str:
+        await asyncio.sleep(self.delay)
+        return await super().replace(namespace, name, record, owner)
+
+
+async def test_a_renewal_that_lands_late_counts_from_when_it_was_sent() -> None:
+    """The Lease on the server says when it was renewed as of the send; the holder must not
+    count itself fresh for longer than another operator will wait, however long the write took
+    (else both hold it: two senders for one run)."""
+    store = SlowReplace()
+    a = _lease(store, "a")
+    assert await _acquired(a)
+    store.delay = FAST.duration * 1.5  # the renewal lands after the Lease had expired
+    await a.renew()
+    store.delay = 0.0
+    b = _lease(store, "b")
+    assert await _acquired(b, within=1.0)  # the Lease had expired: b takes it at once
+    with pytest.raises((LeaseLost, TimeoutError)):
+        await asyncio.wait_for(a.permit(), 0.05)  # a may not write any more

@@ -13,7 +13,14 @@ from typing import Any
 
 import httpx
 
-from bulkterm.aiapi.errors import AiApiError, InvalidBatchError, PermanentError
+from bulkterm.aiapi.errors import (
+    AiApiError,
+    BulkUnsupportedError,
+    EndpointNotFoundError,
+    InvalidBatchError,
+    NotFoundError,
+    PermanentError,
+)
 from bulkterm.aiapi.models import MAX_BULK_ITEMS, BulkItemResult, Kind, TargetStatus
 from bulkterm.aiapi.wire import json_object
 
@@ -68,3 +75,19 @@ def means_bulk_unsupported(error: AiApiError, label: str = "") -> bool:
     text = f"{error.code or ''} {said}".lower()
     refusals = ("not supported", "unsupported", "disabled", "not enabled")
     return "bulk" in text and any(phrase in text for phrase in refusals)
+
+
+def as_unsupported(error: AiApiError, label: str) -> BulkUnsupportedError | None:
+    """The refusal of a bulk PATCH as "no bulk endpoint here", or None when it is another
+    refusal: a 404 with the envelope on the collection, 405/501, or a 4xx saying so. (A 404
+    without the envelope is a URL the AI API does not serve at all: not this.)"""
+    if isinstance(error, EndpointNotFoundError):
+        return None
+    if not isinstance(error, NotFoundError) and not means_bulk_unsupported(error, label):
+        return None
+    return BulkUnsupportedError(
+        error.message,
+        status_code=error.status_code,
+        code=error.code,
+        request_id=error.request_id,
+    )

@@ -31,15 +31,13 @@ from bulkterm.aiapi import queries, wire
 from bulkterm.aiapi.auth import TokenProvider
 from bulkterm.aiapi.bulk import (
     MERGE_PATCH,
+    as_unsupported,
     bulk_body,
     bulk_results,
-    means_bulk_unsupported,
     validate_batch,
 )
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import (
-    BulkUnsupportedError,
-    EndpointNotFoundError,
     NotFoundError,
     PermanentError,
 )
@@ -341,14 +339,10 @@ class AiApiClient:
                 write=True,
             )
         except (NotFoundError, PermanentError) as exc:
-            unsupported = isinstance(exc, NotFoundError) or (
-                not isinstance(exc, EndpointNotFoundError) and means_bulk_unsupported(exc, label)
-            )
-            if not unsupported:
+            unsupported = as_unsupported(exc, label)
+            if unsupported is None:
                 raise
-            raise BulkUnsupportedError(
-                exc.message, status_code=exc.status_code, code=exc.code, request_id=exc.request_id
-            ) from None
+            raise unsupported from None
         return bulk_results(response, kind)
 
     async def stop(self, kind: Kind, item_id: str) -> None:

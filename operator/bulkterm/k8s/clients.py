@@ -142,11 +142,15 @@ class ClientPool:
                 del tenant.tokens[credentials]
             if tenant.users == 0:
                 del self._tenants[tenant_id]
-            if last_in_group:
-                await group.shared.close()
-                await group.client.aclose()
-            if last_of_tokens:
-                await tokens.cache.aclose()
+            try:
+                if last_in_group:
+                    try:
+                        await group.shared.close()
+                    finally:
+                        await group.client.aclose()
+            finally:
+                if last_of_tokens:
+                    await tokens.cache.aclose()
 
 
 def _fingerprint(key: ServiceKey) -> str:

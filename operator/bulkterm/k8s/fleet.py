@@ -140,6 +140,12 @@ class SharedReads:
             flight.task.cancel()
         await asyncio.gather(*(f.task for f in self._flights.values()), return_exceptions=True)
         self._flights.clear()
+        # A single write shared by runs that have all left: it must not go on with a client
+        # that closes next.
+        singles = list(self.singles.values())
+        for single in singles:
+            single.cancel()
+        await asyncio.gather(*singles, return_exceptions=True)
 
 
 class FleetApi(ForwardingApi):

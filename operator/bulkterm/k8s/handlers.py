@@ -243,7 +243,7 @@ async def reconcile(
         await _finalizer_landed(body, stopped)
         api = memo.kube
         lease = RunLease(
-            KubeLeaseStore(api.api_client),
+            KubeLeaseStore(api.api_client, weather=api.weather),
             namespace,
             Owner(name=name, uid=str(meta.get("uid") or "")),
             holder=memo.holder,

@@ -13,7 +13,7 @@ or stops) is weather, not an error: :class:`ApiWeather` retries the call with a 
 until the server answers, logging one line when the outage starts and one when it ends, for
 the whole process (every CR waits on the same server). Only then does the call return or raise
 what the server said. Every call over one API client shares one :class:`ApiWeather`
-(:func:`weather_of`), the Lease calls included.
+(``KubeApi.weather``), the Lease calls included.
 
 The sync ``kubernetes`` client runs in a worker thread; the configuration is loaded explicitly
 (in-cluster, else ``KUBECONFIG``) when the operator starts, because the package reads
@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from fnmatch import fnmatchcase
@@ -40,7 +39,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from bulkterm import metrics
-from bulkterm.k8s.secret_bounds import BoundsProblem, SecretUse, check_bounds
+from bulkterm.k8s.secret_bounds import BoundsProblem, SecretUse, check_bounds, entries
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
@@ -168,20 +167,6 @@ class ApiWeather:
         log.warning("Kubernetes API reachable again after %.1f s", away)
 
 
-#: The weather of each API client (see :func:`weather_of`).
-_WEATHER: weakref.WeakKeyDictionary[k8s.ApiClient, ApiWeather] = weakref.WeakKeyDictionary()
-
-
-def weather_of(api_client: k8s.ApiClient) -> ApiWeather:
-    """The :class:`ApiWeather` of every call made over ``api_client``: one per connection to
-    the API server, so that an outage is one outage for all its callers (one log line, one
-    warm-up after it), whichever module makes the call."""
-    weather = _WEATHER.get(api_client)
-    if weather is None:
-        weather = _WEATHER[api_client] = ApiWeather()
-    return weather
-
-
 class SecretProblem(Exception):
     """The credentials Secret cannot be used; ``reason`` is a CamelCase status reason."""
 
@@ -205,10 +190,7 @@ GRANT_ALL = "*"
 
 def grant_patterns(annotations: Mapping[str, str] | None) -> list[str] | None:
     """The names/patterns a Secret's grant lists (None: the Secret carries no grant)."""
-    value = (annotations or {}).get(GRANT_ANNOTATION)
-    if value is None:
-        return None
-    return [entry.strip() for entry in value.split(",") if entry.strip()]
+    return entries((annotations or {}).get(GRANT_ANNOTATION))
 
 
 def check_grant(
@@ -315,12 +297,11 @@ class KubeApi:
         self, api_client: k8s.ApiClient | None = None, weather: ApiWeather | None = None
     ) -> None:
         self._client = api_client or _load_client()
-        #: The client, for the Lease calls of ``bulkterm.k8s.lease_store`` (which make them
-        #: through :attr:`weather`, see :func:`weather_of`).
+        #: The client and its outage policy, for the Lease calls of ``bulkterm.k8s.lease_store``
+        #: (one policy for every call over one connection: an outage is one outage, one log
+        #: line, one warm-up after it).
         self.api_client = self._client
-        if weather is not None:
-            _WEATHER[self._client] = weather
-        self.weather = weather_of(self._client)
+        self.weather = weather or ApiWeather()
         self._core = k8s.CoreV1Api(self._client)
         self._custom = k8s.CustomObjectsApi(self._client)
 

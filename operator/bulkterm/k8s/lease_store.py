@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from bulkterm.k8s.kubeapi import ApiWeather, weather_of
+from bulkterm.k8s.kubeapi import ApiWeather
 from bulkterm.spec import API_GROUP, API_VERSION, KIND
 
 #: Annotation on the Lease naming the CR's uid: a Lease left by a deleted CR of the same name
@@ -96,12 +96,12 @@ def _micro_time(value: datetime | None) -> str | None:
 
 
 class KubeLeaseStore:
-    """:class:`LeaseStore` over ``coordination.k8s.io/v1``, each call through the outage
-    policy of the API client it uses (``weather``: that of ``api_client`` unless given)."""
+    """:class:`LeaseStore` over ``coordination.k8s.io/v1``, each call through ``weather``, the
+    outage policy of the other calls over ``api_client`` (``KubeApi.weather``)."""
 
     def __init__(self, api_client: Any, *, weather: ApiWeather | None = None) -> None:
         self._api = k8s.CoordinationV1Api(api_client)
-        self._weather = weather or weather_of(api_client)
+        self._weather = weather or ApiWeather()
 
     @staticmethod
     def _body(name: str, record: LeaseRecord, owner: Owner) -> dict[str, Any]:

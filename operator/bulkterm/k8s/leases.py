@@ -152,7 +152,6 @@ class RunLease:
                 if acquired is None:
                     return False
                 if acquired:
-                    self._mark_renewed()
                     if self._waited_on is not None:
                         log.info(
                             "%s/%s: took over from %s",
@@ -186,14 +185,17 @@ class RunLease:
         return None if attempt.cancelled() else attempt.result()
 
     async def _try_acquire(self) -> bool:
-        now = self._clock()
         current = await self._store.read(self.namespace, self.name)
+        # Stamped after the read, which may have waited out an outage: the record says when
+        # it was written, and this process counts its freshness from the same moment.
+        now, sent = self._clock(), self._monotonic()
         if current is None:
             record = self._new_record(now, transitions=0)
             record.resource_version = await self._store.create(
                 self.namespace, self.name, record, self._owner
             )
             self._record = record
+            self._mark_renewed(sent)
             return True
         stale = current.cr_uid is not None and current.cr_uid != self._owner.uid
         if current.holder == self.holder or stale or current.expired(now):
@@ -206,6 +208,7 @@ class RunLease:
                 self.namespace, self.name, record, self._owner
             )
             self._record = record
+            self._mark_renewed(sent)
             return True
         if self._waited_on != current.holder:
             self._waited_on = current.holder
@@ -240,6 +243,10 @@ class RunLease:
         """One renewal: a replace conditional on the version last written."""
         if self._record is None or self._lost is not None:
             return
+        # Fresh from when the renewal was sent, as the renewTime it carries says: a write that
+        # lands late (a slow API server, an outage waited out) must not make this process
+        # count itself fresh after another operator may have taken the Lease.
+        sent = self._monotonic()
         record = replace(self._record, renew_time=self._clock())
         try:
             record.resource_version = await self._store.replace(
@@ -254,7 +261,7 @@ class RunLease:
                 self._fresh.clear()
             return
         self._record = record
-        self._mark_renewed()
+        self._mark_renewed(sent)
 
     async def _check_taken(self) -> None:
         try:
@@ -273,9 +280,11 @@ class RunLease:
             return
         self._record = current  # our own write whose answer was lost: carry on from it
 
-    def _mark_renewed(self) -> None:
-        self._renewed_at = self._monotonic()
-        self._fresh.set()
+    def _mark_renewed(self, sent: float) -> None:
+        """The Lease was written with a renewTime taken at monotonic time ``sent``."""
+        self._renewed_at = sent
+        if self._is_fresh():
+            self._fresh.set()
 
     def _is_fresh(self) -> bool:
         if self._renewed_at is None:

@@ -71,7 +71,7 @@ def check_bounds(
     notes = annotations or {}
     where = f"Secret {namespace}/{secret}"
     crossed: list[str] = []
-    groups = _entries(notes.get(RESOURCE_GROUPS))
+    groups = entries(notes.get(RESOURCE_GROUPS))
     if groups is not None and not any(fnmatchcase(use.resource_group, g) for g in groups):
         crossed.append(
             f"resource group {use.resource_group!r} is not among its {RESOURCE_GROUPS} "
@@ -99,25 +99,27 @@ def check_bounds(
         )
 
 
-def _entries(value: str | None) -> list[str] | None:
+def entries(value: str | None) -> list[str] | None:
+    """A comma-separated annotation's entries, spaces around them dropped (None: no
+    annotation)."""
     if value is None:
         return None
     return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def _statuses(value: str | None, where: str) -> frozenset[TargetStatus] | None:
-    entries = _entries(value)
-    if entries is None:
+    listed = entries(value)
+    if listed is None:
         return None
     known = {s.value: s for s in TargetStatus}
-    unknown = [e for e in entries if e.upper() not in known]
+    unknown = [e for e in listed if e.upper() not in known]
     if unknown:
         raise BoundsProblem(
             INVALID_BOUNDS,
             f"{where}: {TARGET_STATUSES} lists {', '.join(map(repr, unknown))}; allowed are "
             f"{', '.join(known)} (comma-separated)",
         )
-    return frozenset(known[e.upper()] for e in entries)
+    return frozenset(known[e.upper()] for e in listed)
 
 
 def _count(value: str | None, where: str) -> int | None:

@@ -45,7 +45,6 @@ from bulkterm.simulator.queries import (
 from bulkterm.simulator.recording import Recorder, RequestContext, ViolationSpec
 from bulkterm.simulator.schedule_book import ScheduleBook
 from bulkterm.simulator.schedules import DEFAULT_CRON, DEFAULT_PERIOD_SECONDS, ScheduleView
-from bulkterm.simulator.seeding import Configuration
 from bulkterm.simulator.store import ItemStore, ItemView, check_group
 from bulkterm.simulator.validation import Creation, Modification, ScheduleModification
 from bulkterm.simulator.wire import JSON, ApiFailure
@@ -117,15 +116,12 @@ class Backend:
     def set_timings(self, timings: Timings) -> None:
         """New durations apply to every phase from now on, counted from when it began."""
         with self.lock:
+            self.schedule_book.run_all_due()  # runs owed so far start under the old timings
             self.store.set_timings(timings)
 
     @property
     def faults(self) -> Faults:
         return self.injector.faults
-
-    @property
-    def fault_rng(self) -> random.Random:
-        return self.injector.rng
 
     def set_faults(self, faults: Faults) -> None:
         with self.lock:
@@ -181,7 +177,7 @@ class Backend:
         otherwise the kind's initial target (RUNNING / COMPLETED). ``DELETED`` seeds an item
         whose deletion is in progress. ``scenario_id``/``executable_id`` place the item's
         configuration (``configuration_id``, required with them) in that scenario; a
-        configuration keeps the scenario it was first given (:meth:`configuration`).
+        configuration keeps the scenario it was first given (``ConfigurationBook.configuration``).
         """
         with self.lock:
             self.store.add_item(
@@ -227,28 +223,6 @@ class Backend:
         """Make an item vanish now, as if someone else deleted it; ``False`` if there was none."""
         with self.lock:
             return self.store.remove(Kind(kind), item_id, resource_group)
-
-    def configuration(
-        self,
-        resource_group: str,
-        kind: Kind,
-        configuration_id: str,
-        *,
-        scenario_id: str | None = None,
-        executable_id: str | None = None,
-        created: float | None = None,
-    ) -> Configuration:
-        """The configuration ``configuration_id`` of the group, registered on first use (see
-        :meth:`ConfigurationBook.configuration <bulkterm.simulator.configurations.ConfigurationBook.configuration>`)."""
-        with self.lock:
-            return self.configuration_book.configuration(
-                resource_group,
-                kind,
-                configuration_id,
-                scenario_id=scenario_id,
-                executable_id=executable_id,
-                created=created,
-            )
 
     def item(self, kind: Kind, item_id: str, resource_group: str = "default") -> ItemView | None:
         with self.lock:

@@ -4,7 +4,8 @@ Request faults (:class:`~bulkterm.simulator.config.Faults`) are decided per requ
 decision draws the same number of random numbers from the seeded RNG whatever the outcome, so
 the same seed and the same sequence of requests give the same faults.
 
-Write faults hit chosen items and kinds, set through the Python API: an error answered to the
+Write faults hit chosen items and kinds, set on ``Backend.injector`` (``refusals``,
+``ineffective``, ``bulk_refused``): an error answered to the
 next writes of an id whatever its state, writes accepted but never applied (an action lost
 inside the service), a bulk PATCH refused as unsupported although ``/lm/meta`` advertises it.
 
