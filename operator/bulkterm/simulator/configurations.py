@@ -18,7 +18,7 @@ from bulkterm.aiapi.models import ID_PATTERN, Kind
 from bulkterm.simulator.clock import Timebase
 from bulkterm.simulator.queries import ConfigurationQuery
 from bulkterm.simulator.seeding import Configuration, configuration_for
-from bulkterm.simulator.wire import JSON, configuration_json, refuse_too_many_rows
+from bulkterm.simulator.wire import JSON, configuration_json, paged
 
 
 class ConfigurationBook:
@@ -90,12 +90,15 @@ class ConfigurationBook:
                 query.executable_ids is None or configuration.executable_id in query.executable_ids
             )
         ]
-        page = [
-            configuration_json(configuration, created)
-            for configuration, created in matching[query.skip : query.skip + query.top]
-        ]
-        refuse_too_many_rows(len(page), max_rows, "list configurations")
-        return {"count": len(matching) if count == "total" else len(page), "resources": page}
+        page, total = paged(
+            matching,
+            query.skip,
+            query.top,
+            max_rows=max_rows,
+            list_count=count,
+            what="list configurations",
+        )
+        return {"count": total, "resources": [configuration_json(c, at) for c, at in page]}
 
     def clear(self) -> None:
         self._known.clear()

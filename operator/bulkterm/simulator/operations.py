@@ -37,7 +37,7 @@ from bulkterm.simulator.wire import (
     api_error,
     deployment_url,
     full_item,
-    refuse_too_many_rows,
+    paged,
     status_item,
 )
 
@@ -95,14 +95,18 @@ class ItemOperations:
         top = query.top
         if self.config.silent_page_rows is not None:
             top = min(top, self.config.silent_page_rows)
-        page = matching[query.skip : query.skip + top]
-        refuse_too_many_rows(
-            len(page), self.config.max_result_rows, f"list {kind.collection}", kind
+        page, count = paged(
+            matching,
+            query.skip,
+            top,
+            max_rows=self.config.max_result_rows,
+            list_count=self.config.list_count,
+            what=f"list {kind.collection}",
+            kind=kind,
         )
         resources = [
             self._status_item(r) if query.select_status else full_item(r, base_url) for r in page
         ]
-        count = len(matching) if self.config.list_count == "total" else len(resources)
         return {"count": count, "resources": resources}
 
     def count(self, kind: Kind, resource_group: str, filters: Filters) -> int:

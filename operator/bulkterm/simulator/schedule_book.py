@@ -30,7 +30,7 @@ from bulkterm.simulator.schedules import (
 )
 from bulkterm.simulator.store import ItemStore, check_group
 from bulkterm.simulator.validation import ScheduleModification, bad_request
-from bulkterm.simulator.wire import JSON, ApiFailure, refuse_too_many_rows
+from bulkterm.simulator.wire import JSON, ApiFailure, paged
 
 #: The spec's examples: no live text of these answers is known.
 _MODIFIED = "Execution Schedule modified"
@@ -186,10 +186,15 @@ class ScheduleBook:
             for r in self._schedules.get(resource_group, {}).values()
             if _matches(r, query.filters)
         ]
-        page = [schedule_json(r) for r in matching[query.skip : query.skip + query.top]]
-        refuse_too_many_rows(len(page), self.config.max_result_rows, "list executionSchedules")
-        count = len(matching) if self.config.list_count == "total" else len(page)
-        return {"count": count, "resources": page}
+        page, count = paged(
+            matching,
+            query.skip,
+            query.top,
+            max_rows=self.config.max_result_rows,
+            list_count=self.config.list_count,
+            what="list executionSchedules",
+        )
+        return {"count": count, "resources": [schedule_json(r) for r in page]}
 
     def count(self, resource_group: str, filters: ScheduleFilters) -> int:
         self.run_due(resource_group)

@@ -7,14 +7,17 @@ as much as their values.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bulkterm.aiapi.models import Kind
 from bulkterm.simulator.lifecycle import ItemRecord
 from bulkterm.simulator.recording import ViolationSpec
 from bulkterm.simulator.rules import CODE_RESULT_TOO_LARGE
 from bulkterm.simulator.seeding import Configuration
+
+T = TypeVar("T")
 
 JSON = dict[str, Any]
 
@@ -144,3 +147,22 @@ def refuse_too_many_rows(rows: int, limit: int | None, what: str, kind: Kind | N
             message,
             violation=ViolationSpec("ResultTooLarge", f"{what}: {message}", kind),
         )
+
+
+def paged(
+    matching: Sequence[T],
+    skip: int,
+    top: int,
+    *,
+    max_rows: int | None,
+    list_count: str,
+    what: str,
+    kind: Kind | None = None,
+) -> tuple[list[T], int]:
+    """The ``$skip``/``$top`` page of ``matching`` (a 413 above ``max_rows``, see
+    :func:`refuse_too_many_rows`) and the ``count`` a list answers with it: every match
+    (``list_count`` ``"total"``, as the spec says) or, as a silently capped server does, the
+    page's own."""
+    page = list(matching[skip : skip + top])
+    refuse_too_many_rows(len(page), max_rows, what, kind)
+    return page, len(matching) if list_count == "total" else len(page)
