@@ -9,14 +9,21 @@
 # isolation, so nothing unpinned is fetched for it); stage 2 installs requirements/runtime.lock,
 # then that wheel with --no-deps, and `pip check` fails the build if the set is inconsistent.
 # Nothing from stage 1 is copied into a layer (a bind mount), so the final image holds no build
-# tools, sources, wheels or pip caches.
+# tools, sources, wheels or pip caches. The last step writes the image's SBOM (CycloneDX JSON:
+# its Debian packages and Python distributions, with versions, purls and hashes) to
+# /usr/share/doc/bulk-termination-operator/sbom.cdx.json, with hack/image/sbom.py (standard
+# library only, run from the context's bind mount: nothing is installed to write it).
+#
+# The base is pinned by digest (the tag is kept for readers; the digest decides): a new
+# python:3.11-slim-bookworm changes nothing until a reviewed commit moves the digest
+# (Renovate does, renovate.json). docs/dependencies.md, "Supply chain".
 #
 # Without a registry or an index (hack/image/build.sh, `make image`): PYTHON_IMAGE names a
 # local base with python3 and pip, and WHEELHOUSE a folder of the build context holding the
 # locked files of requirements/runtime.lock and requirements/build.lock; then no step reaches
 # a package index.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9bd8878caff5a417f6371c8df93c8ea8b727f
 
 FROM ${PYTHON_IMAGE} AS builder
 # Empty: packages come from PyPI. Else a path relative to the build context (and
@@ -49,7 +56,9 @@ RUN groupadd --system --gid 65532 nonroot \
  && useradd --system --no-log-init --uid 65532 --gid 65532 \
       --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin nonroot
 # The locked dependencies (binary wheels only: nothing is compiled here), then our wheel from
-# stage 1 with --no-deps and --no-index: nothing outside the lock gets in.
+# stage 1 with --no-deps and --no-index: nothing outside the lock gets in. Last, the SBOM of
+# what is now there (with the sha256 of each wheel installed when the wheels are at hand: ours,
+# and the wheelhouse's in an offline build; else the hashes runtime.lock accepted).
 RUN --mount=type=bind,target=/context \
     --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     if [ -n "$WHEELHOUSE" ]; then set -- --no-index --find-links="/context/$WHEELHOUSE"; fi \
@@ -57,7 +66,11 @@ RUN --mount=type=bind,target=/context \
       -r /context/requirements/runtime.lock \
  && pip install --no-cache-dir --no-index --no-deps /wheels/bulk_termination_operator-*.whl \
  && pip check \
- && bulkterm --help > /dev/null
+ && bulkterm --help > /dev/null \
+ && if [ -n "$WHEELHOUSE" ]; then set -- --wheels="/context/$WHEELHOUSE"; else set --; fi \
+ && python3 -I /context/hack/image/sbom.py --subject bulk-termination-operator \
+      --lock /context/requirements/runtime.lock --wheels=/wheels "$@" \
+      --output /usr/share/doc/bulk-termination-operator/sbom.cdx.json
 USER 65532:65532
 WORKDIR /tmp
 # 8080: kopf health endpoint (/healthz); 9090: Prometheus metrics (/metrics).

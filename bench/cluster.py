@@ -21,7 +21,6 @@ import httpx
 import yaml
 
 from bulkterm.aiapi.models import Kind
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for ``tests.kube``
@@ -79,9 +78,11 @@ class Plane:
         if self.kube is None:
             self.plane.start()
             self.kube = Kube(self.plane, self.workdir / "kube")
+            trusted_from = self.kube.install_secret_use_policy()
             crd = next(d for d in yaml.safe_load_all(CRD_PATH.read_text()) if d)
             self.kube.install_crd(crd)
             self.kube.create_namespace(NAMESPACE)
+            time.sleep(max(0.0, trusted_from - time.monotonic()))
         return self.kube
 
     def stop(self) -> None:
@@ -98,19 +99,15 @@ def admin_client(plane: ControlPlane) -> httpx.Client:
 
 
 def put_service_key(kube: Kube, service_key: dict[str, Any]) -> None:
-    """The Secret the CRs name, granted to every BulkTermination of the namespace (replacing
-    one an earlier row left)."""
+    """The Secret the CRs name (replacing one an earlier row left); the admission policy
+    vouches for the CRs the bench creates as admin."""
     if kube.get_or_none("secrets", SECRET, namespace=NAMESPACE) is not None:
         kube.request("DELETE", f"/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}")
     kube.create(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {
-                "name": SECRET,
-                "namespace": NAMESPACE,
-                "annotations": {GRANT_ANNOTATION: "*"},
-            },
+            "metadata": {"name": SECRET, "namespace": NAMESPACE},
             "stringData": {"serviceKey": json.dumps(service_key)},
         }
     )
@@ -125,7 +122,13 @@ def start_operator(
     """``bulkterm operator`` on :data:`NAMESPACE` as a subprocess (logging to ``log_path``),
     returned once its health endpoint answers; raises if it exits or is not healthy in 60 s."""
     health = f"http://127.0.0.1:{free_port()}/healthz"
-    env = {**kube.env(), "BULKTERM_ALLOW_PLAIN_HTTP": "true", **(env_extra or {})}
+    # The runs' Leases beside the CRs: the operator runs as admin, with no namespace of its own.
+    env = {
+        **kube.env(),
+        "BULKTERM_ALLOW_PLAIN_HTTP": "true",
+        "BULKTERM_LEASE_NAMESPACE": NAMESPACE,
+        **(env_extra or {}),
+    }
     env.pop("BULKTERM_NAMESPACES", None)
     started = time.monotonic()
     proc = subprocess.Popen(

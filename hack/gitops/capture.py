@@ -42,7 +42,6 @@ from tests.kube import ControlPlane, Kube, KubeApiError, condition, free_port  #
 from tests.kube.crd import without_order_rules  # noqa: E402
 
 from bulkterm.aiapi.models import Kind, Status  # noqa: E402
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION  # noqa: E402
 from bulkterm.simulator import SimulatorConfig, SimulatorThread, Timings  # noqa: E402
 
 TESTDATA = ROOT / "deploy" / "argocd" / "aiapi.bulkops.dev" / "BulkTermination" / "testdata"
@@ -84,11 +83,7 @@ def secret(key: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {
-            "name": SECRET,
-            "namespace": NAMESPACE,
-            "annotations": {GRANT_ANNOTATION: "*"},
-        },
+        "metadata": {"name": SECRET, "namespace": NAMESPACE},
         "type": "Opaque",
         "data": {"serviceKey": base64.b64encode(json.dumps(key).encode()).decode()},
     }
@@ -112,7 +107,12 @@ def operator(kube: Kube, log: Path) -> Iterator[subprocess.Popen[bytes]]:
          "--log-format", "plain"],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        env=kube.env(BULKTERM_STALLED_RETRY_SECONDS="0.5", BULKTERM_ALLOW_PLAIN_HTTP="true"),
+        # The runs' Leases beside the CRs: as admin, the operator has no namespace of its own.
+        env=kube.env(
+            BULKTERM_STALLED_RETRY_SECONDS="0.5",
+            BULKTERM_ALLOW_PLAIN_HTTP="true",
+            BULKTERM_LEASE_NAMESPACE=NAMESPACE,
+        ),
         cwd=ROOT,
     )  # fmt: skip
     try:
@@ -172,8 +172,10 @@ def capture(out: Path, workdir: Path) -> list[Path]:
     ) as sim:  # fmt: skip
         kube = Kube(plane, workdir / "kube")
         try:
+            trusted_from = kube.install_secret_use_policy()
             kube.install_crd(crd)
             kube.create_namespace(NAMESPACE)
+            time.sleep(max(0.0, trusted_from - time.monotonic()))
             shot = Capture(kube, out)
             wait = kube.wait_for
 

@@ -8,6 +8,12 @@
 #      pip, made with debootstrap from the Debian mirror and imported into the project's
 #      image store (hack/image/buildah.sh) the first time only (about 1 minute); later runs
 #      reuse it. BASE_REVISION names it: bump it when the recipe below changes.
+#      Its packages are pinned: hack/image/base-packages.<arch>.lock names every one at its
+#      exact version, and a base whose packages differ in any way (the mirror moved on to a
+#      newer point release, say) is refused before it is used, naming each package, the
+#      version wanted and the version found (hack/image/base-packages.sh verify).
+#      `build.sh --refresh-base-lock` makes a fresh rootfs, rewrites that lock from it and
+#      stops: review the diff and commit it (docs/dependencies.md, "Supply chain").
 #   3. The locked files of requirements/runtime.lock and requirements/build.lock, fetched by
 #      the host's pip from PyPI into hack/image/wheelhouse (gitignored, removed afterwards)
 #      with their hashes checked: binary wheels only, for CPython 3.11 on glibc 2.36 (the
@@ -15,6 +21,9 @@
 #   4. `buildah bud` of ./Dockerfile with PYTHON_IMAGE=<local base>,
 #      WHEELHOUSE=hack/image/wheelhouse and --pull=never, in a network namespace with no
 #      interface but a loopback: the build itself can send no traffic at all.
+#   5. The image's SBOM (CycloneDX JSON, written inside it by the Dockerfile's final stage:
+#      /usr/share/doc/bulk-termination-operator/sbom.cdx.json) copied next to the build
+#      output: build/image/bulk-termination-operator-<version>.cdx.json (path on stderr).
 #
 # Traffic: apt's sources (step 1, only when a tool is missing), the Debian mirror (step 2,
 # first time only: BULKTERM_DEBIAN_MIRROR, default debootstrap's own) and the host pip's index
@@ -25,7 +34,8 @@ BASE_SUITE=bookworm
 BASE_PYTHON=3.11    # bookworm's python3
 BASE_GLIBC=2_36     # bookworm's libc6
 BASE_PACKAGES=python3,python3-pip,passwd,ca-certificates
-BASE_REVISION=2
+BASE_REVISION=3
+SBOM_IN_IMAGE=/usr/share/doc/bulk-termination-operator/sbom.cdx.json
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -36,6 +46,14 @@ py="${PYTHON:-python3}"
 arch="$(uname -m)"
 bh() { "$here/buildah.sh" "$@"; }
 log() { echo "image: $*" >&2; }
+die() { echo "image: $*" >&2; exit 1; }
+
+refresh=""
+case "${1:-}" in
+  "") ;;
+  --refresh-base-lock) refresh=1 ;;
+  *) echo "usage: hack/image/build.sh [--refresh-base-lock]" >&2; exit 2 ;;
+esac
 
 if [[ "$(id -u)" != 0 ]]; then
   echo "hack/image/build.sh needs root: debootstrap and buildah's chroot isolation (rootless buildah needs subuid/subgid set up, not done here)" >&2
@@ -61,15 +79,41 @@ wheelhouse="$root/hack/image/wheelhouse"
 cleanup() { rm -rf "$work" "$wheelhouse"; }
 trap cleanup EXIT
 
-# 2. Local base image.
-key="$(printf '%s\n' "$BASE_SUITE" "$BASE_PACKAGES" "$BASE_REVISION" "$arch" | sha256sum | cut -c1-12)"
+# 2. Local base image, its packages pinned by the lock of this architecture.
+debarch="$(dpkg --print-architecture)"
+base_lock="$here/base-packages.$debarch.lock"
+rootfs="$work/rootfs"
+bootstrap() {
+  debootstrap --arch="$debarch" --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" \
+    "$rootfs" "${mirror[@]}" >&2
+}
+if [[ -n "$refresh" ]]; then
+  log "refreshing ${base_lock#"$root/"}: debootstrap of $BASE_SUITE with $BASE_PACKAGES ($debarch)"
+  bootstrap
+  old="$(grep -sv '^#' "$base_lock" || true)"
+  "$here/base-packages.sh" write "$rootfs" "$base_lock" "$BASE_SUITE" "$BASE_PACKAGES"
+  changes="$(diff <(echo "$old") <(grep -v '^#' "$base_lock") | sed -n 's/^</  -/p; s/^>/  +/p' || true)"
+  log "wrote ${base_lock#"$root/"}: $(grep -cv '^#' "$base_lock") packages; ${changes:+changes (- old, + new):}${changes:-no change}"
+  [[ -z "$changes" ]] || echo "$changes" >&2
+  exit 0
+fi
+[[ -f "$base_lock" ]] \
+  || die "no package lock for $debarch (${base_lock#"$root/"}): run \`hack/image/build.sh --refresh-base-lock\`, review and commit it"
+for field in "suite:$BASE_SUITE" "include:$BASE_PACKAGES"; do
+  [[ "$(sed -n "s/^# ${field%%:*}: //p" "$base_lock")" == "${field#*:}" ]] \
+    || die "${base_lock#"$root/"} was made for another ${field%%:*} than build.sh's ${field#*:}: run \`hack/image/build.sh --refresh-base-lock\`, review and commit it"
+done
+key="$(printf '%s\n' "$BASE_SUITE" "$BASE_PACKAGES" "$BASE_REVISION" "$arch" "$(sha256sum < "$base_lock")" | sha256sum | cut -c1-12)"
 base="localhost/bulk-termination-operator-base:$BASE_SUITE-$key"
 if bh inspect --type image "$base" >/dev/null 2>&1; then
-  log "base $base (cached)"
+  log "base $base (cached; its packages were checked against ${base_lock#"$root/"} when it was made)"
 else
   log "making base $base with debootstrap (first time only: about a minute)"
-  rootfs="$work/rootfs"
-  debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$rootfs" "${mirror[@]}" >&2
+  bootstrap
+  # Before anything uses or caches it: exactly the locked packages, or no base at all.
+  "$here/base-packages.sh" verify "$rootfs" "$base_lock" 2>&1 | sed 's/^/image: /' >&2 \
+    && log "base packages: exactly the $(grep -cv '^#' "$base_lock") of ${base_lock#"$root/"}" \
+    || die "refusing this base. If the new versions are wanted (a Debian point release), run \`hack/image/build.sh --refresh-base-lock\`, review the diff of ${base_lock#"$root/"} and commit it; docs/dependencies.md, \"Supply chain\""
   # Like the python:*-slim images: pip may install system-wide (no PEP 668 marker), no apt
   # lists or caches, docs or locales; no host files that debootstrap copied in, and no device
   # nodes (an image's /dev is empty: the runtime provides it).
@@ -118,4 +162,14 @@ unshare --net "$here/buildah.sh" bud --pull=never --force-rm --layers=false \
   --build-arg PYTHON_IMAGE="$base" --build-arg WHEELHOUSE=hack/image/wheelhouse \
   --tag "$image" --file "$root/Dockerfile" "$root" >&2
 bh rmi --prune >/dev/null 2>&1 || true    # the previous build's image, now untagged
+
+# 5. The SBOM the final stage wrote into the image, next to the build output too.
+sbom="$root/build/image/bulk-termination-operator-$version.cdx.json"
+mkdir -p "$(dirname "$sbom")"
+ctr="$(bh from --pull=never "$image")"
+mnt="$(bh mount "$ctr")"
+cp "$mnt$SBOM_IN_IMAGE" "$sbom.tmp" && mv "$sbom.tmp" "$sbom" \
+  || { bh rm "$ctr" >/dev/null; die "the image has no SBOM at $SBOM_IN_IMAGE"; }
+bh rm "$ctr" >/dev/null
+log "SBOM: $SBOM_IN_IMAGE in the image, and ${sbom#"$root/"}"
 echo "$image"

@@ -1,7 +1,8 @@
 """Prometheus metrics of the operator (and of ``bulkterm apply`` when asked to expose them).
 
 One registry for the process; the operator serves it on ``--metrics-address`` and
-``--metrics-port``. Label values are bounded (endpoints and outcomes are fixed vocabularies,
+``--metrics-port``, over HTTPS to callers the Kubernetes API authenticates and authorizes
+(``bulkterm.k8s.metrics_server``; this module knows no Kubernetes). Label values are bounded (endpoints and outcomes are fixed vocabularies,
 never ids), so cardinality stays flat however many targets a run has.
 """
 
@@ -123,19 +124,28 @@ KUBE_REACHABLE = Gauge(
     registry=REGISTRY,
 )
 KUBE_REACHABLE.set(1)
+ADMISSION_VERIFIED = Gauge(
+    "bulkterm_secret_use_verified",
+    "1 while the admission policy that checks who may use a Secret is in place as the "
+    "operator expects, 0 when runs stall with SecretUseUnverified (or fall back to name "
+    "grants).",
+    registry=REGISTRY,
+)
 
 
-#: Where ``/metrics`` is served, once :func:`serve` has started it.
+#: Where ``/metrics`` is served, once it is: set by :func:`serve`, and by ``bulkterm operator``
+#: when it starts its HTTPS endpoint (``bulkterm.k8s.command.start_listening``).
 serving: tuple[str, int] | None = None
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
-    """Expose ``/metrics`` on ``addr:port`` in a background thread (no-op when ``port`` is 0).
+    """Expose ``/metrics`` on ``addr:port`` in plain HTTP, with no authentication, in a
+    background thread (no-op when ``port`` is 0).
 
     One endpoint per process, as there is one registry: the first call starts it, later calls
-    do nothing. ``bulkterm operator`` starts it with ``--metrics-address`` before kopf runs, so
-    that a port in use or an address not on this host is a one-line error, not a traceback.
-    Raises ``OSError`` when it cannot listen.
+    do nothing. ``bulkterm operator`` starts its own endpoint (HTTPS, callers reviewed, unless
+    ``--metrics-secure=false``) before kopf runs and sets :data:`serving`, so the operator's
+    call of this later does nothing. Raises ``OSError`` when it cannot listen.
     """
     global serving
     if port and serving is None:

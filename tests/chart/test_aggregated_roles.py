@@ -21,6 +21,7 @@ pytestmark = pytest.mark.helm
 CLUSTERROLES = "rbac.authorization.k8s.io/v1/clusterroles"
 EDITOR = "erin-the-editor"
 VIEWER = "victor-the-viewer"
+ADMIN = "ada-the-admin"
 
 
 def aggregate(kube: Kube) -> None:
@@ -54,13 +55,19 @@ def bind(kube: Kube, namespace: str, user: str, cluster_role: str) -> None:
     })  # fmt: skip
 
 
-def allowed(kube: Kube, user: str, verb: str, namespace: str) -> bool:
+def allowed(
+    kube: Kube,
+    user: str,
+    verb: str,
+    namespace: str,
+    group: str = "aiapi.bulkops.dev",
+    resource: str = "bulkterminations",
+) -> bool:
     review = kube.create({
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
         "spec": {"user": user, "resourceAttributes": {
-            "group": "aiapi.bulkops.dev", "resource": "bulkterminations",
-            "verb": verb, "namespace": namespace,
+            "group": group, "resource": resource, "verb": verb, "namespace": namespace,
         }},
     })  # fmt: skip
     return bool(review["status"]["allowed"])
@@ -85,6 +92,7 @@ def users(
     aggregate(kube)
     bind(kube, namespace, EDITOR, "edit")
     bind(kube, namespace, VIEWER, "view")
+    bind(kube, namespace, ADMIN, "admin")
 
     def as_user(user: str, *args: str, input: str | None = None) -> Any:
         return kube.kubectl("--as", user, "-n", namespace, *args, input=input)
@@ -92,10 +100,27 @@ def users(
     yield as_user
 
 
-def test_a_user_bound_to_edit_can_create_and_delete_bulkterminations(
+def test_a_user_bound_to_edit_spends_a_key_only_once_a_namespace_admin_grants_its_use(
     kube: Kube, namespace: str, users: Callable[..., Any]
 ) -> None:
     assert allowed(kube, EDITOR, "create", namespace)
+    assert not allowed(kube, EDITOR, "use", namespace, "", "secrets")
+    refused = users(EDITOR, "apply", "-f", "-", input=bulk_termination("by-editor"))
+    assert refused.returncode != 0
+    assert f"user {EDITOR} may not use Secret {namespace}/aicore-service-key" in refused.stderr
+
+    # `admin` holds `use` (aggregated), so a namespace admin may hand it on with a Role.
+    assert allowed(kube, ADMIN, "use", namespace, "", "secrets")
+    role = (
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: use-aicore-key}\n"
+        'rules: [{apiGroups: [""], resources: [secrets], resourceNames: [aicore-service-key], '
+        "verbs: [use]}]\n"
+    )
+    granted = users(ADMIN, "apply", "-f", "-", input=role)
+    assert granted.returncode == 0, granted.stderr
+    bound = users(ADMIN, "create", "rolebinding", "erin-uses-aicore-key",
+                  "--role=use-aicore-key", f"--user={EDITOR}")  # fmt: skip
+    assert bound.returncode == 0, bound.stderr
     created = users(EDITOR, "apply", "-f", "-", input=bulk_termination("by-editor"))
     assert created.returncode == 0, created.stderr
     deleted = users(EDITOR, "delete", "bt", "by-editor", "--wait=false")

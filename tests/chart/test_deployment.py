@@ -105,7 +105,8 @@ def test_pod_id_env_for_kopf_identity(rendered: Rendering) -> None:
 
 def test_extra_env_is_appended(helm: Helm) -> None:
     names = [e["name"] for e in helm.render("everything").container["env"]]
-    assert names == ["POD_ID", "BULKTERM_METRICS_ADDRESS", "HTTPS_PROXY", "NODE"]
+    assert names[-2:] == ["HTTPS_PROXY", "NODE"]
+    assert names[:3] == ["POD_ID", "POD_NAMESPACE", "BULKTERM_METRICS_ADDRESS"]
 
 
 # --- replicas, strategy and peering -----------------------------------------------------
@@ -302,7 +303,15 @@ def test_service_monitor(helm: Helm) -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     assert sm["spec"]["endpoints"] == [
-        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+        {
+            "port": "metrics",
+            "path": "/metrics",
+            "interval": "15s",
+            "scrapeTimeout": "10s",
+            "scheme": "https",
+            "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "tlsConfig": {"insecureSkipVerify": True},
+        }
     ]
 
 

@@ -65,12 +65,16 @@ def test_rendered_objects_are_namespaced_to_the_release(rendered: Rendering) -> 
         "ClusterRoleBinding",
         "ClusterKopfPeering",
         "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     watched = VARIANTS_WATCHED.get(rendered.path.stem.removeprefix("rendered-"), set())
     for doc in rendered.docs:
         ns = doc["metadata"].get("namespace")
         if doc["kind"] in cluster_scoped:
             assert ns is None, doc["kind"]
+        elif doc["kind"] in {"Role", "RoleBinding"} and doc["metadata"]["name"].endswith("-leases"):
+            assert ns == NAMESPACE, (doc["kind"], ns)  # the runs' Leases: the release's own
         elif doc["kind"] in {"Role", "RoleBinding", "KopfPeering"}:
             assert ns in watched, (doc["kind"], ns)
         else:
@@ -232,9 +236,10 @@ def test_notes_explain_secret_cr_and_wait(helm: Helm) -> None:
         "--from-file=serviceKey=key.json -n ml-team"
     ) in notes
     assert (
-        "kubectl annotate secret aicore-service-key "
-        "aiapi.bulkops.dev/allowed-bulkterminations=cleanup -n ml-team"
+        'rules: [{apiGroups: [""], resources: [secrets], resourceNames: [aicore-service-key], '
+        "verbs: [use]}]"
     ) in notes
+    assert "allowed-bulkterminations" not in notes  # name grants are off by default
     assert "kubectl wait --for=condition=Complete bt/cleanup -n ml-team" in notes
     # The BulkTermination shown in the notes must be a valid object for the CRD.
     example = notes.split("cat <<EOF | kubectl apply -n ml-team -f -", 1)[1].split("  EOF", 1)[0]

@@ -1,6 +1,8 @@
-"""The Grafana dashboard and the PrometheusRule as the chart renders them.
+"""The monitoring objects as the chart renders them: the ServiceMonitor and the RBAC of the
+HTTPS metrics endpoint, the Grafana dashboard and the PrometheusRule.
 
-That every metric they read is served by a running operator is checked in
+That every metric the dashboard and the rules read is served by a running operator, to a
+scraper bound to the chart's metrics-reader ClusterRole and to nobody else, is checked in
 tests/e2e/test_monitoring.py; here: what they are made of, and the scanner that finds the
 metric names.
 """
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from .conftest import Helm
+from .conftest import NAMESPACE, Helm, Rendering
 from .promql import DASHBOARD, dashboard, dashboard_exprs, metric_names, rendered_rules
 
 pytestmark = pytest.mark.helm
@@ -112,3 +115,146 @@ def test_dashboard_and_alerts_read_the_operators_core_metrics(helm_bin: Path) ->
         "bulkterm_kube_reachable",
         "up",
     } <= used
+
+
+# --- the HTTPS metrics endpoint: ServiceMonitor, RBAC, Deployment ----------------------------
+
+TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def render(helm: Helm, name: str, metrics: dict[str, Any]) -> Rendering:
+    values = {"metrics": {"serviceMonitor": {"enabled": True}, **metrics}}
+    proc = helm.template_with(name, values)
+    assert proc.returncode == 0, proc.stderr
+    return Rendering(proc.stdout, Path(), [d for d in yaml.safe_load_all(proc.stdout) if d])
+
+
+def endpoint(rendering: Rendering) -> dict[str, Any]:
+    (only,) = rendering.one("ServiceMonitor")["spec"]["endpoints"]
+    return only  # type: ignore[no-any-return]
+
+
+def env_of(rendering: Rendering) -> dict[str, Any]:
+    return {e["name"]: e for e in rendering.container.get("env", [])}
+
+
+def test_the_service_monitor_scrapes_https_with_prometheus_own_token(helm: Helm) -> None:
+    scrape = endpoint(render(helm, "sm-default", {}))
+    assert scrape["scheme"] == "https"
+    assert scrape["bearerTokenFile"] == TOKEN_FILE
+    assert "authorization" not in scrape
+
+
+def test_the_service_monitor_skips_verifying_only_a_self_signed_certificate(helm: Helm) -> None:
+    assert endpoint(render(helm, "sm-self-signed", {}))["tlsConfig"] == {"insecureSkipVerify": True}
+    scrape = endpoint(render(helm, "sm-cert", {"certificate": {"secretName": "metrics-tls"}}))
+    assert scrape["tlsConfig"] == {
+        "ca": {"secret": {"name": "metrics-tls", "key": "ca.crt"}},
+        "serverName": f"bt-bulk-termination-operator-metrics.{NAMESPACE}.svc",
+    }
+
+
+def test_a_token_secret_is_sent_as_bearer_authorization(helm: Helm) -> None:
+    scrape = endpoint(render(helm, "sm-token", {"serviceMonitor": {
+        "enabled": True, "tokenSecret": {"name": "prometheus-token"},
+    }}))  # fmt: skip
+    assert scrape["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "prometheus-token", "key": "token"},
+    }
+    assert "bearerTokenFile" not in scrape and scrape["scheme"] == "https"
+
+
+def test_the_plain_http_opt_out_scrapes_http_without_credentials(helm: Helm) -> None:
+    rendering = render(helm, "sm-plain", {"secure": False})
+    scrape = endpoint(rendering)
+    assert scrape["scheme"] == "http"
+    assert not {"bearerTokenFile", "authorization", "tlsConfig"} & scrape.keys()
+    assert env_of(rendering)["BULKTERM_METRICS_SECURE"]["value"] == "false"
+    assert not [r for r in rendering.of_kind("ClusterRole") if "-metrics-" in r["metadata"]["name"]]
+
+
+def test_secure_metrics_need_no_flag_and_no_certificate_mount_by_default(helm: Helm) -> None:
+    rendering = helm.render("default")
+    assert not {"BULKTERM_METRICS_SECURE", "BULKTERM_METRICS_CERT_DIR"} & env_of(rendering).keys()
+    assert [v["name"] for v in rendering.deployment["spec"]["template"]["spec"]["volumes"]] == [
+        "tmp"
+    ]
+
+
+def test_a_certificate_secret_is_mounted_as_the_cert_dir(helm: Helm) -> None:
+    rendering = render(helm, "cert-mount", {"certificate": {"secretName": "metrics-tls"}})
+    folder = env_of(rendering)["BULKTERM_METRICS_CERT_DIR"]["value"]
+    (mount,) = [m for m in rendering.container["volumeMounts"] if m["mountPath"] == folder]
+    assert mount["readOnly"] is True and "subPath" not in mount  # a renewal reaches the pod
+    (volume,) = [
+        v
+        for v in rendering.deployment["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == mount["name"]
+    ]
+    assert volume["secret"]["secretName"] == "metrics-tls"
+    assert {i["key"] for i in volume["secret"]["items"]} == {"tls.crt", "tls.key"}
+
+
+def rules_of(rendering: Rendering, name: str) -> list[dict[str, Any]]:
+    return rendering.one("ClusterRole", name)["rules"]  # type: ignore[no-any-return]
+
+
+def test_the_operator_may_review_tokens_and_access_cluster_wide_even_when_namespaced(
+    helm: Helm,
+) -> None:
+    rendering = helm.render("namespaced")
+    role = "bt-bulk-termination-operator-metrics-auth"
+    assert rules_of(rendering, role) == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+         "verbs": ["create"]},
+    ]  # fmt: skip
+    (binding,) = [
+        b for b in rendering.of_kind("ClusterRoleBinding") if b["roleRef"]["name"] == role
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "bt-bulk-termination-operator", "namespace": NAMESPACE}
+    ]
+
+
+def test_the_metrics_reader_role_grants_get_on_metrics_only(helm: Helm) -> None:
+    rendering = helm.render("default")
+    assert rules_of(rendering, "bt-bulk-termination-operator-metrics-reader") == [
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
+    ]
+    # Bound by the chart only to the readers it is given.
+    bindings = {b["metadata"]["name"] for b in rendering.of_kind("ClusterRoleBinding")}
+    assert "bt-bulk-termination-operator-metrics-reader" not in bindings
+
+
+def test_listed_readers_are_bound_to_the_metrics_reader_role(helm: Helm) -> None:
+    readers = [
+        {"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"},
+        {"kind": "Group", "name": "sre"},
+    ]
+    rendering = render(helm, "readers", {"readers": readers})
+    binding = rendering.one("ClusterRoleBinding", "bt-bulk-termination-operator-metrics-reader")
+    assert binding["roleRef"]["name"] == "bt-bulk-termination-operator-metrics-reader"
+    assert binding["subjects"] == [
+        readers[0],
+        {"kind": "Group", "name": "sre", "apiGroup": "rbac.authorization.k8s.io"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "key"),
+    [
+        pytest.param({"secure": "yes"}, "secure", id="secure-not-boolean"),
+        pytest.param({"readers": [{"kind": "ServiceAccount", "name": "p"}]}, "namespace",
+                     id="reader-sa-without-namespace"),
+        pytest.param({"readers": [{"kind": "Robot", "name": "p"}]}, "kind", id="reader-kind"),
+        pytest.param({"certificate": {"secretName": "Bad_Name"}}, "secretName", id="cert-name"),
+        pytest.param({"certificate": {"secret": "x"}}, "secret", id="cert-typo"),
+    ],
+)  # fmt: skip
+def test_bad_metrics_values_fail_naming_the_key(
+    helm: Helm, metrics: dict[str, Any], key: str
+) -> None:
+    proc = helm.template_with("bad-metrics", {"metrics": metrics})
+    assert proc.returncode != 0 and key in proc.stderr, proc.stderr

@@ -31,8 +31,13 @@ def is_aggregated(role: dict[str, Any]) -> bool:
     return any(key.startswith(AGGREGATE_LABEL) for key in labels)
 
 
+def is_for_scrapers(role: dict[str, Any]) -> bool:
+    """The ClusterRole <fullname>-metrics-reader: for Prometheus to be bound to, not the operator."""
+    return str(role["metadata"]["name"]).endswith("-metrics-reader")
+
+
 def operator_docs(rendering: Rendering) -> list[dict[str, Any]]:
-    return [d for d in rendering.docs if not is_aggregated(d)]
+    return [d for d in rendering.docs if not is_aggregated(d) and not is_for_scrapers(d)]
 
 
 def grants(rendering: Rendering) -> set[Grant]:
@@ -47,8 +52,12 @@ def grants(rendering: Rendering) -> set[Grant]:
     return out
 
 
-#: The run's Lease: read, taken, renewed, released (bulkterm.k8s.leases).
-LEASE_VERBS = ("get", "create", "update", "delete")
+#: The run's Lease: read, taken, renewed, released, and listed by the sweep of those left
+#: behind (bulkterm.k8s.leases); in the release namespace only, whatever else is watched.
+LEASE_VERBS = ("get", "list", "create", "update", "delete")
+LEASE_GRANTS: set[Grant] = {
+    (NAMESPACE, "coordination.k8s.io", "leases", verb, ()) for verb in LEASE_VERBS
+}
 
 
 def controller_grants(
@@ -61,7 +70,6 @@ def controller_grants(
         (where, GROUP, "bulkterminations/status", "patch", ()),
         (where, "", "secrets", "get", secret_names),
         (where, "", "events", "create", ()),
-        *{(where, "coordination.k8s.io", "leases", verb, ()) for verb in LEASE_VERBS},
     }
     if ttl:
         expected.add((where, GROUP, "bulkterminations", "delete", ()))
@@ -110,9 +118,29 @@ EXPECTED: dict[str, set[Grant]] = {
 }
 
 
+#: Reviews of a metrics scraper's token and its right to GET /metrics (metrics.secure).
+METRICS_AUTH: set[Grant] = {
+    ("cluster", "authentication.k8s.io", "tokenreviews", "create", ()),
+    ("cluster", "authorization.k8s.io", "subjectaccessreviews", "create", ()),
+}
+
+
+def secret_use_read(rendering: Rendering) -> set[Grant]:
+    """The admission policy that vouches for who may use a Secret, and its binding, read by
+    the names the operator is given (cluster-scoped objects, so a ClusterRole)."""
+    env = {e["name"]: e.get("value") for e in rendering.container.get("env", [])}
+    name = (str(env["BULKTERM_ADMISSION_POLICY"]),)
+    group = "admissionregistration.k8s.io"
+    return {
+        ("cluster", group, "validatingadmissionpolicies", "get", name),
+        ("cluster", group, "validatingadmissionpolicybindings", "get", name),
+    }
+
+
 def test_grants_are_exactly_the_expected_ones(rendered: Rendering, variant: str) -> None:
     actual = grants(rendered)
-    expected = EXPECTED[variant]
+    expected = EXPECTED[variant] | LEASE_GRANTS | secret_use_read(rendered)
+    expected |= set() if variant == "no-metrics" else METRICS_AUTH
     assert actual == expected, (
         f"unexpected: {sorted(actual - expected)}\nmissing: {sorted(expected - actual)}"
     )
@@ -128,8 +156,8 @@ def test_no_wildcards(rendered: Rendering) -> None:
 def test_secrets_are_get_only(rendered: Rendering) -> None:
     secret_verbs = {
         verb
-        for _, rule in rbac_rules(rendered.docs, "ClusterRole", "Role")
-        if "secrets" in rule["resources"]
+        for _, rule in rbac_rules(operator_docs(rendered), "ClusterRole", "Role")
+        if "secrets" in rule.get("resources", ())
         for verb in rule["verbs"]
     }
     assert secret_verbs == {"get"}
@@ -145,14 +173,57 @@ def test_delete_on_bulkterminations_only_with_ttl(helm: Helm, variant_name: str)
 
 
 @pytest.mark.parametrize("variant_name", ["namespaced", "peering-namespaced", "everything"])
-def test_namespaced_install_grants_nothing_cluster_wide(helm: Helm, variant_name: str) -> None:
+def test_namespaced_install_grants_nothing_cluster_wide_but_the_metrics_reviews(
+    helm: Helm, variant_name: str
+) -> None:
     rendering = helm.render(variant_name)
-    assert {g for g in grants(rendering) if g[0] == "cluster"} == set()
-    assert [r for r in rendering.of_kind("ClusterRole") if not is_aggregated(r)] == []
-    assert rendering.of_kind("ClusterRoleBinding") == []
-    assert {r["metadata"]["namespace"] for r in rendering.of_kind("Role")} == set(
-        VARIANTS[variant_name]["watchNamespaces"]
+    assert {g for g in grants(rendering) if g[0] == "cluster"} == METRICS_AUTH | secret_use_read(
+        rendering
     )
+    assert {r["metadata"]["namespace"] for r in rendering.of_kind("Role")} == {
+        *VARIANTS[variant_name]["watchNamespaces"],
+        NAMESPACE,  # the runs' Leases
+    }
+
+
+def _lease_rules(rendering: Rendering, kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        (role, rule)
+        for role, rule in rbac_rules(rendering.docs, kind)
+        if {"leases", "*"} & set(rule.get("resources", ()))
+    ]
+
+
+@pytest.mark.parametrize("variant_name", ["default", "namespaced", "peering", "everything"])
+def test_no_cluster_role_grants_leases(helm: Helm, variant_name: str) -> None:
+    """Not even with all namespaces watched: a Lease grant there would let the operator write
+    every Lease of the cluster (kube-system's leader elections among them)."""
+    assert _lease_rules(helm.render(variant_name), "ClusterRole") == []
+
+
+@pytest.mark.parametrize("variant_name", ["default", "namespaced", "peering", "everything"])
+def test_leases_are_granted_by_exactly_one_role_in_the_release_namespace(
+    helm: Helm, variant_name: str
+) -> None:
+    rendering = helm.render(variant_name)
+    ((role, rule),) = _lease_rules(rendering, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["metadata"]["name"] == f"{rendering.deployment['metadata']['name']}-leases"
+    assert (rule["apiGroups"], sorted(rule["verbs"])) == (
+        ["coordination.k8s.io"],
+        sorted(LEASE_VERBS),
+    )
+    (binding,) = [
+        b
+        for b in rendering.of_kind("RoleBinding")
+        if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == NAMESPACE
+
+
+def test_the_pod_is_told_its_namespace_for_the_leases(rendered: Rendering) -> None:
+    (env,) = [e for e in rendered.container["env"] if e["name"] == "POD_NAMESPACE"]
+    assert env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def _subjects_ok(binding: dict[str, Any], sa: str) -> bool:
@@ -165,7 +236,7 @@ def test_every_role_is_bound_to_the_operator_service_account(rendered: Rendering
     roles = {
         (r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
         for r in rendered.of_kind("ClusterRole") + rendered.of_kind("Role")
-        if not is_aggregated(r)
+        if not is_aggregated(r) and not is_for_scrapers(r)
     }
     bound = set()
     for binding in rendered.of_kind("ClusterRoleBinding") + rendered.of_kind("RoleBinding"):

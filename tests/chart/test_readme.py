@@ -122,9 +122,10 @@ def test_readme_creates_the_namespaces_it_uses() -> None:
     assert "--create-namespace" in command("helm install")
 
 
-def test_readme_names_the_secret_grant_annotation() -> None:
-    annotate = " ".join(command("kubectl annotate secret"))
-    assert "aiapi.bulkops.dev/allowed-bulkterminations=" in annotate
+def test_readme_grants_the_use_of_the_secret_with_the_shipped_example() -> None:
+    """tests/e2e/test_secret_grant.py applies that example on a real API server."""
+    assert command("kubectl apply -f examples/secret-use.yaml")
+    assert (ROOT / "examples" / "secret-use.yaml").is_file()
 
 
 def test_readme_upgrade_from_crds_folder_steps_match_the_tested_ones() -> None:

@@ -196,7 +196,8 @@ def test_metrics_are_served_on_the_metrics_address_and_nowhere_else(kubeconfig: 
     process = subprocess.Popen(
         [
             *BULKTERM, "operator", "--metrics-address", "127.0.0.1", "--metrics-port",
-            str(metrics), "--liveness-endpoint", f"http://127.0.0.1:{health}/healthz",
+            str(metrics), "--metrics-secure=false",
+            "--liveness-endpoint", f"http://127.0.0.1:{health}/healthz",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
+from bulkterm.k8s.secret_use import GRANT_ANNOTATION
 from bulkterm.simulator import SimulatorThread, Timings
 from tests.kube import Kube, condition, free_port
 from tests.plugins.helm import Release
@@ -43,9 +43,13 @@ class OperatorProcess:
         kubeconfig: Path | None = None,
         env: dict[str, str] | None = None,
         namespaced: bool = True,
+        lease_namespace: str | None = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
+        #: Where its runs' Leases live: the release's namespace, as in its pod (default: the
+        #: watched namespace, where the tests install the chart).
+        self.lease_namespace = lease_namespace or namespace
         self.log_dir = log_dir
         self.extra = extra
         self.kubeconfig = kubeconfig
@@ -62,6 +66,7 @@ class OperatorProcess:
         self.log_path = self.log_dir / f"operator-{self.namespace}-{self.starts}.log"
         env = self.kube.env(self.kubeconfig, **self.env)
         env.pop("BULKTERM_NAMESPACES", None)
+        env.setdefault("BULKTERM_LEASE_NAMESPACE", self.lease_namespace)
         # The simulators' keys are plain HTTP on loopback: allowed, as the option says.
         env.setdefault("BULKTERM_ALLOW_PLAIN_HTTP", "true")
         scope = ["--namespace", self.namespace] if self.namespaced else ["--all-namespaces"]
@@ -163,7 +168,13 @@ def make_operator(
     ) -> OperatorProcess:
         release = install_chart(namespace, {"watchNamespaces": [namespace], **(values or {})})
         op = OperatorProcess(
-            kube, namespace, tmp_path, *extra, kubeconfig=release.kubeconfig(), env=env
+            kube,
+            namespace,
+            tmp_path,
+            *extra,
+            kubeconfig=release.kubeconfig(),
+            env=env,
+            lease_namespace=release.namespace,
         )
         made.append(op)
         return op
@@ -183,11 +194,12 @@ def secret(
     key: dict[str, Any],
     name: str = "aicore-service-key",
     *,
-    grant: str | None = "*",
+    grant: str | None = None,
 ) -> dict[str, Any]:
-    """The service-key Secret, granted to the namespace's BulkTerminations by ``grant`` (the
-    value of the annotation ``aiapi.bulkops.dev/allowed-bulkterminations``; None: no grant,
-    so the operator refuses to use it)."""
+    """The service-key Secret; ``grant`` names BulkTerminations in its annotation
+    ``aiapi.bulkops.dev/allowed-bulkterminations`` (None: none), which counts only for an
+    operator that allows name grants. Otherwise the admission policy the ``kube`` fixture
+    installs vouches for every BulkTermination a test creates as admin."""
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if grant is not None:
         metadata["annotations"] = {GRANT_ANNOTATION: grant}

@@ -1,7 +1,8 @@
 """Two operators without peering (a misconfiguration: ``replicaCount: 2`` with peering off, two
-releases watching one namespace) never both send: each run holds a Lease of its own.
+releases in one namespace watching the same one) never both send: each run holds a Lease of its
+own, in the operator's namespace (the release's), named for the CR's namespace and name.
 
-Both operators run as the chart's ServiceAccount against the real API server, with no
+The operators run as the chart's ServiceAccount against the real API server, with no
 ``--peering``; the simulator counts every write.
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status
+from bulkterm.k8s.leases import lease_name
 from bulkterm.simulator import SimulatorThread
 from tests.e2e.conftest import (
     OperatorProcess,
@@ -24,6 +27,8 @@ from tests.e2e.conftest import (
     timings,
 )
 from tests.kube import Kube
+from tests.plugins.helm import Release
+from tests.plugins.kube import namespace_for
 
 BT = "bulkterminations"
 D = Kind.DEPLOYMENT
@@ -36,13 +41,19 @@ def pair(
     """Two operators of the same release watching one namespace, neither with peering."""
     first = make_operator()
     (tmp_path / "second").mkdir()
-    second = OperatorProcess(kube, namespace, tmp_path / "second", kubeconfig=first.kubeconfig)
+    second = OperatorProcess(
+        kube,
+        namespace,
+        tmp_path / "second",
+        kubeconfig=first.kubeconfig,
+        lease_namespace=first.lease_namespace,
+    )
     yield first, second
     second.stop()
 
 
-def _lease_holder(kube: Kube, namespace: str, name: str) -> str | None:
-    lease = kube.get("leases", f"bulktermination.{name}", namespace=namespace)
+def _lease_holder(kube: Kube, op: OperatorProcess, name: str) -> str | None:
+    lease = kube.get("leases", lease_name(op.namespace, name), namespace=op.lease_namespace)
     holder: str | None = lease["spec"].get("holderIdentity")
     return holder
 
@@ -81,7 +92,7 @@ def test_the_other_operator_takes_over_when_the_holder_is_killed(
     first, second = pair
     first.start()
     start_deployment_run(kube, namespace, sim, "handover", 10, stopping=20.0)
-    holder = _lease_holder(kube, namespace, "handover")
+    holder = _lease_holder(kube, first, "handover")
     assert holder is not None
     second.start()
     time.sleep(2.0)
@@ -89,7 +100,7 @@ def test_the_other_operator_takes_over_when_the_holder_is_killed(
     killed_at = time.monotonic()
     deadline = killed_at + 30
     while time.monotonic() < deadline:
-        now_holder = _lease_holder(kube, namespace, "handover")
+        now_holder = _lease_holder(kube, second, "handover")
         if now_holder not in (None, holder):
             break
         time.sleep(0.2)
@@ -102,3 +113,76 @@ def test_the_other_operator_takes_over_when_the_holder_is_killed(
     assert obj["status"]["succeeded"] == 10
     assert sim.counters["PATCH /lm/deployments"] == 1  # the one bulk STOP: nothing re-sent
     assert "took over from" in second.log()
+
+
+def _new_namespace(kube: Kube, name: str) -> Iterator[str]:
+    kube.create_namespace(name)
+    yield name
+    kube.purge(BT, name)
+    kube.delete("namespaces", name, namespace="")
+
+
+@pytest.fixture
+def release_namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The operator's own namespace, apart from those it watches (as in a cluster)."""
+    yield from _new_namespace(kube, namespace_for(f"operators-{request.node.name}"))
+
+
+@pytest.fixture
+def other_namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from _new_namespace(kube, namespace_for(f"other-{request.node.name}"))
+
+
+def _leases(kube: Kube, namespace: str) -> dict[str, dict[str, Any]]:
+    return {lease["metadata"]["name"]: lease for lease in kube.list("leases", namespace=namespace)}
+
+
+def test_two_crs_of_one_name_in_two_namespaces_run_at_once_under_two_leases(
+    kube: Kube,
+    namespace: str,
+    other_namespace: str,
+    release_namespace: str,
+    sim: SimulatorThread,
+    install_chart: Callable[..., Release],
+    tmp_path: Path,
+) -> None:
+    """The Leases live in the release's namespace (its Role the operator's only Lease grant),
+    one per CR: ``same`` in one namespace does not wait for ``same`` in the other."""
+    watched = (namespace, other_namespace)
+    release = install_chart(release_namespace, {"watchNamespaces": list(watched)})
+    op = OperatorProcess(
+        kube,
+        namespace,
+        tmp_path,
+        "--namespace",
+        other_namespace,
+        kubeconfig=release.kubeconfig(),
+        lease_namespace=release_namespace,
+    )
+    sim.set_timings(timings(stopping=4.0, deletion=1.0))
+    op.start()
+    try:
+        for n, ns in enumerate(watched):
+            ids = [f"dep-{n}{i:02d}" for i in range(5)]
+            for i in ids:
+                sim.add_item(D, i, Status.RUNNING)
+            kube.create(secret(ns, sim.service_key()))
+            kube.create(bulk_termination(ns, "same", *[("Deployment", i, "STOPPED") for i in ids]))
+        expected = {lease_name(ns, "same") for ns in watched}
+        deadline = time.monotonic() + 30
+        while set(_leases(kube, release_namespace)) != expected:
+            assert time.monotonic() < deadline, (_leases(kube, release_namespace), op.log()[-3000:])
+            time.sleep(0.1)
+        held = _leases(kube, release_namespace)
+        assert {lease["spec"]["holderIdentity"] for lease in held.values()} != {None}
+        assert all(_leases(kube, ns) == {} for ns in watched)  # none beside the CRs
+        for ns in watched:
+            obj = kube.wait_for(BT, "same", has_condition("Complete"), namespace=ns, timeout=60)
+            assert obj["status"]["succeeded"] == 5
+        assert "waiting until it finishes" not in op.log()
+        assert "Traceback" not in op.log()
+        assert f"Leases are kept in namespace {release_namespace}" in op.log()
+    finally:
+        op.stop()
+    assert sim.violations == []
+    assert _leases(kube, release_namespace) == {}  # each released as its run ended

@@ -98,6 +98,7 @@ def test_standby_takes_over_within_15_s_of_a_sigkill(
         "100",
         kubeconfig=active.kubeconfig,
         env={**chart_env, "POD_ID": "replica-b"},
+        lease_namespace=active.lease_namespace,
     )
     try:
         standby.start()
@@ -175,7 +176,9 @@ def test_sigterm_records_what_is_in_flight_and_the_next_replica_resumes(
     assert recorded["active"] == 20 and recorded["succeeded"] < 20, recorded
     assert "Traceback" not in old.log(), old.log()[-5000:]
 
-    new = OperatorProcess(kube, namespace, old.log_dir, kubeconfig=old.kubeconfig)
+    new = OperatorProcess(
+        kube, namespace, old.log_dir, kubeconfig=old.kubeconfig, lease_namespace=old.lease_namespace
+    )
     new.starts = old.starts  # its own log file
     try:
         new.start()

@@ -1,16 +1,18 @@
 """``KubeApi`` against a real kube-apiserver: Secrets read as bytes, each way a Secret
-can be unusable named by its own reason (an ungranted one included), status written through
-the subresource."""
+can be unusable named by its own reason (one whose use is not verified included), the
+admission policy read and trusted, status written through the subresource."""
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, KubeApi, SecretProblem
+from bulkterm.k8s.kubeapi import KubeApi
+from bulkterm.k8s.secret_use import GRANT_ANNOTATION, AdmissionNames, Requester, SecretProblem
 from tests.kube import Kube
 
 KEY = {"clientid": "c", "clientsecret": "s3cr3t", "url": "http://127.0.0.1:9"}
@@ -23,7 +25,7 @@ def api(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> KubeApi:
 
 
 def put_secret(
-    kube: Kube, namespace: str, data: dict[str, str], *, grant: str | None = "*"
+    kube: Kube, namespace: str, data: dict[str, str], *, grant: str | None = None
 ) -> None:
     annotations = {} if grant is None else {GRANT_ANNOTATION: grant}
     kube.create(
@@ -39,45 +41,71 @@ def put_secret(
 ENCODED = {"serviceKey": base64.b64encode(json.dumps(KEY).encode()).decode()}
 
 
+def now() -> Requester:
+    """A BulkTermination created now: after the ``kube`` fixture's admission policy."""
+    return Requester("job", datetime.now(UTC))
+
+
 async def test_secret_value_is_decoded_from_base64(
     kube: Kube, namespace: str, api: KubeApi
 ) -> None:
     put_secret(kube, namespace, ENCODED)
-    assert json.loads(await api.read_secret_value(namespace, "aicore", "serviceKey")) == KEY
+    raw = await api.read_secret_value(namespace, "aicore", "serviceKey", requester=now())
+    assert json.loads(raw) == KEY
 
 
-async def test_a_secret_granted_by_name_is_read_for_that_bulktermination_only(
+async def test_the_admission_policy_in_force_is_trusted(api: KubeApi) -> None:
+    trust = await api.admission_trust()
+    assert trust.since is not None, trust.problem
+
+
+async def test_a_bulktermination_older_than_the_policy_gets_no_value(
     kube: Kube, namespace: str, api: KubeApi
 ) -> None:
-    put_secret(kube, namespace, ENCODED, grant="cleanup, retire-*")
-    for name in ("cleanup", "retire-q3"):
-        raw = await api.read_secret_value(namespace, "aicore", "serviceKey", bulktermination=name)
-        assert json.loads(raw) == KEY
+    put_secret(kube, namespace, ENCODED)
+    old = Requester("job", datetime(2020, 1, 1, tzinfo=UTC))
     with pytest.raises(SecretProblem) as err:
-        await api.read_secret_value(namespace, "aicore", "serviceKey", bulktermination="other")
-    assert err.value.reason == "SecretNotGranted"
-    assert f"BulkTermination {namespace}/other" in err.value.message
-
-
-async def test_a_secret_without_the_annotation_is_not_granted_without_its_value(
-    kube: Kube, namespace: str, api: KubeApi
-) -> None:
-    put_secret(kube, namespace, ENCODED, grant=None)
-    with pytest.raises(SecretProblem) as err:
-        await api.read_secret_value(namespace, "aicore", "serviceKey", bulktermination="job")
-    assert err.value.reason == "SecretNotGranted"
+        await api.read_secret_value(namespace, "aicore", "serviceKey", requester=old)
+    assert err.value.reason == "SecretUseUnverified"
     assert f"Secret {namespace}/aicore" in err.value.message
     assert "s3cr3t" not in str(err.value) and "s3cr3t" not in repr(err.value)
 
 
-async def test_the_grant_is_checked_before_the_key_is_looked_up(
+async def test_without_the_policy_use_is_unverified_and_names_grant_only_when_allowed(
+    kube: Kube, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig_path))
+    absent = AdmissionNames("absent-policy", "absent-policy")
+    put_secret(kube, namespace, ENCODED, grant="cleanup, retire-*")
+    strict = KubeApi(admission=absent)
+    with pytest.raises(SecretProblem) as err:
+        await strict.read_secret_value(namespace, "aicore", "serviceKey", requester=now())
+    assert err.value.reason == "SecretUseUnverified"
+    assert "ValidatingAdmissionPolicy absent-policy is not installed" in err.value.message
+    by_name = KubeApi(admission=absent, allow_name_grants=True)
+    for name in ("cleanup", "retire-q3"):
+        requester = Requester(name, datetime.now(UTC))
+        raw = await by_name.read_secret_value(
+            namespace, "aicore", "serviceKey", requester=requester
+        )
+        assert json.loads(raw) == KEY
+    with pytest.raises(SecretProblem) as err:
+        await by_name.read_secret_value(
+            namespace, "aicore", "serviceKey", requester=Requester("other", datetime.now(UTC))
+        )
+    assert err.value.reason == "SecretNotGranted"
+    assert f"BulkTermination {namespace}/other" in err.value.message
+
+
+async def test_the_use_is_checked_before_the_key_is_looked_up(
     kube: Kube, namespace: str, api: KubeApi
 ) -> None:
-    # Whether a key exists is not revealed to a BulkTermination the Secret does not trust.
-    put_secret(kube, namespace, ENCODED, grant="someone-else")
+    # Whether a key exists is not revealed to a BulkTermination whose use is not verified.
+    put_secret(kube, namespace, ENCODED)
+    old = Requester("job", datetime(2020, 1, 1, tzinfo=UTC))
     with pytest.raises(SecretProblem) as err:
-        await api.read_secret_value(namespace, "aicore", "absent", bulktermination="job")
-    assert err.value.reason == "SecretNotGranted"
+        await api.read_secret_value(namespace, "aicore", "absent", requester=old)
+    assert err.value.reason == "SecretUseUnverified"
 
 
 async def test_missing_secret_is_secret_not_found(namespace: str, api: KubeApi) -> None:
@@ -91,7 +119,7 @@ async def test_missing_key_is_secret_key_not_found_without_the_values(
 ) -> None:
     put_secret(kube, namespace, {"other": base64.b64encode(b"s3cr3t").decode()})
     with pytest.raises(SecretProblem) as err:
-        await api.read_secret_value(namespace, "aicore", "serviceKey")
+        await api.read_secret_value(namespace, "aicore", "serviceKey", requester=now())
     assert err.value.reason == "SecretKeyNotFound" and "s3cr3t" not in err.value.message
 
 

@@ -1,6 +1,8 @@
 """Every metric the chart's Grafana dashboard and PrometheusRule read is one a real operator
 serves: ``bulkterm operator`` as the chart's ServiceAccount on the real API server, one
-BulkTermination run to Complete against the simulator, then ``GET /metrics``.
+BulkTermination run to Complete against the simulator, then ``GET /metrics`` as Prometheus
+scrapes it: over HTTPS, with the token of a ServiceAccount the chart binds to its
+metrics-reader ClusterRole (``metrics.readers``), which the operator has the API server review.
 
 A name counts as served when the page has a sample of it, or declares its family (``# TYPE``):
 a labelled counter such as ``bulkterm_kube_stalled_calls_total`` has no sample until its first
@@ -9,18 +11,19 @@ increment, but a query of it is right all the same. ``up`` is Prometheus' own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import SimulatorThread
 from tests.chart.promql import PROMETHEUS_SERIES, dashboard_exprs, metric_names, rendered_rules
-from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret
+from tests.e2e.conftest import bulk_termination, has_condition, secret
+from tests.e2e.scrape import chart_values, operator_for, scrape, scrape_until, service_account_token
 from tests.kube import Kube, free_port
+from tests.plugins.helm import Release
 
 pytestmark = [pytest.mark.e2e, pytest.mark.helm]
 
@@ -46,17 +49,33 @@ def metrics_page(
     kube: Kube,
     namespace: str,
     sim: SimulatorThread,
-    make_operator: Callable[..., OperatorProcess],
-) -> str:
+    install_chart: Callable[..., Release],
+    tmp_path: Path,
+) -> Iterator[str]:
+    prometheus = {"kind": "ServiceAccount", "name": "prometheus", "namespace": namespace}
+    release = install_chart(namespace, chart_values(namespace, readers=[prometheus]))
+    token = service_account_token(kube, namespace, "prometheus")
     port = free_port()
-    make_operator("--metrics-address", "127.0.0.1", "--metrics-port", str(port)).start()
-    sim.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
-    kube.create(secret(namespace, sim.service_key()))
-    kube.create(bulk_termination(namespace, "watched", ("Deployment", "dep-run1", "STOPPED")))
-    kube.wait_for(
-        "bulkterminations", "watched", has_condition("Complete"), namespace=namespace, timeout=60
-    )
-    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    flags = ("--metrics-address", "127.0.0.1", "--metrics-port", str(port))
+    operator = operator_for(kube, release, tmp_path, *flags).start()
+    try:
+        # Prometheus without its token, and the operator's own ServiceAccount, which may not
+        # read the metrics: refused.
+        assert scrape(port).status_code == 401
+        own = service_account_token(kube, namespace, release.service_account)
+        assert scrape(port, own).status_code == 403
+        sim.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
+        kube.create(secret(namespace, sim.service_key()))
+        kube.create(bulk_termination(namespace, "watched", ("Deployment", "dep-run1", "STOPPED")))
+        kube.wait_for(
+            "bulkterminations", "watched", has_condition("Complete"), namespace=namespace,
+            timeout=60,
+        )  # fmt: skip
+        page = scrape_until(port, token, lambda r: r.status_code == 200)
+        assert page.status_code == 200, page.text
+        yield page.text
+    finally:
+        operator.stop()
 
 
 def test_every_metric_the_dashboard_queries_is_served(metrics_page: str) -> None:

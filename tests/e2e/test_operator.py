@@ -333,7 +333,7 @@ def test_metrics_are_served_and_count_the_run(
     make_operator: Callable[..., OperatorProcess],
 ) -> None:
     port = free_port()
-    make_operator("--metrics-port", str(port)).start()
+    make_operator("--metrics-port", str(port), "--metrics-secure=false").start()
     seed(sim, (D, "dep-run1", Status.RUNNING))
     kube.create(secret(namespace, sim.service_key()))
     kube.create(bulk_termination(namespace, "measured", ("Deployment", "dep-run1", "STOPPED")))

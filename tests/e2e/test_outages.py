@@ -74,7 +74,7 @@ def test_control_plane_outage_mid_run_is_waited_out(
 ) -> None:
     sim = sim
     port = free_port()
-    operator = make_operator("--metrics-port", str(port)).start()
+    operator = make_operator("--metrics-port", str(port), "--metrics-secure=false").start()
     start_deployment_run(kube, namespace, sim, "weather", 20, stopping=3.0)
     poll(kube, "weather", namespace, lambda o: o.get("status", {}).get("active", 0) > 0, 10)
 

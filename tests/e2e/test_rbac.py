@@ -26,7 +26,8 @@ from bulkterm.aiapi.models import Kind, Status
 from bulkterm.k8s.leases import LeaseTiming
 from bulkterm.simulator import SimulatorThread
 from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret, timings
-from tests.kube import Kube
+from tests.e2e.scrape import scrape_until, service_account_token
+from tests.kube import Kube, free_port
 from tests.plugins.helm import Release, install_release
 from tests.plugins.kube import namespace_for
 
@@ -117,10 +118,13 @@ def run(
     namespace = namespace_for(f"rbac-{scope}")
     kube.create_namespace(namespace)
     workdir = tmp_path_factory.mktemp(f"rbac-{scope}")
-    values = {
+    values: dict[str, Any] = {
         key: [namespace] if key == "watchNamespaces" else value
         for key, value in SCOPES[scope].items()
     }
+    # Prometheus, as the chart binds it: the run scrapes /metrics as it would.
+    scraper = {"kind": "ServiceAccount", "name": "scraper", "namespace": namespace}
+    values["metrics"] = {"readers": [scraper]}
     release = install_release(
         helm_bin, kube, workdir, "rbac-" + namespace.rsplit("-", 1)[-1], namespace, values
     )
@@ -129,13 +133,17 @@ def run(
     sim = SimulatorThread(simulator_config(timings=timings(stopping=stopping))).__enter__()
     # The chart's own flags for scope and peering (the rest suit a local process).
     flags = [a for a in release.operator_args() if a.startswith("--peering")]
+    metrics_port = free_port()
     operator = OperatorProcess(
         kube,
         namespace,
         workdir,
         *flags,
+        "--metrics-port",
+        str(metrics_port),
         kubeconfig=release.kubeconfig(),
         namespaced="--all-namespaces" not in release.operator_args(),
+        lease_namespace=release.namespace,
     )
     try:
         sim.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
@@ -161,6 +169,9 @@ def run(
         }
         kube.delete(BT, "missing", namespace=namespace)  # the finalizer path, too
         kube.wait_gone(BT, "missing", namespace=namespace, timeout=30)
+        token = service_account_token(kube, namespace, "scraper")
+        scraped = scrape_until(metrics_port, token, lambda r: r.status_code == 200)
+        assert scraped.status_code == 200, scraped.text
         user = f"system:serviceaccount:{namespace}:{release.service_account}"
         requests = [
             e
@@ -206,6 +217,8 @@ def test_every_granted_rule_is_needed_by_a_real_run(kube: Kube, run: Run) -> Non
         (doc["kind"], doc["metadata"]["name"], doc["metadata"].get("namespace", ""), doc["rules"])
         for doc in run.release.manifest()
         if doc["kind"] in ("Role", "ClusterRole")
+        # For Prometheus to be bound to, not the operator (tests/e2e/test_metrics_auth.py).
+        and not doc["metadata"]["name"].endswith("-metrics-reader")
     ]
     assert roles
     distinct = {

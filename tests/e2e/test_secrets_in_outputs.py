@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status
+from bulkterm.k8s.secret_bounds import TARGET_STATUSES
 from bulkterm.simulator import SimulatorThread
 from tests.e2e.conftest import (
     OperatorProcess,
@@ -71,6 +72,7 @@ def test_no_secret_or_token_reaches_logs_status_events_or_metrics(
     operator = make_operator(
         "--metrics-port",
         str(metrics_port),
+        "--metrics-secure=false",
         "--log-level",
         "DEBUG",
         env={"BULKTERM_STALLED_RETRY_SECONDS": "0.5", "BULKTERM_METRICS_ADDRESS": "127.0.0.1"},
@@ -92,10 +94,12 @@ def test_no_secret_or_token_reaches_logs_status_events_or_metrics(
     kube.create(ref(bulk_termination(namespace, "complete", *targets), "good"))
     wait_for_first_bulk_patch(sim)
     sim.revoke_tokens()
-    # Stalls: refused by the token endpoint, malformed, and not granted.
+    # Stalls: refused by the token endpoint, malformed, and asked outside the Secret's bounds.
     kube.create(secret(namespace, refused, "refused"))
     kube.create(secret(namespace, malformed, "malformed"))
-    kube.create(secret(namespace, ungranted, "ungranted", grant=None))
+    outside = secret(namespace, ungranted, "ungranted")
+    outside["metadata"]["annotations"] = {TARGET_STATUSES: "STOPPED"}  # the run asks DELETED
+    kube.create(outside)
     for name in ("refused", "malformed", "ungranted"):
         kube.create(
             ref(bulk_termination(namespace, name, ("Deployment", "dep-000", "DELETED")), name)
@@ -107,7 +111,7 @@ def test_no_secret_or_token_reaches_logs_status_events_or_metrics(
     assert {n: condition(o, "Stalled")["reason"] for n, o in stalls.items()} == {  # type: ignore[index]
         "refused": "Unauthorized",
         "malformed": "InvalidServiceKey",
-        "ungranted": "SecretNotGranted",
+        "ungranted": "OutsideSecretBounds",
     }
     kube.wait_for(BT, "complete", has_condition("Complete"), namespace=namespace, timeout=90)
     # The revoked token was refused (401) and replaced: at least two tokens for the good key.

@@ -1,10 +1,12 @@
 """The Dockerfile builds, and its image runs ``bulkterm`` as the numeric non-root user.
 
 ``hack/image/build.sh`` builds the image with Debian's buildah from a local Debian base
-(debootstrap) and a host-made wheelhouse, with no registry and no index reached from inside
-the build. The first run on a machine installs buildah and makes the base (about 2 minutes in
-all); later runs reuse the base and take about 30 s. Needs root: without it the tests fail
-(they do not skip), since a skipped image test would pass CI with an image nobody built.
+(debootstrap, its packages exactly hack/image/base-packages.<arch>.lock) and a host-made
+wheelhouse, with no registry and no index reached from inside the build. The first run on a
+machine installs buildah and makes the base (about 2 minutes in all); later runs reuse the base
+and take about 30 s. Needs root: without it the tests fail (they do not skip), since a skipped
+image test would pass CI with an image nobody built. The image's SBOM is checked here too;
+test_sbom.py checks its writer everywhere, on a made-up root.
 """
 
 from __future__ import annotations
@@ -15,13 +17,22 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-HACK = ROOT / "hack" / "image"
+from .support import (
+    HACK,
+    ROOT,
+    SBOM_IN_IMAGE,
+    lock_pins,
+    normalize,
+    of_type,
+    purl_problems,
+    schema_errors,
+    sha256s,
+)
+
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 USER = "65532:65532"
 
@@ -131,3 +142,75 @@ def test_the_image_holds_exactly_the_runtime_lock(container: str) -> None:
     assert {name: installed.get(name) for name in locked} == locked
     extra = set(installed) - set(locked) - {"bulk-termination-operator"}
     assert extra <= {"pip", "setuptools", "wheel"}, f"not from the lock: {sorted(extra)}"
+
+
+# --- supply chain: the base's packages and the SBOM -------------------------------------
+
+
+def installed_debs(container: str) -> dict[str, str]:
+    proc = run(
+        container,
+        "dpkg-query",
+        "--show",
+        "--showformat=${db:Status-Status} ${Package}=${Version}\n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    pairs = (
+        line.split()[1].split("=", 1)
+        for line in proc.stdout.splitlines()
+        if line.startswith("installed ")
+    )
+    return dict(pairs)
+
+
+def test_the_base_holds_exactly_the_locked_debian_packages(container: str) -> None:
+    """build.sh checked the base against the lock when it made it; the image still holds it."""
+    debarch = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    lock = (HACK / f"base-packages.{debarch}.lock").read_text().splitlines()
+    locked = dict(line.split("=", 1) for line in lock if not line.startswith("#"))
+    assert installed_debs(container) == locked
+
+
+@pytest.fixture(scope="module")
+def sbom(container: str) -> dict[str, Any]:
+    proc = run(container, "cat", SBOM_IN_IMAGE)
+    assert proc.returncode == 0, f"no SBOM at {SBOM_IN_IMAGE}: {proc.stderr}"
+    document: dict[str, Any] = json.loads(proc.stdout)
+    return document
+
+
+def test_sbom_is_valid_cyclonedx_with_canonical_purls(sbom: dict[str, Any]) -> None:
+    assert schema_errors(sbom) is None
+    assert purl_problems(sbom) == []
+    assert sbom["metadata"]["component"]["name"] == "bulk-termination-operator"
+    assert sbom["metadata"]["component"]["version"] == VERSION
+
+
+def test_sbom_lists_every_debian_package_at_its_version(
+    container: str, sbom: dict[str, Any]
+) -> None:
+    debs = {name: c["version"] for name, c in of_type(sbom, "deb").items()}
+    assert debs == installed_debs(container)
+
+
+def test_sbom_lists_the_runtime_lock_with_the_hash_of_each_wheel_installed(
+    sbom: dict[str, Any],
+) -> None:
+    """Every locked distribution at its version, with the sha256 of the very wheel installed,
+    which is one the lock accepted; our own with the hash of the wheel the builder made."""
+    python = of_type(sbom, "python")
+    for name, (version, hashes) in lock_pins(ROOT / "requirements" / "runtime.lock").items():
+        assert name in python, f"{name} missing from the SBOM"
+        assert python[name]["version"] == version
+        installed = sha256s(python[name])
+        assert len(installed) == 1, f"{name}: not one wheel hash but {installed}"
+        assert installed <= hashes, f"{name}: {installed} is not a hash runtime.lock accepts"
+    ours = python[normalize("bulk-termination-operator")]
+    assert ours["version"] == VERSION and len(sha256s(ours)) == 1
+
+
+def test_build_sh_leaves_the_same_sbom_next_to_its_output(sbom: dict[str, Any]) -> None:
+    copy = ROOT / "build" / "image" / f"bulk-termination-operator-{VERSION}.cdx.json"
+    assert json.loads(copy.read_text()) == sbom

@@ -6,20 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.engine import EngineSettings
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_secret_use
 from bulkterm.k8s.leases import RunLease
 from bulkterm.k8s.reconciler import CrRef, Reconciler
 from bulkterm.k8s.secret_bounds import SecretUse
+from bulkterm.k8s.secret_use import (
+    GRANT_ANNOTATION,
+    AdmissionTrust,
+    Requester,
+    SecretProblem,
+    check_secret_use,
+)
 from bulkterm.simulator import Simulator, Timings
 
 NS = "ml-team"
-REF = CrRef(namespace=NS, name="cleanup", generation=3)
+#: Admission in force long before any CR a test makes.
+TRUSTED = AdmissionTrust(datetime(2020, 1, 1, tzinfo=UTC))
+REF = CrRef(namespace=NS, name="cleanup", generation=3, created=datetime.now(UTC))
 FAST = EngineSettings(max_poll_seconds=0.2, resend_timeout_seconds=5)
 
 
@@ -35,6 +44,10 @@ class FakeKube:
         #: The CR's ``metadata.generation`` as the API server's answers to status writes show
         #: it (None: answers without it, as before the operator read them).
         self.generation: int | None = None
+        #: What the admission policy vouches for (:mod:`bulkterm.k8s.secret_use`), and
+        #: whether a name grant counts where it does not.
+        self.trust = TRUSTED
+        self.allow_name_grants = False
 
     @classmethod
     def with_key(cls, sim: Simulator) -> FakeKube:
@@ -43,9 +56,10 @@ class FakeKube:
         return kube
 
     def put_secret(
-        self, name: str, key: str, value: bytes | dict[str, Any], *, grant: str | None = "*"
+        self, name: str, key: str, value: bytes | dict[str, Any], *, grant: str | None = None
     ) -> None:
-        """A Secret in :data:`NS`, granted to BulkTerminations by ``grant`` (None: no grant)."""
+        """A Secret in :data:`NS`, granted to BulkTerminations by name by ``grant`` (None: no
+        name grant; it counts only with ``allow_name_grants``)."""
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         self.secrets[(NS, name)] = {key: raw}
         self.annotations[(NS, name)] = {} if grant is None else {GRANT_ANNOTATION: grant}
@@ -56,16 +70,24 @@ class FakeKube:
         name: str,
         key: str,
         *,
-        bulktermination: str | None = None,
+        requester: Requester | None = None,
         use: SecretUse | None = None,
     ) -> bytes:
-        """As :meth:`bulkterm.k8s.kubeapi.KubeApi.read_secret_value` decides, grant and
-        bounds included."""
+        """As :meth:`bulkterm.k8s.kubeapi.KubeApi.read_secret_value` decides, who and for
+        what included."""
         data = self.secrets.get((namespace, name))
         if data is None:
             raise SecretProblem("SecretNotFound", f"Secret {namespace}/{name} does not exist")
         notes = self.annotations.get((namespace, name))
-        check_secret_use(notes, namespace, name, bulktermination, use)
+        check_secret_use(
+            notes,
+            namespace,
+            name,
+            requester,
+            use,
+            trust=self.trust,
+            allow_name_grants=self.allow_name_grants,
+        )
         if key not in data:
             raise SecretProblem(
                 "SecretKeyNotFound", f"Secret {namespace}/{name} has no key {key!r}"

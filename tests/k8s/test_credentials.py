@@ -1,22 +1,33 @@
 """Secret → service key: every way it fails has its own reason, and no message holds a value.
 
-A Secret is used only if it grants its use to the asking BulkTermination (its annotation
-``aiapi.bulkops.dev/allowed-bulkterminations``); an ungranted key is never even parsed."""
+A Secret is used only if the author of the asking BulkTermination may use it
+(:mod:`bulkterm.k8s.secret_use`, tested there); a key whose use is not verified is never even
+parsed."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from bulkterm.aiapi.errors import AuthError, TransientError
 from bulkterm.aiapi.models import Kind
 from bulkterm.k8s.credentials import CredentialsProblem, check_accepted, read_service_key
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION, SecretProblem, check_grant, check_secret_use
 from bulkterm.k8s.secret_bounds import SecretUse
+from bulkterm.k8s.secret_use import (
+    GRANT_ANNOTATION,
+    AdmissionTrust,
+    Requester,
+    SecretProblem,
+    check_secret_use,
+)
 from bulkterm.spec import SecretRef
 
 NS = "ml-team"
+TRUSTED = AdmissionTrust(datetime(2020, 1, 1, tzinfo=UTC))
+UNTRUSTED = AdmissionTrust.untrusted("policy gone")
+REQUESTER = Requester("cleanup", datetime(2026, 1, 1, tzinfo=UTC))
 KEY = {
     "clientid": "sb-client",
     "clientsecret": "s3cr3t-value",
@@ -26,19 +37,24 @@ KEY = {
 
 
 class Secrets:
-    """One Secret, granted by ``grant`` (the annotation's value; None: no annotation)."""
+    """One Secret, its use vouched for by ``trust``; ``grant`` is its name grant (the
+    annotation's value; None: no annotation), which counts only with ``allow_name_grants``."""
 
     def __init__(
         self,
         value: bytes | None = None,
         problem: SecretProblem | None = None,
         *,
-        grant: str | None = "*",
+        trust: AdmissionTrust = TRUSTED,
+        grant: str | None = None,
+        allow_name_grants: bool = False,
     ) -> None:
         self.value = value
         self.problem = problem
+        self.trust = trust
+        self.allow_name_grants = allow_name_grants
         self.annotations = {} if grant is None else {GRANT_ANNOTATION: grant}
-        self.asked_by: list[str | None] = []
+        self.asked_by: list[Requester | None] = []
 
     async def read_secret_value(
         self,
@@ -46,22 +62,28 @@ class Secrets:
         name: str,
         key: str,
         *,
-        bulktermination: str | None = None,
+        requester: Requester | None = None,
         use: SecretUse | None = None,
     ) -> bytes:
-        self.asked_by.append(bulktermination)
+        self.asked_by.append(requester)
         if self.problem is not None:
             raise self.problem
-        check_secret_use(self.annotations, namespace, name, bulktermination, use)
+        check_secret_use(
+            self.annotations,
+            namespace,
+            name,
+            requester,
+            use,
+            trust=self.trust,
+            allow_name_grants=self.allow_name_grants,
+        )
         assert self.value is not None
         return self.value
 
 
-async def problem_of(
-    secrets: Secrets, ref: SecretRef | None, bulktermination: str | None = "cleanup"
-) -> CredentialsProblem:
+async def problem_of(secrets: Secrets, ref: SecretRef | None) -> CredentialsProblem:
     with pytest.raises(CredentialsProblem) as caught:
-        await read_service_key(secrets, NS, ref, bulktermination)
+        await read_service_key(secrets, NS, ref, REQUESTER)
     assert "s3cr3t-value" not in caught.value.message
     return caught.value
 
@@ -70,7 +92,7 @@ GOOD = json.dumps(KEY).encode()
 
 
 async def test_a_good_secret_gives_the_service_key() -> None:
-    key = await read_service_key(Secrets(json.dumps(KEY).encode()), NS, SecretRef(name="k"))
+    key = await read_service_key(Secrets(GOOD), NS, SecretRef(name="k"), REQUESTER)
     assert key.client_id == "sb-client"
 
 
@@ -107,71 +129,35 @@ async def test_each_problem_has_its_reason(
     assert (await problem_of(secrets, ref)).reason == reason
 
 
-async def test_a_secret_without_the_grant_stalls_as_secret_not_granted() -> None:
-    problem = await problem_of(Secrets(GOOD, grant=None), SecretRef(name="aicore"))
-    assert problem.reason == "SecretNotGranted"
+async def test_an_unverified_use_stalls_as_secret_use_unverified() -> None:
+    problem = await problem_of(Secrets(GOOD, trust=UNTRUSTED), SecretRef(name="aicore"))
+    assert problem.reason == "SecretUseUnverified"
+    assert f"Secret {NS}/aicore" in problem.message
+    assert "policy gone" in problem.message
 
 
-async def test_the_refusal_names_the_secret_the_annotation_and_the_bulktermination() -> None:
-    message = (await problem_of(Secrets(GOOD, grant=None), SecretRef(name="aicore"))).message
-    assert f"Secret {NS}/aicore" in message
-    assert f"BulkTermination {NS}/cleanup" in message
-    assert (
-        f"kubectl -n {NS} annotate secret aicore aiapi.bulkops.dev/allowed-bulkterminations=cleanup"
-    ) in message
-
-
-async def test_an_ungranted_key_is_never_parsed() -> None:
+async def test_a_key_whose_use_is_unverified_is_never_parsed() -> None:
     # Not JSON at all: a parse would stall as InvalidServiceKey, quoting nothing but a position.
-    problem = await problem_of(Secrets(b"not json s3cr3t-value", grant=None), SecretRef(name="k"))
-    assert problem.reason == "SecretNotGranted"
+    secrets = Secrets(b"not json s3cr3t-value", trust=UNTRUSTED)
+    assert (await problem_of(secrets, SecretRef(name="k"))).reason == "SecretUseUnverified"
 
 
-async def test_the_name_of_the_bulktermination_is_passed_to_the_secret_reader() -> None:
+async def test_the_asking_bulktermination_is_passed_to_the_secret_reader() -> None:
     secrets = Secrets(GOOD)
-    await read_service_key(secrets, NS, SecretRef(name="k"), "cleanup")
-    assert secrets.asked_by == ["cleanup"]
+    await read_service_key(secrets, NS, SecretRef(name="k"), REQUESTER)
+    assert secrets.asked_by == [REQUESTER]
 
 
-@pytest.mark.parametrize(
-    "grant",
-    ["*", "cleanup", "other,cleanup", " other , cleanup ", "clean*", "other,*", "cleanu?"],
-)
-async def test_a_grant_naming_the_bulktermination_or_all_allows_it(grant: str) -> None:
-    key = await read_service_key(Secrets(GOOD, grant=grant), NS, SecretRef(name="k"), "cleanup")
-    assert key.client_id == "sb-client"
-
-
-@pytest.mark.parametrize("grant", ["", " , ", "other", "cleanup-2", "Cleanup", "clean", "x*"])
-async def test_a_grant_not_naming_the_bulktermination_refuses_it(grant: str) -> None:
-    problem = await problem_of(Secrets(GOOD, grant=grant), SecretRef(name="k"))
-    assert problem.reason == "SecretNotGranted"
-    assert f"its annotation {GRANT_ANNOTATION} does not name it" in problem.message
-    assert "adds 'cleanup' to that comma-separated list" in problem.message
-
-
-async def test_without_the_name_of_the_bulktermination_only_a_grant_for_all_allows() -> None:
-    assert await read_service_key(Secrets(GOOD, grant="*"), NS, SecretRef(name="k"))
-    for grant in ("cleanup", "clean*"):
-        problem = await problem_of(Secrets(GOOD, grant=grant), SecretRef(name="k"), None)
-        assert problem.reason == "SecretNotGranted"
-        assert "only '*' grants it" in problem.message
-
-
-def test_the_grant_is_the_annotation_of_the_api_group() -> None:
-    assert GRANT_ANNOTATION == "aiapi.bulkops.dev/allowed-bulkterminations"
-
-
-def test_only_that_annotation_grants() -> None:
-    with pytest.raises(SecretProblem):
-        check_grant({"aiapi.bulkops.dev/allowed": "*"}, NS, "k", "cleanup")
-    with pytest.raises(SecretProblem):
-        check_grant(None, NS, "k", "cleanup")
+async def test_a_name_grant_serves_only_when_allowed() -> None:
+    refused = Secrets(GOOD, trust=UNTRUSTED, grant="cleanup")
+    assert (await problem_of(refused, SecretRef(name="k"))).reason == "SecretUseUnverified"
+    allowed = Secrets(GOOD, trust=UNTRUSTED, grant="cleanup", allow_name_grants=True)
+    assert (await read_service_key(allowed, NS, SecretRef(name="k"), REQUESTER)).client_id
 
 
 async def test_own_namespace_named_explicitly_is_fine() -> None:
     ref = SecretRef(name="k", namespace=NS)
-    assert (await read_service_key(Secrets(json.dumps(KEY).encode()), NS, ref)).client_id
+    assert (await read_service_key(Secrets(GOOD), NS, ref, REQUESTER)).client_id
 
 
 class Api:

@@ -10,7 +10,6 @@ import json
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
-from bulkterm.k8s.kubeapi import GRANT_ANNOTATION
 from bulkterm.k8s.secret_bounds import (
     MAX_TARGETS,
     RESOURCE_GROUPS,
@@ -19,6 +18,7 @@ from bulkterm.k8s.secret_bounds import (
     SecretUse,
     check_bounds,
 )
+from bulkterm.k8s.secret_use import GRANT_ANNOTATION
 from bulkterm.simulator import Simulator
 from bulkterm.spec import BulkTerminationSpec
 from tests.k8s.support import NS, FakeEvents, FakeKube, condition, reconciler, spec

@@ -13,9 +13,12 @@ from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AuthError
 from bulkterm.k8s.credentials import CredentialsProblem, read_service_key
+from bulkterm.k8s.secret_use import AdmissionTrust, Requester
 from bulkterm.simulator import Simulator
 from bulkterm.spec import SecretRef
-from tests.k8s.support import NS, FakeKube
+from tests.k8s.support import NS, REF, FakeKube
+
+REQUESTER = Requester(REF.name, REF.created)
 
 
 def shows(obj: object, *needles: str) -> list[str]:
@@ -27,7 +30,7 @@ def shows(obj: object, *needles: str) -> list[str]:
 async def test_a_service_key_read_from_a_secret_hides_its_secret(
     simulator: Simulator, kube: FakeKube
 ) -> None:
-    key = await read_service_key(kube, NS, SecretRef(name="aicore"))
+    key = await read_service_key(kube, NS, SecretRef(name="aicore"), REQUESTER)
     secret = simulator.config.client_secret
     assert key.client_secret is not None and key.client_secret.get_secret_value() == secret
     assert shows(key, secret) == []
@@ -77,13 +80,13 @@ async def test_credentials_problems_hide_the_value_they_are_about(simulator: Sim
     del raw["url"]
     kube.put_secret("aicore", "serviceKey", raw)
     with pytest.raises(CredentialsProblem) as caught:
-        await read_service_key(kube, NS, SecretRef(name="aicore"))
+        await read_service_key(kube, NS, SecretRef(name="aicore"), REQUESTER)
     assert caught.value.reason == "InvalidServiceKey"
     assert shows(caught.value, "hidden-9a8b7c") == []
-    kube.put_secret("aicore", "serviceKey", raw, grant=None)
+    kube.trust = AdmissionTrust.untrusted("no policy")
     with pytest.raises(CredentialsProblem) as caught:
-        await read_service_key(kube, NS, SecretRef(name="aicore"), "cleanup")
-    assert caught.value.reason == "SecretNotGranted"
+        await read_service_key(kube, NS, SecretRef(name="aicore"), REQUESTER)
+    assert caught.value.reason == "SecretUseUnverified"
     assert shows(caught.value, "hidden-9a8b7c") == []
 
 

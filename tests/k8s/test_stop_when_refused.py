@@ -137,7 +137,9 @@ async def test_a_refused_release_is_one_line_and_a_lost_race_none(
         await lease.release()
         await lease.release()  # once only
     (line,) = [r.getMessage() for r in caplog.records]
-    assert "lease bulktermination.cleanup not released (ApiException HTTP 401)" in line
+    assert (
+        "lease ml-team/bulktermination.ml-team.cleanup not released (ApiException HTTP 401)" in line
+    )
 
     caplog.clear()
     other = RunLease(MemoryLeases(), NS, OWNER, holder="me", timing=FAST)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bulkterm.k8s.secret_use import ACTIVATION_SECONDS, policy_manifests
 from tests.kube.controlplane import ControlPlane
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -262,6 +263,16 @@ class Kube:
         path = self.path(f"{api_version}/{body['kind']}", namespace=namespace)
         params = {"dryRun": "All"} if dry_run else None
         return dict(self.request("POST", path, body=dict(body), params=params))
+
+    def install_secret_use_policy(self) -> float:
+        """The chart's admission policy for Secret use, under its default name
+        (:func:`bulkterm.k8s.secret_use.policy_manifests`); returns the ``time.monotonic()``
+        from which an operator trusts it for BulkTerminations created then (creation
+        timestamps are whole seconds, hence the extra one)."""
+        made = time.monotonic()
+        for manifest in policy_manifests():
+            self.create(manifest, namespace="")
+        return made + ACTIVATION_SECONDS + 1.0
 
     def create_namespace(self, name: str) -> None:
         self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})

@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -73,7 +74,9 @@ def die_with_parent() -> None:
 #: nor the kernel takes a port between the choice and the server's bind.
 PORT_RANGE = (10_000, 32_000)
 PORT_BLOCKS = 16
-_cursor = 0
+#: Where in its block this process starts looking: random, so that two test sessions on one
+#: machine (a developer's and a helper's) rarely hand out the same port at the same moment.
+_cursor = random.randrange(1 << 16)
 
 
 def free_port() -> int:
@@ -85,7 +88,7 @@ def free_port() -> int:
     size = (high - low) // PORT_BLOCKS
     start = low + (index % PORT_BLOCKS) * size
     for _ in range(size):
-        port = start + _cursor
+        port = start + _cursor % size
         _cursor = (_cursor + 1) % size
         with socket.socket() as s:
             try:

@@ -13,7 +13,10 @@ set-up and fails the tests instead of skipping them.
   Likewise ``rbac.aggregateClusterRoles=false`` unless asked for: those ClusterRoles are for
   namespace users, bound to nobody by the chart, while the releases made here stand for the
   operator's identity, whose every granted rule ``tests/e2e/test_rbac.py`` proves needed.
-  ``tests/chart/test_aggregated_roles.py`` installs them.
+  ``tests/chart/test_aggregated_roles.py`` installs them. And
+  ``secretUse.admissionPolicy.create=false`` naming the ``kube`` fixture's policy unless asked
+  for: that one is in force already, where a release's own would be new (the operator trusts
+  a policy only for BulkTerminations created 10 s after it), and cluster-scoped.
   Every release made in a test is uninstalled afterwards. A Release hands out a
   kubeconfig holding a token of the chart's own ServiceAccount, so an operator run with it has
   exactly the rendered RBAC, as the API server enforces it.
@@ -33,6 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bulkterm.k8s.secret_use import DEFAULT_POLICY_NAME
 from tests.kube import Kube
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +131,14 @@ def install_release(
         **values,
         "crds": {"enabled": False, **values.get("crds", {})},
         "rbac": {"aggregateClusterRoles": False, **values.get("rbac", {})},
+        "secretUse": {
+            **values.get("secretUse", {}),
+            "admissionPolicy": {
+                "create": False,
+                "name": DEFAULT_POLICY_NAME,
+                **values.get("secretUse", {}).get("admissionPolicy", {}),
+            },
+        },
     }
     values_file = workdir / f"values-{name}.yaml"
     values_file.write_text(yaml.safe_dump(values))

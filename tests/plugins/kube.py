@@ -3,7 +3,11 @@
 - ``control_plane`` (session): etcd + kube-apiserver v1.36 on free 127.0.0.1 ports, started
   once (3-6 s) and always stopped; the binaries come from ``hack/kube/build.sh``.
 - ``kube`` (session): :class:`tests.kube.Kube` with admin rights; the project's CRD is
-  installed (and Established) before any test sees it.
+  installed (and Established) before any test sees it, and so is the chart's admission policy
+  that checks the verb ``use`` on a BulkTermination's Secret
+  (:func:`bulkterm.k8s.secret_use.policy_manifests`, under its default name), in force for
+  :data:`~bulkterm.k8s.secret_use.ACTIVATION_SECONDS`: so the operator trusts the admission
+  of every BulkTermination a test creates, as it would in a cluster with the chart.
 - ``namespace``: a fresh namespace for one test. Afterwards every BulkTermination in it is
   deleted (finalizers removed first: the operator under test is gone by then) and the
   namespace is deleted; without a controller-manager it stays Terminating, which is harmless.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -58,7 +63,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 @pytest.fixture(scope="session")
 def kube(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     client = Kube(control_plane, tmp_path_factory.mktemp("kube-client"))
+    trusted_from = client.install_secret_use_policy()
     client.install_crd(crd_document())
+    time.sleep(max(0.0, trusted_from - time.monotonic()))
     try:
         yield client
     finally:

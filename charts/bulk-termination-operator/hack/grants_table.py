@@ -30,6 +30,8 @@ ROOT = CHART.parents[1]
 DOC = ROOT / "docs" / "security.md"
 START = "<!-- grants-table:start (charts/bulk-termination-operator/hack/grants_table.py) -->"
 END = "<!-- grants-table:end -->"
+#: The release's namespace in the renderings: never one of the watched ones.
+RELEASE_NAMESPACE = "ops"
 
 #: The chart's shapes, and how the table names them.
 SHAPES: dict[str, list[str]] = {
@@ -58,6 +60,15 @@ WHY: dict[tuple[str, str], str] = {
     ("leases", "create"): "one Lease per run: two operators never both send for one run",
     ("leases", "update"): "one Lease per run: two operators never both send for one run",
     ("leases", "delete"): "one Lease per run: two operators never both send for one run",
+    ("leases", "list"): "the sweep of Leases a crashed operator left behind",
+    ("validatingadmissionpolicies", "get"): (
+        "the policy that checks who may `use` a Secret: verified before any Secret is used"
+    ),
+    ("validatingadmissionpolicybindings", "get"): (
+        "the policy that checks who may `use` a Secret: verified before any Secret is used"
+    ),
+    ("tokenreviews", "create"): "who is scraping `/metrics` (`metrics.secure`)",
+    ("subjectaccessreviews", "create"): "whether they may `get /metrics` (`metrics.secure`)",
     ("customresourcedefinitions", "list"): "kopf notices the CRD being (re)installed",
     ("customresourcedefinitions", "watch"): "kopf notices the CRD being (re)installed",
     ("clusterkopfpeerings", "list"): "kopf peering (hot standby)",
@@ -80,7 +91,7 @@ def helm() -> str:
 
 def render(args: list[str]) -> list[dict[str, Any]]:
     out = subprocess.run(
-        [helm(), "template", "rel", str(CHART), "--namespace", "ops", *args],
+        [helm(), "template", "rel", str(CHART), "--namespace", RELEASE_NAMESPACE, *args],
         capture_output=True, text=True, check=True, env={**os.environ, "HELM_NO_PLUGINS": "1"},
     )  # fmt: skip
     return [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -95,7 +106,14 @@ def grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
         labels = doc["metadata"].get("labels") or {}
         if any(key.startswith(AGGREGATE_LABEL) for key in labels):
             continue
-        scope = "cluster" if doc["kind"] == "ClusterRole" else "each watched namespace"
+        if str(doc["metadata"]["name"]).endswith("-metrics-reader"):
+            continue  # for Prometheus to be bound to, not the operator
+        if doc["kind"] == "ClusterRole":
+            scope = "cluster"
+        elif doc["metadata"].get("namespace") == RELEASE_NAMESPACE:
+            scope = "the release's namespace"
+        else:
+            scope = "each watched namespace"
         for rule in doc.get("rules") or []:
             names = "by name" if rule.get("resourceNames") else ""
             for resource in rule["resources"]:
@@ -117,14 +135,21 @@ def table() -> str:
         in_scope[scope].update(where)
     rows: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
     for (scope, resource, verb, names), where in shapes.items():
-        text = "always" if set(where) == in_scope[scope] else "; ".join(where)
+        if set(where) == set(SHAPES):
+            text = "always"
+        elif set(where) == {shape for shape in SHAPES if "named namespaces" not in shape}:
+            text = "all namespaces watched (no `watchNamespaces`)"
+        elif set(where) == in_scope[scope]:
+            text = "always"
+        else:
+            text = "; ".join(where)
         rows[(resource, scope, names, text)].append(verb)
     lines = [
         "| resource | verbs | scope | when (chart values) | why |",
         "|---|---|---|---|---|",
     ]
     for (resource, scope, names, where), verbs in sorted(rows.items()):
-        order = ["get", "list", "watch", "create", "update", "patch", "delete"]
+        order = ["get", "list", "watch", "create", "update", "patch", "delete", "use"]
         verbs.sort(key=order.index)
         whys = dict.fromkeys(WHY[(resource, v)] for v in verbs)
         scope_text = scope + (f", {names}" if names else "")

@@ -163,9 +163,13 @@ ClusterRole (all namespaces) or into a Role per watched namespace.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-# Application: one Lease per run (bulktermination.<name>, owned by the BulkTermination), so
-# that two operators never both send for one BulkTermination (bulkterm.k8s.leases).
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["get", "create", "update", "delete"]
+{{- /* No Leases here: the runs' Leases live in the release namespace only (rbac.yaml). */}}
+{{- end -}}
+
+{{/*
+The ValidatingAdmissionPolicy (and binding, of the same name) that checks the verb `use` on a
+BulkTermination's Secret: cluster-scoped, so named after the release unless named in values.
+*/}}
+{{- define "bulkterm.secretUsePolicyName" -}}
+{{- .Values.secretUse.admissionPolicy.name | default (printf "%s-secret-use" (include "bulkterm.fullname" .)) -}}
 {{- end -}}

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from bulkterm import metrics
 from bulkterm.k8s.config import OperatorConfig
+from bulkterm.k8s.metrics_tls import CertificateProblem
 
 #: Settings whose flag is not ``--`` + the field name with dashes.
 FLAGS = {"namespaces": "--namespace", "kube_outage_tolerance_seconds": "--kube-outage-tolerance"}
@@ -54,6 +55,21 @@ FLAGS = {"namespaces": "--namespace", "kube_outage_tolerance_seconds": "--kube-o
     "--metrics-port",
     type=click.IntRange(0, 65535),
     help="Prometheus port; 0 disables. Default 9090.",
+)
+@click.option(
+    "--metrics-secure",
+    type=click.BOOL,
+    help="Serve the metrics over HTTPS to callers whose bearer token the Kubernetes API "
+    "accepts and allows to get /metrics (TokenReview, SubjectAccessReview). Default true. "
+    "--metrics-secure=false: plain HTTP without authentication, for local development. "
+    "Env BULKTERM_METRICS_SECURE.",
+)
+@click.option(
+    "--metrics-cert-dir",
+    type=click.Path(path_type=Path),
+    help="Folder with tls.crt and tls.key for the HTTPS metrics endpoint (a mounted "
+    "kubernetes.io/tls Secret, reloaded when it changes). Default: a self-signed certificate "
+    "made at start-up. Env BULKTERM_METRICS_CERT_DIR.",
 )
 @click.option(
     "--ca-bundle",
@@ -95,6 +111,29 @@ FLAGS = {"namespaces": "--namespace", "kube_outage_tolerance_seconds": "--kube-o
     type=click.FloatRange(min=10),
     help="Seconds of Kubernetes API outage the operator waits out before it gives up "
     "(default 600).",
+)
+@click.option(
+    "--lease-namespace",
+    help="Namespace of the runs' Leases. Env BULKTERM_LEASE_NAMESPACE. Default: the pod's "
+    "namespace (POD_NAMESPACE, else the in-cluster one), else the kubeconfig context's, "
+    "else default.",
+)
+@click.option(
+    "--admission-policy",
+    help="The ValidatingAdmissionPolicy that checks who may use a Secret (the chart's "
+    "<fullname>-secret-use). Env BULKTERM_ADMISSION_POLICY. Default "
+    "bulk-termination-operator-secret-use.",
+)
+@click.option(
+    "--admission-binding",
+    help="Its binding. Env BULKTERM_ADMISSION_BINDING. Default: as --admission-policy's default.",
+)
+@click.option(
+    "--allow-name-grants",
+    type=click.BOOL,
+    help="Also use a Secret whose annotation aiapi.bulkops.dev/allowed-bulkterminations names "
+    "the BulkTermination, where the admission policy cannot vouch for it (weaker: the author "
+    "picks the name). Default false. Env BULKTERM_ALLOW_NAME_GRANTS.",
 )
 @click.option(
     "--default-ttl-seconds",
@@ -165,18 +204,30 @@ def start_listening(config: OperatorConfig) -> str | None:
     """Start the metrics endpoint and check the health endpoint's address is free, before
     kopf: a bind failure there would be a traceback. The problem, naming the flag, or None.
 
-    The metrics server starts here for real (``metrics.serve`` starts one per process, so the
-    operator's own call later is a no-op); the health endpoint is kopf's, so its address is
-    only tried (bound and released) and kopf binds it moments later.
+    The metrics server starts here for real, HTTPS with its callers reviewed unless
+    ``--metrics-secure=false`` (``bulkterm.k8s.metrics_server``; it is the process's one, so
+    the operator's own ``metrics.serve`` later is a no-op); the health endpoint is kopf's, so
+    its address is only tried (bound and released) and kopf binds it moments later.
     """
     if config.metrics_port:
+        from bulkterm.k8s import metrics_server  # aiohttp and kubernetes: not for --help
+
         try:
-            metrics.serve(config.metrics_port, config.metrics_address)
+            server = metrics_server.serve(
+                metrics.REGISTRY,
+                address=config.metrics_address,
+                port=config.metrics_port,
+                secure=config.metrics_secure,
+                cert_dir=config.metrics_cert_dir,
+            )
         except OSError as error:
             return (
                 f"cannot listen on --metrics-address {config.metrics_address} --metrics-port "
                 f"{config.metrics_port}: {error.strerror or error}"
             )
+        except CertificateProblem as problem:
+            return f"cannot serve the metrics over HTTPS: --metrics-cert-dir: {problem}"
+        metrics.serving = server.address
     address = config.liveness_address
     reason = None if address is None else _cannot_bind(*address)
     if reason is None:

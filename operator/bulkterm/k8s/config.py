@@ -13,10 +13,12 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bulkterm.aiapi.settings import load_ca_bundle
+from bulkterm.k8s.metrics_tls import CertificateProblem, load_certificate, server_context
+from bulkterm.k8s.secret_use import DEFAULT_POLICY_NAME
 
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -48,6 +50,13 @@ class OperatorConfig(BaseSettings):
     #: interface, ``::`` every one, ``127.0.0.1`` this host only).
     metrics_address: str = "0.0.0.0"
     metrics_port: int = Field(default=9090, ge=0, le=65535)
+    #: Serve the metrics over HTTPS, to callers whose bearer token the Kubernetes API accepts
+    #: (TokenReview) and allows ``get`` on ``/metrics`` (SubjectAccessReview), as
+    #: controller-runtime does. False: plain HTTP, no check (local development).
+    metrics_secure: bool = True
+    #: Folder holding the metrics endpoint's ``tls.crt`` and ``tls.key`` (a mounted
+    #: ``kubernetes.io/tls`` Secret, e.g. cert-manager's); None: self-signed at start-up.
+    metrics_cert_dir: Path | None = None
     #: PEM file of the CAs to trust for the AI API and its token endpoint instead of the public
     #: ones (a TLS-inspecting proxy, a private CA); verification itself is never off.
     ca_bundle: Path | None = None
@@ -70,11 +79,25 @@ class OperatorConfig(BaseSettings):
     #: Service keys with plain-HTTP URLs are refused unless this is set (a local simulator,
     #: tests): their secrets and tokens would cross the network readable.
     allow_plain_http: bool = False
+    #: The ValidatingAdmissionPolicy (and its binding) that checks, when a BulkTermination is
+    #: created, that its author may ``use`` the Secret it names (``bulkterm.k8s.secret_use``);
+    #: the chart names both ``<release fullname>-secret-use``.
+    admission_policy: str = Field(default=DEFAULT_POLICY_NAME, min_length=1, max_length=253)
+    admission_binding: str = Field(default=DEFAULT_POLICY_NAME, min_length=1, max_length=253)
+    #: Also honour a Secret's annotation naming BulkTerminations where the identity check
+    #: cannot be made: weaker (the author picks the name), for clusters without the policy.
+    allow_name_grants: bool = False
     #: Delay before retrying a CR whose credentials are missing or rejected.
     stalled_retry_seconds: float = Field(default=30.0, gt=0)
     #: How long a run may fail to read the AI API at all before it says Stalled (and posts a
     #: Warning Event) with the kind of problem and the host; it keeps retrying.
     stall_after_seconds: float = Field(default=300.0, ge=1.0)
+    #: Namespace of the runs' Leases (one per run, ``bulkterm.k8s.leases``): the operator's own.
+    #: Unset (or empty): ``POD_NAMESPACE``, else the pod's service-account namespace, else the
+    #: kubeconfig context's namespace, else ``default`` (``leases.lease_namespace``).
+    lease_namespace: str | None = Field(
+        default=None, pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$"
+    )
 
     @field_validator("metrics_address")
     @classmethod
@@ -87,6 +110,26 @@ class OperatorConfig(BaseSettings):
                 f"{value!r} is not an IP address to listen on (e.g. 0.0.0.0, 127.0.0.1, ::)"
             )
         return address
+
+    @field_validator("metrics_cert_dir", mode="before")
+    @classmethod
+    def _no_cert_dir_when_empty(cls, value: Any) -> Any:
+        """``BULKTERM_METRICS_CERT_DIR=`` (as templates render an unset value) means none."""
+        return None if value == "" else value
+
+    @field_validator("metrics_cert_dir")
+    @classmethod
+    def _loadable_certificate(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Loaded once here, so a missing or broken pair stops the start with its file named."""
+        if value is None:
+            return None
+        if not info.data.get("metrics_secure", True):
+            raise ValueError("a certificate is for HTTPS, but --metrics-secure is false")
+        try:
+            load_certificate(server_context(), value)
+        except CertificateProblem as problem:
+            raise ValueError(str(problem)) from None
+        return value
 
     @field_validator("liveness_endpoint")
     @classmethod

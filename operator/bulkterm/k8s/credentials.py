@@ -9,8 +9,11 @@ reason                     meaning
 SecretRefMissing           ``spec.connection.secretRef`` is absent
 CrossNamespaceSecretRefused the reference names another namespace
 SecretNotFound             the Secret does not exist
-SecretNotGranted           the Secret does not grant its use to this BulkTermination (its
-                           annotation ``aiapi.bulkops.dev/allowed-bulkterminations``)
+SecretUseUnverified        the operator cannot verify that the BulkTermination's author may
+                           use the Secret (the admission policy that checks the verb ``use``
+                           is missing or altered, or the CR predates it: :mod:`.secret_use`)
+SecretNotGranted           with name grants allowed, where the identity check cannot be made:
+                           the Secret's annotation does not name this BulkTermination
 OutsideSecretBounds        the run would spend the key outside the Secret's bounds (resource
                            groups, STOP or DELETE, how many targets: :mod:`.secret_bounds`)
 InvalidSecretBounds        a bound annotation cannot be read (fails closed)
@@ -25,9 +28,9 @@ Unauthorized               the token endpoint or the AI API refused the credenti
 
 Messages name the Secret, the key and the field at fault, never a value.
 
-The grant and the bounds are checked where the Secret is read
-(:func:`bulkterm.k8s.kubeapi.check_secret_use`), before anything here parses the key: a key
-not granted, or asked for outside its bounds, is never parsed, used or sent.
+Who may use the Secret and for what are checked where the Secret is read
+(:func:`bulkterm.k8s.secret_use.check_secret_use`), before anything here parses the key: a key
+whose use is not verified, or asked for outside its bounds, is never parsed, used or sent.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, ConfigurationError, CredentialsError
 from bulkterm.aiapi.models import Kind
-from bulkterm.k8s.kubeapi import SECRET_NOT_GRANTED, SecretProblem
 from bulkterm.k8s.secret_bounds import SecretUse
+from bulkterm.k8s.secret_use import (
+    SECRET_NOT_GRANTED,
+    SECRET_USE_UNVERIFIED,
+    Requester,
+    SecretProblem,
+)
 from bulkterm.spec import SecretRef
 
 SECRET_REF_MISSING = "SecretRefMissing"
@@ -47,7 +55,13 @@ CROSS_NAMESPACE = "CrossNamespaceSecretRefused"
 INVALID_SERVICE_KEY = "InvalidServiceKey"
 PLAIN_HTTP_REFUSED = "PlainHttpRefused"
 UNAUTHORIZED = "Unauthorized"
-__all__ = ["SECRET_NOT_GRANTED", "CredentialsProblem", "SecretReader", "read_service_key"]
+__all__ = [
+    "SECRET_NOT_GRANTED",
+    "SECRET_USE_UNVERIFIED",
+    "CredentialsProblem",
+    "SecretReader",
+    "read_service_key",
+]
 
 
 class SecretReader(Protocol):
@@ -57,12 +71,12 @@ class SecretReader(Protocol):
         name: str,
         key: str,
         *,
-        bulktermination: str | None = None,
+        requester: Requester | None = None,
         use: SecretUse | None = None,
     ) -> bytes:
-        """The value, only if the Secret grants its use to ``bulktermination`` and ``use`` is
-        within its bounds (else :class:`SecretProblem`: ``SecretNotGranted``,
-        ``OutsideSecretBounds``, ``InvalidSecretBounds``)."""
+        """The value, only if ``requester``'s author may use the Secret and ``use`` is within
+        its bounds (else :class:`SecretProblem`: ``SecretUseUnverified``,
+        ``SecretNotGranted``, ``OutsideSecretBounds``, ``InvalidSecretBounds``)."""
         ...
 
 
@@ -79,12 +93,11 @@ async def read_service_key(
     kube: SecretReader,
     namespace: str,
     ref: SecretRef | None,
-    bulktermination: str | None = None,
+    requester: Requester | None = None,
     use: SecretUse | None = None,
 ) -> ServiceKey:
     """The service key ``ref`` points at, from the Secret in the CR's own ``namespace``, if
-    that Secret grants its use to BulkTermination ``bulktermination`` (the CR's name; None is
-    granted only by a Secret that allows every BulkTermination, ``*``)."""
+    the author of ``requester`` (the BulkTermination asking) may use it."""
     if ref is None:
         raise CredentialsProblem(SECRET_REF_MISSING, "spec.connection.secretRef is required")
     if ref.namespace is not None and ref.namespace != namespace:
@@ -95,7 +108,7 @@ async def read_service_key(
         )
     try:
         raw = await kube.read_secret_value(
-            namespace, ref.name, ref.key, bulktermination=bulktermination, use=use
+            namespace, ref.name, ref.key, requester=requester, use=use
         )
         return ServiceKey.from_json(raw, source=f"Secret {ref.name} key {ref.key!r}")
     except SecretProblem as exc:

@@ -23,8 +23,9 @@ from kubernetes.client.exceptions import ApiException
 from bulkterm import metrics
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter
-from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease
+from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease, sweep_forever
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
+from bulkterm.k8s.secret_use import created_at
 from bulkterm.k8s.state import OperatorState
 from bulkterm.k8s.status import acknowledgement, ignored_message, unacknowledged
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
@@ -113,6 +114,54 @@ def configure(settings: kopf.OperatorSettings, memo: OperatorState, **_: Any) ->
 def connect(memo: OperatorState, **_: Any) -> None:
     """The process-wide clients, before kopf copies the memo for any resource."""
     memo.start()
+
+
+@kopf.on.startup(registry=registry)
+async def sweep_leases(memo: OperatorState, **_: Any) -> None:
+    """Say where the runs' Leases live, and sweep away those that crashes leave there
+    (``bulkterm.k8s.leases.sweep_leases``) until the operator stops (async: the task runs
+    on kopf's loop, not in the thread of a sync handler)."""
+    leases = memo.leases
+    assert leases is not None  # ``connect`` ran first
+    log.info("the runs' Leases are kept in namespace %s (from %s)", leases.name, leases.source)
+    api = memo.kube
+    memo.lease_sweeper = asyncio.create_task(
+        sweep_forever(KubeLeaseStore(api.api_client, weather=api.weather), leases.name),
+        name="lease sweep",
+    )
+
+
+@kopf.on.cleanup(registry=registry)
+async def stop_sweeping_leases(memo: OperatorState, **_: Any) -> None:
+    if memo.lease_sweeper is not None:
+        memo.lease_sweeper.cancel()
+        await asyncio.gather(memo.lease_sweeper, return_exceptions=True)
+
+
+@kopf.on.startup(registry=registry)
+async def check_secret_use(logger: kopf.Logger, memo: OperatorState, **_: Any) -> None:
+    """Say at start-up whether Secret use can be verified (each run checks again before it
+    reads its Secret, and stalls with ``SecretUseUnverified`` when it cannot)."""
+    trust = await memo.kube.admission_trust()
+    admission = memo.kube.admission
+    if trust.since is not None:
+        logger.info(
+            "Secret use is checked at admission by ValidatingAdmissionPolicy %s (binding %s)",
+            admission.policy,
+            admission.binding,
+        )
+    elif memo.config.allow_name_grants:
+        logger.warning(
+            "Secret use cannot be verified by identity (%s): only Secrets that grant their use "
+            "to a BulkTermination by name (allowNameGrants) will be used",
+            trust.problem,
+        )
+    else:
+        logger.warning(
+            "Secret use cannot be verified (%s): every BulkTermination stalls with "
+            "SecretUseUnverified until it can",
+            trust.problem,
+        )
 
 
 @kopf.on.startup(registry=registry)
@@ -244,12 +293,17 @@ async def reconcile(
         api = memo.kube
         lease = RunLease(
             KubeLeaseStore(api.api_client, weather=api.weather),
-            namespace,
-            Owner(name=name, uid=str(meta.get("uid") or "")),
+            memo.lease_namespace,
+            Owner(namespace=namespace, name=name, uid=uid),
             holder=memo.holder,
         )
         reconciler = Reconciler(
-            CrRef(namespace=namespace, name=name, generation=int(meta.get("generation") or 1)),
+            CrRef(
+                namespace=namespace,
+                name=name,
+                generation=int(meta.get("generation") or 1),
+                created=created_at(meta),
+            ),
             dict(spec),
             dict(status),
             kube=api,

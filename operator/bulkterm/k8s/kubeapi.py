@@ -2,11 +2,12 @@
 ``/status``, delete a finished CR (and, through :mod:`bulkterm.k8s.lease_store`, the runs'
 Leases), and the one policy all of them follow while the API server is away.
 
-A Secret is used only if its owner granted it to the BulkTermination asking (the annotation
-:data:`GRANT_ANNOTATION`, see :func:`check_grant`): RBAC lets the operator ``get`` Secrets for
-every BulkTermination, so without the grant anyone allowed to create a BulkTermination could
-make the operator wield any service key stored in that namespace (a confused deputy). The
-check happens here, before the value leaves this module, and its answer never holds a value.
+A Secret's value leaves this module only for a BulkTermination whose author may spend it
+(:mod:`bulkterm.k8s.secret_use`: the admission policy's ``use`` check, which this module reads
+and caches, and the Secret's bounds): RBAC lets the operator ``get`` Secrets for every
+BulkTermination, so without that check anyone allowed to create a BulkTermination could make
+the operator wield any service key stored in that namespace (a confused deputy). The answer
+never holds a value.
 
 An API server that is away (connection refused or reset, a timeout, 429/5xx while it starts
 or stops) is weather, not an error: :class:`ApiWeather` retries the call with a bounded backoff
@@ -28,9 +29,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 import urllib3.exceptions
@@ -39,7 +39,16 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from bulkterm import metrics
-from bulkterm.k8s.secret_bounds import BoundsProblem, SecretUse, check_bounds, entries
+from bulkterm.k8s.secret_bounds import SecretUse
+from bulkterm.k8s.secret_use import (
+    TRUST_TTL_SECONDS,
+    AdmissionNames,
+    AdmissionTrust,
+    Requester,
+    SecretProblem,
+    assess,
+    check_secret_use,
+)
 from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
 
 log = logging.getLogger(__name__)
@@ -167,93 +176,6 @@ class ApiWeather:
         log.warning("Kubernetes API reachable again after %.1f s", away)
 
 
-class SecretProblem(Exception):
-    """The credentials Secret cannot be used; ``reason`` is a CamelCase status reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-#: The annotation by which a Secret's owner lets BulkTerminations of its namespace use it:
-#: ``*`` for every one, else a comma-separated list of BulkTermination names, each of which
-#: may be a shell-style pattern (``retire-*``). An annotation, not a label: a label value
-#: cannot hold ``*``, commas or 253-character names, and neither RBAC nor the operator (which
-#: only ``get``\s Secrets by name, never lists them) would select by it.
-GRANT_ANNOTATION = f"{API_GROUP}/allowed-bulkterminations"
-#: The reason a Secret without a grant for the asking BulkTermination stalls it with.
-SECRET_NOT_GRANTED = "SecretNotGranted"
-#: The grant that allows every BulkTermination of the namespace.
-GRANT_ALL = "*"
-
-
-def grant_patterns(annotations: Mapping[str, str] | None) -> list[str] | None:
-    """The names/patterns a Secret's grant lists (None: the Secret carries no grant)."""
-    return entries((annotations or {}).get(GRANT_ANNOTATION))
-
-
-def check_grant(
-    annotations: Mapping[str, str] | None,
-    namespace: str,
-    secret: str,
-    bulktermination: str | None,
-) -> None:
-    """Raise :class:`SecretProblem` (``SecretNotGranted``) unless the Secret's annotations
-    grant its use to BulkTermination ``bulktermination`` of ``namespace``.
-
-    ``bulktermination`` None (a caller that does not say who asks) is granted only by ``*``:
-    a grant naming BulkTerminations cannot be checked without a name, so it fails closed. The
-    message names the Secret, the annotation and the BulkTermination; it never quotes the
-    annotation's value (not a secret, but not the asker's to read either)."""
-    patterns = grant_patterns(annotations)
-    if patterns is not None:
-        if GRANT_ALL in patterns:
-            return
-        if bulktermination is not None and any(fnmatchcase(bulktermination, p) for p in patterns):
-            return
-    if bulktermination:
-        who = f"BulkTermination {namespace}/{bulktermination}"
-    else:
-        who = f"this BulkTermination (its name was not passed on, so only {GRANT_ALL!r} grants it)"
-    name_or_all = bulktermination or GRANT_ALL
-    either = (
-        f"names or shell-style patterns of BulkTerminations, or {GRANT_ALL!r} for every "
-        f"BulkTermination in {namespace}"
-    )
-    if patterns is None:
-        raise SecretProblem(
-            SECRET_NOT_GRANTED,
-            f"Secret {namespace}/{secret} is not granted to {who}: it has no annotation "
-            f"{GRANT_ANNOTATION}; the Secret's owner grants it with `kubectl -n {namespace} "
-            f"annotate secret {secret} {GRANT_ANNOTATION}={name_or_all}` (a comma-separated "
-            f"list of {either})",
-        )
-    raise SecretProblem(
-        SECRET_NOT_GRANTED,
-        f"Secret {namespace}/{secret} is not granted to {who}: its annotation "
-        f"{GRANT_ANNOTATION} does not name it; the Secret's owner adds {name_or_all!r} to that "
-        f"comma-separated list ({either})",
-    )
-
-
-def check_secret_use(
-    annotations: Mapping[str, str] | None,
-    namespace: str,
-    secret: str,
-    bulktermination: str | None,
-    use: SecretUse | None,
-) -> None:
-    """The Secret's grant (who) and, for a known ``use``, its bounds (for what); raises
-    :class:`SecretProblem` with the reason a run stalls with."""
-    check_grant(annotations, namespace, secret, bulktermination)
-    if use is not None:
-        try:
-            check_bounds(annotations, namespace, secret, use)
-        except BoundsProblem as exc:
-            raise SecretProblem(exc.reason, exc.message) from None
-
-
 class KopfBackoffs:
     """kopf's ``error_backoffs`` that ride out an outage of up to ``tolerance`` seconds.
 
@@ -294,9 +216,19 @@ class KubeApi:
     """Thin async wrapper over the sync client for the calls the handlers need."""
 
     def __init__(
-        self, api_client: k8s.ApiClient | None = None, weather: ApiWeather | None = None
+        self,
+        api_client: k8s.ApiClient | None = None,
+        weather: ApiWeather | None = None,
+        *,
+        admission: AdmissionNames | None = None,
+        allow_name_grants: bool = False,
     ) -> None:
         self._client = api_client or _load_client()
+        #: The admission policy and binding that vouch for who may use a Secret, and whether a
+        #: Secret's name grant counts where they cannot (:mod:`bulkterm.k8s.secret_use`).
+        self.admission = admission or AdmissionNames()
+        self.allow_name_grants = allow_name_grants
+        self._trust: tuple[float, AdmissionTrust] | None = None
         #: The client and its outage policy, for the Lease calls of ``bulkterm.k8s.lease_store``
         #: (one policy for every call over one connection: an outage is one outage, one log
         #: line, one warm-up after it).
@@ -304,6 +236,7 @@ class KubeApi:
         self.weather = weather or ApiWeather()
         self._core = k8s.CoreV1Api(self._client)
         self._custom = k8s.CustomObjectsApi(self._client)
+        self._admission_api = k8s.AdmissionregistrationV1Api(self._client)
 
     async def read_secret_value(
         self,
@@ -311,13 +244,12 @@ class KubeApi:
         name: str,
         key: str,
         *,
-        bulktermination: str | None = None,
+        requester: Requester | None = None,
         use: SecretUse | None = None,
     ) -> bytes:
-        """The bytes under ``key`` of Secret ``namespace/name``, if the Secret grants its use
-        to BulkTermination ``bulktermination`` and ``use`` is within its bounds
-        (:func:`check_secret_use`; checked before the value is even looked up); never logs or
-        returns metadata."""
+        """The bytes under ``key`` of Secret ``namespace/name``, if ``requester``'s author may
+        use the Secret and ``use`` is within its bounds (:func:`check_secret_use`; checked
+        before the value is even looked up); never logs or returns metadata."""
         try:
             secret = await self.weather.call(
                 "read Secret",
@@ -339,7 +271,15 @@ class KubeApi:
                 "SecretUnreadable", f"reading Secret {namespace}/{name} failed (HTTP {exc.status})"
             ) from None
         annotations = secret.metadata.annotations if secret.metadata else None
-        check_secret_use(annotations, namespace, name, bulktermination, use)
+        check_secret_use(
+            annotations,
+            namespace,
+            name,
+            requester,
+            use,
+            trust=await self.admission_trust(),
+            allow_name_grants=self.allow_name_grants,
+        )
         data = secret.data or {}
         if key not in data:
             string_data = secret.string_data or {}
@@ -354,6 +294,46 @@ class KubeApi:
             raise SecretProblem(
                 "InvalidServiceKey", f"Secret {namespace}/{name} key {key!r} is not valid base64"
             ) from None
+
+    async def admission_trust(self) -> AdmissionTrust:
+        """What the admission policy and binding vouch for now (:func:`assess`), read at most
+        once per :data:`TRUST_TTL_SECONDS`."""
+        now = time.monotonic()
+        if self._trust is not None and now - self._trust[0] < TRUST_TTL_SECONDS:
+            return self._trust[1]
+        try:
+            policy = await self._read_admission(
+                "read ValidatingAdmissionPolicy",
+                self._admission_api.read_validating_admission_policy,
+                self.admission.policy,
+            )
+            binding = await self._read_admission(
+                "read ValidatingAdmissionPolicyBinding",
+                self._admission_api.read_validating_admission_policy_binding,
+                self.admission.binding,
+            )
+            trust = assess(policy, binding, self.admission)
+        except ApiException as exc:
+            what = "may not read" if exc.status == 403 else f"failed (HTTP {exc.status}) to read"
+            trust = AdmissionTrust.untrusted(
+                f"the operator {what} ValidatingAdmissionPolicy {self.admission.policy} and its "
+                f"binding {self.admission.binding} (RBAC: get validatingadmissionpolicies and "
+                "validatingadmissionpolicybindings; the chart grants it)"
+            )
+        self._trust = (now, trust)
+        metrics.ADMISSION_VERIFIED.set(1 if trust.since is not None else 0)
+        return trust
+
+    async def _read_admission(
+        self, what: str, read: Callable[..., Any], name: str
+    ) -> dict[str, Any] | None:
+        try:
+            found = await self.weather.call(what, read, name, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(self._client.sanitize_for_serialization(found))  # type: ignore[no-untyped-call]
 
     async def resource_served(self) -> bool:
         """Whether discovery lists BulkTerminations (discovery needs no RBAC grant)."""

@@ -2,11 +2,10 @@
 
 kopf's peering keeps replicas of *one* deployment from acting together, but only when it is on,
 and only among operators that share a peering object. Two operators without it (``replicaCount:
-2`` with peering off, two releases watching one namespace, a developer's ``bulkterm operator``
-pointed at the cluster) would each run every BulkTermination: each sends, each writes status.
+2`` with peering off, two releases in one namespace watching the same one, a developer's
+``bulkterm operator`` pointed at the cluster) would each run every BulkTermination: each sends, each writes status.
 And after an API outage longer than the peering lifetime, two peered replicas can both believe
-they are active for a moment. So each run also holds a Lease of its own, in the CR's namespace
-and owned by the CR (deleted with it):
+they are active for a moment. So each run also holds a Lease of its own:
 
 * acquired before the run's first status write, so a second operator writes nothing at all;
   while another live holder has it, the run waits (and says so once in the log);
@@ -20,6 +19,35 @@ and owned by the CR (deleted with it):
 
 Expiry is judged by the holder's ``renewTime`` against this process's clock, as the Lease API
 intends; the clocks of a cluster's nodes agree within far less than the duration.
+
+Where the Leases live: in one namespace, the operator's own (:func:`lease_namespace`: the
+``BULKTERM_LEASE_NAMESPACE`` setting, else ``POD_NAMESPACE``, which the chart sets, else the pod's
+service-account namespace file, else the kubeconfig context's namespace, else ``default``), so
+the operator needs Lease rights there only (the chart's Role), never where the CRs or anybody
+else's Leases are. Operators exclude each other only when they share that namespace: the
+replicas of a release, and releases installed in one namespace; a developer's ``bulkterm
+operator`` beside a release must be given the release's namespace. The name,
+``bulktermination.<namespace>.<name>`` (:func:`lease_name`), holds the CR's namespace, so two
+CRs of one name in two namespaces never share a Lease (the namespace, a DNS label, has no dot:
+the name cannot be read two ways).
+
+A Lease in another namespace cannot be owned by the CR (an ownerReference cannot cross
+namespaces), so nothing garbage-collects it. It names its CR instead (namespace, name and uid,
+as annotations and labels: :class:`~bulkterm.k8s.lease_store.Owner`), and:
+
+* the run deletes it when it ends (done, failed, or stopped because the CR was deleted or the
+  operator stops), as before;
+* a Lease that names another uid than the run's (the CR was deleted and one of the same name
+  created) is the old CR's: the new run takes it over at once;
+* whatever a crash leaves behind, :func:`sweep_leases` deletes once it is stale: at start-up
+  and every :data:`SWEEP_EVERY` seconds each operator lists the runs' Leases of its namespace
+  and deletes each one that has **expired** (nobody renews it, so no run can be sending under
+  it) **and whose CR no longer exists by uid** (none of that name, or one with another uid: uids
+  are never reused, so that CR can never come back). The delete is conditional on the version
+  listed, so a Lease taken again meanwhile stays. A Lease whose CR still exists is kept (a
+  resumed run takes it over; one of a CR that had finished is swept once the CR is deleted);
+  one whose CR this operator may not read (a namespace it does not watch) is left to the
+  operator that watches it.
 
 The Lease itself is stored by :mod:`bulkterm.k8s.lease_store`, whose calls follow the outage
 policy of every Kubernetes call (:class:`~bulkterm.k8s.kubeapi.ApiWeather`): an API server that
@@ -39,6 +67,8 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
 
 from bulkterm.aiapi.base import AiApi, ForwardingApi
 from bulkterm.aiapi.models import (
@@ -54,6 +84,7 @@ from bulkterm.k8s.lease_store import (
     LeaseRecord,
     LeaseStore,
     Owner,
+    StoredLease,
 )
 
 __all__ = [
@@ -62,18 +93,27 @@ __all__ = [
     "LeaseConflict",
     "LeaseForbidden",
     "LeaseLost",
+    "LeaseNamespace",
     "LeaseRecord",
     "LeaseStore",
     "LeaseTiming",
     "Owner",
     "RunLease",
+    "StoredLease",
     "holder_identity",
     "lease_name",
+    "lease_namespace",
+    "sweep_forever",
+    "sweep_leases",
 ]
 
 log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "bulktermination."
+#: Where a pod's service account says its namespace is.
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+#: Seconds between two sweeps of the runs' Leases left behind by crashes.
+SWEEP_EVERY = 300.0
 
 
 def holder_identity() -> str:
@@ -83,13 +123,56 @@ def holder_identity() -> str:
     return f"{host}-{secrets.token_hex(4)}"
 
 
-def lease_name(cr_name: str) -> str:
-    """``bulktermination.<name>``, hashed down when the CR's name is too long for it."""
-    name = LEASE_PREFIX + cr_name
+def lease_name(cr_namespace: str, cr_name: str) -> str:
+    """``bulktermination.<namespace>.<name>``, hashed down when too long for a name (253
+    characters); a DNS subdomain either way."""
+    key = f"{cr_namespace}.{cr_name}"
+    name = LEASE_PREFIX + key
     if len(name) <= 253:
         return name
-    digest = hashlib.sha256(cr_name.encode()).hexdigest()[:16]
-    return f"{LEASE_PREFIX}{cr_name[: 253 - len(LEASE_PREFIX) - 17]}-{digest}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    # Cut where a '.' or '-' would end a part: each part of a subdomain ends alphanumeric.
+    return f"{LEASE_PREFIX}{key[: 253 - len(LEASE_PREFIX) - 17].rstrip('.-')}-{digest}"
+
+
+class LeaseNamespace(NamedTuple):
+    """The namespace of the runs' Leases, and where that came from (said at start-up)."""
+
+    name: str
+    source: str
+
+
+def lease_namespace(configured: str | None = None) -> LeaseNamespace:
+    """Where this operator keeps its runs' Leases: ``configured`` (``BULKTERM_LEASE_NAMESPACE``),
+    else ``POD_NAMESPACE`` (the chart sets it from the pod's own namespace), else the service
+    account's namespace file (any pod), else the current kubeconfig context's namespace (a
+    ``bulkterm operator`` run outside a cluster), else ``default``."""
+    if configured:
+        return LeaseNamespace(configured, "BULKTERM_LEASE_NAMESPACE")
+    pod = os.environ.get("POD_NAMESPACE", "").strip()
+    if pod:
+        return LeaseNamespace(pod, "POD_NAMESPACE")
+    with contextlib.suppress(OSError):
+        mounted = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+        if mounted:
+            return LeaseNamespace(mounted, str(SERVICE_ACCOUNT_NAMESPACE))
+    context = _kubeconfig_namespace()
+    if context:
+        return LeaseNamespace(context, "the kubeconfig context")
+    return LeaseNamespace("default", "no namespace configured")
+
+
+def _kubeconfig_namespace() -> str | None:
+    """The current kubeconfig context's namespace (``KUBECONFIG``, else ``~/.kube/config``)."""
+    from kubernetes import config as k8s_config
+
+    setting = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    try:
+        _, current = k8s_config.list_kube_config_contexts(config_file=setting)  # type: ignore[no-untyped-call]
+    except Exception:  # no kubeconfig, an unreadable one, no current context
+        return None
+    namespace = ((current or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
 
 
 @dataclass(frozen=True)
@@ -126,8 +209,9 @@ class RunLease:
         monotonic: Callable[[], float] | None = None,
     ) -> None:
         self._store = store
+        #: Where the Lease lives (the operator's namespace, not the CR's).
         self.namespace = namespace
-        self.name = lease_name(owner.name)
+        self.name = lease_name(owner.namespace, owner.name)
         self._owner = owner
         self.holder = holder
         self.timing = timing or LeaseTiming()
@@ -155,7 +239,7 @@ class RunLease:
                     if self._waited_on is not None:
                         log.info(
                             "%s/%s: took over from %s",
-                            self.namespace,
+                            self._owner.namespace,
                             self._owner.name,
                             self._waited_on,
                         )
@@ -215,7 +299,7 @@ class RunLease:
             log.info(
                 "%s/%s: another operator (%s) is running it; waiting until it finishes or its "
                 "lease expires",
-                self.namespace,
+                self._owner.namespace,
                 self._owner.name,
                 current.holder,
             )
@@ -273,7 +357,7 @@ class RunLease:
             self._fresh.set()  # wake permit() waiters so that they raise
             log.warning(
                 "%s/%s: the run was taken over (%s); stopping here",
-                self.namespace,
+                self._owner.namespace,
                 self._owner.name,
                 self._lost,
             )
@@ -322,14 +406,75 @@ class RunLease:
             # One line, no retry.
             code = getattr(exc, "status", None)
             log.warning(
-                "%s/%s: lease %s not released (%s%s); it expires %.0f s after its last renewal",
-                self.namespace,
+                "%s/%s: lease %s/%s not released (%s%s); it expires %.0f s after its last renewal",
+                self._owner.namespace,
                 self._owner.name,
+                self.namespace,
                 self.name,
                 type(exc).__name__,
                 f" HTTP {code}" if code else "",
                 record.duration,
             )
+
+
+async def sweep_leases(
+    store: LeaseStore,
+    namespace: str,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[str]:
+    """Delete the runs' Leases in ``namespace`` that a crash left behind: expired, and whose
+    BulkTermination no longer exists by uid (see the module docstring). The names deleted.
+
+    A Lease that cannot be judged (its CR unreadable: a namespace this operator does not
+    watch, an outage) is left for the next sweep; :class:`LeaseForbidden` from the listing
+    itself (no ``list`` on Leases) is raised."""
+    deleted: list[str] = []
+    for lease in await store.list(namespace):
+        owner, record = lease.owner, lease.record
+        if owner is None or not record.expired(clock()):
+            continue
+        try:
+            uid = await store.bulktermination_uid(owner.namespace, owner.name)
+        except Exception as exc:  # refused (not a namespace of ours), or the server is away
+            log.debug("lease %s/%s: its BulkTermination unreadable: %s", namespace, lease.name, exc)
+            continue
+        if uid == owner.uid:
+            continue  # its CR is still there: its next run takes the Lease over
+        try:
+            await store.delete(namespace, lease.name, record.resource_version or "")
+        except LeaseConflict:
+            continue  # written since it was listed: held again, not left behind
+        log.info(
+            "deleted lease %s/%s, left behind by BulkTermination %s/%s (uid %s), which is gone",
+            namespace,
+            lease.name,
+            owner.namespace,
+            owner.name,
+            owner.uid,
+        )
+        deleted.append(lease.name)
+    return deleted
+
+
+async def sweep_forever(store: LeaseStore, namespace: str, *, every: float = SWEEP_EVERY) -> None:
+    """:func:`sweep_leases` now and every ``every`` seconds, until cancelled; a failed sweep is
+    tried again at the next one (RBAC without ``list`` on Leases is said once)."""
+    refused = False
+    while True:
+        try:
+            await sweep_leases(store, namespace)
+        except LeaseForbidden:
+            if not refused:
+                log.warning(
+                    "the operator may not list Leases in namespace %s: Leases left behind by a "
+                    "crash are not cleaned up (grant list on leases there: the chart does)",
+                    namespace,
+                )
+            refused = True
+        except Exception as exc:  # the server is away or refused: next time
+            log.debug("sweeping the leases of namespace %s: %s", namespace, exc)
+        await asyncio.sleep(every)
 
 
 class ExclusiveApi(ForwardingApi):

@@ -41,6 +41,7 @@ from bulkterm.k8s.host import OperatorHost
 from bulkterm.k8s.kubeapi import without_waiting
 from bulkterm.k8s.leases import ExclusiveApi, LeaseForbidden, LeaseLost, RunLease
 from bulkterm.k8s.secret_bounds import SecretUse
+from bulkterm.k8s.secret_use import Requester
 from bulkterm.k8s.status import (
     CrRef,
     StatusPatcher,
@@ -250,7 +251,7 @@ class Reconciler:
                 self._kube,
                 self.ref.namespace,
                 spec.connection.secret_ref,
-                self.ref.name,
+                Requester(self.ref.name, self.ref.created),
                 SecretUse.of(spec),
             )
             require_https(key, allow_plain_http=self._config.allow_plain_http)

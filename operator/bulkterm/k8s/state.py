@@ -8,13 +8,15 @@ set of runs in this process) are objects the copies share, made once at start-up
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KubeApi
-from bulkterm.k8s.leases import holder_identity
+from bulkterm.k8s.leases import LeaseNamespace, holder_identity, lease_namespace
+from bulkterm.k8s.secret_use import AdmissionNames
 
 
 @dataclass
@@ -35,6 +37,10 @@ class OperatorState:
     config: OperatorConfig = field(default_factory=OperatorConfig)
     #: Who this process is in the Leases of its runs (``bulkterm.k8s.leases``).
     holder: str = field(default_factory=holder_identity)
+    #: Where the runs' Leases live, and why there (set by ``start``).
+    leases: LeaseNamespace | None = None
+    #: The task deleting Leases that crashes left behind (``leases.sweep_forever``).
+    lease_sweeper: asyncio.Task[None] | None = None
     #: uids of the BulkTerminations whose run (the ``reconcile`` daemon) is in this process: a
     #: spec change during the run is that run's to acknowledge (``StatusWriter.finish``).
     running: set[str] = field(default_factory=set)
@@ -59,6 +65,20 @@ class OperatorState:
     def start(self) -> None:
         """Make the process-wide clients (before kopf copies this memo for any resource)."""
         if self._kube is None:
-            self._kube = KubeApi()
+            self._kube = KubeApi(
+                admission=AdmissionNames(
+                    self.config.admission_policy, self.config.admission_binding
+                ),
+                allow_name_grants=self.config.allow_name_grants,
+            )
         if self._clients is None:
             self._clients = ClientPool.for_config(self.config)
+        if self.leases is None:
+            self.leases = lease_namespace(self.config.lease_namespace)
+
+    @property
+    def lease_namespace(self) -> str:
+        """The namespace of the runs' Leases (the operator's own, see ``leases``)."""
+        if self.leases is None:
+            raise RuntimeError("the operator has not started (OperatorState.start)")
+        return self.leases.name

@@ -30,6 +30,8 @@ class CrRef:
     namespace: str
     name: str
     generation: int
+    #: When the API server created it (the admission check of its Secret's use dates from then).
+    created: datetime | None = None
 
 
 class StatusWriteError(RuntimeError):
