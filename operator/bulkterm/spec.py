@@ -7,9 +7,12 @@ in step. Field names on the wire are camelCase (``batchSize``); in Python they a
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -186,6 +189,9 @@ class BulkTerminationSpec(_Model):
     #: How long a target that must be STOPPED may sit in UNKNOWN (which cannot be stopped).
     unknown_grace_period_seconds: Annotated[int, Field(ge=0, le=86400)] = 120
     dry_run: bool = False
+    #: Send nothing new while true (what was sent is still watched), as a Job's ``suspend``;
+    #: the one field that may change after creation.
+    suspend: bool = False
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:
@@ -263,3 +269,13 @@ ONE_FORM = (
 NO_TARGETS = (
     "name the targets: spec.targets, spec.deployments and/or spec.executions, or spec.selector"
 )
+
+
+def run_spec_hash(spec: Mapping[str, Any]) -> str:
+    """A digest of everything in a raw spec that the run acts on: all but ``suspend``, the one
+    field that may change while the run goes on. Two generations of one BulkTermination with
+    the same hash differ only in whether the run is suspended."""
+    relevant = {key: value for key, value in spec.items() if key != "suspend"}
+    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+

@@ -6,7 +6,9 @@ this writes several BulkTerminations in the compact form, each at most ``--max-t
 one kind and one target status, named ``<name>-1``, ``<name>-2``, …, with the rest of the spec
 (connection, batching, deadlines, dryRun) and the labels copied. The input is validated exactly
 as ``bulkterm apply`` validates, but for its size, so every output document is one the API
-server and ``bulkterm apply`` take.
+server and ``bulkterm apply`` take. The parts need no grant the original did not: spending a
+Secret's key is RBAC's verb ``use`` on it, checked at admission against each part's author
+(:func:`secret_note` says so, and when a name grant would matter).
 
 Pure functions (:func:`split_manifest`) and a thin click command: the split is tested without a
 terminal.
@@ -27,6 +29,9 @@ from bulkterm.manifest import NAME, Manifest, ManifestError, load_manifests
 from bulkterm.spec import API_GROUP, API_VERSION, KIND, MAX_TARGETS
 
 _TARGET_FIELDS = {"listed", "deployments", "executions"}
+#: A Secret's name grant (``bulkterm.k8s.secret_use.GRANT_ANNOTATION``; not imported, so that
+#: ``bulkterm split`` loads no Kubernetes client).
+NAME_GRANT = f"{API_GROUP}/allowed-bulkterminations"
 _COMPACT_FIELD = {Kind.DEPLOYMENT: "deployments", Kind.EXECUTION: "executions"}
 
 
@@ -118,6 +123,9 @@ def split_command(path: str, max_targets: int) -> None:
     (spec.deployments or spec.executions), named NAME-1, NAME-2, …; the rest of
     the spec and the labels are copied. Apply them all at once:
       bulkterm split -f big.yaml > parts.yaml && kubectl apply --server-side -f parts.yaml
+    The parts need no further grant on the Secret: their author needs the verb
+    `use` on it, as for the original (a name grant must cover the parts' names
+    only where the operator allows name grants).
     Exit status: 0 written, 2 invalid input (nothing written).
     """
     try:
@@ -140,3 +148,24 @@ def split_command(path: str, max_targets: int) -> None:
             f"BulkTermination(s): {shown}",
             err=True,
         )
+        if len(docs) > 1:
+            click.echo(f"note: {secret_note(manifest)}", err=True)
+
+
+def secret_note(manifest: Manifest) -> str:
+    """What the parts need to spend the original's key: nothing new. Its use is RBAC's verb
+    ``use`` on the Secret, checked at admission against whoever creates each part, whatever
+    its name (docs/security.md, "Who may spend a key"); only a Secret's name grant, honoured
+    where the operator allows name grants, depends on the parts' names."""
+    ref = manifest.spec.connection.secret_ref
+    secret = ref.name if ref is not None else "(the Secret of spec.connection.secretRef)"
+    namespace = f" -n {manifest.namespace}" if manifest.namespace else ""
+    return (
+        f"the parts spend the key of Secret {secret} as {manifest.name} would, and need no "
+        f"further grant: whoever creates them needs the verb `use` on that Secret, as for "
+        f"{manifest.name} (`kubectl{namespace} auth can-i use secret/{secret}`). Only where "
+        "the operator allows name grants (BULKTERM_ALLOW_NAME_GRANTS, Helm "
+        "secretUse.allowNameGrants) and cannot check `use` (no admission policy) does a "
+        f"name grant count; there the Secret's annotation {NAME_GRANT} must name the parts "
+        f"too, e.g. with the pattern {manifest.name}-*"
+    )

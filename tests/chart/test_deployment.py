@@ -149,6 +149,15 @@ def test_peering_name_override(helm: Helm) -> None:
     assert "--peering=bulkterm" in proc.stdout
 
 
+@pytest.mark.parametrize("variant_name", ["peering", "peering-namespaced", "platform"])
+def test_pdb_lets_drains_evict_pods_that_are_not_ready(helm: Helm, variant_name: str) -> None:
+    """kube-linter's pdb-unhealthy-pod-eviction-policy: with the default (IfHealthyBudget) a
+    crash-looping replica could not be evicted while the budget is spent, and would hold up
+    a node drain. tests/chart/test_install.py checks the API server keeps the field."""
+    pdb = helm.render(variant_name).one("PodDisruptionBudget")
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
 def test_peering_crds_ship_in_crds_dir(helm: Helm) -> None:
     crds = {
         d["metadata"]["name"]: d

@@ -6,17 +6,27 @@ check that a real kube-apiserver accepts it, which is where the CRD once failed.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from bulkterm.k8s.secret_use import DEFAULT_POLICY_NAME
 from tests.chart.conftest import VARIANTS
-from tests.kube import Kube
-from tests.plugins.helm import CHART, Release, helm_runner
+from tests.kube import Kube, free_port
+from tests.plugins.helm import CHART, ROOT, Release, helm_runner
 from tests.plugins.kube import crd_document
 
 pytestmark = pytest.mark.helm
@@ -131,6 +141,11 @@ def test_chart_installs_upgrades_and_uninstalls(
         f"{d['kind']}/{d['metadata']['name']}" for d in manifest if on_server(kube, d) is None
     ]
     assert missing == []
+    if variant == "platform":  # the API server keeps the field (a pruned one would be dropped)
+        (pdb,) = [d for d in manifest if d["kind"] == "PodDisruptionBudget"]
+        live_pdb = on_server(kube, pdb)
+        assert live_pdb is not None
+        assert live_pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
     upgraded = release.helm(
         "upgrade", release.name, str(CHART), "-n", namespace, "--reuse-values",
@@ -281,3 +296,168 @@ def test_kubectl_apply_of_the_crds_folder_is_accepted(kubectl: Callable[..., Any
     applied = kubectl("apply", "-f", str(ROOT / "crds"))
     assert applied.returncode == 0, applied.stderr
     assert CRD_NAME in applied.stdout
+
+
+# --- watched namespaces that do not exist (templates/validate-namespaces.yaml) -------------------
+
+#: What the ``install_chart`` fixture adds to every release (tests/plugins/helm.py), for the
+#: tests below that run helm themselves because they expect it to fail.
+FIXTURE_VALUES: dict[str, Any] = {
+    "crds": {"enabled": False},
+    "rbac": {"aggregateClusterRoles": False},
+    "secretUse": {"admissionPolicy": {"create": False, "name": DEFAULT_POLICY_NAME}},
+}
+
+
+def values_file(tmp_path: Path, name: str, values: dict[str, Any]) -> Path:
+    path = tmp_path / f"values-{name}.yaml"
+    path.write_text(yaml.safe_dump({**FIXTURE_VALUES, **values}))
+    return path
+
+
+def releases_named(helm: Callable[..., subprocess.CompletedProcess[str]], name: str,
+                   namespace: str) -> list[dict[str, Any]]:  # fmt: skip
+    """``helm list`` of every status (Helm 4 lists failed and pending releases by default;
+    its ``--all`` is gone), filtered to one name."""
+    listed = helm("list", "-n", namespace, "--filter", f"^{name}$", "-o", "json", check=True)
+    return list(json.loads(listed.stdout))
+
+
+def test_install_with_a_missing_watched_namespace_fails_before_creating_anything(
+    kube: Kube, namespace: str, helm_bin: Path, tmp_path: Path
+) -> None:
+    """Without the check Helm created the release namespace's objects, stopped at the
+    missing namespace and left a failed release that blocked `helm install` of that name.
+    Now the render fails first: no release, no object; and once the namespace exists, the
+    README's `helm upgrade --install` of the same name succeeds."""
+    helm = helm_runner(helm_bin, kube, tmp_path)
+    name, late = "bto-late-ns", f"{namespace}-late"
+    values = values_file(tmp_path, name, {"watchNamespaces": [namespace, late]})
+    try:
+        failed = helm("install", name, str(CHART), "-n", namespace, "-f", str(values))
+        assert failed.returncode != 0
+        assert f"do not exist (or are being deleted): {late}." in failed.stderr
+        assert f"kubectl create namespace {late}" in failed.stderr
+        assert f"kubectl create namespace {namespace}\n" not in failed.stderr + "\n"
+        assert releases_named(helm, name, namespace) == []
+        history = helm("history", name, "-n", namespace)
+        assert history.returncode != 0 and "not found" in history.stderr
+        instance = f"app.kubernetes.io/instance={name}"
+        for kind in ("v1/serviceaccounts", "rbac.authorization.k8s.io/v1/roles",
+                     "apps/v1/deployments"):  # fmt: skip
+            assert kube.list(kind, namespace=namespace, label_selector=instance) == [], kind
+
+        kube.create_namespace(late)
+        retried = helm("upgrade", "--install", name, str(CHART), "-n", namespace,
+                       "-f", str(values))  # fmt: skip
+        assert retried.returncode == 0, retried.stderr
+        assert [r["status"] for r in releases_named(helm, name, namespace)] == ["deployed"]
+        roles = kube.list("rbac.authorization.k8s.io/v1/roles", namespace=late,
+                          label_selector=instance)  # fmt: skip
+        assert roles, "no Role in the namespace created for the retry"
+    finally:
+        helm("uninstall", name, "-n", namespace, "--wait=false")
+        kube.delete("namespaces", late, namespace="")
+
+
+def test_namespace_check_runs_only_where_helm_has_a_cluster(
+    kube: Kube, namespace: str, helm_bin: Path, tmp_path: Path
+) -> None:
+    """`helm template` and `--dry-run=client` never ask the cluster (lookup answers "not
+    found" for everything, kube-system included), so the check is skipped even with a
+    reachable API server in KUBECONFIG; `--dry-run=server` asks, and the check runs."""
+    helm = helm_runner(helm_bin, kube, tmp_path)
+    name, late = "bto-no-cluster", f"{namespace}-never"
+    values = str(values_file(tmp_path, name, {"watchNamespaces": [late]}))
+    rendered = helm("template", name, str(CHART), "-n", namespace, "-f", values)
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    assert any(d["kind"] == "Role" and d["metadata"]["namespace"] == late for d in docs)
+    client = helm("install", name, str(CHART), "-n", namespace, "-f", values, "--dry-run=client")
+    assert client.returncode == 0, client.stderr
+    server = helm("install", name, str(CHART), "-n", namespace, "-f", values, "--dry-run=server")
+    assert server.returncode != 0
+    assert f"kubectl create namespace {late}" in server.stderr
+    assert releases_named(helm, name, namespace) == []
+
+
+# --- the operator outside the cluster (docs/helm.md) ---------------------------------------------
+
+
+def doc_blocks(path: Path) -> list[str]:
+    """The ```sh blocks of a Markdown file, line continuations joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", path.read_text(), flags=re.S)
+    return [block.replace("\\\n", " ") for block in blocks]
+
+
+def doc_block(path: Path, needle: str) -> str:
+    (block,) = [b for b in doc_blocks(path) if needle in b]
+    return block
+
+
+def test_the_documented_out_of_cluster_run_works_as_the_charts_service_account(
+    kube: Kube, namespace: str, install_chart: Callable[..., Release], tmp_path: Path
+) -> None:
+    """docs/helm.md, "Running the operator outside the cluster", as written: the token
+    kubeconfig of the chart's ServiceAccount, then `bulkterm operator` with the documented
+    flags, with the doc's names (release `bulkterm` in `bulkterm-system`, `ml-team`) replaced
+    by this release's. Only the ports differ (free ones), as tests run side by side."""
+    release = install_chart(namespace, {"watchNamespaces": [namespace]})
+    (deployment,) = release.manifest_of("Deployment")
+    env_of = {e["name"]: e.get("value") for e in
+              deployment["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    names = {
+        "bulkterm-bulk-termination-operator-secret-use": str(env_of["BULKTERM_ADMISSION_POLICY"]),
+        "bulkterm-bulk-termination-operator": release.service_account,
+        "bulkterm-system": release.namespace,
+        "ml-team": namespace,
+    }
+
+    def ours(text: str) -> str:
+        for doc_name, test_name in names.items():  # longest first: one is the other's prefix
+            text = text.replace(doc_name, test_name)
+        return text
+
+    docs = ROOT / "docs" / "helm.md"
+    made = doc_block(docs, "kubectl create token")
+    script = "\n".join(line for line in made.splitlines() if not line.startswith("KUBECONFIG="))
+    ran = subprocess.run(["bash", "-euo", "pipefail", "-c", ours(script)], cwd=tmp_path,
+                         env=kube.env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    kubeconfig = tmp_path / "bulkterm-operator.kubeconfig"
+    whoami = kube.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
+                          kubeconfig=kubeconfig, check=True)  # fmt: skip
+    assert whoami.stdout == f"system:serviceaccount:{release.namespace}:{release.service_account}"
+
+    (command,) = [line for line in doc_block(docs, "--admission-binding=").splitlines()
+                  if line.startswith("bulkterm operator")]  # fmt: skip
+    health = f"http://127.0.0.1:{free_port()}/healthz"
+    argv = shlex.split(ours(command).replace("http://127.0.0.1:8080/healthz", health))
+    assert argv[:2] == ["bulkterm", "operator"] and f"--liveness-endpoint={health}" in argv
+    env = {k: v for k, v in kube.env(kubeconfig).items() if not k.startswith("BULKTERM_")}
+    log = tmp_path / "operator.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bulkterm.cli", *argv[1:], f"--metrics-port={free_port()}"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not healthy(health):
+            assert proc.poll() is None, f"operator exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"operator not healthy:\n{log.read_text()}"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    assert "forbidden" not in log.read_text().lower()
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

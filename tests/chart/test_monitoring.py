@@ -29,6 +29,8 @@ ALERTS = {
     "BulkTerminationAIAPIErrors",
     "BulkTerminationAIAPIAuthFailures",
     "BulkTerminationStatusWriteFailures",
+    "BulkTerminationNoActiveReplica",
+    "BulkTerminationReconcileErrors",
 }
 
 
@@ -113,6 +115,12 @@ def test_dashboard_and_alerts_read_the_operators_core_metrics(helm_bin: Path) ->
         "bulkterm_targets_total",
         "bulkterm_aiapi_calls_total",
         "bulkterm_kube_reachable",
+        "bulkterm_reconcile_total",
+        "bulkterm_reconcile_duration_seconds_bucket",
+        "bulkterm_kube_requests_total",
+        "bulkterm_active_replica",
+        "bulkterm_build_info",
+        "bulkterm_stalled_bulkterminations",
         "up",
     } <= used
 

@@ -53,6 +53,7 @@ def test_pdb_defaults_to_one_unavailable(helm: Helm) -> None:
     assert pdb["spec"] == {
         "maxUnavailable": 1,
         "selector": helm.render("peering").deployment["spec"]["selector"],
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
     }
 
 

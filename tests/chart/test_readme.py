@@ -94,19 +94,21 @@ def test_readme_builds_and_pushes_the_image_it_installs(helm: Helm) -> None:
     pushed = command("docker push")
     image = built[built.index("-t") + 1]
     assert pushed[-1] == image and built[-1] == "."
-    install = command("helm install")
+    install = command("helm upgrade --install")
     sets = dict(arg.split("=", 1) for arg in install[install.index("--set") :] if "=" in arg)
     assert f"{sets['image.repository']}:{sets['image.tag']}" == image
 
 
 @pytest.mark.helm
 def test_readme_install_command_renders(helm: Helm) -> None:
-    """The `helm install` of the README, as `helm template` with the same chart and flags
-    (run from the repository root, as the README's paths assume)."""
-    install = command("helm install")
-    assert install[:4] == ["helm", "install", "bulkterm", "charts/bulk-termination-operator"]
-    flags = [a for a in install[4:] if a != "--create-namespace"]
-    proc = helm.run("template", "bulkterm", str(ROOT / install[3]), *flags)
+    """The `helm upgrade --install` of the README, as `helm template` with the same chart and
+    flags (run from the repository root, as the README's paths assume)."""
+    install = command("helm upgrade --install")
+    assert install[:5] == [
+        "helm", "upgrade", "--install", "bulkterm", "charts/bulk-termination-operator",
+    ]  # fmt: skip
+    flags = [a for a in install[5:] if a != "--create-namespace"]
+    proc = helm.run("template", "bulkterm", str(ROOT / install[4]), *flags)
     assert proc.returncode == 0, proc.stderr
     (deployment,) = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "Deployment"]
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -119,7 +121,17 @@ def test_readme_creates_the_namespaces_it_uses() -> None:
     created = command("kubectl create namespace")
     used = {arg for block in shell_blocks() for arg in re.findall(r"-n (\S+)", block)}
     assert created[3] in used
-    assert "--create-namespace" in command("helm install")
+    assert "--create-namespace" in command("helm upgrade --install")
+
+
+def test_readme_says_the_namespaces_must_exist_before_the_install_command() -> None:
+    """The chart refuses to install into watched namespaces that do not exist
+    (templates/validate-namespaces.yaml): the README says so, and creates them, first."""
+    text = README.read_text()
+    install = text.index("helm upgrade --install bulkterm")
+    assert text.index("must exist before you install") < install
+    assert text.index("kubectl create namespace ml-team") < install
+    assert "helm install bulkterm" not in text, "the README installs with `helm upgrade --install`"
 
 
 def test_readme_grants_the_use_of_the_secret_with_the_shipped_example() -> None:

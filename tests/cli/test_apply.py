@@ -81,6 +81,16 @@ def test_bad_manifest_exits_2_naming_document_field_and_id(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_a_suspended_manifest_is_refused_with_nothing_sent_but_may_be_looked_at() -> None:
+    suspended = manifest(("Deployment", "dep-0001", "STOPPED"), suspend=True)
+    refused = bulkterm("apply", "-f", "-", "--simulator", stdin=suspended)
+    assert refused.returncode == 2
+    assert "job: spec.suspend is true" in refused.stderr and "nothing was sent" in refused.stderr
+    assert refused.stdout == ""
+    looked = bulkterm("apply", "-f", "-", "--simulator", "--dry-run", stdin=suspended)
+    assert looked.returncode == 0, looked.stderr
+
+
 def test_manifest_from_stdin() -> None:
     result = bulkterm(
         "apply", "-f", "-", "--simulator", stdin=manifest(("Execution", "exe-0001", "DELETED"))

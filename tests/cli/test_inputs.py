@@ -128,7 +128,9 @@ def test_too_many_targets_in_a_later_document_names_that_document() -> None:
     text = "---\n".join([_doc("small", "dep-s001"), "", _many_targets(over, "later")])
     with pytest.raises(ManifestError) as refused:
         load_manifests(text, source="m.yaml")
-    assert refused.value.problems == [f"m.yaml: document 2 (later): {_listed_refusal(over)}"]
+    assert refused.value.problems == [
+        f"m.yaml: document 2 (later): {_listed_refusal(over, 'm.yaml')}"
+    ]
 
 
 def test_exactly_the_maximum_is_accepted() -> None:
@@ -136,10 +138,18 @@ def test_exactly_the_maximum_is_accepted() -> None:
     assert len(m.spec.targets) == MAX_LISTED_TARGETS
 
 
-def _listed_refusal(count: int) -> str:
+def _listed_refusal(count: int, source: str = "big.yaml") -> str:
     return (
         f"spec.targets: {count} targets, at most {MAX_LISTED_TARGETS} in this form (list up to "
-        f"{MAX_TARGETS} ids in spec.deployments and spec.executions instead)"
+        f"{MAX_TARGETS} ids in spec.deployments and spec.executions instead); " + _way_out(source)
+    )
+
+
+def _way_out(source: str) -> str:
+    return (
+        f"`bulkterm split -f {source} > parts.yaml` writes it as BulkTerminations that fit "
+        f"(at most {MAX_TARGETS} ids each, named NAME-1, NAME-2, …); apply parts.yaml instead "
+        "(`bulkterm apply -f parts.yaml`, or `kubectl apply --server-side -f parts.yaml`)"
     )
 
 
@@ -176,8 +186,38 @@ def test_too_many_ids_across_both_kinds_are_refused_early(monkeypatch: pytest.Mo
         load_manifests(_many_ids(6_000, MAX_TARGETS - 5_999), source="big.yaml")
     assert refused.value.problems == [
         f"big.yaml: document 1 (big): spec: at most {MAX_TARGETS} ids in spec.deployments.ids "
-        f"and spec.executions.ids together, got {MAX_TARGETS + 1}"
+        f"and spec.executions.ids together, got {MAX_TARGETS + 1}; {_way_out('big.yaml')}"
     ]
+
+
+def test_the_way_out_is_bulkterm_split_of_the_same_input() -> None:
+    """Whatever noticed the size (the streaming count or the check after loading), the
+    refusal names ``bulkterm split`` with the command line for this input."""
+    over = MAX_LISTED_TARGETS + 1
+    items = ", ".join(f"{{id: d{i:07d}, targetStatus: STOPPED}}" for i in range(over))
+    aliased = (
+        "apiVersion: aiapi.bulkops.dev/v1alpha1\nkind: BulkTermination\n"
+        f"metadata: {{name: job, annotations: {{a: &t [{items}]}}}}\n"
+        "spec: {targets: *t}\n"
+    )
+    for text, source, command in [
+        (_many_ids(MAX_TARGETS + 1, 0), "big.yaml", "bulkterm split -f big.yaml > parts.yaml"),
+        (_many_ids(MAX_TARGETS + 1, 0), "stdin", "bulkterm split -f - > parts.yaml"),
+        (aliased, "my list.yaml", "bulkterm split -f 'my list.yaml' > parts.yaml"),
+    ]:
+        with pytest.raises(ManifestError) as refused:
+            load_manifests(text, source=source)
+        (problem,) = refused.value.problems
+        assert f"`{command}` writes it as BulkTerminations that fit" in problem
+
+
+def test_bulkterm_apply_of_a_list_over_the_limit_names_bulkterm_split(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(_many_ids(MAX_TARGETS + 1, 0))
+    result = bulkterm("apply", "-f", str(path), "--simulator")
+    assert result.returncode == 2, result.stderr
+    assert f"`bulkterm split -f {path} > parts.yaml`" in result.stderr
+    assert "apply parts.yaml instead" in result.stderr
 
 
 def test_an_aliased_targets_list_is_counted_too() -> None:

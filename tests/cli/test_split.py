@@ -104,3 +104,28 @@ def test_max_targets_out_of_range_is_refused() -> None:
     code, out, err = _run(_big(2, 0), "--max-targets", "10001")
     assert code == 2 and out == ""
     assert "--max-targets must be between 1 and 10000, got 10001" in err
+
+
+def test_the_parts_need_no_further_grant_on_the_secret() -> None:
+    """Spending a key is RBAC's verb ``use`` on the Secret, checked at admission against each
+    part's author, whatever the part is called: the parts' new names change nothing."""
+    code, _, err = _run(_big(3, 0), "--max-targets", "2")
+    assert code == 0
+    (note,) = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert "need no further grant" in note
+    assert "needs the verb `use` on that Secret, as for cleanup" in note
+    assert "`kubectl -n ml auth can-i use secret/aicore`" in note
+
+
+def test_a_name_grant_is_mentioned_only_for_operators_that_allow_name_grants() -> None:
+    _, _, err = _run(_big(3, 0), "--max-targets", "2")
+    (note,) = [line for line in err.splitlines() if line.startswith("note: ")]
+    grant = note.split(". Only where ", 1)[1]
+    assert grant.startswith("the operator allows name grants (BULKTERM_ALLOW_NAME_GRANTS")
+    assert "aiapi.bulkops.dev/allowed-bulkterminations must name the parts" in grant
+    assert "cleanup-*" in grant
+
+
+def test_a_manifest_that_fits_gets_no_note() -> None:
+    _, _, err = _run(_big(10, 0))
+    assert "note:" not in err

@@ -20,8 +20,8 @@ TARGETS_IMMUTABLE = (
     "create a new BulkTermination for a different set of targets"
 )
 SPEC_IMMUTABLE = (
-    "Invalid value: spec is immutable once created; create a new BulkTermination to change "
-    "connection, batching, deadlines, dryRun or the form of the targets"
+    "Invalid value: spec is immutable once created, spec.suspend excepted; create a new "
+    "BulkTermination to change connection, batching, deadlines, dryRun or the form of the targets"
 )
 
 
@@ -40,6 +40,16 @@ def _refused(kube: Kube, stored: dict[str, Any], patch: dict[str, Any]) -> list[
 def test_patching_the_same_spec_is_accepted(kube: Kube, stored: dict[str, Any]) -> None:
     updated = _patch(kube, stored, {"spec": stored["spec"]})
     assert updated["metadata"]["generation"] == 1
+
+
+def test_suspend_may_change_both_ways_and_nothing_else_with_it(
+    kube: Kube, stored: dict[str, Any]
+) -> None:
+    for generation, value in ((2, True), (3, False)):
+        changed = _patch(kube, stored, {"spec": {"suspend": value}})
+        assert (changed["spec"]["suspend"], changed["metadata"]["generation"]) == (value, generation)
+    refused = _refused(kube, stored, {"spec": {"suspend": True, "dryRun": True}})
+    assert refused == [("spec", SPEC_IMMUTABLE)]
 
 
 def test_metadata_changes_are_accepted(kube: Kube, stored: dict[str, Any]) -> None:

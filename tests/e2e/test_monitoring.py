@@ -99,5 +99,43 @@ def test_the_run_left_samples_for_what_the_alerts_count(metrics_page: str) -> No
         "bulkterm_active_bulkterminations",
         "bulkterm_kube_reachable",
         "bulkterm_status_write_failures",
+        "bulkterm_reconcile",
+        "bulkterm_reconcile_duration_seconds",
+        "bulkterm_kube_requests",
+        "bulkterm_active_replica",
+        "bulkterm_build_info",
         "process_resident_memory_bytes",
     } <= samples
+
+
+def _samples(page: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def test_the_run_is_counted_as_a_reconcile_and_its_api_calls_by_code(
+    metrics_page: str, namespace: str
+) -> None:
+    """The run's daemon ended with the run: one ``success``; its status writes, Secret read and
+    Lease calls answered 2xx; the standalone operator is the active replica; the run's
+    targets carry their namespace, never their name."""
+    reconciles = {
+        labels["result"]: value
+        for labels, value in _samples(metrics_page, "bulkterm_reconcile_total")
+        if labels["handler"] == "reconcile"
+    }
+    assert reconciles["success"] >= 1 and reconciles["error"] == 0, reconciles
+    requests = _samples(metrics_page, "bulkterm_kube_requests_total")
+    answered = {(labels["method"], labels["code"]) for labels, value in requests if value}
+    assert {("PATCH", "200"), ("GET", "200"), ("POST", "201")} <= answered, answered
+    assert all(set(labels) == {"method", "code"} for labels, _ in requests)
+    assert _samples(metrics_page, "bulkterm_active_replica") == [({}, 1.0)]
+    ((build, one),) = _samples(metrics_page, "bulkterm_build_info")
+    assert one == 1 and set(build) == {"version", "commit", "python", "kopf"}
+    targets = _samples(metrics_page, "bulkterm_targets_total")
+    assert ({"outcome": "succeeded", "bulktermination_namespace": namespace}, 1.0) in targets
+    assert '"watched"' not in metrics_page  # the BulkTermination's name is in no label

@@ -87,11 +87,13 @@ def test_mixed_resource_runs_to_complete(
     kube.wait_for(
         BT,
         "mixed",
-        lambda _: "Completed" in reasons(kube, namespace, "mixed"),
+        # Events are posted after the status writes they go with: wait for each asserted.
+        lambda _: (
+            {"Started", "BatchSubmitted", "Completed"} <= set(reasons(kube, namespace, "mixed"))
+        ),
         namespace=namespace,
         timeout=30,
     )
-    assert {"Started", "BatchSubmitted", "Completed"} <= set(reasons(kube, namespace, "mixed"))
 
 
 @pytest.mark.namespace("ml-team")
@@ -174,7 +176,13 @@ def test_missing_secret_stalls_then_recovers(
     assert condition(obj, "Reconciling")["status"] == "False"  # type: ignore[index]
     kube.create(secret(namespace, sim.service_key()))
     kube.wait_for(BT, "waiting", has_condition("Complete"), namespace=namespace, timeout=60)
-    assert "SecretNotFound" in reasons(kube, namespace, "waiting")
+    kube.wait_for(
+        BT,
+        "waiting",
+        lambda _: "SecretNotFound" in reasons(kube, namespace, "waiting"),
+        namespace=namespace,
+        timeout=30,
+    )
 
 
 def test_bad_credentials_stall_as_unauthorized(
@@ -339,7 +347,8 @@ def test_metrics_are_served_and_count_the_run(
     kube.create(bulk_termination(namespace, "measured", ("Deployment", "dep-run1", "STOPPED")))
     kube.wait_for(BT, "measured", has_condition("Complete"), namespace=namespace, timeout=60)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    assert 'bulkterm_targets_total{outcome="succeeded"} 1.0' in text
+    labels = f'bulktermination_namespace="{namespace}",outcome="succeeded"'
+    assert f"bulkterm_targets_total{{{labels}}} 1.0" in text
     assert 'bulkterm_aiapi_calls_total{endpoint="bulk_patch_deployments",outcome="ok"} 1.0' in text
     assert "bulkterm_token_refreshes_total 1.0" in text
     assert "bulkterm_active_bulkterminations 0.0" in text

@@ -8,6 +8,7 @@ refused for every call in between, as in a control-plane upgrade or an etcd fail
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,8 @@ from tests.kube import Kube, free_port
 from tests.kube.client import KubeApiError
 
 pytestmark = pytest.mark.e2e
+#: How each line of ``--log-format plain`` starts: ``2026-11-28T20:47:00.123Z``.
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
 BT = "bulkterminations"
 D = Kind.DEPLOYMENT
 
@@ -108,3 +111,9 @@ def test_control_plane_outage_mid_run_is_waited_out(
     assert len(outage_lines(log)) <= 5, outage_lines(log)  # ours, and kopf's first attempts
     ours = [line for line in log.splitlines() if "Kubernetes API" in line]
     assert len(ours) <= 2, ours  # one line when the outage starts, one when it ends
+    # No urllib3 "Retrying (Retry(total=2, ...)) after connection broken" lines: the kubernetes
+    # client leaves retrying to ApiWeather (there were about 490 in one outage).
+    assert [line for line in log.splitlines() if "Retrying" in line] == []
+    # Every line says when (the chart's default format, plain, had no timestamp).
+    unstamped = [line for line in log.splitlines() if line and not STAMP.match(line)]
+    assert unstamped == [], unstamped[:20]

@@ -288,11 +288,15 @@ def test_widening_a_secret_s_bounds_lets_the_stalled_run_proceed(
     )
     kube.wait_for(BT, "purge", has_condition("Complete"), namespace=namespace, timeout=60)
     assert sim.item(Kind.DEPLOYMENT, "dep-stopped") is None
-    warnings = [
-        e for e in kube.events(namespace=namespace, involved="purge") if e["type"] == "Warning"
-    ]
-    assert [e["reason"] for e in warnings] == ["OutsideSecretBounds"]
-    assert sim.config.client_secret not in json.dumps(warnings)
+
+    def warnings() -> list[dict[str, Any]]:
+        events = kube.events(namespace=namespace, involved="purge")
+        return [e for e in events if e["type"] == "Warning"]
+
+    # The Event is posted after the status write it goes with: wait for it.
+    kube.wait_for(BT, "purge", lambda _: bool(warnings()), namespace=namespace, timeout=30)
+    assert [e["reason"] for e in warnings()] == ["OutsideSecretBounds"]
+    assert sim.config.client_secret not in json.dumps(warnings())
 
 
 @pytest.mark.namespace("ml-team")

@@ -65,8 +65,16 @@ def test_a_selector_resolves_pauses_its_schedule_and_completes(
     assert obj["status"]["succeeded"] == 24
     (schedule,) = sim.execution_schedules()
     assert schedule.status is ScheduleStatus.INACTIVE
-    events = kube.events(namespace=namespace, involved="churn")
-    assert any(e.get("reason") == "Selected" for e in events)
+    kube.wait_for(  # the Event is posted after the status write it goes with
+        BT,
+        "churn",
+        lambda _: any(
+            e.get("reason") == "Selected"
+            for e in kube.events(namespace=namespace, involved="churn")
+        ),
+        namespace=namespace,
+        timeout=30,
+    )
 
 
 def test_a_restart_keeps_the_selection_made_at_the_start(

@@ -48,6 +48,16 @@ def test_an_object_with_no_status_at_all_is_progressing() -> None:
     )
 
 
+def test_an_object_with_an_empty_status_is_progressing() -> None:
+    # `status: {}` reads as no status does: no observedGeneration is generation 0 observed
+    # (kstatus, which skips its generation check then, needs the CRD's default instead).
+    obj = captured("new")
+    obj["status"] = {}
+    assert argocd_health(obj) == Health(
+        "Progressing", "Waiting for the operator to observe generation 1 (observed: 0)"
+    )
+
+
 def test_a_spec_change_after_the_run_finished_is_progressing_until_acknowledged() -> None:
     assert argocd_health(captured("spec-changed")).status == "Progressing"
 

@@ -14,7 +14,7 @@ from bulkterm.engine import EngineSettings
 from bulkterm.k8s.clients import ClientPool
 from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.leases import RunLease
-from bulkterm.k8s.reconciler import CrRef, Reconciler
+from bulkterm.k8s.reconciler import CrRef, LiveObject, Reconciler
 from bulkterm.k8s.secret_bounds import SecretUse
 from bulkterm.k8s.secret_use import (
     GRANT_ANNOTATION,
@@ -152,6 +152,7 @@ def reconciler(
     ref: CrRef = REF,
     clients: ClientPool | None = None,
     lease: RunLease | None = None,
+    live: LiveObject | None = None,
     **config: Any,
 ) -> Reconciler:
     # The simulator's keys are plain HTTP on loopback: allowed here, as the option says.
@@ -173,6 +174,7 @@ def reconciler(
         engine_settings=FAST,
         clients=clients,
         lease=lease,
+        live=live,
     )
 
 

@@ -10,10 +10,12 @@ from bulkterm.aiapi.models import Kind
 from bulkterm.engine import Progress
 from bulkterm.engine.progress import Failure
 from bulkterm.simulator import Simulator
-from tests.k8s.support import FakeEvents, FakeKube, reconciler, running_for_deletion, spec
+from tests.k8s.support import NS, FakeEvents, FakeKube, reconciler, running_for_deletion, spec
 
 
 def _value(name: str, **labels: str) -> float:
+    if not name.startswith("bulkterm_run_duration"):  # the run-level series name the namespace
+        labels = {metrics.RUN_NAMESPACE: NS, **labels}
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 

@@ -20,10 +20,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from bulkterm.engine import utcnow
 from bulkterm.manifest import load_manifests
 from bulkterm.simulator import Simulator
 from bulkterm.simulator.command import simulator_command
-from bulkterm.simulator.manifests import simulated_status
+from bulkterm.simulator.manifests import seed_selector, seed_targets, simulated_status
 from bulkterm.spec import Target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,6 +216,71 @@ def test_seed_from_creates_the_manifest_targets_as_apply_simulator_does(
     }
     group = manifest.spec.connection.resource_group
     assert {(v.kind, v.id, v.status) for v in simulator.items(resource_group=group)} == expected
+
+
+SELECTOR = ROOT / "examples" / "selector.yaml"
+
+
+def _item_shape(simulator: Simulator, group: str) -> set[tuple[str, ...]]:
+    """Each item as the selector's filters read it (its creation time aside: "now" differs)."""
+    return {
+        (v.kind, v.id, v.status, v.scenario_id, v.configuration_id, v.execution_schedule_id or "")
+        for v in simulator.items(resource_group=group)
+    }
+
+
+def test_seed_from_seeds_a_selector_manifest_as_apply_simulator_does(
+    built: list[Simulator],
+) -> None:
+    simulator = build(built, "--seed-from", str(SELECTOR))
+    expected = Simulator()
+    for manifest in load_manifests(SELECTOR.read_text()):  # as bulkterm.apply.embedded does
+        group = manifest.spec.connection.resource_group
+        seed_targets(expected, manifest.spec.targets, resource_group=group)
+        assert manifest.spec.selector is not None
+        seed_selector(expected, manifest.spec.selector, resource_group=group, now=utcnow())
+    assert _item_shape(simulator, "default") == _item_shape(expected, "default")
+    assert simulator.items(resource_group="default") != []
+
+
+def test_the_selector_of_a_seeded_manifest_finds_items(tmp_path: Path) -> None:
+    """``bulkterm simulator --seed-from examples/selector.yaml``, then a dry run of the same
+    manifests against it: each selector selects items (and leaves some out)."""
+    key = tmp_path / "key.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICORE_", "BULKTERM_"))}
+    server = subprocess.Popen(
+        [*BULKTERM, "simulator", "--seed-from", str(SELECTOR), "--write-service-key", str(key)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    output = Output(server)
+    try:
+        assert LISTENING.search(output.line()), "first line must announce the URL"
+        while "service key written" not in output.line():
+            pass
+        seeded = [output.line(), output.line()]
+        assert all(" items for the selector " in line for line in seeded), seeded
+        applied = subprocess.run(
+            [*BULKTERM, "apply", "-f", str(SELECTOR), "--dry-run", "--service-key", str(key),
+             "--allow-plain-http"],
+            capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
+        )  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        selections = [d["status"]["selection"] for d in yaml.safe_load_all(applied.stdout) if d]
+        assert len(selections) == 2
+        for selection in selections:
+            assert selection["selected"] > 0, selection
+            assert sum(selection["excluded"].values()) > 0, selection
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(15)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(10)
+            for stream in (server.stdout, server.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 def test_seed_from_is_repeatable_and_uses_each_manifest_s_group(

@@ -59,6 +59,16 @@ def run_apply(
     except KeyboardInterrupt:  # (SIGTERM while reading: the default, ends at once, also fine)
         print("interrupted (SIGINT) while reading the input: nothing was sent", file=err)
         return EXIT_INTERRUPTED
+    suspended = [m for m in manifests if m.spec.suspend and not options.dry_run]
+    for m in suspended:
+        print(
+            f"error: {m.name}: spec.suspend is true: `bulkterm apply` runs to the end and "
+            "nothing could resume it; remove spec.suspend, or look first with --dry-run "
+            "(nothing was sent)",
+            file=err,
+        )
+    if suspended:
+        return EXIT_INVALID
     if options.ca_bundle and not options.simulator:
         try:
             load_ca_bundle(Path(options.ca_bundle))  # here, not as a TLS failure mid-run

@@ -78,11 +78,16 @@ class Engine:
         rng: random.Random | None = None,
         targets: Sequence[Target] | None = None,
         selection: SelectionRecord | None = None,
+        suspended: Callable[[], bool] | None = None,
     ) -> None:
         """``targets`` overrides ``spec.targets``: the spec's own plus those a selector
         resolved to before the run (status indexes count into this list); ``selection`` is
-        the record of that resolution, kept in every progress record."""
+        the record of that resolution, kept in every progress record. ``suspended`` is asked
+        before every send (the live ``spec.suspend``): while it says so, nothing new is sent,
+        what was sent is still watched, and the deadline does not run out."""
         self.spec = spec
+        self._suspended = suspended or (lambda: False)
+        self._was_suspended = False
         self.settings = settings or EngineSettings()
         self.executor = Executor(
             api,
@@ -146,6 +151,7 @@ class Engine:
         if self.ledger.start_time is None:
             self.ledger.start_time = self._clock()
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
+        self._note_suspension()
         await self._emit()  # Reconciling=True before any external call (kstatus race)
         try:
             if self.spec.dry_run:
@@ -170,7 +176,8 @@ class Engine:
 
     async def _loop(self) -> None:
         while True:
-            deadline = self._deadline
+            self._note_suspension()  # a resume restarts the deadline before it is checked
+            deadline = None if self._suspended() else self._deadline
             if deadline is not None and self._clock() >= deadline:
                 self._expire()
                 return
@@ -179,6 +186,7 @@ class Engine:
             if self.ledger.all_finished:
                 self._finish()
                 return
+            self._note_suspension()
             decided = self._clock()
             await self._emit()  # not taken: the next record carries the same news
             delay -= (self._clock() - decided).total_seconds()  # the write is part of the wait
@@ -222,6 +230,8 @@ class Engine:
                 ledger.fail(i, decision, now)
             else:
                 sends.append((i, decision))
+        if sends and self._suspended():
+            sends = []  # suspended: decided again, from a fresh look, once resumed
         if sends and self._clock() - looked_at > self._limits.resend_timeout:
             # The reads of this round took longer than an accepted action is trusted to show
             # (slow pages, timeouts): what they saw may predate another run's write. Look
@@ -274,6 +284,17 @@ class Engine:
                 if result.outcome is Outcome.HALT:
                     mem[result.intent.index] = before_send[result.intent.index]
             raise report.halt
+
+    def _note_suspension(self) -> None:
+        """Say Suspended while ``spec.suspend`` holds (a stall still shows: it needs a human
+        either way); on the resume, the deadline counts anew from then, as a Job's
+        ``startTime`` is reset."""
+        now_suspended = self._suspended()
+        if now_suspended and self._situation.phase is not Phase.STALLED:
+            self._situation = verdicts.suspended(self.ledger.summary())
+        elif not now_suspended and self._was_suspended:
+            self.ledger.start_time = self._clock()
+        self._was_suspended = now_suspended
 
     def _apply(self, report: SendReport) -> None:
         mem = self.ledger.memory

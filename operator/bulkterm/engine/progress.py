@@ -42,6 +42,7 @@ class ConditionType(StrEnum):
     READY = "Ready"
     COMPLETE = "Complete"
     FAILED = "Failed"
+    SUSPENDED = "Suspended"
 
 
 class Condition(_Record):
@@ -261,6 +262,8 @@ class Phase(StrEnum):
     STALLED = "Stalled"
     COMPLETE = "Complete"
     FAILED = "Failed"
+    #: ``spec.suspend``: nothing new is sent; what was sent is still watched (Job's suspend).
+    SUSPENDED = "Suspended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +313,13 @@ def build_conditions(
             (ConditionType.STALLED, False, reason),
             (ConditionType.READY, False, "Running"),
         ]
+    elif p is Phase.SUSPENDED:
+        rows = [
+            (ConditionType.RECONCILING, False, reason),
+            (ConditionType.STALLED, False, reason),
+            (ConditionType.READY, False, reason),
+            (ConditionType.SUSPENDED, True, reason),
+        ]
     elif p is Phase.STALLED:
         rows = [
             (ConditionType.RECONCILING, False, reason),
@@ -331,6 +341,9 @@ def build_conditions(
             (ConditionType.READY, False, "Failed"),
             (ConditionType.FAILED, True, reason),
         ]
+    if p is not Phase.SUSPENDED and ConditionType.SUSPENDED in prior:
+        # As a Job's: once suspended, the condition stays, False after the resume.
+        rows.append((ConditionType.SUSPENDED, False, "Resumed"))
     result: list[Condition] = []
     for type_, true, why in rows:
         status: Literal["True", "False"] = "True" if true else "False"

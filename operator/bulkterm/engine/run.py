@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from datetime import datetime
 
 from bulkterm.aiapi.base import AiApi
@@ -28,6 +29,7 @@ from bulkterm.engine.selection import (
     run_targets,
 )
 from bulkterm.engine.settings import EngineSettings
+from bulkterm.engine.timing import poll_interval
 from bulkterm.spec import BulkTerminationSpec, Target
 
 
@@ -49,9 +51,13 @@ class Run:
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        suspended: Callable[[], bool] | None = None,
     ) -> None:
-        """``record``: the last record durably written (a resumed run), else a fresh one."""
+        """``record``: the last record durably written (a resumed run), else a fresh one.
+        ``suspended``: the live ``spec.suspend`` (the spec as created, if not given): while
+        it holds, the run resolves and watches but sends nothing, schedules included."""
         self.spec = spec
+        self._suspended = suspended or (lambda: spec.suspend)
         self.settings = settings or EngineSettings()
         self._reporter = Reporter(host)
         self._record = record if record is not None else fresh_record(len(spec.targets))
@@ -115,6 +121,7 @@ class Run:
             rng=self._rng,
             targets=targets,
             selection=selection,
+            suspended=self._suspended,
         )
         return await self._engine.run(self._reporter)
 
@@ -133,6 +140,7 @@ class Run:
             )
         if selection is not None and not self.spec.dry_run:
             if selection.schedules_paused < len(selection.schedules):
+                await self._while_suspended()  # pausing a schedule is a write, too
                 selection = await pause_schedules(api, selection)
                 self._reporter.say(
                     RunEvent(
@@ -143,6 +151,14 @@ class Run:
                     )
                 )
         return targets, selection
+
+    async def _while_suspended(self) -> None:
+        """Wait, saying Suspended, until the run is resumed (nothing was sent yet)."""
+        if not self._suspended():
+            return
+        await self._enter(verdicts.suspended(self._record.summary()))
+        while self._suspended():
+            await self._sleep(poll_interval(self.spec.poll_interval_seconds, self.settings))
 
     async def _enter(self, situation: Situation) -> Progress:
         """``situation`` on the current record, handed to the host."""

@@ -77,6 +77,15 @@ def retrying(errors: list[TransientError], backoff: float, ledger: Ledger) -> Si
     )
 
 
+def suspended(summary: str) -> Situation:
+    return Situation(
+        Phase.SUSPENDED,
+        "Suspended",
+        f"suspended (spec.suspend): nothing new is sent, what was sent is still watched; "
+        f"set spec.suspend to false to resume; {summary}",
+    )
+
+
 def unreadable(
     errors: list[TransientError], seconds: float, rounds: int, backoff: float,
     ledger: Ledger, where: Where,

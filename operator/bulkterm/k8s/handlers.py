@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from bulkterm.k8s.config import OperatorConfig
 from bulkterm.k8s.kubeapi import KopfBackoffs, KopfRetryLogFilter
 from bulkterm.k8s.leases import KubeLeaseStore, Owner, RunLease, sweep_forever
 from bulkterm.k8s.reconciler import CrRef, Reconciler, finished_at, is_terminal
+from bulkterm.k8s.replica import follow_peering
 from bulkterm.k8s.secret_use import created_at
 from bulkterm.k8s.state import OperatorState
 from bulkterm.k8s.status import acknowledgement, ignored_message, unacknowledged
@@ -207,6 +209,7 @@ def _finished_unacknowledged(status: kopf.Status, meta: kopf.Meta, **_: Any) -> 
     interval=1.0,
     registry=registry,
 )
+@metrics.measured("acknowledge")
 async def acknowledge(
     body: kopf.Body,
     status: kopf.Status,
@@ -240,6 +243,7 @@ async def acknowledge(
         )
     except ApiException as exc:
         if exc.status == 409:
+            metrics.requeued()
             return  # the CR moved on since this view of it
         raise
     kopf.event(
@@ -248,6 +252,19 @@ async def acknowledge(
         reason="SpecChangeIgnored",
         message=ignored_message(generation),
     )
+
+
+class KopfLive:
+    """A daemon's ``body``, which kopf keeps up to date with every watch event."""
+
+    def __init__(self, body: kopf.Body) -> None:
+        self._body = body
+
+    def spec(self) -> Mapping[str, Any]:
+        return self._body.spec
+
+    def generation(self) -> int:
+        return int(self._body.meta.get("generation") or 1)
 
 
 @kopf.daemon(
@@ -267,6 +284,7 @@ async def acknowledge(
     cancellation_timeout=30.0,
     registry=registry,
 )
+@metrics.measured("reconcile")
 async def reconcile(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -311,6 +329,7 @@ async def reconcile(
             config=memo.config,
             clients=memo.clients,
             lease=lease,
+            live=KopfLive(body),
         )
         result = await reconciler.run(stop)
         deleted = stopped.reason is not None and bool(
@@ -319,6 +338,8 @@ async def reconcile(
         if (reconciler.resource_gone or deleted) and not (result and result.terminal):
             # One line, not an error: deleting a BulkTermination mid-run is how it is stopped.
             log.info("%s/%s: run stopped: the BulkTermination was deleted", namespace, name)
+        elif not (result and result.terminal):
+            metrics.requeued()  # stopped, paused or handed over: kopf or a peer resumes it
     finally:
         memo.running.discard(uid)
         bridge_task.cancel()
@@ -357,6 +378,7 @@ async def _finalizer_landed(
     cancellation_timeout=5.0,
     registry=registry,
 )
+@metrics.measured("expire")
 async def expire(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -376,6 +398,8 @@ async def expire(
     if remaining > 0:
         await stopped.wait(remaining)
     if stopped or namespace is None:
+        if stopped:
+            metrics.requeued()
         return
     logger.info("ttlSecondsAfterFinished (%ss) has passed: deleting", ttl)
     try:
@@ -394,22 +418,39 @@ async def expire(
         )
 
 
+#: The text formats, a timestamp first in each (kopf's own ``plain`` has none: a line then
+#: says neither when an outage began nor when a run was stopped, and a log collector's stamp is
+#: when it read the line). ``json`` is kopf's, which has a ``timestamp`` field.
+TEXT_LOG_FORMATS = {"plain": "%(asctime)s %(message)s", "full": kopf.LogFormat.FULL.value}
+
+
+class UtcFormatter(logging.Formatter):
+    """``asctime`` as ISO 8601 in UTC with milliseconds: ``2026-11-28T20:47:00.123Z``."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        when = datetime.fromtimestamp(record.created, UTC)
+        return f"{when:%Y-%m-%dT%H:%M:%S}.{int(record.msecs):03d}Z"
+
+
 def run_operator(config: OperatorConfig) -> None:
     """Configure logging and metrics, then hand the process to kopf until it is stopped."""
-    formats = {
-        "plain": kopf.LogFormat.PLAIN,
-        "full": kopf.LogFormat.FULL,
-        "json": kopf.LogFormat.JSON,
-    }
-    kopf.configure(verbose=config.log_level == "DEBUG", log_format=formats[config.log_format])
+    before = list(logging.getLogger().handlers)
+    kopf.configure(
+        verbose=config.log_level == "DEBUG",
+        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    text_format = TEXT_LOG_FORMATS.get(config.log_format)
     retries = KopfRetryLogFilter()
     for handler in logging.getLogger().handlers:
+        if text_format is not None and handler not in before:  # the one kopf added
+            handler.setFormatter(UtcFormatter(text_format))
         handler.addFilter(retries)
     logging.getLogger().setLevel(config.log_level)
     # The kubernetes client logs request bodies at DEBUG: Secrets must never reach a log.
     for noisy in ("kubernetes", "urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     metrics.serve(config.metrics_port, config.metrics_address)
+    follow_peering(config.peering, logging.getLogger().getEffectiveLevel())
     state = OperatorState(config=config)
     state.login.refused = False
     priority = config.peering_priority

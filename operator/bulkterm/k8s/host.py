@@ -64,23 +64,23 @@ class OperatorHost:
     def event(self, event: RunEvent) -> None:
         self.events.milestone(event)
         if event.milestone is Milestone.STALLED:
-            metrics.STALLS.labels(event.reason).inc()
+            metrics.STALLS.labels(event.reason, self.ref.namespace).inc()
             log.warning("%s/%s stalled: %s", self.ref.namespace, self.ref.name, event.message)
         if event.milestone in (Milestone.COMPLETED, Milestone.FAILED):
             outcome = "complete" if event.milestone is Milestone.COMPLETED else "failed"
-            metrics.RUNS.labels(outcome).inc()
+            metrics.RUNS.labels(outcome, self.ref.namespace).inc()
 
     def set_stalled(self, reason: str | None) -> None:
         """Enter (a reason) or leave (None) a stall, keeping the stalled-runs gauge true."""
         if self.stalled is None and reason is not None:
-            metrics.STALLED_RUNS.inc()
+            metrics.STALLED_RUNS.labels(self.ref.namespace).inc()
         elif self.stalled is not None and reason is None:
-            metrics.STALLED_RUNS.dec()
+            metrics.STALLED_RUNS.labels(self.ref.namespace).dec()
         self.stalled = reason
 
     def _take(self, record: Progress) -> bool:
         """Count ``record`` into the metrics; False when there is no CR to write it to."""
-        metrics.RECONCILE_ROUNDS.inc()
+        metrics.RECONCILE_ROUNDS.labels(self.ref.namespace).inc()
         self._count(record)
         if self._gone():
             self._on_gone()  # nobody to report to: the run stops as on deletion
@@ -96,10 +96,12 @@ class OperatorHost:
             self._counted = (record.succeeded, record.failed, len(record.failures))
             return
         succeeded, failed, failures = self._counted
-        metrics.TARGETS.labels("succeeded").inc(max(0, record.succeeded - succeeded))
-        metrics.TARGETS.labels("failed").inc(max(0, record.failed - failed))
+        # The namespace, never the name: namespaces are few, names are not (metrics.py).
+        namespace = self.ref.namespace
+        metrics.TARGETS.labels("succeeded", namespace).inc(max(0, record.succeeded - succeeded))
+        metrics.TARGETS.labels("failed", namespace).inc(max(0, record.failed - failed))
         for failure in record.failures[failures:]:
-            metrics.TARGET_FAILURES.labels(failure.reason).inc()
+            metrics.TARGET_FAILURES.labels(failure.reason, namespace).inc()
         self._counted = (
             max(succeeded, record.succeeded),
             max(failed, record.failed),

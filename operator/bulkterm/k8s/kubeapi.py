@@ -93,6 +93,43 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
+#: The HTTP method of a generated client method, by its name's first word.
+_METHODS = {
+    "read": "GET",
+    "list": "GET",
+    "get": "GET",
+    "create": "POST",
+    "replace": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+}
+
+
+def _http_method(fn: Callable[..., Any]) -> str:
+    """``GET`` for ``read_namespaced_secret`` and the like: a bounded label (never the URL)."""
+    return _METHODS.get(getattr(fn, "__name__", "").partition("_")[0], "other")
+
+
+def _answered(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, str]:
+    """``fn``'s answer and the HTTP status it came with. A generated client method has a
+    ``*_with_http_info`` twin that makes the same request and returns the status too; any
+    other callable (a fake in tests) is counted as a plain 200."""
+    twin = getattr(
+        getattr(fn, "__self__", None), f"{getattr(fn, '__name__', '')}_with_http_info", None
+    )
+    if twin is None:
+        return fn(*args, **kwargs), "200"
+    data, status, _headers = twin(*args, **kwargs)
+    return data, str(status)
+
+
+def _code_of(exc: BaseException) -> str:
+    """The HTTP status of a refused request; ``<error>`` when there was no answer (as
+    client-go's ``rest_client_requests_total`` says it)."""
+    status = getattr(exc, "status", None) if isinstance(exc, ApiException) else None
+    return str(status) if status else "<error>"
+
+
 class ApiWeather:
     """Waits out outages of the API server for every call of the process that goes through it.
 
@@ -127,10 +164,13 @@ class ApiWeather:
         """``fn(*args, **kwargs)`` in a worker thread, retried while the API server is away."""
         attempt = 0
         started = self._clock()
+        method = _http_method(fn)
         while True:
             try:
-                result = await asyncio.to_thread(fn, *args, **kwargs)
+                answer: tuple[T, str] = await asyncio.to_thread(_answered, fn, *args, **kwargs)
+                result, code = answer
             except Exception as exc:
+                metrics.KUBE_REQUESTS.labels(method, _code_of(exc)).inc()
                 outage = is_outage(exc)
                 if not outage and not self._warming_up(exc):
                     self._back()
@@ -146,6 +186,7 @@ class ApiWeather:
                 await asyncio.sleep(self._backoff[min(attempt, len(self._backoff) - 1)])
                 attempt += 1
                 continue
+            metrics.KUBE_REQUESTS.labels(method, code).inc()
             self._back()
             return result
 
@@ -399,6 +440,12 @@ class KubeApi:
 
 def _load_client() -> k8s.ApiClient:
     configuration = k8s.Configuration()
+    # No retries inside urllib3: ApiWeather is the one retry policy while the API server is
+    # away (with backoff, one line when an outage starts and one when it ends). urllib3's
+    # own default retried every refused connection 3 times at once, logging a "Retrying"
+    # warning each time (about 490 in one outage), and multiplied each attempt's timeout.
+    # A failed attempt still raises MaxRetryError, as before, for ApiWeather to judge.
+    configuration.retries = 0
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -54,7 +55,7 @@ from bulkterm.k8s.status import (
 )
 from bulkterm.k8s.throttle import CLOSE_RETRY_DELAYS
 from bulkterm.manifest import describe_errors
-from bulkterm.spec import BulkTerminationSpec
+from bulkterm.spec import BulkTerminationSpec, run_spec_hash
 
 __all__ = [
     "CrRef",
@@ -72,6 +73,15 @@ class Kube(SecretReader, StatusPatcher, Protocol):
     """The Kubernetes API calls a run makes besides kopf's own."""
 
 
+class LiveObject(Protocol):
+    """The BulkTermination as the watch keeps showing it while its run goes on (kopf's live
+    ``body`` of a daemon): where ``spec.suspend`` is read before every send."""
+
+    def spec(self) -> Mapping[str, Any]: ...
+
+    def generation(self) -> int: ...
+
+
 class Reconciler:
     """Runs one CR until it is terminal or the stop event is set."""
 
@@ -87,9 +97,14 @@ class Reconciler:
         engine_settings: EngineSettings | None = None,
         clients: ClientPool | None = None,
         lease: RunLease | None = None,
+        live: LiveObject | None = None,
     ) -> None:
+        """``live``: the object as it changes during the run (None: the spec as given, as in
+        unit tests, where ``spec.suspend`` then never changes)."""
         self.ref = ref
         self._spec_raw = spec
+        self._live = live
+        self._run_spec_hash = run_spec_hash(spec)
         self._status_raw = dict(status or {})
         self._kube = kube
         self._config = config
@@ -98,7 +113,14 @@ class Reconciler:
         )
         #: Shared by every CR of the operator process (the handlers pass theirs).
         self._clients = clients or ClientPool.for_config(config)
-        self._status = StatusWriter(kube, ref, self._status_raw, interval=config.status_interval)
+        self._status = StatusWriter(
+            kube,
+            ref,
+            self._status_raw,
+            interval=config.status_interval,
+            run_spec_hash=self._run_spec_hash,
+            suspend_only=self._suspend_only_generation,
+        )
         self._events = RunEvents(events)
         #: The stop event of the current ``run`` (set when the CR turns out to be gone).
         self._stop = asyncio.Event()
@@ -199,7 +221,13 @@ class Reconciler:
         record = restore(self.ref, self._status_raw, _expected_total(spec, self._status_raw))
         if record.terminal:
             return record
-        self._run = Run(spec, self._host, record, settings=self._engine_settings)
+        self._run = Run(
+            spec,
+            self._host,
+            record,
+            settings=self._engine_settings,
+            suspended=self._suspended,
+        )
         if self._spec_changed_after_start(record):
             return await self._refuse_changed_spec(record)
         if not await self._hold_lease(stop):
@@ -217,13 +245,28 @@ class Reconciler:
         finally:
             metrics.ACTIVE_RUNS.dec()
 
+    def _suspended(self) -> bool:
+        spec = self._live.spec() if self._live is not None else self._spec_raw
+        return bool(spec.get("suspend"))
+
+    def _suspend_only_generation(self) -> int | None:
+        """The live object's generation, if its spec differs from the run's only in
+        ``spec.suspend``."""
+        if self._live is None or run_spec_hash(self._live.spec()) != self._run_spec_hash:
+            return None
+        return self._live.generation()
+
     def _spec_changed_after_start(self, record: Progress) -> bool:
-        """The CRD makes the spec immutable, its order included; a new generation after the
-        start is a change it could not refuse (an older CRD, one without its rules), and the
-        indexes in the status could then point at other targets. (A run that sees the change
-        while it runs goes on with the spec it started with: ``StatusWriter.finish``.)"""
+        """The CRD makes the spec immutable, ``suspend`` excepted, its order included; a new
+        generation after the start that changed more than ``suspend`` (the recorded
+        ``runSpecHash`` tells) is a change it could not refuse (an older CRD, one without its
+        rules), and the indexes in the status could then point at other targets. (A run that
+        sees the change while it runs goes on with the spec it started with:
+        ``StatusWriter.finish``.)"""
         seen = record.observed_generation
-        return record.start_time is not None and seen is not None and seen != self.ref.generation
+        if record.start_time is None or seen is None or seen == self.ref.generation:
+            return False
+        return self._status_raw.get("runSpecHash") != self._run_spec_hash
 
     async def _refuse_changed_spec(self, record: Progress) -> Progress:
         assert self._run is not None

@@ -9,8 +9,8 @@ the run goes on, the run decides (:mod:`bulkterm.engine.reporting`); this module
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -154,9 +154,18 @@ class StatusWriter:
         current: Mapping[str, Any],
         *,
         interval: float,
+        run_spec_hash: str | None = None,
+        suspend_only: Callable[[], int | None] | None = None,
     ) -> None:
+        """``run_spec_hash`` is written with every status (``runSpecHash``), so that a later
+        run can tell a change of ``spec.suspend`` from one of the spec it acts on;
+        ``suspend_only`` gives the newest generation when it differs from the one the run
+        started with only in ``spec.suspend`` (None otherwise): that generation is the one
+        the run now acts on, so its status observes it."""
         self._kube = kube
         self._ref = ref
+        self._run_spec_hash = run_spec_hash
+        self._suspend_only = suspend_only
         self._written_keys: set[str] = set(current)
         #: The status as the last write left it on the server (empty: nothing written yet, so
         #: the first write sends every key).
@@ -173,10 +182,25 @@ class StatusWriter:
         Only a forced offer waits for its write: the others are written in the background
         (at once when ``urgent``), so a run never waits for the API server to store a record
         that need not land before it goes on."""
+        self._adopt_suspend_change()
         status = with_observed_generation(record, self._ref.generation).to_status()
+        if self._run_spec_hash is not None:
+            status["runSpecHash"] = self._run_spec_hash
         return await self._throttle.offer(
             self._acknowledged(status), force=force, wait=force, urgent=urgent
         )
+
+    def _adopt_suspend_change(self) -> None:
+        """A newer generation that only suspended or resumed the run is the one it acts on."""
+        newer = self._suspend_only() if self._suspend_only is not None else None
+        if newer is not None and newer > self._ref.generation:
+            self._ref = replace(self._ref, generation=newer)
+            self.newest_generation = max(self.newest_generation, newer)
+
+    @property
+    def generation(self) -> int:
+        """The generation of the spec the run acts on (a suspend or resume included)."""
+        return self._ref.generation
 
     def _acknowledged(self, status: dict[str, Any]) -> dict[str, Any]:
         """A terminal ``status`` written after the API server has shown a newer generation

@@ -149,7 +149,7 @@ def _one(raw: Any, position: int, source: str, *, unbounded: bool = False) -> Ma
         )
     spec_raw = raw.get("spec")
     spec: BulkTerminationSpec | None = None
-    refusal = None if unbounded else too_long(*list_lengths(spec_raw))
+    refusal = None if unbounded else too_long(*list_lengths(spec_raw), source=source)
     if spec_raw is None and any(closest(str(k), TOP_LEVEL, raw) == "spec" for k in raw):
         pass  # a misspelt spec: the unknown field above says "did you mean spec?"
     elif not isinstance(spec_raw, dict):

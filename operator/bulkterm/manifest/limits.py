@@ -9,6 +9,7 @@ which also sees through YAML aliases.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +32,31 @@ def too_many_targets(count: int) -> str:
     )
 
 
-def too_long(listed: int | None, ids: int) -> str | None:
-    """The refusal for target lists of these lengths, or None when they fit."""
+def split_command_line(source: str) -> str:
+    """``bulkterm split`` for the input named ``source`` (``stdin``: the same input again)."""
+    given = "-" if source in ("stdin", "-") else shlex.quote(source)
+    return f"bulkterm split -f {given} > parts.yaml"
+
+
+def way_out(source: str) -> str:
+    """What to do with a document over the limits: ``bulkterm split``, as a command line."""
+    return (
+        f"`{split_command_line(source)}` writes it as BulkTerminations that fit (at most "
+        f"{MAX_TARGETS} ids each, named NAME-1, NAME-2, …); apply parts.yaml instead "
+        "(`bulkterm apply -f parts.yaml`, or `kubectl apply --server-side -f parts.yaml`)"
+    )
+
+
+def too_long(listed: int | None, ids: int, *, source: str) -> str | None:
+    """The refusal for target lists of these lengths, naming the way out (``bulkterm split``
+    of ``source``), or None when they fit."""
     if listed is not None and listed > MAX_LISTED_TARGETS:
-        return too_many_targets(listed)
-    if ids > MAX_TARGETS:
-        return f"spec: {too_many_ids(ids)}"
-    return None
+        refusal = too_many_targets(listed)
+    elif ids > MAX_TARGETS:
+        refusal = f"spec: {too_many_ids(ids)}"
+    else:
+        return None
+    return f"{refusal}; {way_out(source)}"
 
 
 @dataclass
@@ -77,7 +96,7 @@ def over_long_target_lists(text: str, source: str) -> list[str]:
         elif isinstance(event, yaml.DocumentEndEvent):
             if not empty:
                 position += 1
-                refusal = too_long(count, sum(ids.values()))
+                refusal = too_long(count, sum(ids.values()), source=source)
                 if refusal is not None:
                     where = f"{source}: document {position}" + (f" ({name})" if name else "")
                     problems.append(f"{where}: {refusal}")

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -84,13 +85,15 @@ def seed_from_manifests(simulator: Simulator, paths: Sequence[Path]) -> list[str
     """Create the targets of BulkTermination manifests, as ``bulkterm apply --simulator`` does.
 
     Each target gets the deterministic, realistic status of ``bulkterm.simulator.manifests.simulated_status``
-    (some are already stopped, dead, finished or gone) in its manifest's resource group. Every
-    manifest is read and checked before anything is seeded; :class:`InvalidInput` lists all
-    problems. Returns one line per manifest saying what was seeded where.
+    (some are already stopped, dead, finished or gone) in its manifest's resource group; a
+    manifest with ``spec.selector`` also gets the population ``seed_selector`` makes for it
+    (items its selector finds, and some it leaves out). Every manifest is read and checked
+    before anything is seeded; :class:`InvalidInput` lists all problems. Returns one line per
+    manifest saying what was seeded where.
     """
     # Imported here: only this option needs the manifest reader and the CLI's seeding rules.
     from bulkterm.manifest import Manifest, ManifestError, load_manifests
-    from bulkterm.simulator.manifests import seed_targets
+    from bulkterm.simulator.manifests import seed_selector, seed_targets
 
     manifests: list[tuple[Path, Manifest]] = []
     problems: list[str] = []
@@ -113,9 +116,17 @@ def seed_from_manifests(simulator: Simulator, paths: Sequence[Path]) -> list[str
         before = len(simulator.items(resource_group=group))
         seed_targets(simulator, manifest.spec.targets, resource_group=group)
         created = len(simulator.items(resource_group=group)) - before
+        seeded = []
+        selector = manifest.spec.selector
+        if manifest.spec.targets or selector is None:
+            seeded.append(f"{created} of the {len(manifest.spec.targets)} targets")
+        if selector is not None:
+            # Created "now" by the wall clock, as the run that resolves the selector reads it.
+            seed_selector(simulator, selector, resource_group=group, now=datetime.now(UTC))
+            for_selector = len(simulator.items(resource_group=group)) - before - created
+            seeded.append(f"{for_selector} items for the selector (some of them it leaves out)")
         notes.append(
-            f"seeded {created} of the {len(manifest.spec.targets)} targets of {path} "
-            f"({manifest.name}) into resource group {group}"
+            f"seeded {' and '.join(seeded)} of {path} ({manifest.name}) into resource group {group}"
         )
     return notes
 

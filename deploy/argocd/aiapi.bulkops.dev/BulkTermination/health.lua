@@ -9,7 +9,7 @@
 --   Healthy      Complete=True (dry runs too): the Complete condition's message
 --   Degraded     Failed=True, or Stalled=True (a missing Secret, refused credentials: the
 --                operator retries, but a person must act): that condition's message
---   Suspended    never: a BulkTermination cannot be paused
+--   Suspended    Suspended=True (spec.suspend): nothing new is sent until it is resumed
 local function condition(status, kind)
   if status.conditions == nil then
     return nil
@@ -54,6 +54,10 @@ end
 local stalled = condition(status, "Stalled")
 if stalled ~= nil then
   return {status = "Degraded", message = said(stalled)}
+end
+local suspended = condition(status, "Suspended")
+if suspended ~= nil then
+  return {status = "Suspended", message = said(suspended)}
 end
 local reconciling = condition(status, "Reconciling")
 if reconciling ~= nil then
