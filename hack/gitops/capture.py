@@ -191,6 +191,8 @@ def capture(out: Path, workdir: Path) -> list[Path]:
                 "d-dry-1",
                 "d-changed-1",
                 "d-changed-2",
+                "d-held-1",
+                "d-gated-1",
             ):
                 sim.add_item(Kind.DEPLOYMENT, item, Status.RUNNING)
             sim.add_item(Kind.EXECUTION, "e-done-1", Status.STOPPED)
@@ -211,6 +213,13 @@ def capture(out: Path, workdir: Path) -> list[Path]:
                     "changed-after-finish", ("Deployment", "d-changed-1", "STOPPED"),
                     ("Deployment", "d-changed-2", "STOPPED"),
                 ))  # fmt: skip
+                kube.create(bulk_termination(
+                    "suspended", ("Deployment", "d-held-1", "STOPPED"), suspend=True
+                ))  # fmt: skip
+                kube.create(bulk_termination(
+                    "awaiting-approval", ("Deployment", "d-gated-1", "DELETED"),
+                    requireApproval=True,
+                ))  # fmt: skip
                 stalled = bulk_termination("stalled", ("Deployment", "d-done-1", "STOPPED"))
                 stalled["spec"]["connection"]["secretRef"]["name"] = "no-such-secret"
                 kube.create(stalled)
@@ -226,6 +235,20 @@ def capture(out: Path, workdir: Path) -> list[Path]:
                     "dry-run",
                     "dry-run.yaml",
                     "spec.dryRun: the plan is written, nothing sent: Complete",
+                )
+                wait(BT, "suspended", true("Suspended"), namespace=NAMESPACE, timeout=60)
+                shot.save(
+                    "suspended", "suspended.yaml", "spec.suspend: nothing new is sent: Suspended"
+                )
+                wait(
+                    BT, "awaiting-approval",
+                    lambda o: "AwaitingApproval" in str(o.get("status", {}).get("conditions")),
+                    namespace=NAMESPACE, timeout=60,
+                )  # fmt: skip
+                shot.save(
+                    "awaiting-approval",
+                    "awaiting-approval.yaml",
+                    "spec.requireApproval: the plan and its digest are written, nothing sent",
                 )
                 wait(BT, "stalled", true("Stalled"), namespace=NAMESPACE, timeout=60)
                 shot.save("stalled", "stalled.yaml", "The Secret it names does not exist: Stalled")

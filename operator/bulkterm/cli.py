@@ -1,4 +1,5 @@
-"""The ``bulkterm`` command: ``operator``, ``apply``, ``split`` and ``simulator``.
+"""The ``bulkterm`` command: ``operator``, ``apply``, ``split``, ``simulator``, and the
+``kubectl bulkterm`` commands ``status``, ``suspend`` and ``resume``.
 
 Subcommands import their machinery lazily: ``bulkterm apply`` on a laptop never loads kopf, and
 ``bulkterm operator`` never loads the simulator.
@@ -22,6 +23,10 @@ class LazyGroup(click.Group):
         "operator": "bulkterm.k8s.command:operator_command",
         "simulator": "bulkterm.simulator.command:simulator_command",
         "split": "bulkterm.split:split_command",
+        # Also `kubectl bulkterm …` (the kubectl-bulkterm executable, bulkterm.plugin.command).
+        "status": "bulkterm.plugin.command:status_command",
+        "suspend": "bulkterm.plugin.command:suspend_command",
+        "resume": "bulkterm.plugin.command:resume_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -192,6 +192,9 @@ class BulkTerminationSpec(_Model):
     #: Send nothing new while true (what was sent is still watched), as a Job's ``suspend``;
     #: the one field that may change after creation.
     suspend: bool = False
+    #: Write the plan (``status.plan``, with its digest) and send nothing until the annotation
+    #: ``aiapi.bulkops.dev/approved-plan`` quotes that digest.
+    require_approval: bool = False
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:

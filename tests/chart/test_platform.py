@@ -147,14 +147,14 @@ def test_edit_and_admin_roles_may_write_bulkterminations_but_not_status(
     helm: Helm, role: str
 ) -> None:
     got = aggregated(helm.render("default"))[f"{FULLNAME}-{role}"]
-    use_secrets = {("secrets", "use")} if role == "admin" else set()
+    only_admin = {("secrets", "use"), ("bulkterminations", "approve")} if role == "admin" else set()
     assert (
         _verbs(got)
         == {
             ("bulkterminations", verb)
             for verb in ("create", "update", "patch", "delete", "deletecollection")
         }
-        | use_secrets
+        | only_admin
     )
     assert got["metadata"]["labels"][AGGREGATE + "admin"] == "true"
     assert (AGGREGATE + "edit" in got["metadata"]["labels"]) == (role == "edit")

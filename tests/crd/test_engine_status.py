@@ -30,6 +30,9 @@ from bulkterm.engine.progress import (
 from bulkterm.engine.settings import EngineSettings
 from tests.kube import Kube
 
+#: Status fields the operator adds to the engine's record (``bulkterm.k8s.status``).
+OPERATOR_WRITES = {"observedGeneration", "runSpecHash"}
+
 
 def _record_schema() -> dict[str, Any]:
     return Progress.model_json_schema(by_alias=True, mode="serialization")
@@ -58,7 +61,7 @@ def _compare(
         crd_props = crd.get("properties", {})
         for name in sorted(set(py["properties"]) - set(crd_props)):
             problems.append(f"{path}.{name}: written by the engine, missing in the CRD")
-        for name in sorted(set(crd_props) - set(py["properties"]) - {"observedGeneration"}):
+        for name in sorted(set(crd_props) - set(py["properties"]) - OPERATOR_WRITES):
             problems.append(f"{path}.{name}: in the CRD, never written by the engine")
         for name in set(py["properties"]) & set(crd_props):
             _compare(crd_props[name], py["properties"][name], defs, f"{path}.{name}", problems)

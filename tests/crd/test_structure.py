@@ -124,6 +124,7 @@ def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
     status = openapi["properties"]["status"]
     assert set(status["properties"]) == {
         "observedGeneration",
+        "runSpecHash",
         "total",
         "pending",
         "active",

@@ -91,6 +91,7 @@ def test_minimal_cr_is_admitted_with_every_default_filled_in(kube: Kube, namespa
         "backoffLimitPerTarget": 3,
         "unknownGracePeriodSeconds": 120,
         "dryRun": False,
+        "requireApproval": False,
         "suspend": False,
     }
 

@@ -209,4 +209,6 @@ STATUS_OF_CAPTURE = {
     "dry-run": "Current",
     "spec-changed": "InProgress",
     "acknowledged": "Current",
+    "suspended": "InProgress",
+    "awaiting-approval": "InProgress",
 }

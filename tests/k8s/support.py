@@ -64,6 +64,9 @@ class FakeKube:
         self.secrets[(NS, name)] = {key: raw}
         self.annotations[(NS, name)] = {} if grant is None else {GRANT_ANNOTATION: grant}
 
+    async def admission_trust(self) -> AdmissionTrust:
+        return self.trust
+
     async def read_secret_value(
         self,
         namespace: str,

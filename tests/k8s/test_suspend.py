@@ -29,6 +29,9 @@ class Live:
     def generation(self) -> int:
         return self.gen
 
+    def annotations(self) -> dict[str, str]:
+        return {}
+
     def set_suspend(self, value: bool) -> None:
         self.body["suspend"] = value
         self.gen += 1

@@ -79,13 +79,16 @@ class Engine:
         targets: Sequence[Target] | None = None,
         selection: SelectionRecord | None = None,
         suspended: Callable[[], bool] | None = None,
+        approval: Callable[[], str | None] | None = None,
     ) -> None:
         """``targets`` overrides ``spec.targets``: the spec's own plus those a selector
         resolved to before the run (status indexes count into this list); ``selection`` is
         the record of that resolution, kept in every progress record. ``suspended`` is asked
         before every send (the live ``spec.suspend``): while it says so, nothing new is sent,
-        what was sent is still watched, and the deadline does not run out."""
+        what was sent is still watched, and the deadline does not run out. ``approval`` gives
+        the plan digest the run is approved with (``spec.requireApproval``; None: not yet)."""
         self.spec = spec
+        self._approval = approval or (lambda: None)
         self._suspended = suspended or (lambda: False)
         self._was_suspended = False
         self.settings = settings or EngineSettings()
@@ -415,6 +418,14 @@ class Engine:
     async def _dry_run(self) -> None:
         """Observe once and write down what a real run would do; send nothing (and finish
         no target: a kind none of whose targets exists is a predicted failure in the plan)."""
+        nothing = await self._plan_from_a_look()
+        self.ledger.completion_time = self._clock()
+        self._situation = verdicts.dry_run(self.ledger.plan, nothing, self._where)  # type: ignore[arg-type]
+
+    async def _plan_from_a_look(self) -> set[Kind]:
+        """One look at every open target (retried a few times for transient errors), and the
+        plan a real run would follow from it, in the ledger; the kinds none of whose targets
+        was found."""
         observations: dict[int, Observation] = {}
         nothing: set[Kind] = set()
         for attempt in range(1, DRY_RUN_OBSERVATION_ATTEMPTS + 1):
@@ -443,8 +454,27 @@ class Engine:
             max_entries=self.settings.max_plan_entries,
             nothing_found={kind: self._where.not_found(kind) for kind in nothing},
         )
-        self.ledger.completion_time = self._clock()
-        self._situation = verdicts.dry_run(self.ledger.plan, nothing, self._where)
+        return nothing
+
+    async def await_approval(self, host: RunHost | Reporter | None = None) -> None:
+        """``spec.requireApproval``: plan from a fresh look every poll interval, write the plan
+        and its digest, and send nothing until the approval quotes the digest of the plan as
+        it stands. A target that moved, or a selector that would match more, makes another
+        plan and another digest: an approval of the old one no longer counts. Returns once
+        approved (at once for a run approved before); :meth:`run` then sends."""
+        if host is not None:
+            self._reporter = host if isinstance(host, Reporter) else Reporter(host)
+        while self.ledger.approved_plan is None:
+            await self._plan_from_a_look()
+            plan = self.ledger.plan
+            assert plan is not None
+            approved = self._approval()
+            if approved is not None and approved == plan.digest:
+                self.ledger.approved_plan = plan.digest
+                break
+            self._situation = verdicts.awaiting_approval(plan, approved)
+            await self._emit()
+            await self._sleep(poll_interval(self.spec.poll_interval_seconds, self.settings))
 
     # --- reporting ---
 

@@ -67,6 +67,7 @@ class Ledger:
         self.completion_time: datetime | None = None
         self.capabilities: CapabilitiesRecord | None = None
         self.plan: Plan | None = None
+        self.approved_plan: str | None = None
         self.selection: SelectionRecord | None = None
         self.loaded_terminal: Progress | None = None
 
@@ -121,6 +122,7 @@ class Ledger:
         ledger.completion_time = record.completion_time
         ledger.capabilities = record.capabilities
         ledger.plan = record.plan
+        ledger.approved_plan = record.approved_plan
         ledger.selection = record.selection
         return ledger
 
@@ -281,6 +283,7 @@ class Ledger:
             capabilities=self.capabilities,
             conditions=list(self.conditions),
             plan=self.plan,
+            approved_plan=self.approved_plan,
             selection=self.selection,
         )
 

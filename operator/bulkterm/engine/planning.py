@@ -8,8 +8,10 @@ DELETED ones too: see ``NoTargetsFound``), so the plan counts them as failures a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bulkterm.aiapi.models import Kind
@@ -17,6 +19,7 @@ from bulkterm.engine import indexes
 from bulkterm.engine.decisions import Action, Decision, Limits, Observation, Verdict, decide
 from bulkterm.engine.ledger import Ledger
 from bulkterm.engine.progress import Plan, PlanAction, PlanEntry
+from bulkterm.spec import Target
 
 
 def plan_of(
@@ -63,7 +66,7 @@ def plan_of(
                 )
             )
     open_count = sum(len(v) for v in buckets.values())
-    return Plan(
+    plan = Plan(
         stop=len(buckets[PlanAction.STOP]),
         delete=len(buckets[PlanAction.DELETE]),
         wait=len(buckets[PlanAction.WAIT]),
@@ -79,6 +82,27 @@ def plan_of(
         entries=entries,
         entries_omitted=open_count - len(entries),
     )
+    return plan.model_copy(update={"digest": plan_digest(ledger.targets, plan)})
+
+
+def plan_digest(targets: Sequence[Target], plan: Plan) -> str:
+    """sha256 of every target and what the plan would do with it, and why: the same targets
+    observed the same way give the same digest; a target that moves (another action, another
+    reason) or one more target (a selector that matches more) gives another."""
+    content = {
+        "targets": [[t.kind.value, t.id, t.target_status.value] for t in targets],
+        "actions": [
+            plan.stop_indexes,
+            plan.delete_indexes,
+            plan.wait_indexes,
+            plan.skip_indexes,
+            plan.fail_indexes,
+        ],
+        "reasons": plan.reasons,
+        "failures": plan.failures,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 _PLAN_ACTION = {

@@ -180,6 +180,10 @@ class Plan(_Record):
     entries: list[PlanEntry] = Field(default_factory=list)
     #: Targets left out of ``entries`` to keep the record small.
     entries_omitted: int = 0
+    #: A digest of exactly this plan: every target (kind, id, target status) and what would
+    #: be done with each, and why (:func:`bulkterm.engine.planning.plan_digest`). Approving a
+    #: run (``spec.requireApproval``) means quoting it.
+    digest: str = ""
 
 
 class Progress(_Record):
@@ -215,6 +219,9 @@ class Progress(_Record):
     capabilities: CapabilitiesRecord | None = None
     conditions: list[Condition] = Field(default_factory=list)
     plan: Plan | None = None
+    #: The plan digest the run was approved with (``spec.requireApproval``): once set, the
+    #: run sends without asking again.
+    approved_plan: str | None = None
     selection: SelectionRecord | None = None
 
     def sent(self) -> dict[tuple[Action, datetime], set[int]]:
@@ -264,6 +271,8 @@ class Phase(StrEnum):
     FAILED = "Failed"
     #: ``spec.suspend``: nothing new is sent; what was sent is still watched (Job's suspend).
     SUSPENDED = "Suspended"
+    #: ``spec.requireApproval``: the plan is written and nothing is sent until it is approved.
+    AWAITING_APPROVAL = "AwaitingApproval"
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +321,12 @@ def build_conditions(
             (ConditionType.RECONCILING, True, reason),
             (ConditionType.STALLED, False, reason),
             (ConditionType.READY, False, "Running"),
+        ]
+    elif p is Phase.AWAITING_APPROVAL:
+        rows = [
+            (ConditionType.RECONCILING, False, reason),
+            (ConditionType.STALLED, False, reason),
+            (ConditionType.READY, False, reason),
         ]
     elif p is Phase.SUSPENDED:
         rows = [

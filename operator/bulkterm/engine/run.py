@@ -52,11 +52,14 @@ class Run:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         suspended: Callable[[], bool] | None = None,
+        approval: Callable[[], str | None] | None = None,
     ) -> None:
         """``record``: the last record durably written (a resumed run), else a fresh one.
         ``suspended``: the live ``spec.suspend`` (the spec as created, if not given): while
-        it holds, the run resolves and watches but sends nothing, schedules included."""
+        it holds, the run resolves and watches but sends nothing, schedules included.
+        ``approval``: the plan digest the run is approved with (``spec.requireApproval``)."""
         self.spec = spec
+        self._approval = approval
         self._suspended = suspended or (lambda: spec.suspend)
         self.settings = settings or EngineSettings()
         self._reporter = Reporter(host)
@@ -111,7 +114,7 @@ class Run:
         if isinstance(chosen, Progress):
             return chosen
         targets, selection = chosen
-        self._engine = Engine(
+        engine = Engine(
             self.spec,
             api,
             self._record,
@@ -122,8 +125,15 @@ class Run:
             targets=targets,
             selection=selection,
             suspended=self._suspended,
+            approval=self._approval,
         )
-        return await self._engine.run(self._reporter)
+        self._engine = engine
+        if self.spec.require_approval and not self.spec.dry_run:
+            await engine.await_approval(self._reporter)
+            if selection is not None and selection.schedules_paused < len(selection.schedules):
+                engine.ledger.selection = await self._pause_schedules(api, selection)
+                self._engine = engine
+        return await engine.run(self._reporter)
 
     async def _targets(self, api: AiApi) -> tuple[list[Target], SelectionRecord | None] | Progress:
         """The run's targets: the spec's, then what its selector resolved to (once: a restart
@@ -138,19 +148,25 @@ class Run:
             self._reporter.say(
                 RunEvent(Milestone.SELECTED, "Selected", describe_selection(selection))
             )
-        if selection is not None and not self.spec.dry_run:
+        if selection is not None and not self.spec.dry_run and not self.spec.require_approval:
             if selection.schedules_paused < len(selection.schedules):
-                await self._while_suspended()  # pausing a schedule is a write, too
-                selection = await pause_schedules(api, selection)
-                self._reporter.say(
-                    RunEvent(
-                        Milestone.SCHEDULES_PAUSED,
-                        "SchedulesPaused",
-                        f"{selection.schedules_paused} execution schedule(s) set INACTIVE "
-                        "before any target was sent",
-                    )
-                )
+                selection = await self._pause_schedules(api, selection)
         return targets, selection
+
+    async def _pause_schedules(self, api: AiApi, selection: SelectionRecord) -> SelectionRecord:
+        """The selector's execution schedules set INACTIVE, before any target is sent (and
+        not while suspended: pausing a schedule is a write, too)."""
+        await self._while_suspended()
+        selection = await pause_schedules(api, selection)
+        self._reporter.say(
+            RunEvent(
+                Milestone.SCHEDULES_PAUSED,
+                "SchedulesPaused",
+                f"{selection.schedules_paused} execution schedule(s) set INACTIVE "
+                "before any target was sent",
+            )
+        )
+        return selection
 
     async def _while_suspended(self) -> None:
         """Wait, saying Suspended, until the run is resumed (nothing was sent yet)."""

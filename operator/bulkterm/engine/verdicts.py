@@ -77,6 +77,23 @@ def retrying(errors: list[TransientError], backoff: float, ledger: Ledger) -> Si
     )
 
 
+def awaiting_approval(plan: Plan, approved: str | None) -> Situation:
+    would = (
+        f"would stop {plan.stop}, delete {plan.delete}, wait on {plan.wait}, leave "
+        f"{plan.skip}, fail {plan.fail}"
+    )
+    if approved is None:
+        why = "not approved yet"
+    else:
+        why = f"the approval quotes {approved}, a plan that no longer stands"
+    return Situation(
+        Phase.AWAITING_APPROVAL,
+        "AwaitingApproval",
+        f"{why}: nothing is sent until the annotation aiapi.bulkops.dev/approved-plan is "
+        f"{plan.digest} (status.plan.digest); the plan {would}",
+    )
+
+
 def suspended(summary: str) -> Situation:
     return Situation(
         Phase.SUSPENDED,

@@ -266,6 +266,9 @@ class KopfLive:
     def generation(self) -> int:
         return int(self._body.meta.get("generation") or 1)
 
+    def annotations(self) -> Mapping[str, str]:
+        return self._body.meta.annotations
+
 
 @kopf.daemon(
     API_GROUP,

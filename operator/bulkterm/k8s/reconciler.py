@@ -42,7 +42,7 @@ from bulkterm.k8s.host import OperatorHost
 from bulkterm.k8s.kubeapi import without_waiting
 from bulkterm.k8s.leases import ExclusiveApi, LeaseForbidden, LeaseLost, RunLease
 from bulkterm.k8s.secret_bounds import SecretUse
-from bulkterm.k8s.secret_use import Requester
+from bulkterm.k8s.secret_use import APPROVED_PLAN_ANNOTATION, AdmissionTrust, Requester
 from bulkterm.k8s.status import (
     CrRef,
     StatusPatcher,
@@ -72,6 +72,14 @@ log = logging.getLogger(__name__)
 class Kube(SecretReader, StatusPatcher, Protocol):
     """The Kubernetes API calls a run makes besides kopf's own."""
 
+    async def admission_trust(self) -> AdmissionTrust:
+        """What the admission policy vouches for now (who may use a Secret, who may approve)."""
+        ...
+
+
+#: Stall reason: approval is required and cannot be verified (no admission policy in force).
+APPROVAL_UNVERIFIABLE = "ApprovalUnverifiable"
+
 
 class LiveObject(Protocol):
     """The BulkTermination as the watch keeps showing it while its run goes on (kopf's live
@@ -80,6 +88,8 @@ class LiveObject(Protocol):
     def spec(self) -> Mapping[str, Any]: ...
 
     def generation(self) -> int: ...
+
+    def annotations(self) -> Mapping[str, str]: ...
 
 
 class Reconciler:
@@ -227,6 +237,7 @@ class Reconciler:
             record,
             settings=self._engine_settings,
             suspended=self._suspended,
+            approval=self._approved_plan,
         )
         if self._spec_changed_after_start(record):
             return await self._refuse_changed_spec(record)
@@ -248,6 +259,12 @@ class Reconciler:
     def _suspended(self) -> bool:
         spec = self._live.spec() if self._live is not None else self._spec_raw
         return bool(spec.get("suspend"))
+
+    def _approved_plan(self) -> str | None:
+        """The plan digest the annotation approves (``spec.requireApproval``)."""
+        if self._live is None:
+            return None
+        return self._live.annotations().get(APPROVED_PLAN_ANNOTATION) or None
 
     def _suspend_only_generation(self) -> int | None:
         """The live object's generation, if its spec differs from the run's only in
@@ -298,6 +315,7 @@ class Reconciler:
                 SecretUse.of(spec),
             )
             require_https(key, allow_plain_http=self._config.allow_plain_http)
+            await self._check_approval_is_verifiable(spec)
             async with contextlib.AsyncExitStack() as stack:
                 client = await self._client(stack, key, spec.connection.resource_group)
                 if self._host.stalled is not None:
@@ -307,6 +325,20 @@ class Reconciler:
         except CredentialsProblem as problem:
             await self._run.hold(problem.reason, problem.message)
             return None
+
+    async def _check_approval_is_verifiable(self, spec: BulkTerminationSpec) -> None:
+        """An approval counts only if the API server checked who gave it (the verb
+        ``approve``, in the admission policy): without the policy in force (Secret use then
+        rests on a name grant) nobody's approval can be told from anybody's patch."""
+        if not spec.require_approval or spec.dry_run:
+            return
+        trust = await self._kube.admission_trust()
+        if trust.since is None:
+            raise CredentialsProblem(
+                APPROVAL_UNVERIFIABLE,
+                f"spec.requireApproval: an approval cannot be verified ({trust.problem}); "
+                "nothing was sent",
+            )
 
     async def _client(
         self, stack: contextlib.AsyncExitStack, key: ServiceKey, group: str

@@ -76,6 +76,33 @@ POLICY_VARIABLES: tuple[tuple[str, str], ...] = (
         " ? oldObject.spec.connection.secretRef.name : ''",
     ),
 )
+#: The annotation that approves a plan (``spec.requireApproval``): its digest.
+APPROVED_PLAN_ANNOTATION = f"{API_GROUP}/approved-plan"
+#: The verb RBAC grants on a BulkTermination to whoever may approve its plan.
+APPROVE_VERB = "approve"
+_APPROVED = (
+    "has({o}.metadata.annotations) && '{a}' in {o}.metadata.annotations"
+    " ? {o}.metadata.annotations['{a}'] : ''"
+)
+POLICY_VARIABLES += (
+    ("approved", _APPROVED.format(o="object", a=APPROVED_PLAN_ANNOTATION)),
+    (
+        "oldApproved",
+        "oldObject != null && " + _APPROVED.format(o="oldObject", a=APPROVED_PLAN_ANNOTATION),
+    ),
+)
+#: The approval check: no approval given, the same as before, or ``approve`` on this
+#: BulkTermination is allowed for the user making the request.
+APPROVAL_EXPRESSION = (
+    "variables.approved == '' || variables.approved == variables.oldApproved"
+    f" || authorizer.group('{API_GROUP}').resource('{PLURAL}').namespace(request.namespace)"
+    f".name(object.metadata.name).check('{APPROVE_VERB}').allowed()"
+)
+APPROVAL_MESSAGE = (
+    "'user ' + request.userInfo.username + ' may not approve the plan of BulkTermination '"
+    " + request.namespace + '/' + object.metadata.name + ': that needs the verb \"approve\" on"
+    " bulkterminations (the built-in admin role has it)'"
+)
 #: The check itself: no Secret named, the same one as before, or ``use`` on it is allowed for
 #: the user making the request.
 POLICY_EXPRESSION = (
@@ -158,7 +185,12 @@ def policy_manifests(
                     "expression": POLICY_EXPRESSION,
                     "messageExpression": POLICY_MESSAGE,
                     "reason": "Forbidden",
-                }
+                },
+                {
+                    "expression": APPROVAL_EXPRESSION,
+                    "messageExpression": APPROVAL_MESSAGE,
+                    "reason": "Forbidden",
+                },
             ],
         },
     }
@@ -309,8 +341,11 @@ def _policy_deviations(spec: Mapping[str, Any]) -> list[str]:
     variables = [(v.get("name"), v.get("expression")) for v in spec.get("variables") or []]
     if variables != list(POLICY_VARIABLES):
         found.append("its variables differ")
-    if not any(v.get("expression") == POLICY_EXPRESSION for v in spec.get("validations") or []):
+    expressions = {v.get("expression") for v in spec.get("validations") or []}
+    if POLICY_EXPRESSION not in expressions:
         found.append(f"no validation checks the verb {USE_VERB!r} on the named Secret")
+    if APPROVAL_EXPRESSION not in expressions:
+        found.append(f"no validation checks the verb {APPROVE_VERB!r} for an approval")
     return found
 
 

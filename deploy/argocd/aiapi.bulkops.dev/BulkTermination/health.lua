@@ -9,7 +9,9 @@
 --   Healthy      Complete=True (dry runs too): the Complete condition's message
 --   Degraded     Failed=True, or Stalled=True (a missing Secret, refused credentials: the
 --                operator retries, but a person must act): that condition's message
---   Suspended    Suspended=True (spec.suspend): nothing new is sent until it is resumed
+--   Suspended    Suspended=True (spec.suspend): nothing new is sent until it is resumed;
+--                or Ready's reason AwaitingApproval (spec.requireApproval): the plan waits
+--                for a person to approve its digest
 local function condition(status, kind)
   if status.conditions == nil then
     return nil
@@ -58,6 +60,13 @@ end
 local suspended = condition(status, "Suspended")
 if suspended ~= nil then
   return {status = "Suspended", message = said(suspended)}
+end
+if status.conditions ~= nil then
+  for _, c in ipairs(status.conditions) do
+    if c.type == "Ready" and c.reason == "AwaitingApproval" then
+      return {status = "Suspended", message = said(c)}
+    end
+  end
 end
 local reconciling = condition(status, "Reconciling")
 if reconciling ~= nil then

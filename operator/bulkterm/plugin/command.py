@@ -1,0 +1,172 @@
+"""``kubectl bulkterm``: the click group behind the ``kubectl-bulkterm`` executable.
+
+kubectl runs an executable named ``kubectl-<name>`` on the PATH for ``kubectl <name>`` (krew's
+convention), passing the rest of the command line; the flags kubectl users type
+(``--kubeconfig``, ``--context``, ``-n``) are therefore the plugin's own. The same commands are
+``bulkterm status|suspend|resume`` (:mod:`bulkterm.cli`), and ``split`` is ``bulkterm split``.
+
+Exit status: 0 done; 1 the API server said no (not found, forbidden, unreachable) or the
+request would do nothing (suspending a finished run); 2 usage (bad flags, no kubeconfig).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from bulkterm import __version__
+from bulkterm.plugin.kube import BulkTerminations, KubeOptions, PluginError
+from bulkterm.plugin.render import (
+    SUSPENDED_MEANS,
+    UnreadableStatus,
+    as_data,
+    ending,
+    record_of,
+    render,
+)
+from bulkterm.spec import API_GROUP
+from bulkterm.split import split_command
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kube_options(function: F) -> F:
+    """kubectl's flags for finding the cluster and the namespace."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--kubeconfig",
+                metavar="PATH",
+                help="Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).",
+            ),
+            click.option("--context", help="The kubeconfig context to use."),
+            click.option(
+                "-n",
+                "--namespace",
+                help="Namespace of the BulkTermination (default: the context's).",
+            ),
+        ]
+    ):
+        function = decorator(function)
+    return function
+
+
+def _connect(
+    kubeconfig: str | None, context: str | None, namespace: str | None
+) -> BulkTerminations:
+    return BulkTerminations(
+        KubeOptions(kubeconfig=kubeconfig, context=context, namespace=namespace)
+    )
+
+
+def _fail(error: PluginError) -> None:
+    click.echo(f"error: {error.message}", err=True)
+    sys.exit(error.code)
+
+
+@click.command("status")
+@click.argument("name")
+@kube_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json", "yaml"]),
+    help="Print the status as data instead of text.",
+)
+@click.option("--all-ids", is_flag=True, help="List every id, not the first few of each group.")
+def status_command(
+    name: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    output: str | None,
+    all_ids: bool,
+) -> None:
+    """Show where a BulkTermination stands: Ready, progress, what is in flight, failures by
+    reason, the frozen selection, and whether it is suspended."""
+    try:
+        obj = _connect(kubeconfig, context, namespace).get(name)
+        if output:
+            click.echo(as_data(obj, output), nl=False)
+            return
+        render(obj, Console(highlight=False, soft_wrap=True), all_ids=all_ids)
+    except PluginError as error:
+        _fail(error)
+    except UnreadableStatus as error:
+        _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
+
+
+def _set_suspend(name: str, suspend: bool, options: KubeOptions) -> None:
+    api = BulkTerminations(options)
+    what = f"bulktermination.{API_GROUP}/{name}"
+    obj = api.get(name)
+    try:
+        end = ending(record_of(obj))
+    except UnreadableStatus:
+        end = None
+    if end is not None:
+        verb = "suspend" if suspend else "resume"
+        raise PluginError(
+            f"{what} in namespace {api.namespace} is already finished ({end.type} {end.reason}): "
+            f"a finished run never sends again, so {verb} would do nothing"
+        )
+    if bool((obj.get("spec") or {}).get("suspend")) == suspend:
+        state = "suspended" if suspend else "not suspended"
+        click.echo(f"{what} is already {state}; nothing changed")
+        return
+    patched = api.merge_patch(name, {"spec": {"suspend": suspend}})
+    generation = (patched.get("metadata") or {}).get("generation")
+    if suspend:
+        click.echo(
+            f"{what} suspended (spec.suspend: true, generation {generation}): {SUSPENDED_MEANS}; "
+            "activeDeadlineSeconds does not run out meanwhile.\n"
+            f"Resume with: kubectl bulkterm resume {name} -n {api.namespace}"
+        )
+    else:
+        click.echo(
+            f"{what} resumed (spec.suspend: false, generation {generation}): the operator sends "
+            "again from its record; activeDeadlineSeconds counts anew."
+        )
+
+
+@click.command("suspend")
+@click.argument("name")
+@kube_options
+def suspend_command(
+    name: str, kubeconfig: str | None, context: str | None, namespace: str | None
+) -> None:
+    """Suspend a BulkTermination (spec.suspend: true), as a Job: nothing new is sent to the AI
+    API; actions already sent are still watched and recorded."""
+    try:
+        _set_suspend(name, True, KubeOptions(kubeconfig, context, namespace))
+    except PluginError as error:
+        _fail(error)
+
+
+@click.command("resume")
+@click.argument("name")
+@kube_options
+def resume_command(
+    name: str, kubeconfig: str | None, context: str | None, namespace: str | None
+) -> None:
+    """Resume a suspended BulkTermination (spec.suspend: false): it goes on from its record."""
+    try:
+        _set_suspend(name, False, KubeOptions(kubeconfig, context, namespace))
+    except PluginError as error:
+        _fail(error)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kubectl-bulkterm")
+def main() -> None:
+    """kubectl bulkterm: read and steer BulkTerminations in a cluster."""
+
+
+main.add_command(status_command)
+main.add_command(suspend_command)
+main.add_command(resume_command)
+main.add_command(split_command)

@@ -1,0 +1,142 @@
+"""The API server as ``kubectl bulkterm`` sees it: a kubeconfig chosen as kubectl chooses it,
+one BulkTermination read or merge-patched, and every failure as one :class:`PluginError`.
+
+Errors are for a person at a terminal: a line that says what is wrong and what to try, with
+the exit code kubectl would use (1 for an answer of the server, 2 for a usage problem such as
+no kubeconfig), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
+
+#: Exit codes: the server said no (not found, forbidden, unreachable); the call was wrong.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+#: Seconds per API request: a person is waiting.
+REQUEST_TIMEOUT = 30
+
+
+class PluginError(Exception):
+    """One line for stderr, and the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    """kubectl's own flags: ``--kubeconfig``, ``--context``, ``-n/--namespace``."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+
+
+def _config_file(options: KubeOptions) -> str | None:
+    # As kubectl: the flag, else $KUBECONFIG (a list of paths), else ~/.kube/config.
+    return options.kubeconfig or os.environ.get("KUBECONFIG") or None
+
+
+def _context_namespace(options: KubeOptions) -> str:
+    """The namespace of the chosen context, as kubectl defaults it (``default`` if unset)."""
+    contexts, active = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+        config_file=_config_file(options)
+    )
+    chosen = active
+    if options.context:
+        chosen = next((c for c in contexts or () if c.get("name") == options.context), None)
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else "default"
+
+
+class BulkTerminations:
+    """BulkTerminations of one namespace, through the kubernetes client."""
+
+    def __init__(self, options: KubeOptions) -> None:
+        configuration = k8s.Configuration()
+        # A person waits: a refused connection fails at once instead of three times in a row.
+        configuration.retries = 0
+        named = _config_file(options) or "~/.kube/config"
+        try:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=_config_file(options),
+                context=options.context,
+                client_configuration=configuration,
+            )
+            self.namespace = options.namespace or _context_namespace(options)
+        except Exception as exc:  # ConfigException, a missing or unreadable file, bad YAML
+            reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+            raise PluginError(
+                f"no usable kubeconfig ({named}): {reason}; set --kubeconfig or KUBECONFIG",
+                EXIT_USAGE,
+            ) from None
+        self.server = configuration.host
+        self._api = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The object, with its status."""
+        result: dict[str, Any] = self._call(
+            name,
+            "get",
+            self._api.get_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+        )
+        return result
+
+    def merge_patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of the object (not its status)."""
+        result: dict[str, Any] = self._call(
+            name,
+            "patch",
+            self._api.patch_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+        return result
+
+    def _call(self, name: str, verb: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+        except ApiException as exc:
+            raise PluginError(self._refusal(name, verb, exc)) from None
+        except (Urllib3Error, OSError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise PluginError(f"cannot reach the API server at {self.server}: {reason}") from None
+
+    def _refusal(self, name: str, verb: str, exc: ApiException) -> str:
+        what = f'bulkterminations.{API_GROUP} "{name}"'
+        if exc.status == 404:
+            return f"{what} not found in namespace {self.namespace}"
+        message = ""
+        try:
+            message = str(json.loads(exc.body or "{}").get("message") or "")
+        except (ValueError, AttributeError):
+            message = ""
+        if exc.status == 403:
+            return message or f"forbidden: you may not {verb} {what} in namespace {self.namespace}"
+        if exc.status == 401:
+            return f"unauthorized: the API server at {self.server} did not accept the credentials"
+        return f"{verb} {what} in namespace {self.namespace}: {exc.status} {message or exc.reason}"
