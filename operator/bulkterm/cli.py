@@ -27,6 +27,8 @@ class LazyGroup(click.Group):
         "status": "bulkterm.plugin.command:status_command",
         "suspend": "bulkterm.plugin.command:suspend_command",
         "resume": "bulkterm.plugin.command:resume_command",
+        "plan": "bulkterm.plugin.command:plan_command",
+        "approve": "bulkterm.plugin.command:approve_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

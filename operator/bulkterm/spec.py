@@ -282,3 +282,7 @@ def run_spec_hash(spec: Mapping[str, Any]) -> str:
     canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+
+#: The annotation that approves a plan (``spec.requireApproval``): the plan's digest.
+APPROVED_PLAN_ANNOTATION = f"{API_GROUP}/approved-plan"
+

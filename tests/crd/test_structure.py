@@ -144,6 +144,7 @@ def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
         "outcomes",
         "capabilities",
         "plan",
+        "approvedPlan",
         "selection",
         "conditions",
     }

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bulkterm.aiapi.models import Kind, Status
-from bulkterm.k8s.secret_use import APPROVED_PLAN_ANNOTATION
 from bulkterm.simulator import SimulatorThread
+from bulkterm.spec import APPROVED_PLAN_ANNOTATION
 from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret
 from tests.kube import Kube, condition
 

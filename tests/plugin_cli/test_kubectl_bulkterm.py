@@ -181,3 +181,51 @@ def test_bulkterm_status_is_the_same_command(kube: Kube, namespace: str, plugin_
     )
     assert result.returncode == 0, result.stderr
     assert "  NotFound 1: d-never-existed" in result.stdout.splitlines()
+
+
+def test_plan_shows_what_would_be_done_and_the_digest_to_approve(
+    kube: Kube, namespace: str, plugin_dir: Path
+) -> None:
+    gated = captured("awaiting-approval")
+    put(kube, namespace, gated)
+    digest = gated["status"]["plan"]["digest"]
+    result = kubectl_bulkterm(kube, plugin_dir, "plan", gated["metadata"]["name"], "-n", namespace)
+    assert result.returncode == 0, result.stderr
+    assert "Would:" in result.stdout and "stop 1, delete 0, wait on 0, leave 0, fail 0" in (
+        result.stdout
+    )
+    assert "Digest:" in result.stdout and digest in result.stdout
+
+
+def test_approve_asks_and_writes_the_digest_only_when_told_yes(
+    kube: Kube, namespace: str, plugin_dir: Path
+) -> None:
+    gated = captured("awaiting-approval")
+    name = gated["metadata"]["name"]
+    put(kube, namespace, gated)
+    digest = gated["status"]["plan"]["digest"]
+    env = kube.env(None, PATH=f"{plugin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    declined = subprocess.run(
+        [KUBECTL, "bulkterm", "approve", name, "-n", namespace],
+        env=env, input="n\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert declined.returncode == 1
+    assert "not approved; nothing changed" in declined.stderr
+    annotations = kube.get(BT, name, namespace=namespace)["metadata"].get("annotations") or {}
+    assert "aiapi.bulkops.dev/approved-plan" not in annotations
+
+    approved = kubectl_bulkterm(kube, plugin_dir, "approve", name, "-n", namespace, "--yes")
+    assert approved.returncode == 0, approved.stderr
+    assert f"approved: aiapi.bulkops.dev/approved-plan={digest}" in approved.stdout
+    annotations = kube.get(BT, name, namespace=namespace)["metadata"]["annotations"]
+    assert annotations["aiapi.bulkops.dev/approved-plan"] == digest
+
+
+def test_approve_refuses_a_bulktermination_that_needs_no_approval(
+    kube: Kube, namespace: str, plugin_dir: Path
+) -> None:
+    put(kube, namespace, captured("running"))
+    name = captured("running")["metadata"]["name"]
+    refused = kubectl_bulkterm(kube, plugin_dir, "approve", name, "-n", namespace, "--yes")
+    assert refused.returncode == 1
+    assert "does not require approval" in refused.stderr

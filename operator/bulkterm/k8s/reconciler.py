@@ -42,7 +42,7 @@ from bulkterm.k8s.host import OperatorHost
 from bulkterm.k8s.kubeapi import without_waiting
 from bulkterm.k8s.leases import ExclusiveApi, LeaseForbidden, LeaseLost, RunLease
 from bulkterm.k8s.secret_bounds import SecretUse
-from bulkterm.k8s.secret_use import APPROVED_PLAN_ANNOTATION, AdmissionTrust, Requester
+from bulkterm.k8s.secret_use import AdmissionTrust, Requester
 from bulkterm.k8s.status import (
     CrRef,
     StatusPatcher,
@@ -55,7 +55,7 @@ from bulkterm.k8s.status import (
 )
 from bulkterm.k8s.throttle import CLOSE_RETRY_DELAYS
 from bulkterm.manifest import describe_errors
-from bulkterm.spec import BulkTerminationSpec, run_spec_hash
+from bulkterm.spec import APPROVED_PLAN_ANNOTATION, BulkTerminationSpec, run_spec_hash
 
 __all__ = [
     "CrRef",

@@ -40,7 +40,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from bulkterm.k8s.secret_bounds import BoundsProblem, SecretUse, check_bounds, entries
-from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
+from bulkterm.spec import API_GROUP, API_VERSION, APPROVED_PLAN_ANNOTATION, PLURAL
 
 #: The verb RBAC grants on a Secret to whoever may spend its key through a BulkTermination.
 USE_VERB = "use"
@@ -76,8 +76,6 @@ POLICY_VARIABLES: tuple[tuple[str, str], ...] = (
         " ? oldObject.spec.connection.secretRef.name : ''",
     ),
 )
-#: The annotation that approves a plan (``spec.requireApproval``): its digest.
-APPROVED_PLAN_ANNOTATION = f"{API_GROUP}/approved-plan"
 #: The verb RBAC grants on a BulkTermination to whoever may approve its plan.
 APPROVE_VERB = "approve"
 _APPROVED = (

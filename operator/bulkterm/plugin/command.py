@@ -27,8 +27,9 @@ from bulkterm.plugin.render import (
     ending,
     record_of,
     render,
+    render_plan,
 )
-from bulkterm.spec import API_GROUP
+from bulkterm.spec import API_GROUP, APPROVED_PLAN_ANNOTATION
 from bulkterm.split import split_command
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -160,6 +161,69 @@ def resume_command(
         _fail(error)
 
 
+@click.command("plan")
+@click.argument("name")
+@kube_options
+@click.option("--all-ids", is_flag=True, help="List every planned target the status holds.")
+def plan_command(
+    name: str, kubeconfig: str | None, context: str | None, namespace: str | None, all_ids: bool
+) -> None:
+    """Show the plan a BulkTermination waits with (spec.requireApproval) or made (dryRun):
+    what would be stopped, deleted, left and predicted to fail, and the digest to approve."""
+    try:
+        render_plan(_connect(kubeconfig, context, namespace).get(name), _console(), all_ids=all_ids)
+    except PluginError as error:
+        _fail(error)
+    except UnreadableStatus as error:
+        _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
+
+
+@click.command("approve")
+@click.argument("name")
+@kube_options
+@click.option("--yes", "-y", is_flag=True, help="Approve without asking.")
+def approve_command(
+    name: str, kubeconfig: str | None, context: str | None, namespace: str | None, yes: bool
+) -> None:
+    """Approve the plan a BulkTermination waits with (spec.requireApproval): show it, ask (or
+    --yes), then write its digest to the annotation aiapi.bulkops.dev/approved-plan. Needs the
+    verb approve on the BulkTermination (the API server checks it)."""
+    try:
+        _approve(name, KubeOptions(kubeconfig, context, namespace), yes=yes)
+    except PluginError as error:
+        _fail(error)
+    except UnreadableStatus as error:
+        _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
+
+
+def _approve(name: str, options: KubeOptions, *, yes: bool) -> None:
+    api = BulkTerminations(options)
+    what = f"bulktermination.{API_GROUP}/{name}"
+    obj = api.get(name)
+    record = record_of(obj)
+    if not (obj.get("spec") or {}).get("requireApproval"):
+        raise PluginError(f"{what} does not require approval (spec.requireApproval is false)")
+    if record.approved_plan:
+        click.echo(f"{what} was approved already ({record.approved_plan}); nothing changed")
+        return
+    if record.plan is None or not record.plan.digest:
+        raise PluginError(f"{what} has no plan yet: the operator writes it first; try again")
+    render_plan(obj, _console())
+    digest = record.plan.digest
+    if not yes and not click.confirm(f"Approve this plan ({digest})?", default=False):
+        raise PluginError("not approved; nothing changed")
+    api.merge_patch(name, {"metadata": {"annotations": {APPROVED_PLAN_ANNOTATION: digest}}})
+    click.echo(
+        f"{what} approved: {APPROVED_PLAN_ANNOTATION}={digest}. The operator sends once its "
+        "next look still finds this plan; if the targets moved meanwhile, the plan and its "
+        "digest change and it waits for a new approval."
+    )
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kubectl-bulkterm")
 def main() -> None:
@@ -169,4 +233,6 @@ def main() -> None:
 main.add_command(status_command)
 main.add_command(suspend_command)
 main.add_command(resume_command)
+main.add_command(plan_command)
+main.add_command(approve_command)
 main.add_command(split_command)

@@ -162,6 +162,11 @@ def render(obj: Mapping[str, Any], console: Console, *, all_ids: bool = False) -
             f"fail {plan.fail}",
         )
 
+    if record.plan is not None and record.plan.digest:
+        _field(console, "Plan digest:", record.plan.digest)
+    if record.approved_plan:
+        _field(console, "Approved:", record.approved_plan)
+
     ids = _ids_by_index(obj, record)
     _in_flight(console, record, ids, shown)
     _failures(console, record, shown)
@@ -239,3 +244,47 @@ def _selection(console: Console, record: Progress, shown: int | None) -> None:
         return
     more = "" if shown is None or len(chosen) <= shown else " (--all-ids lists them all)"
     console.print(Text(f"  ids: {_listing(chosen, shown) or '-'}{more}"))
+
+
+def render_plan(obj: Mapping[str, Any], console: Console, *, all_ids: bool = False) -> None:
+    """Print the plan a BulkTermination waits with (``spec.requireApproval``) or made
+    (``spec.dryRun``): what would be done to how many targets and why, examples by id, and
+    the digest an approval must quote."""
+    record = record_of(obj)
+    metadata = obj.get("metadata") or {}
+    plan = record.plan
+    console.print(
+        Text(f"{KIND} {metadata.get('namespace', '')}/{metadata.get('name', '')}", "bold")
+    )
+    if plan is None:
+        console.print(
+            "no plan yet: the operator writes one for spec.requireApproval or spec.dryRun"
+        )
+        return
+    _field(
+        console,
+        "Would:",
+        f"stop {plan.stop}, delete {plan.delete}, wait on {plan.wait}, leave {plan.skip}, "
+        f"fail {plan.fail}",
+    )
+    if plan.reasons:
+        _field(console, "Reasons:", ", ".join(f"{k} {n}" for k, n in plan.reasons.items()))
+    if plan.failures:
+        _field(
+            console,
+            "Would fail:",
+            ", ".join(f"{k} {n}" for k, n in plan.failures.items()),
+            "red",
+        )
+    shown = plan.entries if all_ids else plan.entries[:IDS_SHOWN]
+    for entry in shown:
+        console.print(
+            f"  {entry.action.value:<6} {entry.kind.value} {entry.id} "
+            f"(observed {entry.observed}): {entry.reason}"
+        )
+    left = plan.entries_omitted + len(plan.entries) - len(shown)
+    if left:
+        console.print(f"  … and {left} more")
+    _field(console, "Digest:", plan.digest or "(none: a dry run's plan is not for approval)")
+    if record.approved_plan:
+        _field(console, "Approved:", record.approved_plan, "green")
