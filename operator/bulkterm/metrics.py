@@ -90,7 +90,8 @@ RUNS = Counter(
 )
 RUN_DURATION = Histogram(
     "bulkterm_run_duration_seconds",
-    "From a run's start (the first visit) to its end, for runs that ended.",
+    "From a run's start (the first visit) to its end, for runs that ended, by namespace.",
+    [RUN_NAMESPACE],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
     registry=REGISTRY,
 )
@@ -109,7 +110,8 @@ STALLED_RUNS = Gauge(
 )
 ACTIVE_RUNS = Gauge(
     "bulkterm_active_bulkterminations",
-    "BulkTerminations currently being reconciled by this process.",
+    "BulkTerminations currently being reconciled by this process, by namespace.",
+    [RUN_NAMESPACE],
     registry=REGISTRY,
 )
 RECONCILE_ROUNDS = Counter(

@@ -351,5 +351,6 @@ def test_metrics_are_served_and_count_the_run(
     assert f"bulkterm_targets_total{{{labels}}} 1.0" in text
     assert 'bulkterm_aiapi_calls_total{endpoint="bulk_patch_deployments",outcome="ok"} 1.0' in text
     assert "bulkterm_token_refreshes_total 1.0" in text
-    assert "bulkterm_active_bulkterminations 0.0" in text
+    active = f'bulkterm_active_bulkterminations{{bulktermination_namespace="{namespace}"}} 0.0'
+    assert active in text
     assert "bulkterm_reconcile_rounds_total" in text

@@ -14,8 +14,7 @@ from tests.k8s.support import NS, FakeEvents, FakeKube, reconciler, running_for_
 
 
 def _value(name: str, **labels: str) -> float:
-    if not name.startswith("bulkterm_run_duration"):  # the run-level series name the namespace
-        labels = {metrics.RUN_NAMESPACE: NS, **labels}
+    labels = {metrics.RUN_NAMESPACE: NS, **labels}  # the run-level series name the namespace
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 

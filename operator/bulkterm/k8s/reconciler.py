@@ -245,7 +245,7 @@ class Reconciler:
             return None  # stopped while another operator runs it: nothing written
         seen = record.observed_generation == self.ref.generation and bool(record.conditions)
         await self._run.begin(again=not seen)
-        metrics.ACTIVE_RUNS.inc()
+        metrics.ACTIVE_RUNS.labels(self.ref.namespace).inc()
         try:
             while not stop.is_set() and not self.resource_gone:
                 result = await self._attempt(spec, stop)
@@ -254,7 +254,7 @@ class Reconciler:
                 await _wait(stop, self._config.stalled_retry_seconds)
             return self._run.record
         finally:
-            metrics.ACTIVE_RUNS.dec()
+            metrics.ACTIVE_RUNS.labels(self.ref.namespace).dec()
 
     def _suspended(self) -> bool:
         spec = self._live.spec() if self._live is not None else self._spec_raw
@@ -383,7 +383,9 @@ class Reconciler:
         if changed is not None:
             self._events.spec_change_ignored(ignored_message(changed, ran=self.ref.generation))
         if record.start_time is not None:
-            metrics.RUN_DURATION.observe((utcnow() - record.start_time).total_seconds())
+            metrics.RUN_DURATION.labels(self.ref.namespace).observe(
+                (utcnow() - record.start_time).total_seconds()
+            )
         return record
 
     @property
