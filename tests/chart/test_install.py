@@ -407,7 +407,7 @@ def test_the_documented_out_of_cluster_run_works_as_the_charts_service_account(
     env_of = {e["name"]: e.get("value") for e in
               deployment["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
     names = {
-        "bulkterm-bulk-termination-operator-secret-use": str(env_of["BULKTERM_ADMISSION_POLICY"]),
+        "bulkterm-bulk-termination-operator-admission": str(env_of["BULKTERM_ADMISSION_POLICY"]),
         "bulkterm-bulk-termination-operator": release.service_account,
         "bulkterm-system": release.namespace,
         "ml-team": namespace,

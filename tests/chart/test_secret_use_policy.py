@@ -50,12 +50,12 @@ def test_the_operator_is_told_the_policy_s_name_and_may_read_only_that_one(
 
 
 def test_a_policy_kept_elsewhere_is_read_by_its_name_and_not_rendered(helm: Helm) -> None:
-    values = {"secretUse": {"admissionPolicy": {"create": False, "name": "shared-secret-use"}}}
+    values = {"secretUse": {"admissionPolicy": {"create": False, "name": "shared-admission"}}}
     proc = helm.template_with("shared-policy", values)
     assert proc.returncode == 0, proc.stderr
     assert "kind: ValidatingAdmissionPolicy" not in proc.stdout
-    assert 'resourceNames: ["shared-secret-use"]' in proc.stdout
-    assert 'value: "shared-secret-use"' in proc.stdout
+    assert 'resourceNames: ["shared-admission"]' in proc.stdout
+    assert 'value: "shared-admission"' in proc.stdout
 
 
 def test_name_grants_are_off_unless_asked_for(rendered: Rendering, helm: Helm) -> None:

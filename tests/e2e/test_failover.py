@@ -67,6 +67,21 @@ def status_write_times(kube: Kube, mark: int, name: str) -> list[float]:
     return sorted(times)
 
 
+def since(log: str, epoch: float) -> list[str]:
+    """The lines of ``log`` stamped after ``epoch``, each as ``+seconds line``: the timeline of
+    a failover, to quote."""
+    lines = []
+    for line in log.splitlines():
+        stamp, _, text = line.partition(" ")
+        try:
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        if at > epoch and "GET /healthz" not in text:
+            lines.append(f"  +{at - epoch:5.1f} s {text[:160]}")
+    return lines
+
+
 def test_standby_takes_over_within_15_s_of_a_sigkill(
     kube: Kube,
     namespace: str,
@@ -125,6 +140,7 @@ def test_standby_takes_over_within_15_s_of_a_sigkill(
         assert after, standby.log()[-3000:]
         failover = after[0] - killed_at
         print(f"failover: the standby wrote the status {failover:.1f} s after the SIGKILL")
+        print("\n".join(since(standby.log(), killed_at)))
         assert failover < FAILOVER_LIMIT, standby.log()[-3000:]
 
         obj = kube.wait_for(

@@ -112,12 +112,21 @@ async def test_give_up_after_bounds_the_wait() -> None:
 def test_kopf_backoffs_ride_out_the_tolerance_and_restart_per_request() -> None:
     backoffs = KopfBackoffs(60)
     first = list(backoffs)
-    assert first[:4] == [1.0, 2.0, 5.0, 10.0]
-    assert set(first[4:]) == {10.0}
-    assert 60 <= sum(first) < 70
+    assert first[:3] == [0.5, 1.0, 2.0]
+    assert set(first[3:]) == {2.0}
+    assert 60 <= sum(first) < 62
     assert list(backoffs) == first  # iterated afresh for every kopf request
     assert not hasattr(backoffs, "__len__")  # kopf numbers attempts without a total
-    assert list(itertools.islice(KopfBackoffs(600), 100))[-1] == 10.0
+    assert list(itertools.islice(KopfBackoffs(600), 100))[-1] == 2.0
+
+
+def test_kopf_backoffs_retry_within_2_s_yet_stay_bounded() -> None:
+    """A watch is back within about 2 s of the API server's return, and a long outage costs
+    one attempt per watch every 2 s, not a hot loop."""
+    steps = list(KopfBackoffs(600))
+    assert max(steps) == 2.0
+    assert min(steps) >= 0.5
+    assert len(steps) <= 600 / 2.0 + 3
 
 
 def test_kopf_retry_lines_keep_the_first_attempt_only() -> None:

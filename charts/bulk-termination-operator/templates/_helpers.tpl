@@ -170,6 +170,6 @@ ClusterRole (all namespaces) or into a Role per watched namespace.
 The ValidatingAdmissionPolicy (and binding, of the same name) that checks the verb `use` on a
 BulkTermination's Secret: cluster-scoped, so named after the release unless named in values.
 */}}
-{{- define "bulkterm.secretUsePolicyName" -}}
-{{- .Values.secretUse.admissionPolicy.name | default (printf "%s-secret-use" (include "bulkterm.fullname" .)) -}}
+{{- define "bulkterm.admissionPolicyName" -}}
+{{- .Values.secretUse.admissionPolicy.name | default (printf "%s-admission" (include "bulkterm.fullname" .)) -}}
 {{- end -}}

@@ -121,8 +121,8 @@ FLAGS = {"namespaces": "--namespace", "kube_outage_tolerance_seconds": "--kube-o
 @click.option(
     "--admission-policy",
     help="The ValidatingAdmissionPolicy that checks who may use a Secret (the chart's "
-    "<fullname>-secret-use). Env BULKTERM_ADMISSION_POLICY. Default "
-    "bulk-termination-operator-secret-use.",
+    "<fullname>-admission). Env BULKTERM_ADMISSION_POLICY. Default "
+    "bulk-termination-operator-admission.",
 )
 @click.option(
     "--admission-binding",

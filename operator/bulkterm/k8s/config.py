@@ -81,7 +81,7 @@ class OperatorConfig(BaseSettings):
     allow_plain_http: bool = False
     #: The ValidatingAdmissionPolicy (and its binding) that checks, when a BulkTermination is
     #: created, that its author may ``use`` the Secret it names (``bulkterm.k8s.secret_use``);
-    #: the chart names both ``<release fullname>-secret-use``.
+    #: the chart names both ``<release fullname>-admission``.
     admission_policy: str = Field(default=DEFAULT_POLICY_NAME, min_length=1, max_length=253)
     admission_binding: str = Field(default=DEFAULT_POLICY_NAME, min_length=1, max_length=253)
     #: Also honour a Secret's annotation naming BulkTerminations where the identity check

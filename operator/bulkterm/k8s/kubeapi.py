@@ -217,15 +217,23 @@ class ApiWeather:
         log.warning("Kubernetes API reachable again after %.1f s", away)
 
 
+#: kopf's pauses between attempts of one request (a watch, a list, an Event): capped at 2 s
+#: like :data:`OUTAGE_BACKOFF`, so kopf's watches are back within about 2 s of the API server
+#: (a 10 s cap left them up to 10 s behind it, and with them every new, changed or deleted
+#: BulkTermination). Not a hot loop: a few watches, one attempt each per 2 s, and logged once
+#: (:class:`KopfRetryLogFilter`).
+KOPF_BACKOFF = (0.5, 1.0, 2.0)
+
+
 class KopfBackoffs:
     """kopf's ``error_backoffs`` that ride out an outage of up to ``tolerance`` seconds.
 
     kopf retries a failed request once per backoff it is given and then escalates; its default
     gives up after about 50 s, and a watch that gives up crashes the operator. This iterable
-    has no length (kopf then numbers attempts without a total) and yields 1, 2, 5 and then 10 s
-    until ``tolerance`` is used up; each request iterates it afresh."""
+    has no length (kopf then numbers attempts without a total) and yields 0.5, 1 and then 2 s
+    (:data:`KOPF_BACKOFF`) until ``tolerance`` is used up; each request iterates it afresh."""
 
-    def __init__(self, tolerance: float, *, steps: Sequence[float] = (1.0, 2.0, 5.0, 10.0)) -> None:
+    def __init__(self, tolerance: float, *, steps: Sequence[float] = KOPF_BACKOFF) -> None:
         self.tolerance = tolerance
         self.steps = tuple(steps)
 

@@ -45,7 +45,7 @@ from bulkterm.spec import API_GROUP, API_VERSION, APPROVED_PLAN_ANNOTATION, PLUR
 #: The verb RBAC grants on a Secret to whoever may spend its key through a BulkTermination.
 USE_VERB = "use"
 #: The policy and binding the chart installs for release ``bulk-termination-operator``.
-DEFAULT_POLICY_NAME = "bulk-termination-operator-secret-use"
+DEFAULT_POLICY_NAME = "bulk-termination-operator-admission"
 #: How long after the policy and binding exist a BulkTermination's admission counts as checked.
 ACTIVATION_SECONDS = 10.0
 #: How long a read of the policy and binding is reused.
