@@ -45,7 +45,10 @@ RUN --mount=type=bind,target=/context \
 
 FROM ${PYTHON_IMAGE}
 ARG WHEELHOUSE=""
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# The commit built (bulkterm_build_info's `commit` label): `--build-arg BULKTERM_COMMIT=...`.
+ARG BULKTERM_COMMIT=unknown
+ENV BULKTERM_COMMIT=${BULKTERM_COMMIT} \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

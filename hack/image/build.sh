@@ -160,6 +160,7 @@ log "building $image"
 # the host's network whatever --network says, so this is what keeps the build offline.
 unshare --net "$here/buildah.sh" bud --pull=never --force-rm --layers=false \
   --build-arg PYTHON_IMAGE="$base" --build-arg WHEELHOUSE=hack/image/wheelhouse \
+  --build-arg BULKTERM_COMMIT="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)" \
   --tag "$image" --file "$root/Dockerfile" "$root" >&2
 bh rmi --prune >/dev/null 2>&1 || true    # the previous build's image, now untagged
 

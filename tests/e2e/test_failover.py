@@ -96,7 +96,7 @@ def test_standby_takes_over_within_15_s_of_a_sigkill(
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     chart_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    assert chart_env["BULKTERM_PEERING_LIFETIME"] == "10"
+    assert chart_env["BULKTERM_PEERING_LIFETIME"] == "6"
     assert f"--peering={PEERING}" in container["args"]
     assert pod["terminationGracePeriodSeconds"] == 45
     peering = (f"--peering={PEERING}",)

@@ -107,6 +107,15 @@ def test_config_runs_the_operator_as_numeric_non_root_user(config: dict[str, Any
     assert set(config.get("ExposedPorts", {})) == {"8080/tcp", "9090/tcp"}
 
 
+def test_the_image_names_the_commit_it_was_built_from(config: dict[str, Any]) -> None:
+    """For ``bulkterm_build_info{commit}``: build.sh passes ``git rev-parse HEAD``."""
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    env = dict(item.split("=", 1) for item in config.get("Env", []))
+    assert env.get("BULKTERM_COMMIT") == (head or "unknown")
+
+
 def test_bulkterm_version_as_numeric_non_root_user(container: str) -> None:
     ids = run(container, "sh", "-c", 'echo "$(id -u):$(id -g)"')
     assert ids.returncode == 0, ids.stderr

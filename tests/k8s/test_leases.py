@@ -515,3 +515,16 @@ def test_an_empty_lease_namespace_setting_means_unset(monkeypatch: pytest.Monkey
     assert not OperatorConfig().lease_namespace
     monkeypatch.setenv("BULKTERM_LEASE_NAMESPACE", "operators")
     assert OperatorConfig().lease_namespace == "operators"
+
+
+def test_the_default_timing_lets_a_standby_take_a_run_over_soon_after_a_sigkill() -> None:
+    """A SIGKILLed holder's Lease expires within ``duration`` of the kill and a waiting
+    standby looks again every ``retry_every``: with kopf's peering record (6 s by default),
+    the run is taken over well within the 15 s the issue asks; a holder still renews in time
+    (``renew_every`` inside the fresh window, with room for a slow write)."""
+    from bulkterm.k8s.config import OperatorConfig
+
+    timing = LeaseTiming()
+    assert timing.duration <= OperatorConfig().peering_lifetime
+    assert timing.duration + timing.retry_every <= 7.0
+    assert timing.renew_every + 2.0 <= timing.duration - timing.margin

@@ -177,13 +177,18 @@ def _kubeconfig_namespace() -> str | None:
 
 @dataclass(frozen=True)
 class LeaseTiming:
-    #: A holder that has not renewed for this long is gone (bounds failover after a SIGKILL).
-    duration: float = 10.0
-    renew_every: float = 3.0
+    #: A holder that has not renewed for this long is gone (bounds failover after a SIGKILL:
+    #: a standby takes a run over once both the active's peering record, 6 s by default, and
+    #: this Lease have expired, so the two match).
+    duration: float = 6.0
+    #: One write per running run every 2 s; a renewal may take 2.5 s (``duration - margin -
+    #: renew_every``) before sends pause for it.
+    renew_every: float = 2.0
     #: Sends stop this long before the lease would expire without a renewal.
-    margin: float = 2.0
-    #: How often a run waiting for another holder looks again.
-    retry_every: float = 1.0
+    margin: float = 1.5
+    #: How often a run waiting for another holder looks again (one read per waiting run each
+    #: time): a standby takes the run within this long of the Lease's expiry.
+    retry_every: float = 0.5
 
 
 class LeaseLost(Exception):
