@@ -99,7 +99,7 @@ def test_control_plane_outage_mid_run_is_waited_out(
     kube.create(bulk_termination(namespace, "late", ("Deployment", "late-000", "STOPPED")))
     obj = poll(kube, "weather", namespace, has_condition("Complete"), 30)
     after = time.monotonic() - back
-    poll(kube, "late", namespace, lambda o: bool(o.get("status")), 30)
+    poll(kube, "late", namespace, lambda o: bool(o.get("status", {}).get("conditions")), 30)
     seen = time.monotonic() - back
     print(
         f"API server restarted in {back - resumed:.1f} s; Complete {after:.1f} s after it was "
