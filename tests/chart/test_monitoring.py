@@ -24,6 +24,7 @@ pytestmark = pytest.mark.helm
 ALERTS = {
     "BulkTerminationOperatorDown",
     "BulkTerminationKubeAPIUnreachable",
+    "BulkTerminationSecretUseUnverified",
     "BulkTerminationStalled",
     "BulkTerminationTargetFailures",
     "BulkTerminationAIAPIErrors",

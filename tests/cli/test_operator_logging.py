@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 
 from bulkterm.k8s import handlers
 from bulkterm.k8s.config import OperatorConfig
-from bulkterm.k8s.kubeapi import _load_client, is_outage
+from bulkterm.k8s.kubeapi import is_outage, load_client
 
 #: How a text line starts: ``2026-11-28T20:47:00.123Z`` (``full`` puts it in brackets).
 STAMP = re.compile(r"^\[?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\]? ")
@@ -110,7 +110,7 @@ def test_the_kubernetes_client_leaves_retrying_to_api_weather(
     )
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    api = k8s.CoreV1Api(_load_client())
+    api = k8s.CoreV1Api(load_client())
     caplog.set_level(logging.DEBUG, logger="urllib3")
     with pytest.raises(urllib3.exceptions.MaxRetryError) as refused:
         api.list_namespace(_request_timeout=5)

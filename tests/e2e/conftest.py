@@ -212,6 +212,29 @@ def secret(
     }
 
 
+def role_for(
+    kube: Kube, namespace: str, name: str, subject: dict[str, str], rules: list[dict[str, Any]]
+) -> None:
+    """A Role ``name`` with ``rules`` and a RoleBinding of the same name to ``subject``."""
+    kube.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": name, "namespace": namespace},
+            "rules": rules,
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [subject],
+        }
+    )
+
+
 def bulk_termination(
     namespace: str, name: str, *targets: tuple[str, str, str], **spec: Any
 ) -> dict[str, Any]:

@@ -14,15 +14,12 @@ import pytest
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import SimulatorThread
 from bulkterm.spec import APPROVED_PLAN_ANNOTATION
-from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret
+from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, role_for, secret
+from tests.k8s.support import ai_api_sends
 from tests.kube import Kube, condition
 
 pytestmark = pytest.mark.e2e
 BT = "bulkterminations"
-
-
-def writes(sim: SimulatorThread) -> int:
-    return sum(n for key, n in sim.counters.items() if key.startswith(("PATCH", "DELETE")))
 
 
 def awaiting(obj: dict[str, Any]) -> bool:
@@ -64,7 +61,7 @@ def test_an_unapproved_run_sends_nothing_and_the_approved_plan_is_what_runs(
     assert (plan["stop"], plan["delete"], plan["fail"]) == (1, 1, 0)
     assert digest in condition(obj, "Ready")["message"]  # type: ignore[index]
     time.sleep(2.5)  # two poll intervals
-    assert writes(sim) == 0
+    assert ai_api_sends(sim) == 0
 
     approved = approve(kube, namespace, "gated", digest)
     assert approved.returncode == 0, approved.stderr
@@ -97,7 +94,7 @@ def test_an_approval_of_a_plan_the_world_has_changed_is_not_honoured(
         timeout=30,
     )
     assert awaiting(obj)
-    assert writes(sim) == 0
+    assert ai_api_sends(sim) == 0
 
     assert approve(kube, namespace, "moving", fresh).returncode == 0
     kube.wait_for(BT, "moving", has_condition("Complete"), namespace=namespace, timeout=60)
@@ -123,21 +120,8 @@ def test_only_a_user_granted_approve_may_approve(
     editor = {"apiGroups": ["aiapi.bulkops.dev"], "resources": [BT],
               "verbs": ["get", "list", "patch", "update"]}  # fmt: skip
     approver = {"apiGroups": ["aiapi.bulkops.dev"], "resources": [BT], "verbs": ["approve"]}
-    for name, rules in (("erin-edits", [editor]), ("erin-approves", [approver])):
-        kube.create(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": {"name": name, "namespace": namespace},
-                "rules": rules,
-            }
-        )
-    kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                 "metadata": {"name": "erin-edits", "namespace": namespace},
-                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                             "name": "erin-edits"},
-                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                               "name": "erin"}]})  # fmt: skip
+    erin = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "erin"}
+    role_for(kube, namespace, "erin-edits", erin, [editor])
 
     refused = approve(kube, namespace, "guarded", digest, "--as", "erin")
     assert refused.returncode != 0
@@ -146,14 +130,9 @@ def test_only_a_user_granted_approve_may_approve(
     )
     assert 'needs the verb "approve"' in refused.stderr
     time.sleep(1.5)
-    assert writes(sim) == 0
+    assert ai_api_sends(sim) == 0
 
-    kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                 "metadata": {"name": "erin-approves", "namespace": namespace},
-                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                             "name": "erin-approves"},
-                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                               "name": "erin"}]})  # fmt: skip
+    role_for(kube, namespace, "erin-approves", erin, [approver])
     deadline = time.monotonic() + 10
     while (ok := approve(kube, namespace, "guarded", digest, "--as", "erin")).returncode != 0:
         assert time.monotonic() < deadline, ok.stderr  # RBAC reaches the authorizer in moments

@@ -24,7 +24,7 @@ from bulkterm.aiapi.models import Kind, Status
 from bulkterm.k8s.secret_bounds import MAX_TARGETS, RESOURCE_GROUPS, TARGET_STATUSES
 from bulkterm.k8s.secret_use import GRANT_ANNOTATION, AdmissionNames, policy_manifests
 from bulkterm.simulator import SimulatorThread
-from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, secret
+from tests.e2e.conftest import OperatorProcess, bulk_termination, has_condition, role_for, secret
 from tests.kube import Kube, condition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,28 +33,6 @@ BT = "bulkterminations"
 USER = "alice"
 SECRET = "aicore-service-key"
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def role_for(
-    kube: Kube, namespace: str, name: str, subject: dict[str, str], rules: list[dict[str, Any]]
-) -> None:
-    kube.create(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": name, "namespace": namespace},
-            "rules": rules,
-        }
-    )
-    kube.create(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [subject],
-        }
-    )
 
 
 AUTHOR = [

@@ -17,14 +17,11 @@ from tests.e2e.conftest import (
     secret,
     timings,
 )
+from tests.k8s.support import ai_api_sends
 from tests.kube import Kube, condition
 
 pytestmark = pytest.mark.e2e
 BT = "bulkterminations"
-
-
-def writes(sim: SimulatorThread) -> int:
-    return sum(n for key, n in sim.counters.items() if key.startswith(("PATCH", "DELETE")))
 
 
 def test_created_suspended_it_sends_nothing_until_resumed_then_finishes(
@@ -39,7 +36,7 @@ def test_created_suspended_it_sends_nothing_until_resumed_then_finishes(
     assert condition(obj, "Ready")["reason"] == "Suspended"  # type: ignore[index]
     assert condition(obj, "Reconciling")["status"] == "False"  # type: ignore[index]
     time.sleep(2.5)  # two poll intervals: still nothing
-    assert writes(sim) == 0
+    assert ai_api_sends(sim) == 0
     assert all(sim.state_of(Kind.DEPLOYMENT, f"dep-s{i:02d}") is Status.RUNNING for i in range(3))
 
     resumed = kube.kubectl(
@@ -70,7 +67,7 @@ def test_suspended_mid_run_it_stops_sending_and_resumes_from_its_record(
                   namespace=namespace, timeout=30)  # fmt: skip
     kube.patch(BT, "midway", {"spec": {"suspend": True}}, namespace=namespace)
     kube.wait_for(BT, "midway", has_condition("Suspended"), namespace=namespace, timeout=30)
-    sent_before = writes(sim)
+    sent_before = ai_api_sends(sim)
 
     def stopped() -> bool:
         return all(
@@ -82,7 +79,7 @@ def test_suspended_mid_run_it_stops_sending_and_resumes_from_its_record(
         time.sleep(0.2)
     assert stopped()  # the stops sent before the suspension still took effect
     time.sleep(2.5)  # two polls after that: the deletes would be due, and are held back
-    assert writes(sim) == sent_before
+    assert ai_api_sends(sim) == sent_before
     assert all(sim.item(Kind.DEPLOYMENT, f"dep-m{i:02d}") is not None for i in range(4))
 
     kube.patch(BT, "midway", {"spec": {"suspend": False}}, namespace=namespace)

@@ -24,6 +24,7 @@ from bulkterm.k8s.secret_use import (
     check_secret_use,
 )
 from bulkterm.simulator import Simulator, Timings
+from bulkterm.simulator.python_api import SimulatorControls
 
 NS = "ml-team"
 #: Admission in force long before any CR a test makes.
@@ -133,7 +134,7 @@ class FakeEvents:
         return [r for t, r, _ in self.posted if t == "Warning"]
 
 
-def ai_api_sends(sim: Simulator) -> int:
+def ai_api_sends(sim: SimulatorControls) -> int:
     """Write requests (PATCH, DELETE) the simulator received so far."""
     return sum(n for route, n in sim.counters.items() if route.startswith(("PATCH ", "DELETE ")))
 

@@ -14,7 +14,7 @@ from bulkterm.k8s.secret_bounds import (
     MAX_TARGETS,
     RESOURCE_GROUPS,
     TARGET_STATUSES,
-    BoundsProblem,
+    SecretProblem,
     SecretUse,
     check_bounds,
 )
@@ -38,7 +38,7 @@ def test_a_secret_without_bounds_may_be_spent_on_anything() -> None:
 def test_each_bound_crossed_is_named_with_the_value_it_refuses() -> None:
     bounds = {RESOURCE_GROUPS: "team-a-*, default", TARGET_STATUSES: "STOPPED", MAX_TARGETS: "50"}
     check_bounds(bounds, NS, "aicore", use("team-a-prod", targets=50))
-    with pytest.raises(BoundsProblem) as refused:
+    with pytest.raises(SecretProblem) as refused:
         check_bounds(bounds, NS, "aicore", use("team-b", TargetStatus.DELETED, targets=51))
     assert refused.value.reason == "OutsideSecretBounds"
     message = refused.value.message
@@ -54,7 +54,7 @@ def test_each_bound_crossed_is_named_with_the_value_it_refuses() -> None:
     ids=["unknown-status", "not-a-number", "zero"],
 )
 def test_a_bound_that_cannot_be_read_fails_closed(bounds: dict[str, str]) -> None:
-    with pytest.raises(BoundsProblem) as refused:
+    with pytest.raises(SecretProblem) as refused:
         check_bounds(bounds, NS, "aicore", use())
     assert refused.value.reason == "InvalidSecretBounds"
     assert next(iter(bounds)) in refused.value.message

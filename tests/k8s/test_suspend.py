@@ -45,6 +45,19 @@ async def wait_for(check: Any, turns: int = 500) -> None:
     raise AssertionError("never happened")
 
 
+async def started_then_stopped(
+    kube: FakeKube, events: FakeEvents, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The status a run left when its operator stopped it right after it started."""
+    first = reconciler(kube, events, body, live=Live(body))
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
+    await wait_for(lambda: "startTime" in kube.status)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    return dict(kube.status)
+
+
 async def test_a_suspended_run_sends_nothing_and_finishes_once_resumed(
     simulator: Simulator, events: FakeEvents
 ) -> None:
@@ -78,13 +91,7 @@ async def test_a_run_restarted_after_a_suspend_only_change_resumes_from_its_reco
     simulator.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
     kube = FakeKube.with_key(simulator)
     body = spec(("Deployment", "dep-run1", "STOPPED"), pollIntervalSeconds=1)
-    first = reconciler(kube, events, body, live=Live(body))
-    stop = asyncio.Event()
-    task = asyncio.create_task(first.run(stop))
-    await wait_for(lambda: "startTime" in kube.status)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-    saved = dict(kube.status)
+    saved = await started_then_stopped(kube, events, body)
 
     later = REF.__class__(REF.namespace, REF.name, REF.generation + 2, REF.created)
     resumed = reconciler(kube, events, body, saved, ref=later, live=Live(body, later.generation))
@@ -99,13 +106,7 @@ async def test_a_run_restarted_after_a_real_spec_change_is_still_refused(
     simulator.add_item(Kind.DEPLOYMENT, "dep-run1", Status.RUNNING)
     kube = FakeKube.with_key(simulator)
     body = spec(("Deployment", "dep-run1", "STOPPED"), pollIntervalSeconds=1)
-    first = reconciler(kube, events, body, live=Live(body))
-    stop = asyncio.Event()
-    task = asyncio.create_task(first.run(stop))
-    await wait_for(lambda: "startTime" in kube.status)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-    saved = dict(kube.status)
+    saved = await started_then_stopped(kube, events, body)
 
     changed = {**body, "batchSize": 7}
     later = REF.__class__(REF.namespace, REF.name, REF.generation + 1, REF.created)

@@ -356,6 +356,7 @@ def remember_sent(mem: Memory, decision: Decision, now: datetime) -> Memory:
     return replace(
         mem,
         in_flight=InFlight(decision.action, now),
+        unconfirmed=False,  # about this send: whether it went out is known after its answer
         attempts=mem.attempts + 1,
         retries=mem.retries + (1 if decision.lost else 0),
         last_attempt_time=now,
@@ -386,7 +387,9 @@ def remember_not_sent(mem: Memory) -> Memory:
 
 def remember_refused(mem: Memory, fault: Fault) -> Memory:
     """A per-item error (bulk 202 item, or a 4xx on a single call): spend a retry, look again."""
-    return replace(mem, in_flight=None, retries=mem.retries + 1, last_error=fault)
+    return replace(
+        mem, in_flight=None, unconfirmed=False, retries=mem.retries + 1, last_error=fault
+    )
 
 
 def remember_not_found(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:
@@ -399,6 +402,7 @@ def remember_not_found(mem: Memory, fault: Fault, *, per_retry: int) -> Memory:
     return replace(
         mem,
         in_flight=None,
+        unconfirmed=False,
         transient_failures=failures,
         retries=mem.retries + (1 if failures % per_retry == 0 else 0),
         last_error=fault,
@@ -420,4 +424,4 @@ def remember_transient(mem: Memory, fault: Fault) -> Memory:
     A request-level failure is not the target's fault and spends none of its retries: an
     outage of any length ends when the service returns or when ``activeDeadlineSeconds``
     passes, never with every target failed ``RetriesExhausted``."""
-    return replace(mem, in_flight=None, last_error=fault)
+    return replace(mem, in_flight=None, unconfirmed=False, last_error=fault)

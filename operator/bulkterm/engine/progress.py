@@ -322,25 +322,15 @@ def build_conditions(
             (ConditionType.STALLED, False, reason),
             (ConditionType.READY, False, "Running"),
         ]
-    elif p is Phase.AWAITING_APPROVAL:
+    elif p in (Phase.STALLED, Phase.SUSPENDED, Phase.AWAITING_APPROVAL):
+        # Waiting on a person, so not reconciling; Stalled only when something is wrong.
         rows = [
             (ConditionType.RECONCILING, False, reason),
-            (ConditionType.STALLED, False, reason),
+            (ConditionType.STALLED, p is Phase.STALLED, reason),
             (ConditionType.READY, False, reason),
         ]
-    elif p is Phase.SUSPENDED:
-        rows = [
-            (ConditionType.RECONCILING, False, reason),
-            (ConditionType.STALLED, False, reason),
-            (ConditionType.READY, False, reason),
-            (ConditionType.SUSPENDED, True, reason),
-        ]
-    elif p is Phase.STALLED:
-        rows = [
-            (ConditionType.RECONCILING, False, reason),
-            (ConditionType.STALLED, True, reason),
-            (ConditionType.READY, False, reason),
-        ]
+        if p is Phase.SUSPENDED:
+            rows.append((ConditionType.SUSPENDED, True, reason))
     elif p is Phase.COMPLETE:
         ready_reason = "Complete" if reason == "AllTargetsTerminated" else reason
         rows = [

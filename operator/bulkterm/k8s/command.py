@@ -254,7 +254,7 @@ def kube_credentials_problem() -> str | None:
     """Why the operator could not reach a Kubernetes API, or None if it can try.
 
     The same two sources, in the same order, as the operator's clients (kopf's login and
-    :func:`bulkterm.k8s.kubeapi._load_client`): the in-cluster service account, then the
+    :func:`bulkterm.k8s.kubeapi.load_client`): the in-cluster service account, then the
     kubeconfig (``KUBECONFIG``, else ``~/.kube/config``). The answer names what was tried.
     """
     from kubernetes import client as k8s

@@ -272,7 +272,7 @@ class KubeApi:
         admission: AdmissionNames | None = None,
         allow_name_grants: bool = False,
     ) -> None:
-        self._client = api_client or _load_client()
+        self._client = api_client or load_client()
         #: The admission policy and binding that vouch for who may use a Secret, and whether a
         #: Secret's name grant counts where they cannot (:mod:`bulkterm.k8s.secret_use`).
         self.admission = admission or AdmissionNames()
@@ -446,7 +446,7 @@ class KubeApi:
                 raise
 
 
-def _load_client() -> k8s.ApiClient:
+def load_client() -> k8s.ApiClient:
     configuration = k8s.Configuration()
     # No retries inside urllib3: ApiWeather is the one retry policy while the API server is
     # away (with backoff, one line when an outage starts and one when it ends). urllib3's

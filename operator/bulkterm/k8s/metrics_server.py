@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import urllib3.exceptions
 from aiohttp import web
@@ -44,7 +44,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from bulkterm.k8s.kubeapi import _load_client
+from bulkterm.k8s.kubeapi import load_client
 from bulkterm.k8s.metrics_tls import CertificateFiles, self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -178,24 +178,23 @@ class KubeReviewer:
     def _review(self, token: str) -> Review:
         # Neither a review object nor an ApiException's text is ever logged: the TokenReview
         # (request and answer) holds the token.
-        try:
-            answer = self._authn.create_token_review(
+        answer = _ask(
+            "create tokenreviews",
+            lambda: self._authn.create_token_review(
                 k8s.V1TokenReview(
                     api_version="authentication.k8s.io/v1",
                     kind="TokenReview",
                     spec=k8s.V1TokenReviewSpec(token=token),
                 ),
                 _request_timeout=REVIEW_TIMEOUT,
-            ).status
-        except ApiException as error:
-            raise ReviewFailed(_refusal("create tokenreviews", error)) from None
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ReviewFailed(f"API server unreachable ({type(error).__name__})") from None
+            ).status,
+        )
         user = answer.user if answer is not None and answer.authenticated else None
         if user is None or not user.username:
             return Review(authenticated=False)
-        try:
-            decision = self._authz.create_subject_access_review(
+        decision = _ask(
+            "create subjectaccessreviews",
+            lambda: self._authz.create_subject_access_review(
                 k8s.V1SubjectAccessReview(
                     api_version="authorization.k8s.io/v1",
                     kind="SubjectAccessReview",
@@ -208,13 +207,21 @@ class KubeReviewer:
                     ),
                 ),
                 _request_timeout=REVIEW_TIMEOUT,
-            ).status
-        except ApiException as error:
-            raise ReviewFailed(_refusal("create subjectaccessreviews", error)) from None
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ReviewFailed(f"API server unreachable ({type(error).__name__})") from None
+            ).status,
+        )
         allowed = decision is not None and bool(decision.allowed)
         return Review(authenticated=True, allowed=allowed, user=user.username)
+
+
+def _ask(what: str, call: Callable[[], Any]) -> Any:
+    """One review call; :class:`ReviewFailed` (naming ``what``, never the token) if the API
+    server refused it or could not be reached."""
+    try:
+        return call()
+    except ApiException as error:
+        raise ReviewFailed(_refusal(what, error)) from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ReviewFailed(f"API server unreachable ({type(error).__name__})") from None
 
 
 def _refusal(what: str, error: ApiException) -> str:
@@ -398,7 +405,7 @@ def serve(
             certificate.load(context)
         else:
             self_signed(context)
-        gate = Gate(reviewer or KubeReviewer(_load_client()))
+        gate = Gate(reviewer or KubeReviewer(load_client()))
     sock = listen(address, port)
     try:
         return MetricsServer(sock, make_app(registry, gate), context, certificate).start()

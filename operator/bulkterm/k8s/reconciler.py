@@ -115,6 +115,8 @@ class Reconciler:
         self._spec_raw = spec
         self._live = live
         self._run_spec_hash = run_spec_hash(spec)
+        #: The last live generation judged, and whether it changed only ``spec.suspend``.
+        self._judged: tuple[int, bool] | None = None
         self._status_raw = dict(status or {})
         self._kube = kube
         self._config = config
@@ -268,10 +270,15 @@ class Reconciler:
 
     def _suspend_only_generation(self) -> int | None:
         """The live object's generation, if its spec differs from the run's only in
-        ``spec.suspend``."""
-        if self._live is None or run_spec_hash(self._live.spec()) != self._run_spec_hash:
+        ``spec.suspend``. Asked at every status offer, so the spec (up to 10,000 ids) is
+        hashed once per generation, not per offer."""
+        if self._live is None:
             return None
-        return self._live.generation()
+        generation = self._live.generation()
+        if self._judged is None or self._judged[0] != generation:
+            same = run_spec_hash(self._live.spec()) == self._run_spec_hash
+            self._judged = (generation, same)
+        return generation if self._judged[1] else None
 
     def _spec_changed_after_start(self, record: Progress) -> bool:
         """The CRD makes the spec immutable, ``suspend`` excepted, its order included; a new

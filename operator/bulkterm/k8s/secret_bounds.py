@@ -35,8 +35,9 @@ OUTSIDE_BOUNDS = "OutsideSecretBounds"
 INVALID_BOUNDS = "InvalidSecretBounds"
 
 
-class BoundsProblem(Exception):
-    """The intended use is outside the Secret's bounds (or they cannot be read)."""
+class SecretProblem(Exception):
+    """Why a Secret's value cannot be had (here: the use is outside its bounds, or they cannot
+    be read); ``reason`` becomes the Stalled condition's."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -66,7 +67,7 @@ class SecretUse:
 def check_bounds(
     annotations: Mapping[str, str] | None, namespace: str, secret: str, use: SecretUse
 ) -> None:
-    """Raise :class:`BoundsProblem` unless ``use`` is within the bounds Secret
+    """Raise :class:`SecretProblem` unless ``use`` is within the bounds Secret
     ``namespace/secret`` sets; the message names every bound crossed and how."""
     notes = annotations or {}
     where = f"Secret {namespace}/{secret}"
@@ -92,7 +93,7 @@ def check_bounds(
             f"maxTargets), more than its {MAX_TARGETS} of {most}"
         )
     if crossed:
-        raise BoundsProblem(
+        raise SecretProblem(
             OUTSIDE_BOUNDS,
             f"{where} may not be spent on this BulkTermination: {'; '.join(crossed)}; nothing "
             "was sent (the Secret's owner widens the bounds, or the spec narrows its use)",
@@ -114,7 +115,7 @@ def _statuses(value: str | None, where: str) -> frozenset[TargetStatus] | None:
     known = {s.value: s for s in TargetStatus}
     unknown = [e for e in listed if e.upper() not in known]
     if unknown:
-        raise BoundsProblem(
+        raise SecretProblem(
             INVALID_BOUNDS,
             f"{where}: {TARGET_STATUSES} lists {', '.join(map(repr, unknown))}; allowed are "
             f"{', '.join(known)} (comma-separated)",
@@ -127,7 +128,7 @@ def _count(value: str | None, where: str) -> int | None:
         return None
     text = value.strip()
     if not text.isdigit() or int(text) < 1:
-        raise BoundsProblem(
+        raise SecretProblem(
             INVALID_BOUNDS, f"{where}: {MAX_TARGETS} must be a positive integer, not {value!r}"
         )
     return int(text)

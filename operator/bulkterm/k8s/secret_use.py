@@ -39,7 +39,8 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from bulkterm.k8s.secret_bounds import BoundsProblem, SecretUse, check_bounds, entries
+from bulkterm.k8s.secret_bounds import SecretProblem as SecretProblem  # every reason, one class
+from bulkterm.k8s.secret_bounds import SecretUse, check_bounds, entries
 from bulkterm.spec import API_GROUP, API_VERSION, APPROVED_PLAN_ANNOTATION, PLURAL
 
 #: The verb RBAC grants on a Secret to whoever may spend its key through a BulkTermination.
@@ -114,15 +115,6 @@ POLICY_MESSAGE = (
     ' from a Role with the rule {apiGroups: [""], resources: [secrets], resourceNames: [\''
     " + variables.ref + '], verbs: [use]} bound to them'"
 )
-
-
-class SecretProblem(Exception):
-    """Why a Secret's value cannot be had; ``reason`` becomes the Stalled condition's."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -318,10 +310,7 @@ def check_secret_use(
             instead_of=problem,
         )
     if use is not None:
-        try:
-            check_bounds(annotations, namespace, secret, use)
-        except BoundsProblem as exc:
-            raise SecretProblem(exc.reason, exc.message) from None
+        check_bounds(annotations, namespace, secret, use)
 
 
 def _policy_deviations(spec: Mapping[str, Any]) -> list[str]:

@@ -197,11 +197,6 @@ class StatusWriter:
             self._ref = replace(self._ref, generation=newer)
             self.newest_generation = max(self.newest_generation, newer)
 
-    @property
-    def generation(self) -> int:
-        """The generation of the spec the run acts on (a suspend or resume included)."""
-        return self._ref.generation
-
     def _acknowledged(self, status: dict[str, Any]) -> dict[str, Any]:
         """A terminal ``status`` written after the API server has shown a newer generation
         acknowledges it in the same write, as a change *during* the run: no status ever says

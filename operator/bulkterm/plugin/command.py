@@ -11,6 +11,7 @@ request would do nothing (suspending a finished run); 2 usage (bad flags, no kub
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -69,6 +70,22 @@ def _fail(error: PluginError) -> None:
     sys.exit(error.code)
 
 
+def reported(function: F) -> F:
+    """One line on stderr and the exit code for what the API server or the status said."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except PluginError as error:
+            _fail(error)
+        except UnreadableStatus as error:
+            name = kwargs.get("name", "it")
+            _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
+
+    return wrapper  # type: ignore[return-value]
+
+
 @click.command("status")
 @click.argument("name")
 @kube_options
@@ -79,6 +96,7 @@ def _fail(error: PluginError) -> None:
     help="Print the status as data instead of text.",
 )
 @click.option("--all-ids", is_flag=True, help="List every id, not the first few of each group.")
+@reported
 def status_command(
     name: str,
     kubeconfig: str | None,
@@ -89,16 +107,11 @@ def status_command(
 ) -> None:
     """Show where a BulkTermination stands: Ready, progress, what is in flight, failures by
     reason, the frozen selection, and whether it is suspended."""
-    try:
-        obj = _connect(kubeconfig, context, namespace).get(name)
-        if output:
-            click.echo(as_data(obj, output), nl=False)
-            return
-        render(obj, Console(highlight=False, soft_wrap=True), all_ids=all_ids)
-    except PluginError as error:
-        _fail(error)
-    except UnreadableStatus as error:
-        _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
+    obj = _connect(kubeconfig, context, namespace).get(name)
+    if output:
+        click.echo(as_data(obj, output), nl=False)
+        return
+    render(obj, _console(), all_ids=all_ids)
 
 
 def _set_suspend(name: str, suspend: bool, options: KubeOptions) -> None:
@@ -137,63 +150,51 @@ def _set_suspend(name: str, suspend: bool, options: KubeOptions) -> None:
 @click.command("suspend")
 @click.argument("name")
 @kube_options
+@reported
 def suspend_command(
     name: str, kubeconfig: str | None, context: str | None, namespace: str | None
 ) -> None:
     """Suspend a BulkTermination (spec.suspend: true), as a Job: nothing new is sent to the AI
     API; actions already sent are still watched and recorded."""
-    try:
-        _set_suspend(name, True, KubeOptions(kubeconfig, context, namespace))
-    except PluginError as error:
-        _fail(error)
+    _set_suspend(name, True, KubeOptions(kubeconfig, context, namespace))
 
 
 @click.command("resume")
 @click.argument("name")
 @kube_options
+@reported
 def resume_command(
     name: str, kubeconfig: str | None, context: str | None, namespace: str | None
 ) -> None:
     """Resume a suspended BulkTermination (spec.suspend: false): it goes on from its record."""
-    try:
-        _set_suspend(name, False, KubeOptions(kubeconfig, context, namespace))
-    except PluginError as error:
-        _fail(error)
+    _set_suspend(name, False, KubeOptions(kubeconfig, context, namespace))
 
 
 @click.command("plan")
 @click.argument("name")
 @kube_options
 @click.option("--all-ids", is_flag=True, help="List every planned target the status holds.")
+@reported
 def plan_command(
     name: str, kubeconfig: str | None, context: str | None, namespace: str | None, all_ids: bool
 ) -> None:
     """Show the plan a BulkTermination waits with (spec.requireApproval) or made (dryRun):
     what would be stopped, deleted, left and predicted to fail, and the digest to approve."""
-    try:
-        render_plan(_connect(kubeconfig, context, namespace).get(name), _console(), all_ids=all_ids)
-    except PluginError as error:
-        _fail(error)
-    except UnreadableStatus as error:
-        _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
+    render_plan(_connect(kubeconfig, context, namespace).get(name), _console(), all_ids=all_ids)
 
 
 @click.command("approve")
 @click.argument("name")
 @kube_options
 @click.option("--yes", "-y", is_flag=True, help="Approve without asking.")
+@reported
 def approve_command(
     name: str, kubeconfig: str | None, context: str | None, namespace: str | None, yes: bool
 ) -> None:
     """Approve the plan a BulkTermination waits with (spec.requireApproval): show it, ask (or
     --yes), then write its digest to the annotation aiapi.bulkops.dev/approved-plan. Needs the
     verb approve on the BulkTermination (the API server checks it)."""
-    try:
-        _approve(name, KubeOptions(kubeconfig, context, namespace), yes=yes)
-    except PluginError as error:
-        _fail(error)
-    except UnreadableStatus as error:
-        _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
+    _approve(name, KubeOptions(kubeconfig, context, namespace), yes=yes)
 
 
 def _approve(name: str, options: KubeOptions, *, yes: bool) -> None:
