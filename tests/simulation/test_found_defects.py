@@ -107,3 +107,36 @@ def test_a_silently_capped_list_counting_only_its_page_reports_the_truth() -> No
     assert wrong == []
     assert final.failures == [] and final.succeeded == 1100
     assert "NotFound" not in final.outcomes
+
+
+def _first_list_after_the_count_unreadable() -> FaultPicker:
+    """Every attempt of the first list read fails (the client's retries included)."""
+    failed: list[str] = []
+
+    def pick(request: httpx.Request) -> WireFault | None:
+        path = request.url.path
+        if request.method == "GET" and path.endswith("/deployments") and len(failed) < 5:
+            failed.append(path)
+            return WireFault.BAD_GATEWAY_AFTER
+        return None
+
+    return pick
+
+
+def test_a_capped_list_is_checked_against_the_count_even_when_the_first_list_failed() -> None:
+    """Explorer seed 37796: the ``$count`` was read, the list after it failed, and the next
+    round's list (one short page, counting only itself) was taken as the whole list."""
+
+    async def main() -> tuple[Simulator, Progress]:
+        loop = asyncio.get_running_loop()
+        config = SimulatorConfig(seed=3, silent_page_rows=4, list_count="page")
+        sim = Simulator(config, clock=loop.time)
+        for n in range(7):
+            sim.add_item(D, f"dep-{n:04d}", Status.RUNNING)
+        targets = [(D, f"dep-{n:04d}", TargetStatus.STOPPED) for n in range(7)]
+        return sim, await _run(sim, targets, _first_list_after_the_count_unreadable())
+
+    sim, final = vtime.run(main())
+    assert "NotFound" not in final.outcomes
+    assert final.succeeded == 7
+    assert [sim.state_of(D, f"dep-{n:04d}") for n in range(7)] == [Status.STOPPED] * 7

@@ -38,6 +38,10 @@ class Observer:
         self.ledger = ledger
         self.settings = settings
         self._known_items: dict[Kind, int | None] = {}
+        #: A ``$count`` no list has been checked against yet (the list after it failed): the
+        #: next list is checked against it, since a silently capped page is only told from a
+        #: whole list by a count.
+        self._unchecked_count: dict[Kind, int] = {}
         self._list_usable: dict[Kind, bool] = {kind: True for kind in Kind}
         self._count_usable: dict[Kind, bool] = {kind: True for kind in Kind}
         #: Kinds none of whose targets was found at their first observation.
@@ -122,13 +126,14 @@ class Observer:
         method = choose_observation(
             len(ids), self._known_items.get(kind), page, list_usable=self._list_usable[kind]
         )
-        counted: int | None = None
+        counted = self._unchecked_count.get(kind) if method is ObservationMethod.LIST else None
         if method is ObservationMethod.COUNT:
             if not self._count_usable[kind]:
                 method = ObservationMethod.LIST
             else:
                 try:
                     counted = self._known_items[kind] = await self.executor.count(kind)
+                    self._unchecked_count[kind] = counted
                 except TransientError as e:
                     return ObservationReport(kind, method, transient=[e])
                 except (NotFoundError, PermanentError):
@@ -139,6 +144,7 @@ class Observer:
         report = await self.executor.observe(kind, ids, method, deleting=deleting, counted=counted)
         if report.list_size is not None:
             self._known_items[kind] = report.list_size
+            self._unchecked_count.pop(kind, None)
         if report.list_refused:
             self._list_usable[kind] = False
         return report
