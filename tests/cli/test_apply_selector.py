@@ -51,6 +51,16 @@ def test_a_selector_resolves_once_pauses_its_schedule_and_completes(tmp_path: Pa
     assert "patch executionSchedules 1" in result.stderr
 
 
+def test_the_output_records_what_restores_the_run(tmp_path: Path) -> None:
+    result = bulkterm("apply", "-f", _manifest(tmp_path, SELECTOR), "--simulator", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    status = _status(result.stdout)
+    assert status["selection"]["schedulesActive"] == ["churn-model-nightly"]
+    restore = status["restore"]
+    assert (restore["executions"], restore["deployments"], restore["unknown"]) == (24, 0, 0)
+    assert restore["configurations"] >= 1 and restore["points"]
+
+
 def test_a_selector_matching_more_than_max_targets_sends_nothing(tmp_path: Path) -> None:
     path = _manifest(tmp_path, {**SELECTOR, "maxTargets": 10})
     result = bulkterm("apply", "-f", path, "--simulator", "-o", "json")

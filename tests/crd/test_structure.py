@@ -146,6 +146,7 @@ def test_status_is_fully_typed(openapi: dict[str, Any]) -> None:
         "plan",
         "approvedPlan",
         "selection",
+        "restore",
         "conditions",
     }
     assert status["properties"]["inFlight"]["maxItems"] == 50

@@ -75,6 +75,8 @@ class ItemState(BaseModel):
     status: Status
     target_status: str | None = Field(default=None, alias="targetStatus")
     status_message: str | None = Field(default=None, alias="statusMessage")
+    #: Only in a whole item (a GET without ``$select``): what a restore creates it again from.
+    configuration_id: str | None = Field(default=None, alias="configurationId")
 
 
 class ApiErrorBody(BaseModel):

@@ -235,6 +235,7 @@ class Engine:
                 sends.append((i, decision))
         if sends and self._suspended():
             sends = []  # suspended: decided again, from a fresh look, once resumed
+        sends = await self._record_restore_points(sends, transient)
         if sends and self._clock() - looked_at > self._limits.resend_timeout:
             # The reads of this round took longer than an accepted action is trusted to show
             # (slow pages, timeouts): what they saw may predate another run's write. Look
@@ -251,6 +252,19 @@ class Engine:
         if intents:
             await self._send(intents, before_send, transient)
         return self._after_round(transient, wake=wake, read=read)
+
+    async def _record_restore_points(
+        self, sends: list[tuple[int, Decision]], transient: list[TransientError]
+    ) -> list[tuple[int, Decision]]:
+        """Before a target's first action, what brings it back is read and recorded (it goes
+        out with the in-flight record, before the send); a target whose read failed is not
+        sent this round."""
+        restore = self.ledger.restore
+        first = [i for i, _ in sends if i not in restore]
+        if not first or self.spec.dry_run:
+            return sends
+        restore.update(await self.observer.restore_points(first, transient))
+        return [(i, decision) for i, decision in sends if i in restore]
 
     async def _send(
         self,

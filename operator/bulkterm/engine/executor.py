@@ -33,7 +33,14 @@ from bulkterm.aiapi.errors import (
     ResultTooLargeError,
     TransientError,
 )
-from bulkterm.aiapi.models import BulkItemResult, Capabilities, ItemState, Kind, Status
+from bulkterm.aiapi.models import (
+    BulkItemResult,
+    Capabilities,
+    ItemState,
+    ItemSummary,
+    Kind,
+    Status,
+)
 from bulkterm.engine.batching import Intent, Request
 from bulkterm.engine.decisions import Action, Fault, Observation, Source
 from bulkterm.engine.observation import ObservationMethod
@@ -237,6 +244,17 @@ class Executor:
             elif result is None or isinstance(result, ItemState):
                 states[item_id] = result
         return states, errors
+
+    async def list_whole(self, kind: Kind) -> dict[str, ItemSummary] | TransientError | None:
+        """Every item of ``kind`` read whole (``configurationId`` included), by id; ``None``
+        when the server refuses such a list (the caller reads the items one by one)."""
+        try:
+            items = await self.api.list_items(kind, page_size=self.page_size(kind))
+        except TransientError as e:
+            return e
+        except (PermanentError, NotFoundError):
+            return None
+        return {item.id: item for item in items}
 
     async def send(
         self,

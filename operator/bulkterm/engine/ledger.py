@@ -28,12 +28,14 @@ from bulkterm.engine.progress import (
     InFlightGroup,
     Plan,
     Progress,
+    RestoreRecord,
     SelectionRecord,
     Situation,
     UnknownGroup,
     build_conditions,
     counts,
 )
+from bulkterm.engine.restore_points import RestorePoint, points_by_index, restore_record
 from bulkterm.engine.settings import EngineSettings
 from bulkterm.spec import Target
 
@@ -69,6 +71,9 @@ class Ledger:
         self.plan: Plan | None = None
         self.approved_plan: str | None = None
         self.selection: SelectionRecord | None = None
+        #: Per target index: what brings it back, recorded before its first action is sent.
+        self.restore: dict[int, RestorePoint] = {}
+        self._restore_encoded: tuple[int, RestoreRecord | None] | None = None
         self.loaded_terminal: Progress | None = None
 
     # --- loading a saved record ---
@@ -124,6 +129,8 @@ class Ledger:
         ledger.plan = record.plan
         ledger.approved_plan = record.approved_plan
         ledger.selection = record.selection
+        position = {(t.kind, t.id): i for i, t in enumerate(ledger.targets)}
+        ledger.restore = points_by_index(record.restore, position)
         return ledger
 
     # --- results ---
@@ -195,6 +202,12 @@ class Ledger:
 
     def update_conditions(self, situation: Situation, now: datetime) -> None:
         self.conditions = build_conditions(self.conditions, situation, now=whole_seconds(now))
+
+    def _restore_record(self) -> RestoreRecord | None:
+        """Entries are only ever added, so the encoded record is kept until one is."""
+        if self._restore_encoded is None or self._restore_encoded[0] != len(self.restore):
+            self._restore_encoded = (len(self.restore), restore_record(self.restore))
+        return self._restore_encoded[1]
 
     def to_progress(self, situation: Situation, now: datetime) -> Progress:
         self.update_conditions(situation, now)
@@ -285,6 +298,7 @@ class Ledger:
             plan=self.plan,
             approved_plan=self.approved_plan,
             selection=self.selection,
+            restore=self._restore_record(),
         )
 
 

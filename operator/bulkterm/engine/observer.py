@@ -26,7 +26,8 @@ from bulkterm.engine.decisions import (
 )
 from bulkterm.engine.executor import Executor, ObservationReport, already_under_way
 from bulkterm.engine.ledger import Ledger
-from bulkterm.engine.observation import ObservationMethod, choose_observation
+from bulkterm.engine.observation import ObservationMethod, choose_observation, list_cost
+from bulkterm.engine.restore_points import RestorePoint
 from bulkterm.engine.settings import EngineSettings
 
 
@@ -212,3 +213,38 @@ class Observer:
                 if targets[i].id in states:
                     out[i] = states[targets[i].id]
         return out
+
+    async def restore_points(
+        self, indexes_: list[int], transient: list[TransientError]
+    ) -> dict[int, RestorePoint]:
+        """Each target read whole, for what brings it back (see
+        :mod:`bulkterm.engine.restore_points`): one list of its kind where that costs fewer
+        calls than a GET each, GETs for the rest; a target gone meanwhile gets an entry
+        without a configuration; an unreadable one gets none (it is not sent this round)."""
+        targets = self.ledger.targets
+        by_kind: dict[Kind, list[int]] = defaultdict(list)
+        for i in indexes_:
+            by_kind[targets[i].kind].append(i)
+        points: dict[int, RestorePoint] = {}
+        for kind, idx in by_kind.items():
+            rest = idx
+            known = self._known_items.get(kind)
+            if known is not None and list_cost(known, self.executor.page_size(kind)) < len(idx):
+                listed = await self.executor.list_whole(kind)
+                if isinstance(listed, TransientError):
+                    transient.append(listed)
+                    continue
+                rest = []
+                for i in idx:
+                    item = (listed or {}).get(targets[i].id)
+                    if item is None:
+                        rest.append(i)  # a page may have skipped it: asked for alone
+                    else:
+                        points[i] = RestorePoint(kind, item.id, item.configuration_id, item.status)
+            for i, state in (await self.read_whole(rest, transient)).items():
+                target = targets[i]
+                if state is None:
+                    points[i] = RestorePoint(kind, target.id, None, None)
+                else:
+                    points[i] = RestorePoint(kind, target.id, state.configuration_id, state.status)
+        return points

@@ -139,6 +139,25 @@ class SelectionRecord(_Record):
     schedules: list[str] = Field(default_factory=list)
     #: How many of ``schedules`` are INACTIVE now (paused, or found paused or gone).
     schedules_paused: int = 0
+    #: Those of ``schedules`` that were ACTIVE before the run paused any: what a restore
+    #: sets ACTIVE again. ``None`` until read (recorded before the first pause).
+    schedules_active: list[str] | None = None
+
+
+class RestoreRecord(_Record):
+    """What brings back the targets this run stopped or deleted: each one's configuration and
+    its status before the run's first action on it, read before that action was sent."""
+
+    #: Targets recorded, by kind.
+    deployments: int = 0
+    executions: int = 0
+    #: Distinct configurations among them.
+    configurations: int = 0
+    #: Recorded without a configuration: gone before it could be read (nothing to restore).
+    unknown: int = 0
+    #: The entries, gzip + base64 (``bulkterm.engine.restore_points.encode_points``): a
+    #: record that names its own ids, so a saved ``bulkterm apply`` output restores alone.
+    points: str = ""
 
 
 class PlanAction(StrEnum):
@@ -223,6 +242,7 @@ class Progress(_Record):
     #: run sends without asking again.
     approved_plan: str | None = None
     selection: SelectionRecord | None = None
+    restore: RestoreRecord | None = None
 
     def sent(self) -> dict[tuple[Action, datetime], set[int]]:
         """The targets in flight per action and send time, answered or not: what was sent.

@@ -93,8 +93,8 @@ def _classify(
         return Write.CHECKPOINT
     if dumped == last_dumped:
         return Write.NOTHING
-    if record.terminal:
-        return Write.CHECKPOINT
+    if record.terminal or record.selection != last.selection:
+        return Write.CHECKPOINT  # a frozen selection is durable before anything acts on it
     before = last.sent()
     if any(indexes - before.get(key, set()) for key, indexes in record.sent().items()):
         return Write.CHECKPOINT

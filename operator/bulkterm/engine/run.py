@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bulkterm.aiapi.base import AiApi
-from bulkterm.aiapi.errors import AuthError, ConfigurationError
+from bulkterm.aiapi.errors import AuthError, ConfigurationError, TransientError
 from bulkterm.engine import verdicts
 from bulkterm.engine.engine import Clock, Engine, Sleep, utcnow
 from bulkterm.engine.progress import Phase, Progress, SelectionRecord, Situation, build_conditions
@@ -25,6 +25,7 @@ from bulkterm.engine.reporting import Milestone, Reporter, RunEvent, RunHost
 from bulkterm.engine.selection import (
     SelectionRefused,
     describe_selection,
+    note_active_schedules,
     pause_schedules,
     run_targets,
 )
@@ -157,7 +158,15 @@ class Run:
         """The selector's execution schedules set INACTIVE, before any target is sent (and
         not while suspended: pausing a schedule is a write, too)."""
         await self._while_suspended()
-        selection = await pause_schedules(api, selection)
+        noted = await note_active_schedules(api, selection)
+        if noted is not selection:
+            current = self._engine.progress if self._engine is not None else self._record
+            if not await self._reporter.offer(current.model_copy(update={"selection": noted})):
+                raise TransientError(
+                    "the record of which execution schedules are ACTIVE could not be saved, "
+                    "so none was paused"
+                )
+        selection = await pause_schedules(api, noted)
         self._reporter.say(
             RunEvent(
                 Milestone.SCHEDULES_PAUSED,

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from bulkterm.aiapi.base import AiApi
 from bulkterm.aiapi.errors import NotFoundError
-from bulkterm.aiapi.models import Kind, Status, TargetStatus
+from bulkterm.aiapi.models import Kind, ScheduleStatus, Status, TargetStatus
 from bulkterm.engine.progress import (
     SelectionRecord,
 )
@@ -243,6 +243,16 @@ async def run_targets(
         schedules=list(selection.schedules) if selector.pause_execution_schedules else [],
     )
     return listed + selection.targets(), fresh
+
+
+async def note_active_schedules(api: AiApi, record: SelectionRecord) -> SelectionRecord:
+    """The record with ``schedulesActive``: which of its schedules are ACTIVE, read once
+    before the first is paused (what a restore sets ACTIVE again, and only that)."""
+    if record.schedules_active is not None or not record.schedules:
+        return record
+    active = {s.id for s in await api.list_execution_schedules(status=ScheduleStatus.ACTIVE)}
+    noted = [schedule for schedule in record.schedules if schedule in active]
+    return record.model_copy(update={"schedules_active": noted})
 
 
 async def pause_schedules(api: AiApi, record: SelectionRecord) -> SelectionRecord:
