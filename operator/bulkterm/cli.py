@@ -29,6 +29,7 @@ class LazyGroup(click.Group):
         "resume": "bulkterm.plugin.command:resume_command",
         "plan": "bulkterm.plugin.command:plan_command",
         "approve": "bulkterm.plugin.command:approve_command",
+        "restore": "bulkterm.plugin.restore:restore_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -282,21 +282,37 @@ class AiApiClient:
 
     async def pause_execution_schedule(self, schedule_id: str) -> None:
         """``PATCH /lm/executionSchedules/{id}`` with ``{"status": "INACTIVE"}``: the schedule
-        starts no new execution. Pausing a paused schedule is fine (the same PATCH again).
+        starts no new execution. Pausing a paused schedule is fine (the same PATCH again)."""
+        await self.set_execution_schedule_status(schedule_id, ScheduleStatus.INACTIVE)
 
-        A write: resent only when the server certainly did not act (see
-        :mod:`~bulkterm.aiapi.retry`), though setting INACTIVE twice would be harmless.
-        :class:`NotFoundError` when the schedule does not exist (the AI API's 404);
-        ``ValueError`` for an id outside the spec's pattern, before anything is sent.
-        """
+    async def set_execution_schedule_status(self, schedule_id: str, status: ScheduleStatus) -> None:
+        """``PATCH /lm/executionSchedules/{id}`` with ``{"status": ...}``. A write: resent only
+        when the server certainly did not act (see :mod:`~bulkterm.aiapi.retry`), though the
+        same status twice is harmless. :class:`NotFoundError` when the schedule does not
+        exist (the AI API's 404); ``ValueError`` for an id outside the spec's pattern, before
+        anything is sent."""
         ident = queries.checked_id("execution schedule id", schedule_id)
         await self._call(
             "patch executionSchedules",
             "PATCH",
             f"/lm/executionSchedules/{wire.path_id(ident)}",
-            json_body={"status": ScheduleStatus.INACTIVE.value},
+            json_body={"status": status.value},
             write=True,
         )
+
+    async def create(self, kind: Kind, configuration_id: str) -> str:
+        """``POST /lm/deployments`` or ``/lm/executions`` from a configuration: the new item's
+        id. Never resent once it may have reached the server (a second POST is a second
+        item); ``ValueError`` for an id outside the spec's pattern, before anything is sent."""
+        ident = queries.checked_id("configurationId", configuration_id)
+        response = await self._call(
+            f"create {kind.collection}",
+            "POST",
+            f"/lm/{kind.collection}",
+            json_body={"configurationId": ident},
+            write=True,
+        )
+        return wire.created_id(response, kind)
 
     async def get_state(self, kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
         response = await self._call(

@@ -290,6 +290,15 @@ def item_state(raw: Any, kind: Kind) -> ItemState:
         raise PermanentError(f"{kind.collection}: an item lacks a valid id or status") from None
 
 
+def created_id(response: httpx.Response, kind: Kind) -> str:
+    """The ``id`` of a 202 to a POST (``AiDeploymentCreationResponse``/``AiExecutionCreationResponse``)."""
+    body = json_object(response)
+    item_id = body.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise PermanentError(f"create {kind.collection}: the answer names no id")
+    return item_id
+
+
 def count(response: httpx.Response, kind: Kind) -> int:
     """``$count`` answers a plain-text integer."""
     try:

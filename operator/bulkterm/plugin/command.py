@@ -30,6 +30,7 @@ from bulkterm.plugin.render import (
     render,
     render_plan,
 )
+from bulkterm.plugin.restore import restore_command
 from bulkterm.spec import API_GROUP, APPROVED_PLAN_ANNOTATION
 from bulkterm.split import split_command
 
@@ -237,3 +238,4 @@ main.add_command(resume_command)
 main.add_command(plan_command)
 main.add_command(approve_command)
 main.add_command(split_command)
+main.add_command(restore_command)

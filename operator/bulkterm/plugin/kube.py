@@ -8,6 +8,7 @@ no kubeconfig), never a traceback.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from bulkterm.spec import API_GROUP, API_VERSION, PLURAL
+from bulkterm.restore.journal import Journal, loads
+from bulkterm.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
 #: Exit codes: the server said no (not found, forbidden, unreachable); the call was wrong.
 EXIT_FAILED = 1
@@ -85,7 +87,9 @@ class BulkTerminations:
                 EXIT_USAGE,
             ) from None
         self.server = configuration.host
-        self._api = k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+        api_client = k8s.ApiClient(configuration)
+        self._api = k8s.CustomObjectsApi(api_client)
+        self.core = k8s.CoreV1Api(api_client)
 
     def get(self, name: str) -> dict[str, Any]:
         """The object, with its status."""
@@ -140,3 +144,82 @@ class BulkTerminations:
         if exc.status == 401:
             return f"unauthorized: the API server at {self.server} did not accept the credentials"
         return f"{verb} {what} in namespace {self.namespace}: {exc.status} {message or exc.reason}"
+
+
+#: The key of the journal in its ConfigMap.
+JOURNAL_KEY = "journal.json"
+
+
+def journal_name(name: str) -> str:
+    """``<name>-restore``, shortened with a hash when that passes the 253-character limit."""
+    wanted = f"{name}-restore"
+    if len(wanted) <= 253:
+        return wanted
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: 253 - len(digest) - 9]}-{digest}-restore"
+
+
+class ConfigMapJournal:
+    """A restore's journal (:mod:`bulkterm.restore.journal`) in a ConfigMap the BulkTermination
+    owns (deleted with it). Written with the resourceVersion read: two restores of one
+    BulkTermination at once fail the second's write instead of both creating."""
+
+    def __init__(self, kube: BulkTerminations, owner: dict[str, Any]) -> None:
+        metadata = owner["metadata"]
+        self._kube = kube
+        self._owner = {
+            "api_version": f"{API_GROUP}/{API_VERSION}",
+            "kind": KIND,
+            "name": metadata["name"],
+            "uid": metadata["uid"],
+        }
+        self.name = journal_name(metadata["name"])
+        self.where = f"configmap/{self.name} in namespace {kube.namespace}"
+        self._version: str | None = None
+
+    def load(self) -> Journal | None:
+        try:
+            found = self._kube.core.read_namespaced_config_map(
+                self.name, self._kube.namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise PluginError(f"read {self.where}: {exc.status} {exc.reason}") from None
+        self._version = _version_of(found)
+        return loads((found.data or {}).get(JOURNAL_KEY, ""), self.where)
+
+    def save(self, journal: Journal) -> None:
+        body = k8s.V1ConfigMap(
+            metadata=k8s.V1ObjectMeta(
+                name=self.name,
+                namespace=self._kube.namespace,
+                owner_references=[k8s.V1OwnerReference(**self._owner)],
+                labels={"app.kubernetes.io/managed-by": "bulkterm"},
+                resource_version=self._version,
+            ),
+            data={JOURNAL_KEY: journal.dumps()},
+        )
+        core, namespace = self._kube.core, self._kube.namespace
+        try:
+            if self._version is None:
+                written = core.create_namespaced_config_map(
+                    namespace, body, _request_timeout=REQUEST_TIMEOUT
+                )
+            else:
+                written = core.replace_namespaced_config_map(
+                    self.name, namespace, body, _request_timeout=REQUEST_TIMEOUT
+                )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise PluginError(
+                    f"{self.where} changed or appeared meanwhile: another restore of the same "
+                    "BulkTermination is running; let it finish, then run restore again"
+                ) from None
+            raise PluginError(f"write {self.where}: {exc.status} {exc.reason}") from None
+        self._version = _version_of(written)
+
+
+def _version_of(config_map: k8s.V1ConfigMap) -> str | None:
+    metadata = config_map.metadata
+    return None if metadata is None else metadata.resource_version

@@ -1,0 +1,1 @@
+"""Bringing back what a run terminated (``bulkterm restore``): plan, journal, carry out."""
