@@ -8,6 +8,7 @@ import httpx
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import SimulatorControls
+from bulkterm.simulator.seeding import CONFIGURATIONS
 
 #: Every status an item of the kind can be in (deployments never complete).
 STATUSES = {
@@ -32,7 +33,13 @@ def seed_every_status(
     ids = {}
     for status in STATUSES[kind]:
         ids[status] = item_id(kind, status)
-        sim.add_item(kind, ids[status], status, resource_group=resource_group)
+        sim.add_item(
+            kind,
+            ids[status],
+            status,
+            resource_group=resource_group,
+            configuration_id=CONFIGURATIONS[kind][0].id,
+        )
     return ids
 
 

@@ -10,13 +10,14 @@ import pytest
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import SimClock, Simulator, Timings
+from bulkterm.simulator.seeding import CONFIGURATIONS
 from tests.simulator.conftest import http_client
 from tests.simulator.helpers import bulk
 
 
 async def create(api: httpx.AsyncClient, kind: Kind) -> str:
     response = await api.post(
-        f"/v2/lm/{kind.collection}", json={"configurationId": "sim-config-chat"}
+        f"/v2/lm/{kind.collection}", json={"configurationId": CONFIGURATIONS[kind][0].id}
     )
     item_id: str = response.json()["id"]
     return item_id

@@ -10,6 +10,7 @@ import pytest
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import Simulator
+from bulkterm.simulator.seeding import CONFIGURATIONS
 from tests.simulator.helpers import KIND_PARAMS, MERGE_PATCH, bulk, bulk_body
 
 pytestmark = pytest.mark.simulator(bulk_updates=True)
@@ -136,7 +137,8 @@ WRONG_TYPES = {
 
 def write_body(method: str, path: str) -> object:
     if method == "POST":
-        return {"configurationId": "conf-1"}
+        kind = Kind.DEPLOYMENT if path.endswith("deployments") else Kind.EXECUTION
+        return {"configurationId": CONFIGURATIONS[kind][0].id}
     if path.endswith("running-1"):
         return {"targetStatus": "STOPPED"}
     kind = Kind.DEPLOYMENT if path.endswith("deployments") else Kind.EXECUTION
@@ -257,6 +259,27 @@ async def test_create_without_a_valid_configuration_is_refused(
 ) -> None:
     response = await api.post("/v2/lm/deployments", json=body)
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+async def test_create_from_a_configuration_the_group_lacks_is_refused_naming_it(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
+    response = await api.post(f"/v2/lm/{kind.collection}", json={"configurationId": "cfg-nowhere"})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message == "Configuration cfg-nowhere not found in resource group default."
+    assert sim.items(kind) == []
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+async def test_create_from_a_configuration_an_item_used_is_accepted(
+    sim: Simulator, api: httpx.AsyncClient, kind: Kind
+) -> None:
+    sim.add_item(kind, "old-item", Status.STOPPED, configuration_id="cfg-used")
+    response = await api.post(f"/v2/lm/{kind.collection}", json={"configurationId": "cfg-used"})
+    assert response.status_code == 202
+    assert sim.item(kind, response.json()["id"]) is not None
 
 
 @pytest.mark.parametrize(

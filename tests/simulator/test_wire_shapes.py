@@ -7,6 +7,7 @@ import pytest
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator import Faults, Simulator
+from bulkterm.simulator.seeding import CONFIGURATIONS
 from tests.simulator.helpers import KIND_PARAMS, MERGE_PATCH, bulk, seed_every_status
 from tests.simulator.spec import Spec, load_spec
 
@@ -102,7 +103,9 @@ async def test_count_is_a_plain_text_integer(
 async def test_create_answer_matches_the_spec(
     spec: Spec, api: httpx.AsyncClient, kind: Kind
 ) -> None:
-    response = await api.post(f"/v2/lm/{kind.collection}", json={"configurationId": "sim-config-x"})
+    response = await api.post(
+        f"/v2/lm/{kind.collection}", json={"configurationId": CONFIGURATIONS[kind][0].id}
+    )
     assert response.status_code == 202
     spec.validate_response(collection(kind), "post", 202, response.json())
     assert response.headers["Location"].endswith(

@@ -17,7 +17,7 @@ import re
 from bulkterm.aiapi.models import ID_PATTERN, Kind
 from bulkterm.simulator.clock import Timebase
 from bulkterm.simulator.queries import ConfigurationQuery
-from bulkterm.simulator.seeding import Configuration, configuration_for
+from bulkterm.simulator.seeding import CONFIGURATIONS, Configuration, configuration_for
 from bulkterm.simulator.wire import JSON, configuration_json, paged
 
 
@@ -75,6 +75,13 @@ class ConfigurationBook:
         if stamp < since:  # a back-dated item: the configuration is at least as old
             self._known[key] = (configuration, stamp)
         return configuration
+
+    def known(self, resource_group: str, kind: Kind, configuration_id: str) -> bool:
+        """Whether the group has the configuration: one an item or schedule used, or one of
+        the simulator's catalogue for ``kind``."""
+        return (resource_group, configuration_id) in self._known or any(
+            c.id == configuration_id for c in CONFIGURATIONS[kind]
+        )
 
     def list(
         self, resource_group: str, query: ConfigurationQuery, *, max_rows: int | None, count: str

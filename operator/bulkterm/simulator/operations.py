@@ -22,6 +22,7 @@ from bulkterm.simulator.lifecycle import ItemRecord, schedule
 from bulkterm.simulator.queries import Filters, ListQuery
 from bulkterm.simulator.recording import RequestContext, ViolationSpec
 from bulkterm.simulator.rules import (
+    CODE_BAD_REQUEST,
     STATUS_REFUSED,
     Refusal,
     check_change,
@@ -123,7 +124,16 @@ class ItemOperations:
         return self._status_item(record) if select else full_item(record, base_url)
 
     def create(self, kind: Kind, resource_group: str, creation: Creation, base_url: str) -> JSON:
-        """A new item, UNKNOWN with the kind's initial target, as AI Core answers a POST."""
+        """A new item, UNKNOWN with the kind's initial target, as AI Core answers a POST; a
+        400 for a configuration the resource group does not have (AI Core checks the
+        configuration synchronously; the spec declares only 202 and 400)."""
+        if not self.store.configurations.known(resource_group, kind, creation.configuration_id):
+            raise ApiFailure(
+                400,
+                CODE_BAD_REQUEST,
+                f"Configuration {creation.configuration_id} not found in resource group "
+                f"{resource_group}.",
+            )
         item_id = self.store.new_id(kind)
         record = self.store.add_item(
             kind,
