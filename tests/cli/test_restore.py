@@ -98,7 +98,8 @@ def test_a_file_without_a_restore_record_says_so(
     simulator_thread: SimulatorThread, tmp_path: Path
 ) -> None:
     saved = tmp_path / "empty.json"
-    saved.write_text(json.dumps({"kind": "BulkTermination", "metadata": {"name": "x"}, "status": {
+    saved.write_text(json.dumps({"kind": "BulkTermination", "metadata": {"name": "x"},
+        "spec": {"deployments": {"targetStatus": "STOPPED", "ids": ["dep-0001"]}}, "status": {
         "conditions": [{"type": "Complete", "status": "True", "reason": "Completed",
                         "message": "done", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}))  # fmt: skip
     key = simulator_thread.write_service_key(tmp_path / "key.json")
@@ -116,4 +117,17 @@ def test_a_damaged_journal_stops_the_restore_naming_it(
     assert result.returncode == 2
     assert "restore-journal.json is unreadable" in result.stderr
     assert "Traceback" not in result.stderr
+    assert simulator_thread.items(D) == []
+
+
+def test_a_saved_status_without_its_spec_is_refused_saying_what_to_save(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    saved, key = _terminated(simulator_thread, tmp_path)
+    whole = json.loads(saved.read_text())
+    del whole["spec"]
+    saved.write_text(json.dumps(whole))
+    result = _restore(saved, key, "--yes")
+    assert result.returncode == 2
+    assert "holds no spec, so the recorded targets cannot be named" in result.stderr
     assert simulator_thread.items(D) == []

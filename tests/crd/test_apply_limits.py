@@ -14,6 +14,7 @@ The numbers here are the ones the CRD's descriptions and the README state.
 
 from __future__ import annotations
 
+from hashlib import sha256
 from typing import Any
 
 import yaml
@@ -125,3 +126,35 @@ def test_more_than_one_cr_holds_is_split_into_parts_server_side_apply_takes(
     assert result.returncode == 0, result.stderr
     stored = [_stored_targets(kube, namespace, f"huge-{n}") for n in (1, 2, 3)]
     assert stored == [10_000, 10_000, 5_000]
+
+
+def _restore_status(count: int, configurations: int, length: int) -> dict[str, Any]:
+    """A finished run's status whose restore record holds every target, each of
+    ``configurations`` configurations, one in seven of them not running before."""
+    from bulkterm.aiapi.models import Kind, Status
+    from bulkterm.engine.restore_points import RestorePoint, restore_record
+
+    # Hashes, not counters: AI Core's configuration ids are random hex, which compresses
+    # as poorly as this.
+    names = [f"c{sha256(str(i).encode()).hexdigest()[: length - 1]}" for i in range(configurations)]
+    points = {
+        i: RestorePoint(Kind.DEPLOYMENT, "unused", names[i % configurations],
+                        Status.STOPPED if i % 7 == 0 else Status.RUNNING)
+        for i in range(count)
+    }  # fmt: skip
+    record = restore_record(points)
+    assert record is not None
+    return {"total": count, "succeeded": count, "restore": record.model_dump(by_alias=True)}
+
+
+def test_the_restore_record_of_ten_thousand_targets_each_its_own_configuration_fits_the_status(
+    kube: Kube, kubectl: Kubectl, namespace: str
+) -> None:
+    """The worst case of a record grouped by configuration: none shared (docs/limits.md),
+    with the compact spec server-side applied, as Flux applies it."""
+    body = _compact("restore-record", 10_000, AI_CORE_ID_LENGTH)
+    assert _apply(kubectl, namespace, body, "--server-side") == ""
+    status = _restore_status(10_000, 10_000, AI_CORE_ID_LENGTH)
+    assert len(status["restore"]["points"]) > 150_000  # the worst case, not a small one
+    stored = kube.patch_status("bt", "restore-record", status, namespace=namespace)
+    assert stored["status"]["restore"]["points"] == status["restore"]["points"]

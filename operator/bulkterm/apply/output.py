@@ -89,6 +89,9 @@ def print_results(
             metadata["namespace"] = manifest.namespace
         obj: dict[str, Any] = {"apiVersion": API_VERSION_FULL, "kind": KIND, "metadata": metadata}
         if record is not None:
+            # The whole object, as `kubectl get -o yaml` prints it: the status's restore
+            # record names targets by their index in the spec (`bulkterm restore -f`).
+            obj["spec"] = manifest.spec.model_dump(by_alias=True, exclude_unset=True, mode="json")
             obj["status"] = record.model_dump(by_alias=True, exclude_none=True, mode="json")
         elif problem:
             obj["error"] = problem

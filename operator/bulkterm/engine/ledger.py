@@ -35,7 +35,7 @@ from bulkterm.engine.progress import (
     build_conditions,
     counts,
 )
-from bulkterm.engine.restore_points import RestorePoint, points_by_index, restore_record
+from bulkterm.engine.restore_points import RestorePoint, points_of, restore_record
 from bulkterm.engine.settings import EngineSettings
 from bulkterm.spec import Target
 
@@ -129,8 +129,7 @@ class Ledger:
         ledger.plan = record.plan
         ledger.approved_plan = record.approved_plan
         ledger.selection = record.selection
-        position = {(t.kind, t.id): i for i, t in enumerate(ledger.targets)}
-        ledger.restore = points_by_index(record.restore, position)
+        ledger.restore = points_of(record.restore, ledger.targets)
         return ledger
 
     # --- results ---

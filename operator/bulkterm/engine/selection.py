@@ -220,12 +220,7 @@ async def run_targets(
     if selector is None:
         return listed, None
     if record is not None:
-        try:
-            ids = decode_ids(record.ids)
-        except ValueError as exc:
-            raise SelectionRefused(UNREADABLE, f"status.selection: {exc}") from None
-        kept = Selection(record.kind, record.target_status, ids, record.listed)
-        return listed + kept.targets(), record
+        return recorded_targets(spec, record), record
     already = {t.id for t in listed if t.kind is selector.kind}
     try:
         selection = await resolve(selector, api, now=now, already=already)
@@ -243,6 +238,19 @@ async def run_targets(
         schedules=list(selection.schedules) if selector.pause_execution_schedules else [],
     )
     return listed + selection.targets(), fresh
+
+
+def recorded_targets(spec: BulkTerminationSpec, record: SelectionRecord | None) -> list[Target]:
+    """The targets of a run that resolved its selector already: ``spec.targets``, then the
+    recorded selection. Raises :class:`SelectionRefused` if the record is unreadable."""
+    listed = list(spec.targets)
+    if record is None:
+        return listed
+    try:
+        ids = decode_ids(record.ids)
+    except ValueError as exc:
+        raise SelectionRefused(UNREADABLE, f"status.selection: {exc}") from None
+    return listed + Selection(record.kind, record.target_status, ids, record.listed).targets()
 
 
 async def note_active_schedules(api: AiApi, record: SelectionRecord) -> SelectionRecord:

@@ -24,13 +24,15 @@ from typing import Any, NoReturn
 
 import click
 import yaml
+from pydantic import ValidationError
 
 from bulkterm.aiapi.client import AiApiClient
 from bulkterm.aiapi.credentials import ServiceKey
 from bulkterm.aiapi.errors import AiApiError, AuthError, CredentialsError
 from bulkterm.aiapi.settings import ClientSettings
 from bulkterm.engine import Progress, utcnow
-from bulkterm.engine.restore_points import RestorePoint, RestoreRecordUnreadable, decode_points
+from bulkterm.engine.restore_points import RestorePoint, RestoreRecordUnreadable, points_of
+from bulkterm.engine.selection import SelectionRefused, recorded_targets
 from bulkterm.plugin.kube import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -49,6 +51,7 @@ from bulkterm.restore.execute import (
 )
 from bulkterm.restore.journal import FileJournal, Journal, JournalStore, JournalUnreadable
 from bulkterm.restore.plan import RestorePlan, describe, plan_restore
+from bulkterm.spec import Target, UnboundedSpec
 
 
 @dataclass
@@ -59,10 +62,13 @@ class Source:
     record: Progress
     store: JournalStore
     resource_group: str | None
+    #: The run's targets (the spec's, then the frozen selection's): what the record's
+    #: indexes name.
+    targets: list[Target]
 
     @property
     def points(self) -> list[RestorePoint]:
-        return decode_points(self.record.restore.points) if self.record.restore else []
+        return list(points_of(self.record.restore, self.targets).values())
 
     @property
     def paused(self) -> list[str]:
@@ -75,15 +81,35 @@ def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     sys.exit(code)
 
 
+def _targets(obj: dict[str, Any], record: Progress, where: str) -> list[Target]:
+    """What the record's indexes name: the object's spec, then its frozen selection."""
+    if not isinstance(obj.get("spec"), dict):
+        _fail(f"{where}: holds no spec, so the recorded targets cannot be named (save the "
+              "whole object: `kubectl get bt NAME -o yaml`, or `bulkterm apply -o json`)",
+              EXIT_USAGE)  # fmt: skip
+    try:
+        spec = UnboundedSpec.model_validate(obj["spec"])
+        return recorded_targets(spec, record.selection)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        _fail(f"{where}: spec.{field}: {first['msg']}", EXIT_USAGE)
+    except SelectionRefused as exc:
+        _fail(f"{where}: {exc.message}", EXIT_USAGE)
+
+
 def from_cluster(name: str, options: KubeOptions) -> Source:
     kube = BulkTerminations(options)
     obj = kube.get(name)
     connection = (obj.get("spec") or {}).get("connection") or {}
+    label = f"bulktermination {kube.namespace}/{name}"
+    record = record_of(obj)
     return Source(
-        f"bulktermination {kube.namespace}/{name} {obj['metadata'].get('uid', '')}".strip(),
-        record_of(obj),
+        f"{label} {obj['metadata'].get('uid', '')}".strip(),
+        record,
         ConfigMapJournal(kube, obj),
         connection.get("resourceGroup"),
+        _targets(obj, record, label),
     )
 
 
@@ -107,7 +133,12 @@ def from_file(path: Path, name: str | None, journal: Path | None) -> Source:
     obj = objects[0]
     chosen = str((obj.get("metadata") or {}).get("name"))
     store = FileJournal(journal or path.with_name(f"{path.name}.restore-journal.json"))
-    return Source(f"{path.resolve()} {chosen}", record_of(obj), store, None)
+    record = record_of(obj)
+    connection = (obj.get("spec") or {}).get("connection") or {}
+    targets = _targets(obj, record, f"{path} ({chosen})")
+    return Source(
+        f"{path.resolve()} {chosen}", record, store, connection.get("resourceGroup"), targets
+    )
 
 
 @contextmanager
