@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import json
 import random
 import sys
 import time
 import traceback
-from collections import Counter
+import zlib
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +38,7 @@ from bulkterm.aiapi.models import Kind, Status
 from bulkterm.aiapi.ratelimit import RateLimiter
 from bulkterm.aiapi.settings import ClientSettings
 from bulkterm.engine import EngineSettings, Progress, Run, RunEvent
+from bulkterm.engine.restore_points import decode_points
 from bulkterm.k8s.fleet import FleetApi, SharedReads
 from bulkterm.simulator import Simulator, SimulatorConfig, Timings
 from bulkterm.simulator.server import build_app
@@ -74,6 +77,10 @@ class Play:
     runs: list[RunOutcome] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     wire_faults: Counter[str] = field(default_factory=Counter)
+    #: Per run (its name), the items its own writes named (a lost answer's included).
+    written: defaultdict[str, set[tuple[Kind, str]]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
     #: Every write as sent, with the simulated second: what ``-v`` prints for a failing seed.
     trace: list[str] = field(default_factory=list)
 
@@ -104,6 +111,11 @@ class _FlakyStatus:
         return True
 
 
+def configuration_of(item_id: str) -> str:
+    """The configuration an item is seeded with: what its restore point must name."""
+    return f"cfg-{zlib.crc32(item_id.encode()) % 5}"
+
+
 def _spec(plan: RunPlan) -> BulkTerminationSpec:
     return BulkTerminationSpec.model_validate(
         {
@@ -130,7 +142,14 @@ def _simulator(sc: Scenario, clock: vtime.VirtualTimeLoop) -> Simulator:
         if item.status is None:
             continue
         target = "STOPPED" if item.status is Status.STOPPING else None
-        sim.add_item(item.kind, item.id, item.status, target_status=target, hold=item.held)
+        sim.add_item(
+            item.kind,
+            item.id,
+            item.status,
+            target_status=target,
+            hold=item.held,
+            configuration_id=configuration_of(item.id),
+        )
     for n in range(NEIGHBOURS):  # neighbours no run names: they must stay untouched
         sim.add_item(Kind.DEPLOYMENT if n % 2 else Kind.EXECUTION, f"other-{n:04d}", Status.RUNNING)
     sim._url = NOMINAL_URL
@@ -153,6 +172,8 @@ async def play(sc: Scenario) -> Play:
             if roll < sc.fault_rate:
                 fault = sc.faults[which]
                 result.wire_faults[fault.value] += 1
+        if request.method != "GET" and "token" not in route:
+            result.written[_RUN.get().split(".")[0]].update(_written_ids(request))
         if request.method != "GET":
             body = request.content.decode()[:300] if "token" not in route else ""
             hit = f" [{fault.value}]" if fault is not None else ""
@@ -287,6 +308,19 @@ def _item(sc: Scenario, kind: Kind, item_id: str) -> Item:
     return next(i for i in sc.items if i.kind is kind and i.id == item_id)
 
 
+def _written_ids(request: httpx.Request) -> set[tuple[Kind, str]]:
+    """The items a PATCH or DELETE to ``/lm/deployments`` or ``/lm/executions`` names."""
+    parts = request.url.path.rstrip("/").split("/")
+    collection = {k.collection: k for k in Kind}
+    if parts[-1] in collection:  # a bulk PATCH: the ids are in the body
+        kind = collection[parts[-1]]
+        items = json.loads(request.content or b"{}").get(kind.collection, [])
+        return {(kind, str(i.get("id"))) for i in items}
+    if len(parts) >= 2 and parts[-2] in collection:
+        return {(collection[parts[-2]], parts[-1])}
+    return set()
+
+
 def judge(p: Play) -> list[str]:
     """The promises each run broke, as sentences; empty when every promise held."""
     sc, sim = p.scenario, p.sim
@@ -339,6 +373,8 @@ def judge(p: Play) -> list[str]:
             broken.append(f"promise 3: {name} ended neither Complete nor Failed: {sorted(phase)}")
             continue
         broken += [f"promise 2: {name}: {b}" for b in _report_vs_truth(sc, sim, o, touched_by)]
+        if not sc.fleet:  # a fleet's shared requests carry several runs' items
+            broken += [f"promise 2: {name}: {b}" for b in _restore_vs_truth(sc, p, o)]
     return broken
 
 
@@ -387,6 +423,31 @@ def _report_vs_truth(
         reported = final.outcomes.get("NotFound", 0)
         if not shared_ids and reported != absent:
             wrong.append(f"{reported} targets reported NotFound (deleted), {absent} never existed")
+    return wrong
+
+
+def _restore_vs_truth(sc: Scenario, p: Play, o: RunOutcome) -> list[str]:
+    """Every item this run wrote to has a restore point naming its configuration, unless it
+    was gone when read (never seeded, or removed by someone else)."""
+    final = o.final
+    assert final is not None
+    spec = _spec(o.plan)
+    points = {
+        (q.kind, q.id): q
+        for q in (
+            decode_points(final.restore.points, spec.targets) if final.restore else {}
+        ).values()
+    }
+    wrong: list[str] = []
+    for kind, item_id in sorted(p.written.get(o.plan.name, ())):
+        point = points.get((kind, item_id))
+        if point is None:
+            wrong.append(f"{kind} {item_id}: written to, but has no restore point")
+        elif point.configuration_id is None:
+            if _item(sc, kind, item_id).status is not None and (kind, item_id) not in sc.meddled:
+                wrong.append(f"{kind} {item_id}: restore point without a configuration")
+        elif point.configuration_id != configuration_of(item_id):
+            wrong.append(f"{kind} {item_id}: restore point names {point.configuration_id}")
     return wrong
 
 
