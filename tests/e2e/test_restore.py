@@ -43,7 +43,8 @@ def restore(kube: Kube, tmp_path: Path, sim: SimulatorThread):  # type: ignore[n
     )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [KUBECTL, "bulkterm", "restore", *args, "--service-key", str(key)]
+        more = ["--service-key", str(key)] if args[0] == "restore" else []
+        command = [KUBECTL, "bulkterm", *args, *more]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
     return run
@@ -61,8 +62,13 @@ def test_a_restore_after_a_deleting_run_brings_back_each_deployment_once(
     done = kube.wait_for(BT, "retire", has_condition("Complete"), namespace=namespace, timeout=60)
     assert done["status"]["restore"]["deployments"] == 3
     assert sim.items(D) == []
+    status = restore("status", "retire", "-n", namespace)
+    assert (
+        "Restorable: 3 deployment(s), 0 execution(s) of 2 configuration(s) recorded "
+        "(kubectl bulkterm restore retire)" in " ".join(status.stdout.split())
+    )
 
-    first = restore("retire", "-n", namespace, "--yes")
+    first = restore("restore", "retire", "-n", namespace, "--yes")
     assert first.returncode == 0, first.stderr
     assert "create 3 deployments from 2 configuration(s): cfg-chat x1, cfg-serve x2" in first.stdout
     created = dict(
@@ -86,7 +92,7 @@ def test_a_restore_after_a_deleting_run_brings_back_each_deployment_once(
     entries = json.loads(journal["data"]["journal.json"])["entries"]
     assert {e["oldId"]: e["newId"] for e in entries} == created
 
-    second = restore("retire", "-n", namespace, "--yes")
+    second = restore("restore", "retire", "-n", namespace, "--yes")
     assert second.returncode == 0, second.stderr
     assert "left alone, AlreadyRestored: 3" in second.stdout
     assert sim.counters["POST /lm/deployments"] == 3
@@ -112,7 +118,7 @@ def test_a_restore_sets_the_schedules_the_run_paused_active_again(
     )
     assert done["status"]["selection"]["schedulesActive"] == ["sched-nightly"]
 
-    result = restore("pause-train", "-n", namespace, "--yes")
+    result = restore("restore", "pause-train", "-n", namespace, "--yes")
     assert result.returncode == 0, result.stderr
     assert "left alone, ExecutionsNotAsked: 2" in result.stdout
     assert "ExecutionSchedule sched-nightly set ACTIVE" in result.stdout
@@ -128,7 +134,7 @@ def test_a_run_still_in_progress_is_not_restored(
     kube.create(secret(namespace, sim.service_key()))
     kube.create(bulk_termination(namespace, "held", ("Deployment", "dep-s01", "STOPPED"),
                                  suspend=True))  # fmt: skip
-    result = restore("held", "-n", namespace, "--yes")
+    result = restore("restore", "held", "-n", namespace, "--yes")
     assert result.returncode == 1
     assert "the run has not finished" in result.stderr
     assert len(sim.items(D)) == 1

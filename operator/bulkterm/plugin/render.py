@@ -166,6 +166,15 @@ def render(obj: Mapping[str, Any], console: Console, *, all_ids: bool = False) -
         _field(console, "Plan digest:", record.plan.digest)
     if record.approved_plan:
         _field(console, "Approved:", record.approved_plan)
+    if record.restore is not None:
+        restore = record.restore
+        _field(
+            console,
+            "Restorable:",
+            f"{restore.deployments} deployment(s), {restore.executions} execution(s) of "
+            f"{restore.configurations} configuration(s) recorded (kubectl bulkterm restore "
+            f"{metadata.get('name', 'NAME')})",
+        )
 
     ids = _ids_by_index(obj, record)
     _in_flight(console, record, ids, shown)
