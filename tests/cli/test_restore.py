@@ -131,3 +131,27 @@ def test_a_saved_status_without_its_spec_is_refused_saying_what_to_save(
     assert result.returncode == 2
     assert "holds no spec, so the recorded targets cannot be named" in result.stderr
     assert simulator_thread.items(D) == []
+
+
+def test_executions_are_run_again_only_when_asked(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    simulator_thread.add_item(E, "exe-run0", Status.RUNNING, configuration_id="cfg-train")
+    key = simulator_thread.write_service_key(tmp_path / "key.json")
+    path = tmp_path / "job.yaml"
+    path.write_text(manifest(("Execution", "exe-run0", "STOPPED"), pollIntervalSeconds=1))
+    applied = bulkterm("apply", "-f", str(path), "--service-key", str(key), "-o", "json")
+    assert applied.returncode == 0, applied.stderr
+    saved = tmp_path / "job.status.json"
+    saved.write_text(applied.stdout)
+
+    without = _restore(saved, key, "--yes")
+    assert without.returncode == 0, without.stderr
+    assert "left alone, ExecutionsNotAsked: 1 (exe-run0)" in without.stdout
+    assert len(simulator_thread.items(E)) == 1
+
+    asked = _restore(saved, key, "--yes", "--executions")
+    assert asked.returncode == 0, asked.stderr
+    assert "create 1 executions from 1 configuration(s): cfg-train x1" in asked.stdout
+    new = [i for i in simulator_thread.items(E) if i.id != "exe-run0"]
+    assert [i.configuration_id for i in new] == ["cfg-train"]
