@@ -96,6 +96,9 @@ class SharedReads:
             result: T = await asyncio.shield(flight.task)
             return result, flight.started
         task: asyncio.Future[T] = asyncio.ensure_future(call())
+        # Every run that waited may have been cancelled meanwhile (a run ends, a replica
+        # stops): the error is then nobody's, and must not be logged as never retrieved.
+        task.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._flights[key] = _Flight(now, task)
         return await asyncio.shield(task), now
 
