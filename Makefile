@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lock kube kstatus gitops-testdata demo test lint explore bench clean crds-sync image
+.PHONY: install lock kube kstatus gitops-testdata demo test lint explore bench clean crds-sync image plugin-archive
 
 #: The hashed locks (requirements/lock.py makes them from pyproject.toml; `make lock`).
 LOCKS := requirements/build.lock requirements/test.lock requirements/runtime.lock
@@ -60,6 +60,14 @@ gitops-testdata: install kube
 image: install
 	@PYTHON=$(abspath $(BIN))/python bash hack/image/build.sh >/dev/null
 	bash hack/image/check.sh
+
+# The kubectl plugin for krew (hack/krew/build.py, docs/krew.md): one archive per platform in
+# dist/krew (kubectl-bulkterm, a PEX zipapp of the project and requirements/runtime.lock, run
+# by the user's CPython 3.11 to 3.15), and plugins/krew/bulkterm.yaml with their sha256. The
+# first run downloads the locked wheels of every platform (about a minute each, cached
+# outside the clone); then about 25 s.
+plugin-archive: install
+	$(BIN)/python hack/krew/build.py
 
 demo: install
 	$(BIN)/bulkterm apply -f examples/bulktermination.yaml --simulator
