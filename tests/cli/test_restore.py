@@ -155,3 +155,27 @@ def test_executions_are_run_again_only_when_asked(
     assert "create 1 executions from 1 configuration(s): cfg-train x1" in asked.stdout
     new = [i for i in simulator_thread.items(E) if i.id != "exe-run0"]
     assert [i.configuration_id for i in new] == ["cfg-train"]
+
+
+def test_an_unusable_service_key_is_refused_naming_it_and_nothing_is_created(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    saved, _ = _terminated(simulator_thread, tmp_path)
+    bad = tmp_path / "bad-key.json"
+    bad.write_text('{"clientid": "x"}')
+    result = _restore(saved, bad, "--yes")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert simulator_thread.items(D) == []
+
+
+def test_a_journal_of_another_run_is_not_used(
+    simulator_thread: SimulatorThread, tmp_path: Path
+) -> None:
+    saved, key = _terminated(simulator_thread, tmp_path)
+    journal = tmp_path / "job.status.json.restore-journal.json"
+    journal.write_text(json.dumps({"source": "/elsewhere/other.json other", "entries": []}))
+    result = _restore(saved, key, "--yes")
+    assert result.returncode == 2
+    assert "belongs to '/elsewhere/other.json other'" in result.stderr
+    assert simulator_thread.items(D) == []

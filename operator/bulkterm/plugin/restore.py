@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -58,6 +56,7 @@ from bulkterm.spec import Target, UnboundedSpec
 class Source:
     """One run's record, and where its restore journal lives."""
 
+    #: What a person reads: ``bulktermination <namespace>/<name>`` or the file and name.
     label: str
     record: Progress
     store: JournalStore
@@ -65,6 +64,12 @@ class Source:
     #: The run's targets (the spec's, then the frozen selection's): what the record's
     #: indexes name.
     targets: list[Target]
+    #: What the journal must belong to: the label and, in the cluster, the object's uid (a
+    #: BulkTermination deleted and created again under the same name is another run).
+    identity: str = ""
+
+    def __post_init__(self) -> None:
+        self.identity = self.identity or self.label
 
     @property
     def points(self) -> list[RestorePoint]:
@@ -105,11 +110,12 @@ def from_cluster(name: str, options: KubeOptions) -> Source:
     label = f"bulktermination {kube.namespace}/{name}"
     record = record_of(obj)
     return Source(
-        f"{label} {obj['metadata'].get('uid', '')}".strip(),
+        label,
         record,
         ConfigMapJournal(kube, obj),
         connection.get("resourceGroup"),
         _targets(obj, record, label),
+        f"{label} {obj['metadata'].get('uid', '')}".strip(),
     )
 
 
@@ -137,20 +143,25 @@ def from_file(path: Path, name: str | None, journal: Path | None) -> Source:
     connection = (obj.get("spec") or {}).get("connection") or {}
     targets = _targets(obj, record, f"{path} ({chosen})")
     return Source(
-        f"{path.resolve()} {chosen}", record, store, connection.get("resourceGroup"), targets
+        f"{path} ({chosen})",
+        record,
+        store,
+        connection.get("resourceGroup"),
+        targets,
+        f"{path.resolve()} {chosen}",
     )
 
 
-@contextmanager
 def _client(source: Source, service_key: str | None, resource_group: str | None,
-            ca_bundle: str | None, allow_plain_http: bool) -> Iterator[AiApiClient]:  # fmt: skip
+            ca_bundle: str | None, allow_plain_http: bool) -> AiApiClient:  # fmt: skip
+    """The caller's AI API client; exit 2 naming what is wrong with the key or the bundle."""
     try:
         key = ServiceKey.from_file(service_key) if service_key else ServiceKey.from_env(os.environ)
         if not allow_plain_http:
             key.require_https()
         group = resource_group or source.resource_group or key.resource_group or "default"
         settings = ClientSettings(ca_bundle=Path(ca_bundle) if ca_bundle else None)
-        yield AiApiClient(key, group, settings)
+        return AiApiClient(key, group, settings)
     except (CredentialsError, ValueError) as exc:
         _fail(str(exc), EXIT_USAGE)
 
@@ -159,11 +170,11 @@ async def _prepare(
     client: AiApiClient, source: Source, executions: bool
 ) -> tuple[Journal, RestorePlan, int]:
     async with client:
-        journal = source.store.load() or Journal(source=source.label)
-        if journal.source != source.label:
+        journal = source.store.load() or Journal(source=source.identity)
+        if journal.source != source.identity:
             raise JournalUnreadable(
                 f"the restore journal {source.store.where} belongs to {journal.source!r}, not to "
-                f"{source.label!r}"
+                f"{source.identity!r}"
             )
         points = source.points
         adopted = await settle(client, journal, source.store, {p.id for p in points})
@@ -200,8 +211,8 @@ def restore(source: Source, *, executions: bool, yes: bool, client_options: dict
         click.echo(f"{source.label}: the run recorded nothing to restore")
         return
     try:
-        with _client(source, **client_options) as client:
-            journal, plan, adopted = asyncio.run(_prepare(client, source, executions))
+        client = _client(source, **client_options)
+        journal, plan, adopted = asyncio.run(_prepare(client, source, executions))
         click.echo(f"restore plan for {source.label}:")
         for line in describe(plan):
             click.echo(f"  {line}")
@@ -211,8 +222,8 @@ def restore(source: Source, *, executions: bool, yes: bool, client_options: dict
             return
         if not yes and not click.confirm("Restore?", default=False):
             _fail("not restored; nothing changed")
-        with _client(source, **client_options) as client:
-            report = asyncio.run(_carry_out(client, source, journal, plan))
+        client = _client(source, **client_options)
+        report = asyncio.run(_carry_out(client, source, journal, plan))
     except (RestoreRecordUnreadable, JournalUnreadable) as exc:
         _fail(str(exc), EXIT_USAGE)
     except AuthError as exc:
