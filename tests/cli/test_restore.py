@@ -5,6 +5,7 @@ nothing twice; nothing for what was not running; asks first."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from bulkterm.aiapi.models import Kind, Status
 from bulkterm.simulator import SimulatorThread
 from tests.cli.test_apply import bulkterm, manifest
+from tests.plugins.simulator import FAST_TIMINGS
 
 D, E = Kind.DEPLOYMENT, Kind.EXECUTION
 pytestmark = pytest.mark.simulator(bulk_updates=True)
@@ -133,6 +135,7 @@ def test_a_saved_status_without_its_spec_is_refused_saying_what_to_save(
     assert simulator_thread.items(D) == []
 
 
+@pytest.mark.simulator(timings=replace(FAST_TIMINGS, execution_run_seconds=None))
 def test_executions_are_run_again_only_when_asked(
     simulator_thread: SimulatorThread, tmp_path: Path
 ) -> None:
