@@ -23,7 +23,7 @@ def problems_of(text: str) -> list[str]:
     return err.value.problems
 
 
-@pytest.mark.parametrize("name", ["bulktermination.yaml", "small.yaml"])
+@pytest.mark.parametrize("name", ["bulktermination.yaml", "small.yaml", "approval.yaml"])
 def test_shipped_examples_are_valid(name: str) -> None:
     manifests = load_manifests((EXAMPLES / name).read_text())
     assert manifests and all(m.spec.targets for m in manifests)
