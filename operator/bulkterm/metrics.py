@@ -51,7 +51,7 @@ def endpoint_label(call: str) -> str:
 
 AIAPI_CALLS = Counter(
     "bulkterm_aiapi_calls_total",
-    "AI API calls by endpoint and outcome (ok, transient, auth, not_found, rejected, error).",
+    "AI API calls by endpoint and outcome (ok, transient, auth, not_found, rejected).",
     ["endpoint", "outcome"],
     registry=REGISTRY,
 )

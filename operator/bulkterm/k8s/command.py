@@ -92,18 +92,20 @@ FLAGS = {"namespaces": "--namespace", "kube_outage_tolerance_seconds": "--kube-o
 @click.option(
     "--api-rate-limit",
     type=click.FloatRange(min=0, min_open=True),
-    help="AI API requests per second per BulkTermination. Default unlimited.",
+    help="AI API requests per second per tenant (AI API URL and client id), shared by "
+    "its BulkTerminations. Default unlimited.",
 )
 @click.option(
     "--api-concurrency",
     type=click.IntRange(1, 256),
-    help="Concurrent AI API requests per BulkTermination. Default 16.",
+    help="Concurrent AI API requests per tenant (AI API URL and client id), shared by its "
+    "BulkTerminations. Default 16.",
 )
 @click.option(
     "--peering-lifetime",
     type=click.IntRange(2, 3600),
     help="Seconds a replica's peering keep-alive is trusted: a standby takes over this long "
-    "after the active replica dies (within about 10 s with the default 10).",
+    "after the active replica dies (within about 6 s with the default 6).",
 )
 @click.option(
     "--kube-outage-tolerance",
