@@ -31,15 +31,17 @@ pytestmark = pytest.mark.helm
 
 README = ROOT / "README.md"
 INSTALL, WALK_THROUGH = "Install with Helm", "Walk-through"
+RESTORE = "Plan, approve, run, restore"
 #: What this module runs (tests/docs/test_markers.py: every block marked to run is run).
-SECTIONS = {README: (INSTALL, WALK_THROUGH)}
+SECTIONS = {README: (INSTALL, WALK_THROUGH, RESTORE)}
 POLICIES = "admissionregistration.k8s.io/v1/validatingadmissionpolicies"
 #: The README's simulator (section "The AI API simulator"), seeded with both examples the
 #: walk-through applies, with lifecycles short enough for a test: the run's pace is then its
 #: `pollIntervalSeconds` (5), as in the README's capture.
 SIMULATOR = [
     "simulator", "--bulk-updates", "--seed-from", "examples/small.yaml",
-    "--seed-from", "examples/bulktermination.yaml", "--write-service-key", "key.json",
+    "--seed-from", "examples/bulktermination.yaml", "--seed-from", "examples/approval.yaml",
+    "--write-service-key", "key.json",
     "--unknown-seconds", "0.2", "--pending-seconds", "0.3", "--stop-delay-seconds", "0.05",
     "--stopping-seconds", "0.3", "--deletion-seconds", "0.5",
 ]  # fmt: skip
@@ -114,5 +116,6 @@ def test_the_readme_walk_through_prints_what_the_readme_shows(
     trusted(installed)
     try:
         installed.run(README, WALK_THROUGH)
+        installed.run(README, RESTORE)
     except AssertionError as failed:
         raise AssertionError(f"{failed}\n\noperator log:\n{operator.log()[-4000:]}") from None

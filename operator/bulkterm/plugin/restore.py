@@ -73,7 +73,8 @@ class Source:
 
     @property
     def points(self) -> list[RestorePoint]:
-        return list(points_of(self.record.restore, self.targets).values())
+        recorded = points_of(self.record.restore, self.targets)
+        return [recorded[index] for index in sorted(recorded)]  # in the run's target order
 
     @property
     def paused(self) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bulkterm.aiapi.models import Kind, Status, TargetStatus
 from bulkterm.simulator.config import Timings
+from bulkterm.simulator.seeding import CONFIGURATIONS
 from bulkterm.spec import Selector, Target
 
 
@@ -62,6 +63,14 @@ def simulated_status(target: Target) -> Status | None:
     return Status(name)
 
 
+def simulated_configuration(target: Target) -> str:
+    """One of the catalogue's configurations for the target's kind, chosen by a hash of the id
+    (as :func:`simulated_status`), so a restore in a demo names the same ones every time."""
+    digest = hashlib.sha256(f"configuration/{target.kind}/{target.id}".encode()).digest()
+    choices = CONFIGURATIONS[target.kind]
+    return choices[int.from_bytes(digest[:4]) % len(choices)].id
+
+
 def seed_targets(sim: Any, targets: Sequence[Target], *, resource_group: str) -> None:
     """Seed the simulator with ``targets`` in their :func:`simulated_status`.
 
@@ -72,7 +81,14 @@ def seed_targets(sim: Any, targets: Sequence[Target], *, resource_group: str) ->
         status = simulated_status(target)
         if status is not None:
             stuck = status is Status.UNKNOWN and target.target_status is TargetStatus.DELETED
-            sim.add_item(target.kind, target.id, status, resource_group=resource_group, hold=stuck)
+            sim.add_item(
+                target.kind,
+                target.id,
+                status,
+                resource_group=resource_group,
+                hold=stuck,
+                configuration_id=simulated_configuration(target),
+            )
 
 
 def seed_selector(
