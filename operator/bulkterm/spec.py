@@ -285,4 +285,3 @@ def run_spec_hash(spec: Mapping[str, Any]) -> str:
 
 #: The annotation that approves a plan (``spec.requireApproval``): the plan's digest.
 APPROVED_PLAN_ANNOTATION = f"{API_GROUP}/approved-plan"
-

@@ -87,7 +87,9 @@ def test_dockerfile_shape() -> None:
     # Nothing from the builder is copied into a final-stage layer (wheels come via a mount).
     assert not [rest for kw, rest in final if kw == "COPY"]
     arg = next(rest for kw, rest in instr if kw == "ARG" and rest.startswith("PYTHON_IMAGE="))
-    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11[\w.-]*-slim[\w.-]*@sha256:[0-9a-f]{64}", arg), arg
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11[\w.-]*-slim[\w.-]*@sha256:[0-9a-f]{64}", arg), (
+        arg
+    )
 
 
 def test_dockerignore_keeps_the_context_small() -> None:

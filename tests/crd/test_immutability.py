@@ -47,7 +47,10 @@ def test_suspend_may_change_both_ways_and_nothing_else_with_it(
 ) -> None:
     for generation, value in ((2, True), (3, False)):
         changed = _patch(kube, stored, {"spec": {"suspend": value}})
-        assert (changed["spec"]["suspend"], changed["metadata"]["generation"]) == (value, generation)
+        assert (changed["spec"]["suspend"], changed["metadata"]["generation"]) == (
+            value,
+            generation,
+        )
     refused = _refused(kube, stored, {"spec": {"suspend": True, "dryRun": True}})
     assert refused == [("spec", SPEC_IMMUTABLE)]
 

@@ -180,34 +180,40 @@ class KubeReviewer:
         # (request and answer) holds the token.
         answer = _ask(
             "create tokenreviews",
-            lambda: self._authn.create_token_review(
-                k8s.V1TokenReview(
-                    api_version="authentication.k8s.io/v1",
-                    kind="TokenReview",
-                    spec=k8s.V1TokenReviewSpec(token=token),
-                ),
-                _request_timeout=REVIEW_TIMEOUT,
-            ).status,
+            lambda: (
+                self._authn.create_token_review(
+                    k8s.V1TokenReview(
+                        api_version="authentication.k8s.io/v1",
+                        kind="TokenReview",
+                        spec=k8s.V1TokenReviewSpec(token=token),
+                    ),
+                    _request_timeout=REVIEW_TIMEOUT,
+                ).status
+            ),
         )
         user = answer.user if answer is not None and answer.authenticated else None
         if user is None or not user.username:
             return Review(authenticated=False)
         decision = _ask(
             "create subjectaccessreviews",
-            lambda: self._authz.create_subject_access_review(
-                k8s.V1SubjectAccessReview(
-                    api_version="authorization.k8s.io/v1",
-                    kind="SubjectAccessReview",
-                    spec=k8s.V1SubjectAccessReviewSpec(
-                        user=user.username,
-                        groups=user.groups,
-                        uid=user.uid,
-                        extra=user.extra,
-                        non_resource_attributes=k8s.V1NonResourceAttributes(path=PATH, verb=VERB),
+            lambda: (
+                self._authz.create_subject_access_review(
+                    k8s.V1SubjectAccessReview(
+                        api_version="authorization.k8s.io/v1",
+                        kind="SubjectAccessReview",
+                        spec=k8s.V1SubjectAccessReviewSpec(
+                            user=user.username,
+                            groups=user.groups,
+                            uid=user.uid,
+                            extra=user.extra,
+                            non_resource_attributes=k8s.V1NonResourceAttributes(
+                                path=PATH, verb=VERB
+                            ),
+                        ),
                     ),
-                ),
-                _request_timeout=REVIEW_TIMEOUT,
-            ).status,
+                    _request_timeout=REVIEW_TIMEOUT,
+                ).status
+            ),
         )
         allowed = decision is not None and bool(decision.allowed)
         return Review(authenticated=True, allowed=allowed, user=user.username)
