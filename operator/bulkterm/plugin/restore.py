@@ -178,12 +178,13 @@ async def _prepare(
                 f"{source.identity!r}"
             )
         points = source.points
-        adopted = await settle(client, journal, source.store, {p.id for p in points})
+        adopted = await settle(client, journal, source.store, {p.id for p in points}, utcnow())
         plan = plan_restore(
             points,
             await current_states(client, points),
             journal.restored(),
             executions=executions,
+            awaiting=journal.awaiting(),
             paused_schedules=source.paused,
             inactive_schedules=await inactive_schedules(client, source.paused),
         )

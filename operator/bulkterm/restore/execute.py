@@ -29,6 +29,8 @@ from bulkterm.restore.plan import Creation, RestorePlan
 #: How far before its request an item may have been created and still be that request's
 #: result (the client's and the AI API's clocks differ).
 CLOCK_SKEW = timedelta(seconds=60)
+#: How long after its request a created item may still be missing from a list.
+LIST_LAG = timedelta(minutes=2)
 BATCH = 50
 
 
@@ -87,10 +89,12 @@ async def inactive_schedules(api: RestoreApi, paused: Sequence[str]) -> list[str
 
 
 async def settle(
-    api: RestoreApi, journal: Journal, store: JournalStore, recorded: set[str]
+    api: RestoreApi, journal: Journal, store: JournalStore, recorded: set[str], now: datetime
 ) -> list[JournalEntry]:
     """Every requested entry without an answer: given the item created for it since, if one is
-    found unclaimed, else dropped (so that it is created again). Returns the adopted."""
+    found unclaimed. One not found is dropped (so that it is created again) only once it was
+    requested :data:`LIST_LAG` ago: a list may not show an item created a moment before, and
+    dropping it then would make a second. Returns the adopted."""
     pending = journal.unsettled()
     if not pending:
         return []
@@ -110,7 +114,8 @@ async def settle(
                 (i for i in fresh if i.created_at >= entry.requested_at - CLOCK_SKEW), None
             )
             if match is None:
-                journal.entries.remove(entry)
+                if now - entry.requested_at > LIST_LAG:
+                    journal.entries.remove(entry)
                 continue
             fresh.remove(match)
             claimed.add(match.id)
@@ -168,15 +173,9 @@ async def carry_out(
                 raise answer
         store.save(journal)
         if doubtful:
-            for entry in await settle(api, journal, store, recorded):
+            for entry in await settle(api, journal, store, recorded, now()):
                 report.adopted.append(entry)
                 on_created(entry)
-            missing = {(e.kind, e.old_id) for e in journal.entries}
-            for creation in batch:
-                if (creation.kind, creation.old_id) not in missing:
-                    if not any(f[0] is creation for f in report.failed):
-                        report.failed.append((creation, "the create's answer was lost and no "
-                                              "new item was found; run restore again"))  # fmt: skip
     for schedule in plan.schedules:
         try:
             await api.set_execution_schedule_status(schedule, ScheduleStatus.ACTIVE)

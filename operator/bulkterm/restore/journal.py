@@ -47,6 +47,10 @@ class Journal(_Model):
     def restored(self) -> dict[tuple[Kind, str], str]:
         return {(e.kind, e.old_id): e.new_id for e in self.entries if e.new_id}
 
+    def awaiting(self) -> set[tuple[Kind, str]]:
+        """Targets whose creation was requested and is not known to have happened or not."""
+        return {(e.kind, e.old_id) for e in self.entries if e.new_id is None}
+
     def unsettled(self) -> list[JournalEntry]:
         return [e for e in self.entries if e.new_id is None]
 

@@ -11,7 +11,7 @@ restored already (a second restore creates nothing twice).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -29,6 +29,9 @@ class Left(StrEnum):
     """Why a recorded target gets no new item."""
 
     ALREADY_RESTORED = "AlreadyRestored"
+    #: Requested by an earlier restore, whose answer is not known yet: the next restore
+    #: settles it (creating it again only once no item for it has shown up).
+    AWAITING_ANSWER = "AwaitingAnswer"
     WAS_NOT_RUNNING = "WasNotRunning"
     STILL_RUNNING = "StillRunning"
     NO_CONFIGURATION = "NoConfiguration"
@@ -66,15 +69,19 @@ def plan_restore(
     restored: Mapping[tuple[Kind, str], str],
     *,
     executions: bool,
+    awaiting: Collection[tuple[Kind, str]] = (),
     paused_schedules: Iterable[str] = (),
     inactive_schedules: Iterable[str] = (),
 ) -> RestorePlan:
     """``now``: each recorded target's status as just read (``None``, or absent: gone);
-    ``restored``: the new id a journal holds for a target already brought back."""
+    ``restored``: the new id a journal holds for a target already brought back; ``awaiting``:
+    targets whose creation a journal holds as requested, without an answer yet."""
     creations: list[Creation] = []
     left: dict[Left, list[str]] = {}
     for point in points:
         why = _left_because(point, now.get((point.kind, point.id)), restored, executions)
+        if why is None and (point.kind, point.id) in awaiting:
+            why = Left.AWAITING_ANSWER
         if why is not None:
             left.setdefault(why, []).append(point.id)
             continue
