@@ -46,6 +46,18 @@ SHAPES: dict[str, list[str]] = {
         "replicaCount=2",
     ],
     "`rbac.secretResourceNames`": ["--set", "rbac.secretResourceNames={aicore-service-key}"],
+    "named namespaces with `ttl.enabled`": [
+        "--set",
+        "watchNamespaces={team-a}",
+        "--set",
+        "ttl.enabled=true",
+    ],
+    "named namespaces with `rbac.secretResourceNames`": [
+        "--set",
+        "watchNamespaces={team-a}",
+        "--set",
+        "rbac.secretResourceNames={aicore-service-key}",
+    ],
 }
 #: Why the operator holds each (resource, verb) grant.
 WHY: dict[tuple[str, str], str] = {
@@ -141,6 +153,12 @@ def table() -> str:
             text = "all namespaces watched (no `watchNamespaces`)"
         elif set(where) == in_scope[scope]:
             text = "always"
+        elif set(where) == {w for w in in_scope[scope] if "secretResourceNames" not in w}:
+            text = "without `rbac.secretResourceNames`"
+        elif set(where) == {
+            w for w in SHAPES if "named namespaces" not in w and "secretResourceNames" not in w
+        }:
+            text = "all namespaces watched, without `rbac.secretResourceNames`"
         else:
             text = "; ".join(where)
         rows[(resource, scope, names, text)].append(verb)
