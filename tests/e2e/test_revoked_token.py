@@ -41,9 +41,10 @@ BT = "bulkterminations"
 #: The limit: well within the default terminationGracePeriodSeconds (30 s). Before the fix
 #: the operator needed 5-7 s here (403), or crashed with kopf's tracebacks (401).
 EXIT_WITHIN = 10.0
-#: What the fix achieves on this machine (well under 1 s); a few seconds leave room for a
-#: slow CI runner, and still fail the 5 s that kopf's cancellation backoff took before.
-EXIT_PROMPTLY = 4.0
+#: What the fix achieves on this machine (mostly well under 1 s; 4.1-4.4 s seen now and then
+#: under load, after every handler had ended: the process's exit itself); the bound still fails
+#: the 5 s that kopf's cancellation backoff took before.
+EXIT_PROMPTLY = 4.9
 
 
 @pytest.fixture

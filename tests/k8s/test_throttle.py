@@ -112,6 +112,22 @@ async def test_close_reports_a_final_write_that_never_landed() -> None:
     assert throttle.failures == 4
 
 
+async def test_close_stops_retrying_a_refused_write_once_the_operator_is_stopping() -> None:
+    """The run ended on its own just before SIGTERM set ``stop``: the retries of its last
+    write (1, 2, 4, 8 s) must not outlast the stop, or kopf cancels the daemon 5 s later."""
+
+    async def refused(s: dict[str, Any]) -> None:
+        raise RuntimeError("HTTP 401")
+
+    throttle = StatusThrottle(refused, 0.01)
+    await throttle.offer(status(1), force=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    started = asyncio.get_running_loop().time()
+    assert await throttle.close(retry_delays=(1.0, 2.0, 4.0, 8.0), stop=stop) is False
+    assert asyncio.get_running_loop().time() - started < 0.5
+
+
 async def test_offer_tells_whether_the_status_is_on_the_server() -> None:
     written: list[dict[str, Any]] = []
     failures = [RuntimeError("API server unavailable")]

@@ -183,7 +183,10 @@ class Reconciler:
             # server answers (a revoked token, RBAC taken away, an outage); then the Lease.
             stopped = cancelled or stop.is_set()
             with without_waiting() if stopped else contextlib.nullcontext():
-                landed = await self._status.close(() if stopped else CLOSE_RETRY_DELAYS)
+                landed = await self._status.close(
+                    () if stopped else CLOSE_RETRY_DELAYS, stop=stop
+                )
+                stopped = stopped or stop.is_set()  # the stop came while it retried
                 if self._lease is not None and not self.handed_over:
                     await self._lease.release()
             self._host.set_stalled(None)  # the gauge counts runs of this process

@@ -8,6 +8,7 @@ the run goes on, the run decides (:mod:`bulkterm.engine.reporting`); this module
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -232,9 +233,15 @@ class StatusWriter:
         """The API server answered a write with 404: the BulkTermination was deleted."""
         return self._throttle.gone
 
-    async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
-        """Write what is held back and stop writing; False if the last status never landed."""
-        return await self._throttle.close(retry_delays)
+    async def close(
+        self,
+        retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS,
+        *,
+        stop: asyncio.Event | None = None,
+    ) -> bool:
+        """Write what is held back and stop writing; False if the last status never landed
+        (retried until ``stop`` is set)."""
+        return await self._throttle.close(retry_delays, stop=stop)
 
     async def _write(self, status: dict[str, Any]) -> None:
         # Merge patch: only the keys that changed since the last write landed (a key left out

@@ -108,11 +108,17 @@ class StatusThrottle:
             return self._clock()
         return self._last_at + self._interval
 
-    async def close(self, retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS) -> bool:
+    async def close(
+        self,
+        retry_delays: tuple[float, ...] = CLOSE_RETRY_DELAYS,
+        *,
+        stop: asyncio.Event | None = None,
+    ) -> bool:
         """Write what is held back (if anything) and stop the background flush.
 
         Returns False if the API server refused the last status even after retries, or the
-        resource is ``gone``."""
+        resource is ``gone``. ``stop``, once set, ends the retries at once (the operator is
+        stopping: it must exit within its grace period, not wait out a refusal)."""
         await self._cancel_flusher()
         for delay in (*retry_delays, None):
             async with self._lock:
@@ -122,9 +128,13 @@ class StatusThrottle:
                 return False
             if written:
                 return True
-            if delay is None:
+            if delay is None or (stop is not None and stop.is_set()):
                 return False
-            await asyncio.sleep(delay)
+            if stop is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
         return False
 
     async def _cancel_flusher(self) -> None:
