@@ -163,6 +163,13 @@ async def serve(simulator: Simulator, service_key: Path | None, notes: Sequence[
         except OSError as error:
             await simulator.stop()
             raise ServiceKeyNotWritten(service_key, error) from None
+    # Handled before anything says the simulator is ready: a Ctrl-C (or a script's SIGINT)
+    # right after the key is written must stop it as any other does.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
     click.echo(f"AI API simulator listening on {url}")
     click.echo(f"  AI API: {url}/v2  token: {url}/oauth/token  control: {url}/_sim")
     for line in control_lines(simulator):
@@ -171,11 +178,6 @@ async def serve(simulator: Simulator, service_key: Path | None, notes: Sequence[
         click.echo(f"service key written to {service_key}")
     for note in notes:
         click.echo(note)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
