@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulkterm.aiapi.models import Kind, Status
+from bulkterm.aiapi.errors import PermanentError
+from bulkterm.aiapi.models import ItemState, Kind, Status
 from bulkterm.engine import Progress
 from bulkterm.engine.restore_points import (
     RestorePoint,
@@ -22,6 +23,7 @@ from bulkterm.engine.restore_points import (
 from bulkterm.spec import BulkTerminationSpec, Target
 from tests.engine.fake_api import FakeAiApi, FakeClock
 from tests.engine.support import DELETED, STOPPED, D, E, make_run, run_to_end, spec_of
+from tests.hosts import CallbackHost
 
 
 def points_of(record: Progress, spec: BulkTerminationSpec) -> dict[str, RestorePoint]:
@@ -140,3 +142,47 @@ def packed(raw: str) -> str:
 def test_a_damaged_record_is_refused_not_misread(text: str) -> None:
     with pytest.raises(RestoreRecordUnreadable, match=r"status\.restore\.points is unreadable"):
         decode_points(text, [Target(kind=D, id="dep-0000", target_status=STOPPED)] * 2)
+
+
+async def test_an_action_whose_record_was_not_saved_leaves_no_restore_point(
+    api: FakeAiApi, clock: FakeClock
+) -> None:
+    """The first stop's record is refused, so nothing is sent; meanwhile someone else stops the
+    deployment. The run never acted on it, so it has nothing to restore."""
+    api.add(D, "dep-run", Status.RUNNING, configuration_id="cfg-a")
+    refused: list[Progress] = []
+
+    async def host_refusing_the_first_send(record: Progress) -> bool:
+        if record.in_flight_groups and not refused:
+            refused.append(record)
+            api.schedule(D, "dep-run", 0.5, Status.STOPPED)
+            return False
+        return True
+
+    engine = make_run(spec_of((D, "dep-run", STOPPED)), api, clock).engine
+    final = await engine.run(CallbackHost(host_refusing_the_first_send))
+    assert refused and "dep-run" in points_of(refused[0], spec_of((D, "dep-run", STOPPED)))
+    assert final.outcomes == {"AlreadyStopped": 1}
+    assert final.restore is None
+    assert api.sent == []
+
+
+async def test_a_target_the_api_refuses_to_show_whole_is_still_acted_on_and_recorded_unknown(
+    api: FakeAiApi, clock: FakeClock
+) -> None:
+    """A refusal (4xx) of the whole read would refuse it every round: the run must not wait on
+    it for ever; the record says it has no configuration."""
+    api.add(D, "dep-run", Status.RUNNING, configuration_id="cfg-a")
+    status_only = api.get_state
+
+    async def refused_whole(kind: Kind, item_id: str, *, full: bool = False) -> ItemState:
+        if full:
+            raise PermanentError("get deployments: HTTP 403: not allowed")
+        return await status_only(kind, item_id)
+
+    api.get_state = refused_whole  # type: ignore[method-assign]
+    spec = spec_of((D, "dep-run", STOPPED))
+    final = await run_to_end(spec, api, clock)
+    assert final.outcomes == {"Stopped": 1}
+    assert points_of(final, spec) == {"dep-run": RestorePoint(D, "dep-run", None, None)}
+    assert final.restore is not None and final.restore.unknown == 1

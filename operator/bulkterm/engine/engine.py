@@ -48,6 +48,7 @@ from bulkterm.engine.observer import Observer
 from bulkterm.engine.planning import plan_of
 from bulkterm.engine.progress import Phase, Progress, SelectionRecord, Situation
 from bulkterm.engine.reporting import Reporter, RunHost
+from bulkterm.engine.restore_points import RestorePoint
 from bulkterm.engine.settings import EngineSettings
 from bulkterm.engine.timing import backoff_delay, poll_interval
 from bulkterm.spec import BulkTerminationSpec, Target
@@ -235,7 +236,7 @@ class Engine:
                 sends.append((i, decision))
         if sends and self._suspended():
             sends = []  # suspended: decided again, from a fresh look, once resumed
-        sends = await self._record_restore_points(sends, transient)
+        sends, points = await self._read_restore_points(sends, transient)
         if sends and self._clock() - looked_at > self._limits.resend_timeout:
             # The reads of this round took longer than an accepted action is trusted to show
             # (slow pages, timeouts): what they saw may predate another run's write. Look
@@ -250,33 +251,38 @@ class Engine:
             mem[i] = remember_sent(mem[i], decision, now)
             intents.append(Intent(i, target.kind, target.id, decision.action))
         if intents:
-            await self._send(intents, before_send, transient)
+            await self._send(intents, before_send, points, transient)
         return self._after_round(transient, wake=wake, read=read)
 
-    async def _record_restore_points(
+    async def _read_restore_points(
         self, sends: list[tuple[int, Decision]], transient: list[TransientError]
-    ) -> list[tuple[int, Decision]]:
-        """Before a target's first action, what brings it back is read and recorded (it goes
-        out with the in-flight record, before the send); a target whose read failed is not
-        sent this round."""
-        restore = self.ledger.restore
-        first = [i for i, _ in sends if i not in restore]
-        if not first or self.spec.dry_run:
-            return sends
-        restore.update(await self.observer.restore_points(first, transient))
-        return [(i, decision) for i, decision in sends if i in restore]
+    ) -> tuple[list[tuple[int, Decision]], dict[int, RestorePoint]]:
+        """What brings back each target about to get its first action (recorded by
+        :meth:`_send` with the in-flight entries, so only for actions really sent); a target
+        whose read failed this round is not sent this round."""
+        recorded = self.ledger.restore
+        first = [i for i, _ in sends if i not in recorded]
+        if not first:
+            return sends, {}
+        points = await self.observer.restore_points(first, transient)
+        kept = [(i, d) for i, d in sends if i in recorded or i in points]
+        return kept, points
 
     async def _send(
         self,
         intents: list[Intent],
         before_send: dict[int, Memory],
+        points: dict[int, RestorePoint],
         transient: list[TransientError],
     ) -> None:
         mem = self.ledger.memory
         self._situation = Situation(Phase.RUNNING, "Running", self.ledger.summary())
-        # Recorded as in flight before sending (Job's two-phase accounting): a restart must
-        # know what may have been sent. No record, no send.
+        # Recorded as in flight, with what brings each target back, before sending (Job's
+        # two-phase accounting): a restart must know what may have been sent. No record, no
+        # send.
+        self.ledger.record_restore(points)
         if not await self._emit():
+            self.ledger.forget_restore(points)
             for index, old in before_send.items():
                 mem[index] = old
             transient.append(

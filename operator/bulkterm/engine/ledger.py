@@ -10,7 +10,7 @@ timeout, and retry budgets are not refilled.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
@@ -71,8 +71,10 @@ class Ledger:
         self.plan: Plan | None = None
         self.approved_plan: str | None = None
         self.selection: SelectionRecord | None = None
-        #: Per target index: what brings it back, recorded before its first action is sent.
+        #: Per target index: what brings it back, recorded with its first action (read only:
+        #: :meth:`record_restore` and :meth:`forget_restore` change it).
         self.restore: dict[int, RestorePoint] = {}
+        self._restore_changes = 0
         self._restore_encoded: tuple[int, RestoreRecord | None] | None = None
         self.loaded_terminal: Progress | None = None
 
@@ -202,10 +204,20 @@ class Ledger:
     def update_conditions(self, situation: Situation, now: datetime) -> None:
         self.conditions = build_conditions(self.conditions, situation, now=whole_seconds(now))
 
+    def record_restore(self, points: Mapping[int, RestorePoint]) -> None:
+        self.restore.update(points)
+        self._restore_changes += 1
+
+    def forget_restore(self, indexes: Iterable[int]) -> None:
+        """Entries of actions that were not sent after all (their record was not saved)."""
+        for index in indexes:
+            self.restore.pop(index, None)
+        self._restore_changes += 1
+
     def _restore_record(self) -> RestoreRecord | None:
-        """Entries are only ever added, so the encoded record is kept until one is."""
-        if self._restore_encoded is None or self._restore_encoded[0] != len(self.restore):
-            self._restore_encoded = (len(self.restore), restore_record(self.restore))
+        """Encoded once per change, not at every record."""
+        if self._restore_encoded is None or self._restore_encoded[0] != self._restore_changes:
+            self._restore_encoded = (self._restore_changes, restore_record(self.restore))
         return self._restore_encoded[1]
 
     def to_progress(self, situation: Situation, now: datetime) -> Progress:

@@ -219,8 +219,10 @@ class Observer:
     ) -> dict[int, RestorePoint]:
         """Each target read whole, for what brings it back (see
         :mod:`bulkterm.engine.restore_points`): one list of its kind where that costs fewer
-        calls than a GET each, GETs for the rest; a target gone meanwhile gets an entry
-        without a configuration; an unreadable one gets none (it is not sent this round)."""
+        calls than a GET each, GETs for the rest. A target gone meanwhile, or one the API
+        refuses to show whole, gets an entry without a configuration (the record says so, and
+        the run goes on: a refusal would refuse every round); one unreadable for a transient
+        error gets none, and is not sent this round."""
         targets = self.ledger.targets
         by_kind: dict[Kind, list[int]] = defaultdict(list)
         for i in indexes_:
@@ -241,10 +243,13 @@ class Observer:
                         rest.append(i)  # a page may have skipped it: asked for alone
                     else:
                         points[i] = RestorePoint(kind, item.id, item.configuration_id, item.status)
-            for i, state in (await self.read_whole(rest, transient)).items():
-                target = targets[i]
-                if state is None:
-                    points[i] = RestorePoint(kind, target.id, None, None)
-                else:
-                    points[i] = RestorePoint(kind, target.id, state.configuration_id, state.status)
+            errors_before = len(transient)
+            states = await self.read_whole(rest, transient)
+            refused = len(transient) == errors_before  # else: look again next round
+            for i in rest:
+                state = states.get(i)
+                if state is not None:
+                    points[i] = RestorePoint(kind, state.id, state.configuration_id, state.status)
+                elif i in states or refused:
+                    points[i] = RestorePoint(kind, targets[i].id, None, None)
         return points

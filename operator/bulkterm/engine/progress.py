@@ -153,10 +153,11 @@ class RestoreRecord(_Record):
     executions: int = 0
     #: Distinct configurations among them.
     configurations: int = 0
-    #: Recorded without a configuration: gone before it could be read (nothing to restore).
+    #: Recorded without a configuration: gone before it could be read, or refused whole by
+    #: the API (nothing to restore).
     unknown: int = 0
-    #: The entries, gzip + base64 (``bulkterm.engine.restore_points.encode_points``): a
-    #: record that names its own ids, so a saved ``bulkterm apply`` output restores alone.
+    #: The entries, gzip + base64 (``bulkterm.engine.restore_points.encode_points``), naming
+    #: targets by their index in the run's targets (the spec's, then the selection's).
     points: str = ""
 
 
