@@ -11,15 +11,11 @@ request would do nothing (suspending a finished run); 2 usage (bad flags, no kub
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import click
 from rich.console import Console
 
 from bulkterm import __version__
+from bulkterm.plugin.flags import kube_options, reported
 from bulkterm.plugin.kube import BulkTerminations, KubeOptions, PluginError
 from bulkterm.plugin.render import (
     SUSPENDED_MEANS,
@@ -34,29 +30,6 @@ from bulkterm.plugin.restore import restore_command
 from bulkterm.spec import API_GROUP, APPROVED_PLAN_ANNOTATION
 from bulkterm.split import split_command
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def kube_options(function: F) -> F:
-    """kubectl's flags for finding the cluster and the namespace."""
-    for decorator in reversed(
-        [
-            click.option(
-                "--kubeconfig",
-                metavar="PATH",
-                help="Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).",
-            ),
-            click.option("--context", help="The kubeconfig context to use."),
-            click.option(
-                "-n",
-                "--namespace",
-                help="Namespace of the BulkTermination (default: the context's).",
-            ),
-        ]
-    ):
-        function = decorator(function)
-    return function
-
 
 def _connect(
     kubeconfig: str | None, context: str | None, namespace: str | None
@@ -64,27 +37,6 @@ def _connect(
     return BulkTerminations(
         KubeOptions(kubeconfig=kubeconfig, context=context, namespace=namespace)
     )
-
-
-def _fail(error: PluginError) -> None:
-    click.echo(f"error: {error.message}", err=True)
-    sys.exit(error.code)
-
-
-def reported(function: F) -> F:
-    """One line on stderr and the exit code for what the API server or the status said."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except PluginError as error:
-            _fail(error)
-        except UnreadableStatus as error:
-            name = kwargs.get("name", "it")
-            _fail(PluginError(f"the status of {name} is not one this version reads: {error}"))
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command("status")

@@ -33,10 +33,12 @@ REQUEST_TIMEOUT = 30
 class PluginError(Exception):
     """One line for stderr, and the exit code."""
 
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+    def __init__(self, message: str, code: int = EXIT_FAILED, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        #: The API server's HTTP status, when it answered.
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ class BulkTerminations:
 
     def get(self, name: str) -> dict[str, Any]:
         """The object, with its status."""
-        result: dict[str, Any] = self._call(
-            name,
+        result: dict[str, Any] = self.call(
+            _named(name),
             "get",
             self._api.get_namespaced_custom_object,
             API_GROUP,
@@ -107,8 +109,8 @@ class BulkTerminations:
 
     def merge_patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch of the object (not its status)."""
-        result: dict[str, Any] = self._call(
-            name,
+        result: dict[str, Any] = self.call(
+            _named(name),
             "patch",
             self._api.patch_namespaced_custom_object,
             API_GROUP,
@@ -121,17 +123,18 @@ class BulkTerminations:
         )
         return result
 
-    def _call(self, name: str, verb: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(self, what: str, verb: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """One request for ``what`` (``configmaps "x"``); :class:`PluginError` naming it and
+        the namespace when the API server refuses it or cannot be reached."""
         try:
             return method(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
         except ApiException as exc:
-            raise PluginError(self._refusal(name, verb, exc)) from None
+            raise PluginError(self._refusal(what, verb, exc), status=exc.status) from None
         except (Urllib3Error, OSError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise PluginError(f"cannot reach the API server at {self.server}: {reason}") from None
 
-    def _refusal(self, name: str, verb: str, exc: ApiException) -> str:
-        what = f'bulkterminations.{API_GROUP} "{name}"'
+    def _refusal(self, what: str, verb: str, exc: ApiException) -> str:
         if exc.status == 404:
             return f"{what} not found in namespace {self.namespace}"
         message = ""
@@ -148,6 +151,10 @@ class BulkTerminations:
 
 #: The key of the journal in its ConfigMap.
 JOURNAL_KEY = "journal.json"
+
+
+def _named(name: str) -> str:
+    return f'bulkterminations.{API_GROUP} "{name}"'
 
 
 def journal_name(name: str) -> str:
@@ -175,17 +182,19 @@ class ConfigMapJournal:
         }
         self.name = journal_name(metadata["name"])
         self.where = f"configmap/{self.name} in namespace {kube.namespace}"
+        self._what = f'configmaps "{self.name}"'
         self._version: str | None = None
 
     def load(self) -> Journal | None:
         try:
-            found = self._kube.core.read_namespaced_config_map(
-                self.name, self._kube.namespace, _request_timeout=REQUEST_TIMEOUT
-            )
-        except ApiException as exc:
-            if exc.status == 404:
+            found = self._kube.call(
+                self._what, "get", self._kube.core.read_namespaced_config_map,
+                self.name, self._kube.namespace,
+            )  # fmt: skip
+        except PluginError as error:
+            if error.status == 404:
                 return None
-            raise PluginError(f"read {self.where}: {exc.status} {exc.reason}") from None
+            raise
         self._version = _version_of(found)
         return loads((found.data or {}).get(JOURNAL_KEY, ""), self.where)
 
@@ -203,20 +212,21 @@ class ConfigMapJournal:
         core, namespace = self._kube.core, self._kube.namespace
         try:
             if self._version is None:
-                written = core.create_namespaced_config_map(
-                    namespace, body, _request_timeout=REQUEST_TIMEOUT
+                written = self._kube.call(
+                    self._what, "create", core.create_namespaced_config_map, namespace, body
                 )
             else:
-                written = core.replace_namespaced_config_map(
-                    self.name, namespace, body, _request_timeout=REQUEST_TIMEOUT
-                )
-        except ApiException as exc:
-            if exc.status == 409:
+                written = self._kube.call(
+                    self._what, "update", core.replace_namespaced_config_map,
+                    self.name, namespace, body,
+                )  # fmt: skip
+        except PluginError as error:
+            if error.status == 409:
                 raise PluginError(
                     f"{self.where} changed or appeared meanwhile: another restore of the same "
                     "BulkTermination is running; let it finish, then run restore again"
                 ) from None
-            raise PluginError(f"write {self.where}: {exc.status} {exc.reason}") from None
+            raise
         self._version = _version_of(written)
 
 

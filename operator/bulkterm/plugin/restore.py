@@ -14,6 +14,7 @@ Exit status: 0 done (or nothing to do); 1 something was not restored, or the pla
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from bulkterm.aiapi.settings import ClientSettings
 from bulkterm.engine import Progress, utcnow
 from bulkterm.engine.restore_points import RestorePoint, RestoreRecordUnreadable, points_of
 from bulkterm.engine.selection import SelectionRefused, recorded_targets
+from bulkterm.plugin.flags import fail, kube_options, reported
 from bulkterm.plugin.kube import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -39,7 +41,7 @@ from bulkterm.plugin.kube import (
     KubeOptions,
     PluginError,
 )
-from bulkterm.plugin.render import UnreadableStatus, record_of
+from bulkterm.plugin.render import record_of
 from bulkterm.restore.execute import (
     RestoreReport,
     carry_out,
@@ -47,8 +49,14 @@ from bulkterm.restore.execute import (
     inactive_schedules,
     settle,
 )
-from bulkterm.restore.journal import FileJournal, Journal, JournalStore, JournalUnreadable
-from bulkterm.restore.plan import RestorePlan, describe, plan_restore
+from bulkterm.restore.journal import (
+    FileJournal,
+    Journal,
+    JournalEntry,
+    JournalStore,
+    JournalUnreadable,
+)
+from bulkterm.restore.plan import describe, plan_restore
 from bulkterm.spec import Target, UnboundedSpec
 
 
@@ -71,7 +79,7 @@ class Source:
     def __post_init__(self) -> None:
         self.identity = self.identity or self.label
 
-    @property
+    @functools.cached_property
     def points(self) -> list[RestorePoint]:
         recorded = points_of(self.record.restore, self.targets)
         return [recorded[index] for index in sorted(recorded)]  # in the run's target order
@@ -83,8 +91,7 @@ class Source:
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+    fail(PluginError(message, code))
 
 
 def _targets(obj: dict[str, Any], record: Progress, where: str) -> list[Target]:
@@ -104,20 +111,19 @@ def _targets(obj: dict[str, Any], record: Progress, where: str) -> list[Target]:
         _fail(f"{where}: {exc.message}", EXIT_USAGE)
 
 
+def _source(obj: dict[str, Any], label: str, identity: str, store: JournalStore) -> Source:
+    record = record_of(obj)
+    connection = (obj.get("spec") or {}).get("connection") or {}
+    targets = _targets(obj, record, label)
+    return Source(label, record, store, connection.get("resourceGroup"), targets, identity)
+
+
 def from_cluster(name: str, options: KubeOptions) -> Source:
     kube = BulkTerminations(options)
     obj = kube.get(name)
-    connection = (obj.get("spec") or {}).get("connection") or {}
     label = f"bulktermination {kube.namespace}/{name}"
-    record = record_of(obj)
-    return Source(
-        label,
-        record,
-        ConfigMapJournal(kube, obj),
-        connection.get("resourceGroup"),
-        _targets(obj, record, label),
-        f"{label} {obj['metadata'].get('uid', '')}".strip(),
-    )
+    identity = f"{label} {obj['metadata'].get('uid', '')}".strip()
+    return _source(obj, label, identity, ConfigMapJournal(kube, obj))
 
 
 def from_file(path: Path, name: str | None, journal: Path | None) -> Source:
@@ -140,17 +146,7 @@ def from_file(path: Path, name: str | None, journal: Path | None) -> Source:
     obj = objects[0]
     chosen = str((obj.get("metadata") or {}).get("name"))
     store = FileJournal(journal or path.with_name(f"{path.name}.restore-journal.json"))
-    record = record_of(obj)
-    connection = (obj.get("spec") or {}).get("connection") or {}
-    targets = _targets(obj, record, f"{path} ({chosen})")
-    return Source(
-        f"{path} ({chosen})",
-        record,
-        store,
-        connection.get("resourceGroup"),
-        targets,
-        f"{path.resolve()} {chosen}",
-    )
+    return _source(obj, f"{path} ({chosen})", f"{path.resolve()} {chosen}", store)
 
 
 def _client(source: Source, service_key: str | None, resource_group: str | None,
@@ -167,9 +163,11 @@ def _client(source: Source, service_key: str | None, resource_group: str | None,
         _fail(str(exc), EXIT_USAGE)
 
 
-async def _prepare(
-    client: AiApiClient, source: Source, executions: bool
-) -> tuple[Journal, RestorePlan, int]:
+async def _restore(
+    client: AiApiClient, source: Source, *, executions: bool, yes: bool
+) -> RestoreReport | None:
+    """Plan, ask, carry out, with one client (one token) for all of it; ``None`` when there
+    is nothing to do."""
     async with client:
         journal = source.store.load() or Journal(source=source.identity)
         if journal.source != source.identity:
@@ -178,7 +176,8 @@ async def _prepare(
                 f"{source.identity!r}"
             )
         points = source.points
-        adopted = await settle(client, journal, source.store, {p.id for p in points}, utcnow())
+        recorded = {p.id for p in points}
+        adopted = await settle(client, journal, source.store, recorded, utcnow())
         plan = plan_restore(
             points,
             await current_states(client, points),
@@ -188,20 +187,26 @@ async def _prepare(
             paused_schedules=source.paused,
             inactive_schedules=await inactive_schedules(client, source.paused),
         )
-        return journal, plan, len(adopted)
+        click.echo(f"restore plan for {source.label}:")
+        for line in describe(plan):
+            click.echo(f"  {line}")
+        if adopted:
+            click.echo(
+                f"  ({len(adopted)} creation(s) of an earlier restore settled from the AI API)"
+            )
+        if plan.empty:
+            return None
+        if not yes and not await asyncio.to_thread(click.confirm, "Restore?", default=False):
+            _fail("not restored; nothing changed")
 
+        def created(entry: JournalEntry) -> None:
+            click.echo(
+                f"{entry.kind.value} {entry.old_id} → {entry.new_id} ({entry.configuration_id})"
+            )
 
-async def _carry_out(
-    client: AiApiClient, source: Source, journal: Journal, plan: RestorePlan
-) -> RestoreReport:
-    def created(entry: Any) -> None:
-        click.echo(f"{entry.kind.value} {entry.old_id} → {entry.new_id} ({entry.configuration_id})")
-
-    async with client:
         return await carry_out(
-            client, plan, journal, source.store, now=utcnow,
-            recorded={p.id for p in source.points}, on_created=created,
-        )  # fmt: skip
+            client, plan, journal, source.store, now=utcnow, recorded=recorded, on_created=created
+        )
 
 
 def restore(source: Source, *, executions: bool, yes: bool, client_options: dict[str, Any]) -> None:
@@ -212,27 +217,17 @@ def restore(source: Source, *, executions: bool, yes: bool, client_options: dict
     if record.restore is None and not source.paused:
         click.echo(f"{source.label}: the run recorded nothing to restore")
         return
+    client = _client(source, **client_options)
     try:
-        client = _client(source, **client_options)
-        journal, plan, adopted = asyncio.run(_prepare(client, source, executions))
-        click.echo(f"restore plan for {source.label}:")
-        for line in describe(plan):
-            click.echo(f"  {line}")
-        if adopted:
-            click.echo(f"  ({adopted} creation(s) of an earlier restore settled from the AI API)")
-        if plan.empty:
-            return
-        if not yes and not click.confirm("Restore?", default=False):
-            _fail("not restored; nothing changed")
-        client = _client(source, **client_options)
-        report = asyncio.run(_carry_out(client, source, journal, plan))
+        report = asyncio.run(_restore(client, source, executions=executions, yes=yes))
     except (RestoreRecordUnreadable, JournalUnreadable) as exc:
         _fail(str(exc), EXIT_USAGE)
     except AuthError as exc:
         _fail(f"the AI API refused the credentials: {exc}", EXIT_USAGE)
     except AiApiError as exc:
         _fail(f"the AI API: {exc}; nothing more was created (the journal keeps what was)")
-    _report(report)
+    if report is not None:
+        _report(report)
 
 
 def _report(report: RestoreReport) -> None:
@@ -257,9 +252,7 @@ def _report(report: RestoreReport) -> None:
 @click.option("--name", "pick", help="With -f: which BulkTermination of a List.")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
               help="With -f: the journal file (default: FILE.restore-journal.json beside it).")  # fmt: skip
-@click.option("--kubeconfig", metavar="PATH", help="Path to the kubeconfig file.")
-@click.option("--context", help="The kubeconfig context to use.")
-@click.option("-n", "--namespace", help="Namespace of the BulkTermination.")
+@kube_options
 @click.option("--executions", is_flag=True,
               help="Also run again the executions the run stopped (re-running a job is no undo).")  # fmt: skip
 @click.option("--yes", is_flag=True, help="Do not ask before creating.")
@@ -270,6 +263,7 @@ def _report(report: RestoreReport) -> None:
               help="PEM file of the CAs to trust for the AI API.")  # fmt: skip
 @click.option("--allow-plain-http", is_flag=True, envvar="BULKTERM_ALLOW_PLAIN_HTTP",
               help="Accept a service key whose URLs are plain HTTP (a local simulator).")  # fmt: skip
+@reported
 def restore_command(
     name: str | None, filename: Path | None, pick: str | None, journal: Path | None,
     kubeconfig: str | None, context: str | None, namespace: str | None, executions: bool,
@@ -282,19 +276,11 @@ def restore_command(
     nothing twice (a journal: a ConfigMap NAME-restore, or a file beside -f)."""
     if (name is None) == (filename is None):
         _fail("name a BulkTermination in the cluster, or give -f with a saved output", EXIT_USAGE)
-    try:
-        if filename is not None:
-            source = from_file(filename, pick, journal)
-        else:
-            assert name is not None
-            source = from_cluster(name, KubeOptions(kubeconfig, context, namespace))
-    except PluginError as error:
-        _fail(error.message, error.code)
-    except UnreadableStatus as error:
-        _fail(f"the status is not one this version reads: {error}", EXIT_USAGE)
+    if filename is not None:
+        source = from_file(filename, pick, journal)
+    else:
+        assert name is not None
+        source = from_cluster(name, KubeOptions(kubeconfig, context, namespace))
     client_options = {"service_key": service_key, "resource_group": resource_group,
                       "ca_bundle": ca_bundle, "allow_plain_http": allow_plain_http}  # fmt: skip
-    try:
-        restore(source, executions=executions, yes=yes, client_options=client_options)
-    except PluginError as error:
-        _fail(error.message, error.code)
+    restore(source, executions=executions, yes=yes, client_options=client_options)

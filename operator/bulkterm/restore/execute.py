@@ -155,6 +155,7 @@ async def carry_out(
             *(api.create(c.kind, c.configuration_id) for c in batch), return_exceptions=True
         )
         doubtful = False
+        refused: AuthError | None = None
         for creation, entry, answer in zip(batch, entries, answers, strict=True):
             if isinstance(answer, str):
                 entry.new_id = answer
@@ -162,16 +163,18 @@ async def carry_out(
                 on_created(entry)
             elif isinstance(answer, AuthError):
                 journal.entries.remove(entry)
-                store.save(journal)
-                raise answer
+                refused = answer
             elif isinstance(answer, TransientError) and not answer.not_executed:
                 doubtful = True  # maybe created: settled below by looking
             elif isinstance(answer, AiApiError):
                 journal.entries.remove(entry)
                 report.failed.append((creation, str(answer)))
             else:
+                store.save(journal)
                 raise answer
-        store.save(journal)
+        store.save(journal)  # every answer of the batch kept before a refusal ends it
+        if refused is not None:
+            raise refused
         if doubtful:
             for entry in await settle(api, journal, store, recorded, now()):
                 report.adopted.append(entry)

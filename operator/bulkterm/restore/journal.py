@@ -49,7 +49,7 @@ class Journal(_Model):
 
     def awaiting(self) -> set[tuple[Kind, str]]:
         """Targets whose creation was requested and is not known to have happened or not."""
-        return {(e.kind, e.old_id) for e in self.entries if e.new_id is None}
+        return {(e.kind, e.old_id) for e in self.unsettled()}
 
     def unsettled(self) -> list[JournalEntry]:
         return [e for e in self.entries if e.new_id is None]
