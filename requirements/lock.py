@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -41,6 +42,26 @@ LOCKS = ("test", "runtime", "build")
 #: Tools that install and build, locked beside ``[build-system].requires``.
 INSTALLERS = ("pip",)
 DIGEST_PREFIX = "# inputs-sha256: "
+
+
+def pinned(text: str) -> list[tuple[str, list[str]]]:
+    """Each entry of a lock: its requirement (``name==version ; marker``) and its
+    ``--hash=`` options, continuation lines joined, comments left out. The one reading of a
+    lock (tests/test_lock.py checks the locks with it, hack/krew/build.py packs from it)."""
+    entries: list[tuple[str, list[str]]] = []
+    logical = ""
+    for line in text.splitlines():
+        stripped = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if not stripped:
+            continue
+        logical += " " + stripped.removesuffix("\\")
+        if stripped.endswith("\\"):
+            continue
+        hashes = re.findall(r"--hash=(\S+)", logical)
+        entries.append((re.sub(r"--hash=\S+", "", logical).strip(), hashes))
+        logical = ""
+    return entries
+
 
 HEADER = """\
 # requirements/{name}.lock: {what}.

@@ -57,22 +57,18 @@ class Pin:
 
 def parse_lock(text: str) -> tuple[str | None, list[Pin]]:
     """The ``inputs-sha256`` of a lock and its entries (continuation lines joined)."""
-    digest = None
-    entries: list[Pin] = []
-    logical = ""
-    for line in text.splitlines():
-        if line.startswith(LOCK.DIGEST_PREFIX):
-            digest = line.removeprefix(LOCK.DIGEST_PREFIX).strip()
-        stripped = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
-        if not stripped:
-            continue
-        logical += " " + stripped.removesuffix("\\")
-        if stripped.endswith("\\"):
-            continue
-        options = re.findall(r"--hash=(\S+)", logical)
-        requirement = Requirement(re.sub(r"--hash=\S+", "", logical).strip())
+    digest = next(
+        (
+            line.removeprefix(LOCK.DIGEST_PREFIX).strip()
+            for line in text.splitlines()
+            if line.startswith(LOCK.DIGEST_PREFIX)
+        ),
+        None,
+    )
+    entries = []
+    for requirement_text, options in LOCK.pinned(text):
+        requirement = Requirement(requirement_text)
         entries.append(Pin(canonicalize_name(requirement.name), requirement, options))
-        logical = ""
     return digest, entries
 
 

@@ -212,16 +212,25 @@ class Pin:
 def read_lock(path: Path = LOCK) -> list[Pin]:
     """``name==version ; marker`` entries of a hashed lock, each with its sha256 hashes."""
     pins = []
-    for entry in re.split(r"\n(?=\S)", path.read_text()):
-        first = entry.split("\n", 1)[0].rstrip(" \\")
-        if first.startswith("#") or "==" not in first:
-            continue
-        requirement = Requirement(first)
-        hashes = frozenset(re.findall(r"--hash=sha256:([0-9a-f]{64})", entry))
+    for requirement, options in _lock_module().pinned(path.read_text()):
+        hashes = frozenset(o.removeprefix("sha256:") for o in options if o.startswith("sha256:"))
         if not hashes:
-            raise BuildError(f"{path.name}: {first} has no --hash")
-        pins.append(Pin(requirement, hashes))
+            raise BuildError(f"{path.name}: {requirement} has no --hash")
+        pins.append(Pin(Requirement(requirement), hashes))
     return pins
+
+
+def _lock_module() -> Any:
+    """requirements/lock.py (a script, not a package): where a lock is read."""
+    spec = importlib.util.spec_from_file_location(
+        "requirements_lock", ROOT / "requirements" / "lock.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
+    if spec.name not in sys.modules:
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
 
 
 # -- wheels ---------------------------------------------------------------------------------

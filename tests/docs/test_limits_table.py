@@ -23,6 +23,7 @@ import pytest
 
 from tests.crd.samples import CRD_PATH, crd_document
 from tests.kube import Kube
+from tests.kube.crd import each_schema
 from tests.plugins.kube import namespace_for
 
 ROOT = CRD_PATH.parents[1]
@@ -104,13 +105,8 @@ def transport_crd() -> dict[str, Any]:
     def strip(schema: dict[str, Any]) -> None:
         schema.pop("maxItems", None)
         schema.pop("x-kubernetes-validations", None)
-        for sub in schema.get("properties", {}).values():
-            strip(sub)
-        if isinstance(schema.get("items"), dict):
-            strip(schema["items"])
 
-    for version in crd["spec"]["versions"]:
-        strip(version["schema"]["openAPIV3Schema"])
+    each_schema(crd, strip)
     return crd
 
 
