@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -186,3 +187,31 @@ async def test_a_target_the_api_refuses_to_show_whole_is_still_acted_on_and_reco
     assert final.outcomes == {"Stopped": 1}
     assert points_of(final, spec) == {"dep-run": RestorePoint(D, "dep-run", None, None)}
     assert final.restore is not None and final.restore.unknown == 1
+
+
+async def test_a_later_first_action_uses_what_the_first_whole_list_showed(
+    api: FakeAiApi, clock: FakeClock
+) -> None:
+    """Forty targets are stopped in the first round; one more is UNKNOWN then and stopped a
+    few rounds later: its restore point comes from the same whole list, not from another."""
+    for n in range(40):
+        api.add(D, f"dep-{n:04d}", Status.RUNNING, configuration_id="cfg-a")
+    api.add(D, "dep-late", Status.UNKNOWN, configuration_id="cfg-b")
+    api.schedule(D, "dep-late", 12.0, Status.PENDING)
+    whole_lists = 0
+    list_items = api.list_items
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal whole_lists
+        whole_lists += 1
+        return await list_items(*args, **kwargs)
+
+    api.list_items = counted  # type: ignore[method-assign]
+    ids = [f"dep-{n:04d}" for n in range(40)] + ["dep-late"]
+    spec = spec_of(*[(D, i, STOPPED) for i in ids])
+    final = await run_to_end(spec, api, clock)
+    assert final.outcomes == {"Stopped": 41}
+    assert points_of(final, spec)["dep-late"] == RestorePoint(
+        D, "dep-late", "cfg-b", Status.UNKNOWN
+    )
+    assert whole_lists == 1

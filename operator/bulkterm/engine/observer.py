@@ -43,6 +43,8 @@ class Observer:
         #: next list is checked against it, since a silently capped page is only told from a
         #: whole list by a count.
         self._unchecked_count: dict[Kind, int] = {}
+        #: Restore points a whole list showed for targets not sent yet (see restore_points).
+        self._read_ahead: dict[int, RestorePoint] = {}
         self._list_usable: dict[Kind, bool] = {kind: True for kind in Kind}
         self._count_usable: dict[Kind, bool] = {kind: True for kind in Kind}
         #: Kinds none of whose targets was found at their first observation.
@@ -222,12 +224,20 @@ class Observer:
         calls than a GET each, GETs for the rest. A target gone meanwhile, or one the API
         refuses to show whole, gets an entry without a configuration (the record says so, and
         the run goes on: a refusal would refuse every round); one unreadable for a transient
-        error gets none, and is not sent this round."""
+        error gets none, and is not sent this round.
+
+        A list keeps what it showed of the kind's other open targets, for their own first
+        action in a later round: the run lists each kind whole once, not once per round with
+        first actions (their status then is as of that list, earlier in the run)."""
         targets = self.ledger.targets
         by_kind: dict[Kind, list[int]] = defaultdict(list)
-        for i in indexes_:
-            by_kind[targets[i].kind].append(i)
         points: dict[int, RestorePoint] = {}
+        for i in indexes_:
+            ahead = self._read_ahead.pop(i, None)
+            if ahead is not None:
+                points[i] = ahead
+            else:
+                by_kind[targets[i].kind].append(i)
         for kind, idx in by_kind.items():
             rest = idx
             known = self._known_items.get(kind)
@@ -237,12 +247,20 @@ class Observer:
                     transient.append(listed)
                     continue
                 rest = []
-                for i in idx:
+                wanted = set(idx)
+                for i in self.ledger.open_indexes():
+                    if targets[i].kind is not kind or i in self.ledger.restore:
+                        continue
                     item = (listed or {}).get(targets[i].id)
                     if item is None:
-                        rest.append(i)  # a page may have skipped it: asked for alone
+                        if i in wanted:
+                            rest.append(i)  # a page may have skipped it: asked for alone
+                        continue
+                    point = RestorePoint(kind, item.id, item.configuration_id, item.status)
+                    if i in wanted:
+                        points[i] = point
                     else:
-                        points[i] = RestorePoint(kind, item.id, item.configuration_id, item.status)
+                        self._read_ahead[i] = point
             errors_before = len(transient)
             states = await self.read_whole(rest, transient)
             refused = len(transient) == errors_before  # else: look again next round
