@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulkterm.aiapi.errors import PermanentError
+from bulkterm.aiapi.errors import AuthError, PermanentError
 from bulkterm.aiapi.models import ItemState, Kind, Status
 from bulkterm.engine import Progress
 from bulkterm.engine.restore_points import (
@@ -215,3 +215,17 @@ async def test_a_later_first_action_uses_what_the_first_whole_list_showed(
         D, "dep-late", "cfg-b", Status.UNKNOWN
     )
     assert whole_lists == 1
+
+
+async def test_an_action_refused_for_credentials_leaves_no_restore_point(
+    api: FakeAiApi, clock: FakeClock
+) -> None:
+    """The stop was written down, then refused before the API acted on it (a revoked key):
+    the run stalls, and its record must not claim it terminated the target."""
+    api.add(D, "dep-run", Status.RUNNING, configuration_id="cfg-a")
+    api.fail_next["bulk_patch"] = [AuthError("HTTP 401: the token was revoked")]
+    run = make_run(spec_of((D, "dep-run", STOPPED)), api, clock)
+    with pytest.raises(AuthError):
+        await run()
+    assert any(s.restore for s in run.snapshots)  # written with the action, before the send
+    assert run.snapshots[-1].restore is None

@@ -303,9 +303,10 @@ class Engine:
         if report.halt is not None:
             # Only the requests refused for credentials or configuration were not acted on;
             # every other request of the round keeps its answer (nothing accepted is resent).
-            for result in report.results:
-                if result.outcome is Outcome.HALT:
-                    mem[result.intent.index] = before_send[result.intent.index]
+            halted = [r.intent.index for r in report.results if r.outcome is Outcome.HALT]
+            for index in halted:
+                mem[index] = before_send[index]
+            self.ledger.forget_restore(i for i in halted if i in points)
             raise report.halt
 
     def _note_suspension(self) -> None:
