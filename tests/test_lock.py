@@ -9,35 +9,25 @@ plain functions, so the tests below also show each of them catching a bad lock.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "requirements"
 
 
-def _load_lock_module() -> ModuleType:
-    """requirements/lock.py (not a package): the single definition of each lock's inputs."""
-    spec = importlib.util.spec_from_file_location("requirements_lock", REQUIREMENTS / "lock.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-LOCK = _load_lock_module()
+#: requirements/lock.py: the single definition of each lock's inputs, and of reading one.
+LOCK = load_script("requirements/lock.py", "requirements_lock")
 PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

@@ -23,13 +23,13 @@ import tarfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.kube.client import KUBECTL
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 KREW_SCRIPT = ROOT / "hack" / "krew" / "krew.sh"
@@ -42,17 +42,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 pytestmark = pytest.mark.timeout(900)
 
 
-def _load_build() -> ModuleType:
-    """hack/krew/build.py (not a package): what the archives must be, said once."""
-    spec = importlib.util.spec_from_file_location("krew_build", ROOT / "hack" / "krew" / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build()
+#: hack/krew/build.py: what the archives must be, said once.
+build = load_script("hack/krew/build.py", "krew_build")
 
 
 @dataclass(frozen=True)
